@@ -1,0 +1,3 @@
+from meddl.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""The ``meddl`` command: thin — it parses, calls the Python API and prints.
+
+Errors in the user's input (``MedDLError``) are printed as one line on stderr with exit code 2; set
+``MEDDL_DEBUG=1`` to see a traceback for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from meddl import __version__
+from meddl.errors import MedDLError
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+KINDS_AVAILABLE = ("tabular",)
+KINDS_PLANNED = ("ehr", "image", "signal", "sequence", "expression")
+_PATH = click.Path(path_type=Path)
+
+
+def _log(message: str) -> None:
+    err_console.print(f"[dim]·[/dim] {message}", highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meddl")
+def app() -> None:
+    """Deep learning for medicine: train, evaluate, explain and serve models on clinical data."""
+
+
+@app.command()
+@click.argument("kind", default="tabular")
+def init(kind: str) -> None:
+    """Print an annotated example experiment file."""
+    if kind not in KINDS_AVAILABLE:
+        if kind in KINDS_PLANNED:
+            raise MedDLError(f"data kind {kind!r} is not available in this version yet; available: tabular")
+        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS_AVAILABLE)}")
+    text = resources.files("meddl").joinpath("templates", f"{kind}.yaml").read_text(encoding="utf-8")
+    sys.stdout.write(text)
+
+
+@app.command()
+@click.argument("experiment", type=_PATH)
+@click.option("--out", type=_PATH, default=None, help="run folder (default runs/<name>)")
+@click.option("--resume", is_flag=True, help="continue from the last checkpoint in the run folder")
+@click.option("--quiet", is_flag=True, help="no progress messages")
+def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None:
+    """Train, evaluate and explain a model; the run folder becomes a loadable bundle."""
+    from meddl.experiment import Experiment
+
+    exp = Experiment.from_yaml(experiment)
+    result = exp.run(out=out, resume=resume, log=None if quiet else _log)
+    if result.metrics:
+        _print_metrics(result.record["name"], result.metrics, result.path)
+
+
+@app.command()
+@click.argument("bundle", type=_PATH)
+@click.option("--data", type=_PATH, required=True, help="table of new patients (.csv/.parquet)")
+@click.option("--out", type=_PATH, required=True, help="where to write the predictions (.csv/.parquet)")
+@click.option("--explain", is_flag=True, help="add each case's top contributing variables")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="variables per case with --explain")
+def predict(bundle: Path, data: Path, out: Path, explain: bool, top_k: int | None) -> None:
+    """Predict for new patients: probabilities, the label at the chosen threshold, explanations."""
+    from meddl.bundle import load_bundle
+    from meddl.io import read_table, write_table
+
+    model = load_bundle(bundle)
+    frame = read_table(data, na_values=model.config.data.na_values)
+    predictions = model.predict(frame, explain=explain, top_k=top_k, source=data.name)
+    write_table(predictions, out)
+    n_notes = int((predictions["note"] != "").sum())
+    err_console.print(
+        f"wrote {len(predictions)} predictions to {out}"
+        + (f" ({n_notes} row(s) carry a note: see the 'note' column)" if n_notes else "")
+    )
+
+
+@app.command()
+@click.argument("bundle", type=_PATH)
+@click.option("--data", type=_PATH, required=True, help="labelled table from another site or period")
+@click.option("--out", type=_PATH, required=True, help="folder for metrics.json, shift.csv and report.html")
+@click.option(
+    "--bootstrap", type=click.IntRange(min=0), default=None, help="bootstrap resamples (default: as trained)"
+)
+def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None:
+    """External validation: the same metrics with CIs on new data, and which variables shifted."""
+    from meddl.experiment import evaluate_external
+
+    result = evaluate_external(bundle, data, out, n_bootstrap=bootstrap)
+    _print_metrics(f"{result.record['name']} on {data.name}", result.metrics, result.path)
+    shift = result.record.get("shift") or []
+    if shift:
+        top = ", ".join(f"{r['column']} ({r['score']:.2f})" for r in shift[:3])
+        out_console.print(f"largest shifts vs training: {top}")
+
+
+@app.command()
+@click.argument("bundle", type=_PATH)
+@click.option("--input", "input_path", type=_PATH, required=True, help="table of cases to explain")
+@click.option("--out", type=_PATH, required=True, help="CSV of per-variable contributions, one row per case")
+def explain(bundle: Path, input_path: Path, out: Path) -> None:
+    """Per-case contributions of every variable (integrated gradients, logit units)."""
+    import numpy as np
+    import pandas as pd
+
+    from meddl.bundle import load_bundle
+    from meddl.io import read_table, write_table
+
+    model = load_bundle(bundle)
+    frame = read_table(input_path, na_values=model.config.data.na_values)
+    features = model.features(frame, input_path.name)
+    matrix = model.preprocessor.transform(features)
+    usable = np.isfinite(matrix).all(axis=1)
+    grouped, names = model.attributions(matrix[usable]) if usable.any() else (np.zeros((0, 0)), [])
+    table = pd.DataFrame(np.nan, index=range(len(frame)), columns=names)
+    table.loc[np.flatnonzero(usable)] = grouped
+    table.insert(0, "row", frame.index.to_numpy())
+    write_table(table, out)
+    err_console.print(f"wrote contributions for {int(usable.sum())} of {len(frame)} cases to {out}")
+
+
+@app.command()
+@click.option(
+    "--out", type=_PATH, default=Path("runs/demo"), show_default=True, help="folder for the demo runs"
+)
+@click.option("--quick", is_flag=True, help="fewer epochs and resamples (for smoke tests)")
+def demo(out: Path, quick: bool) -> None:
+    """The embedded default: real cohorts shipped with installed packages, trained end to end."""
+    from meddl.demo import run_demo
+
+    rows = run_demo(out, quick=quick, log=_log)
+    from rich.table import Table
+
+    table = Table(title="MedDL demo — test split, 95% bootstrap CIs")
+    for column in (
+        "dataset",
+        "model",
+        "metric",
+        "MedDL",
+        "logistic regression",
+        "gradient boosting",
+        "report",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *[
+                str(row[c])
+                for c in (
+                    "dataset",
+                    "model",
+                    "metric",
+                    "meddl",
+                    "logistic_regression",
+                    "gradient_boosting",
+                    "report",
+                )
+            ]
+        )
+    out_console.print(table)
+
+
+def _fmt(entry: dict | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "—"
+    lo, hi = entry.get("ci") or [None, None]
+    ci = f" ({lo:.3f}–{hi:.3f})" if lo is not None and hi is not None else ""
+    return f"{entry['value']:.3f}{ci}"
+
+
+def _print_metrics(title: str, metrics: dict, path: Path) -> None:
+    from rich.table import Table
+
+    test = metrics.get("test", {})
+    baselines = metrics.get("baselines", {})
+    table = Table(title=f"{title} — 95% CIs")
+    table.add_column("metric")
+    table.add_column("MedDL")
+    for name in baselines:
+        table.add_column(name.replace("_", " "))
+    for metric, entry in test.items():
+        table.add_row(metric, _fmt(entry), *[_fmt(b.get(metric)) for b in baselines.values()])
+    out_console.print(table)
+    out_console.print(f"report: {path / 'report.html'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors become one line and a non-zero exit code."""
+    try:
+        code = app.main(args=argv, prog_name="meddl", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except MedDLError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MEDDL_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} "
+            "(this is a bug in MedDL; rerun with MEDDL_DEBUG=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

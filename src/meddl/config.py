@@ -1,0 +1,256 @@
+"""The experiment file: one YAML document, validated by pydantic, defaults for everything.
+
+Every section forbids unknown fields, so a typo such as ``preprocess.scael`` is an error that names the
+field instead of a setting that is silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meddl.errors import MedDLError
+
+__all__ = [
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "EvaluateConfig",
+    "ExperimentConfig",
+    "ExplainConfig",
+    "ModelConfig",
+    "PreprocessConfig",
+    "SplitConfig",
+    "TrainConfig",
+    "format_validation_error",
+    "load_config",
+]
+
+Task = Literal["binary", "multiclass", "regression"]
+ColumnType = Literal["numeric", "categorical", "binary"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Section):
+    """How rows are divided into train / validation / test."""
+
+    method: Literal["stratified", "temporal"] = "stratified"
+    train: float = Field(0.70, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    date_column: str | None = None
+    folds: int | None = Field(None, ge=2, le=20, description="k-fold cross-validation estimate in addition")
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + validation + test must be 1.0, got {self.train} + {self.validation} + {self.test}"
+                f" = {total:g}"
+            )
+        if self.method == "temporal" and not self.date_column:
+            raise ValueError("method 'temporal' needs date_column (the column holding each row's date)")
+        return self
+
+
+class DataConfig(_Section):
+    """Where the table is and what the columns mean."""
+
+    kind: Literal["tabular"] = "tabular"
+    path: Path = Field(..., description="CSV or Parquet file, relative to the experiment file")
+    target: str
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = None
+    features: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    column_types: dict[str, ColumnType] = Field(default_factory=dict)
+    na_values: list[str] = Field(default_factory=lambda: ["?", "NA", "N/A", "n/a", "NaN", "nan", "null", ""])
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class PreprocessConfig(_Section):
+    missing: Literal["drop", "mean", "median", "most_frequent", "knn", "iterative"] = "median"
+    missing_indicators: bool = True
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+    imbalance: Literal["none", "class_weight", "oversample", "undersample", "smote"] = "none"
+    knn_neighbors: int = Field(5, ge=1)
+
+
+class ModelConfig(BaseModel):
+    """``arch`` picks a network from the registry; its other fields are that network's arguments.
+
+    They are checked against the constructor's signature when the experiment is loaded.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    arch: str = "mlp"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EarlyStoppingConfig(_Section):
+    monitor: str | None = Field(None, description="validation metric; default auroc / auroc_macro / rmse")
+    patience: int = Field(10, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    grad_clip: float | None = Field(1.0, gt=0)
+    progress: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value in {"auto", "cpu", "cuda", "mps"} or value.startswith("cuda:"):
+            return value
+        raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+class EvaluateConfig(_Section):
+    bootstrap: int = Field(1000, ge=0)
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    threshold: Literal["youden", "fixed", "sensitivity"] = "youden"
+    fixed_threshold: float = Field(0.5, gt=0, lt=1)
+    target_sensitivity: float = Field(0.9, gt=0, le=1)
+    baselines: list[Literal["logistic_regression", "linear_regression", "gradient_boosting"]] | None = None
+
+
+class ExplainConfig(_Section):
+    permutation_repeats: int = Field(5, ge=0)
+    integrated_gradients: bool = True
+    top_k: int = Field(5, ge=1)
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: what to read, how to prepare it, what to train and how to judge it."""
+
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Task = "binary"
+    data: DataConfig
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+
+    @model_validator(mode="after")
+    def _task_consistency(self) -> ExperimentConfig:
+        if self.task == "regression":
+            if self.preprocess.imbalance != "none":
+                raise ValueError(
+                    f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; "
+                    "a regression task takes 'none'"
+                )
+            if self.data.positive_label is not None:
+                raise ValueError("data.positive_label is for binary tasks; remove it for regression")
+        if self.task == "multiclass" and self.data.positive_label is not None:
+            raise ValueError("data.positive_label is for binary tasks; use data.classes for multiclass")
+        return self
+
+    # -- derived settings ---------------------------------------------------------------------
+    @property
+    def monitor(self) -> str:
+        """The validation metric early stopping watches."""
+        if self.train.early_stopping.monitor:
+            return self.train.early_stopping.monitor
+        return {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse"}[self.task]
+
+    @property
+    def baselines(self) -> list[str]:
+        if self.evaluate.baselines is not None:
+            return list(self.evaluate.baselines)
+        if self.task == "regression":
+            return ["linear_regression", "gradient_boosting"]
+        return ["logistic_regression", "gradient_boosting"]
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=False)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """Turn pydantic's error list into lines that name each field, e.g. ``data.target: field required``."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field (check the spelling; `meddl init tabular` prints every field)"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if "input" in item and kind not in {"model_type"} and not isinstance(item["input"], dict):
+                message += f" (got {item['input']!r})"
+        lines.append(f"{field}: {message}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
+    """Read and validate an experiment file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated config, with ``data.path`` resolved relative to the file, and the file's folder.
+
+    Raises:
+        MedDLError: the file is missing, is not YAML, or a field is wrong (the message names the field).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MedDLError(f"experiment file not found: {path}")
+    if path.suffix.lower() not in {".yaml", ".yml"}:
+        raise MedDLError(
+            f"{path}: an experiment file must be .yaml or .yml, got {path.suffix or 'no extension'!r}"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise MedDLError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raise MedDLError(f"{path}: the experiment file is empty")
+    if not isinstance(raw, dict):
+        raise MedDLError(
+            f"{path}: expected a mapping of sections (name, task, data, ...), got {type(raw).__name__}"
+        )
+    config = parse_config(raw, source=str(path))
+    base = path.resolve().parent
+    if not config.data.path.is_absolute():
+        config.data.path = (base / config.data.path).resolve()
+    return config, base
+
+
+def parse_config(raw: dict[str, Any], source: str = "experiment") -> ExperimentConfig:
+    """Validate a config given as a dict (the Python API path).
+
+    The schema is checked here; ``model.arch`` and its arguments are checked against the model registry by
+    :class:`meddl.Experiment`, so this module stays free of imports from the layers below it.
+    """
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise MedDLError(format_validation_error(exc, source)) from None

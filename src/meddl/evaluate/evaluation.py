@@ -1,0 +1,329 @@
+"""The entry point the pipeline calls: every metric with its CI, curves and counts, as JSON-ready data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from meddl.errors import MedDLError
+from meddl.evaluate.bootstrap import bootstrap_metrics, paired_bootstrap_difference
+from meddl.evaluate.curves import calibration_points, decision_curve, pr_points, roc_points
+from meddl.evaluate.metrics import (
+    _as_1d,
+    _binary,
+    _check_finite,
+    _check_same_length,
+    _confusion,
+    _multiclass,
+    _real_number,
+    _regression,
+    _validate_binary_labels,
+    _validate_multiclass,
+    _validate_probabilities,
+    higher_is_better,
+)
+
+__all__ = ["MAX_SCATTER_POINTS", "TASKS", "compare_to_baseline", "evaluate_predictions", "main_metric"]
+
+TASKS = ("binary", "multiclass", "regression")
+MAX_SCATTER_POINTS = 500
+_MAIN_METRIC = {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse"}
+
+MetricFunction = Callable[[np.ndarray], dict[str, float]]
+
+
+def main_metric(task: str) -> str:
+    """The headline metric of a task, used to compare a model with its baselines.
+
+    Args:
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+
+    Returns:
+        ``"auroc"``, ``"auroc_macro"`` or ``"rmse"``.
+
+    Raises:
+        MedDLError: If ``task`` is unknown.
+    """
+    _check_task(task)
+    return _MAIN_METRIC[task]
+
+
+def _check_task(task: object) -> None:
+    if task not in TASKS:
+        raise MedDLError(f"task must be one of {list(TASKS)}, got {task!r}")
+
+
+def _check_threshold(threshold: object, name: str) -> float:
+    if threshold is None:
+        return 0.5
+    cut = _real_number(threshold)
+    if cut is None or not 0.0 <= cut <= 1.0:
+        raise MedDLError(f"{name} must be a probability in [0, 1], got {threshold!r}")
+    return cut
+
+
+def _check_bootstrap_arguments(n_bootstrap: object, level: object) -> None:
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
+        raise MedDLError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+    coverage = _real_number(level)
+    if coverage is None or not 0.0 < coverage < 1.0:
+        raise MedDLError(f"level must be strictly between 0 and 1, got {level!r}")
+
+
+def _json_ready(value: object) -> object:
+    """Convert NumPy scalars/arrays to Python types and every nan/inf to None."""
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return value
+
+
+def _class_names(class_names: Sequence[object] | None, n_classes: int) -> list[str]:
+    if class_names is None:
+        return [str(k) for k in range(n_classes)]
+    names = [str(name) for name in class_names]
+    if len(names) != n_classes:
+        raise MedDLError(f"class_names must name {n_classes} classes, got {len(names)}: {names}")
+    if len(set(names)) != len(names):
+        raise MedDLError(f"class_names must be unique, got {names}")
+    return names
+
+
+def _binary_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    labels = _validate_binary_labels(y_true)
+    score = np.asarray(y_score)
+    if score.ndim != 1:
+        raise MedDLError(
+            f"y_score for a binary task must be the probability of class 1, shape (n,), got shape "
+            f"{score.shape}"
+        )
+    prob = _validate_probabilities(score, "y_score")
+    _check_same_length(labels, prob, "y_true", "y_score")
+    return labels, prob
+
+
+def _multiclass_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    score = np.asarray(y_score)
+    if score.ndim != 2:
+        raise MedDLError(
+            f"y_score for a multiclass task must be class probabilities, shape (n, K), got shape "
+            f"{score.shape}"
+        )
+    return _validate_multiclass(y_true, score)
+
+
+def _regression_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    truth = _as_1d(y_true, "y_true", dtype=np.float64)
+    pred = _as_1d(y_score, "y_score", dtype=np.float64)
+    _check_same_length(truth, pred, "y_true", "y_score")
+    _check_finite(truth, "y_true")
+    _check_finite(pred, "y_score")
+    return truth, pred
+
+
+def _metric_function(task: str, y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> MetricFunction:
+    """A function of row indices computing the task's metrics on validated arrays."""
+    if task == "binary":
+        return lambda rows: _binary(y_true[rows], y_score[rows], threshold)
+    if task == "multiclass":
+        return lambda rows: _multiclass(y_true[rows], y_score[rows])
+    return lambda rows: _regression(y_true[rows], y_score[rows])
+
+
+def _validated_inputs(task: str, y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    if task == "binary":
+        return _binary_inputs(y_true, y_score)
+    if task == "multiclass":
+        return _multiclass_inputs(y_true, y_score)
+    return _regression_inputs(y_true, y_score)
+
+
+def _check_groups(groups: object | None, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    group_array = np.asarray(groups)
+    if group_array.ndim != 1 or group_array.shape[0] != n:
+        raise MedDLError(f"groups must hold one patient id per sample, shape ({n},), got {group_array.shape}")
+    return group_array
+
+
+def evaluate_predictions(
+    task: str,
+    y_true: object,
+    y_score: object,
+    *,
+    threshold: float | None = None,
+    groups: object | None = None,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    class_names: Sequence[object] | None = None,
+) -> dict:
+    """Evaluate a model's predictions on one data set: metrics with CIs, confusion matrix, curves.
+
+    Args:
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        y_true: True labels (0/1 or class indices) or values, shape ``(n,)``.
+        y_score: Binary: probability of class 1, ``(n,)``. Multiclass: class probabilities,
+            ``(n, K)``. Regression: predictions, ``(n,)``.
+        threshold: Binary only: probability at or above which a case is positive (default 0.5).
+        groups: Optional patient id per row; bootstrap CIs then resample patients.
+        n_bootstrap: Number of bootstrap resamples; 0 skips the CIs (they become ``[None, None]``).
+        level: Coverage of the confidence intervals.
+        seed: Seed of the bootstrap.
+        class_names: Names of the classes in index order (classification); default ``"0"``,
+            ``"1"``, ...
+
+    Returns:
+        A JSON-serialisable dict (Python types only, nan replaced by None)::
+
+            {"task", "n", "threshold" (binary, else None),
+             "metrics": {name: {"value", "ci": [low, high]}},
+             "confusion_matrix": {"labels", "matrix"} or None (regression),
+             "curves": binary {"roc", "pr", "calibration", "decision"};
+                       multiclass {"calibration"} (top-label confidence vs accuracy);
+                       regression {"scatter": {"y_true", "y_pred"}} (at most 500 points),
+             "class_counts": {class name: count} (classification only)}
+
+    Raises:
+        MedDLError: On an unknown task, mismatched shapes, invalid labels or probabilities, or
+            invalid bootstrap arguments.
+    """
+    _check_task(task)
+    _check_bootstrap_arguments(n_bootstrap, level)
+    truth, score = _validated_inputs(task, y_true, y_score)
+    n = truth.shape[0]
+    group_array = _check_groups(groups, n)
+    cut = _check_threshold(threshold, "threshold") if task == "binary" else math.nan
+
+    metrics = bootstrap_metrics(
+        _metric_function(task, truth, score, cut),
+        n,
+        n_resamples=int(n_bootstrap),
+        groups=group_array,
+        level=level,
+        seed=seed,
+    )
+    result: dict[str, object] = {
+        "task": task,
+        "n": int(n),
+        "threshold": cut if task == "binary" else None,
+        "metrics": metrics,
+    }
+    if task == "regression":
+        result["confusion_matrix"] = None
+        shown = np.arange(n)
+        if n > MAX_SCATTER_POINTS:
+            shown = np.sort(np.random.default_rng(seed).choice(n, size=MAX_SCATTER_POINTS, replace=False))
+        result["curves"] = {"scatter": {"y_true": truth[shown].tolist(), "y_pred": score[shown].tolist()}}
+        return _json_ready(result)  # type: ignore[return-value]
+
+    n_classes = 2 if task == "binary" else score.shape[1]
+    names = _class_names(class_names, n_classes)
+    if task == "binary":
+        predicted = (score >= cut).astype(np.int64)
+        curves = {
+            "roc": roc_points(truth, score),
+            "pr": pr_points(truth, score),
+            "calibration": calibration_points(truth, score),
+            "decision": decision_curve(truth, score),
+        }
+    else:
+        predicted = np.argmax(score, axis=1)
+        correct = (predicted == truth).astype(np.int64)
+        curves = {"calibration": calibration_points(correct, score.max(axis=1))}
+    counts = np.bincount(truth, minlength=n_classes)
+    result["confusion_matrix"] = {"labels": names, "matrix": _confusion(truth, predicted, n_classes).tolist()}
+    result["curves"] = curves
+    result["class_counts"] = {name: int(count) for name, count in zip(names, counts, strict=True)}
+    return _json_ready(result)  # type: ignore[return-value]
+
+
+def compare_to_baseline(
+    task: str,
+    y_true: object,
+    score_model: object,
+    score_baseline: object,
+    *,
+    metric: str | None = None,
+    threshold_model: float | None = None,
+    threshold_baseline: float | None = None,
+    groups: object | None = None,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Paired bootstrap comparison of a model with a baseline on the same rows.
+
+    Args:
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        y_true: True labels or values, shape ``(n,)``.
+        score_model: The model's scores, in the format of :func:`evaluate_predictions`.
+        score_baseline: The baseline's scores, same format.
+        metric: Metric to compare; default :func:`main_metric` of the task.
+        threshold_model: Binary threshold of the model (default 0.5); matters only for
+            threshold metrics such as ``f1``.
+        threshold_baseline: Binary threshold of the baseline (default 0.5).
+        groups: Optional patient id per row for a cluster bootstrap.
+        n_bootstrap: Number of bootstrap resamples.
+        level: Coverage of the confidence interval.
+        seed: Seed of the bootstrap.
+
+    Returns:
+        A JSON-serialisable dict: ``{"metric", "higher_is_better", "model", "baseline",
+        "value" (model - baseline), "ci": [low, high], "p_value"}`` with nan replaced by None.
+
+    Raises:
+        MedDLError: On an unknown task or metric, or invalid inputs.
+    """
+    _check_task(task)
+    _check_bootstrap_arguments(n_bootstrap, level)
+    truth, model_score = _validated_inputs(task, y_true, score_model)
+    _, baseline_score = _validated_inputs(task, y_true, score_baseline)
+    if model_score.shape != baseline_score.shape:
+        raise MedDLError(
+            f"score_model has shape {model_score.shape} but score_baseline has shape {baseline_score.shape}"
+        )
+    n = truth.shape[0]
+    group_array = _check_groups(groups, n)
+    name = main_metric(task) if metric is None else metric
+    compute_model = _metric_function(
+        task, truth, model_score, _check_threshold(threshold_model, "threshold_model")
+    )
+    compute_baseline = _metric_function(
+        task, truth, baseline_score, _check_threshold(threshold_baseline, "threshold_baseline")
+    )
+    everything = np.arange(n)
+    model_point, baseline_point = compute_model(everything), compute_baseline(everything)
+    if name not in model_point:
+        raise MedDLError(f"metric {name!r} is not a {task} metric; choose one of {sorted(model_point)}")
+    difference = paired_bootstrap_difference(
+        compute_model,
+        compute_baseline,
+        n,
+        name,
+        n_resamples=int(n_bootstrap),
+        groups=group_array,
+        level=level,
+        seed=seed,
+    )
+    result = {
+        "metric": name,
+        "higher_is_better": higher_is_better(name),
+        "model": model_point[name],
+        "baseline": baseline_point[name],
+        **difference,
+    }
+    return _json_ready(result)  # type: ignore[return-value]

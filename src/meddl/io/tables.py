@@ -1,0 +1,115 @@
+"""Reading patient tables (CSV, TSV, Parquet) with errors that name the file and what is wrong.
+
+Rows keep the number a spreadsheet shows for them: the header is row 1, the first patient row 2. That number
+is the frame's index (named ``row``) so every later message can point back into the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from meddl.errors import MedDLError
+
+__all__ = ["FIRST_DATA_ROW", "TABLE_SUFFIXES", "read_table", "write_table"]
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+FIRST_DATA_ROW = 2
+
+
+def read_table(path: str | Path, *, na_values: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a table of patients.
+
+    Args:
+        path: a ``.csv``, ``.tsv`` or ``.parquet`` file.
+        na_values: strings that mean "missing" in text files (pandas' defaults are always included).
+
+    Returns:
+        The table; its index (``row``) is the row number as shown in a spreadsheet.
+
+    Raises:
+        MedDLError: the file is missing, has an unsupported extension, is empty, cannot be parsed,
+            or has duplicate or empty column names.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MedDLError(f"data file not found: {path}")
+    if path.is_dir():
+        raise MedDLError(f"{path}: expected a table file (.csv, .tsv, .parquet), got a folder")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise MedDLError(
+            f"{path}: unsupported file type {suffix or '(no extension)'!r}; expected one of {', '.join(TABLE_SUFFIXES)}"
+        )
+    if path.stat().st_size == 0:
+        raise MedDLError(f"{path}: the file is empty")
+    try:
+        if suffix in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                na_values=list(na_values or []),
+                keep_default_na=True,
+                skipinitialspace=True,
+                encoding_errors="strict",
+                low_memory=False,
+            )
+    except pd.errors.EmptyDataError:
+        raise MedDLError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise MedDLError(f"{path}: cannot be parsed as {suffix[1:].upper()}: {_first_line(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise MedDLError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a broken Parquet file
+        raise MedDLError(f"{path}: cannot be read: {_first_line(exc)}") from None
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise MedDLError(
+            f"{path}: has a header but no rows" if frame.shape[1] else f"{path}: the file is empty"
+        )
+    _check_columns(frame, path)
+    frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame), name="row")
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as CSV or Parquet, chosen by the extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        frame.to_parquet(path, index=False)
+    elif suffix in {".csv", ".tsv"}:
+        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    else:
+        raise MedDLError(
+            f"{path}: cannot write {suffix or 'a file without extension'!r}; use .csv or .parquet"
+        )
+    return path
+
+
+def _check_columns(frame: pd.DataFrame, path: Path) -> None:
+    names = [str(column) for column in frame.columns]
+    unnamed = [i + 1 for i, name in enumerate(names) if name.startswith("Unnamed:") or not name.strip()]
+    if unnamed:
+        raise MedDLError(f"{path}: column(s) {unnamed} have no name in the header")
+    seen: set[str] = set()
+    for name in names:
+        base = name.rsplit(".", 1)[0] if "." in name and name.rsplit(".", 1)[1].isdigit() else None
+        if name in seen or (base is not None and base in names):
+            raise MedDLError(f"{path}: column {base or name!r} appears more than once in the header")
+        seen.add(name)
+    frame.columns = names
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,81 @@
+"""Architecture names in the experiment file (``model.arch``) mapped to network constructors.
+
+A bundle stores the name and the constructor's arguments next to the weights, so a model is rebuilt from
+its bundle alone (no code from the run that trained it is needed).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from torch import nn
+
+from meddl.errors import MedDLError
+
+__all__ = ["available_models", "build_model", "check_model_params", "register_model"]
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+# Arguments the pipeline fills in from the data; a user does not set them in model.*.
+DATA_ARGUMENTS = ("in_features", "out_features", "in_channels", "out_channels", "spatial_dims")
+
+M = TypeVar("M", bound=type[nn.Module])
+
+
+def register_model(name: str) -> Callable[[M], M]:
+    """Class decorator: make a network available as ``model.arch: <name>``."""
+
+    def decorate(cls: M) -> M:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is already registered to {_REGISTRY[name].__name__}")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _constructor(arch: str, source: str) -> type[nn.Module]:
+    if arch not in _REGISTRY:
+        raise MedDLError(
+            f"{source}: model.arch: unknown architecture {arch!r}; choose one of {available_models()}"
+        )
+    return _REGISTRY[arch]
+
+
+def user_parameters(arch: str, source: str = "model") -> dict[str, inspect.Parameter]:
+    """The constructor arguments a user may set for ``arch`` (data-derived ones excluded)."""
+    signature = inspect.signature(_constructor(arch, source).__init__)
+    return {
+        name: p
+        for name, p in signature.parameters.items()
+        if name != "self" and name not in DATA_ARGUMENTS and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
+def check_model_params(arch: str, params: Mapping[str, Any], source: str = "model") -> None:
+    """Raise a MedDLError naming the field if ``params`` are not arguments of ``arch``."""
+    allowed = user_parameters(arch, source)
+    for name in params:
+        if name in DATA_ARGUMENTS:
+            raise MedDLError(
+                f"{source}: model.{name} is set from the data; remove it from the experiment file"
+            )
+        if name not in allowed:
+            raise MedDLError(
+                f"{source}: model.{name}: unknown argument for arch {arch!r}; its arguments are {sorted(allowed)}"
+            )
+
+
+def build_model(arch: str, params: Mapping[str, Any], **data_arguments: Any) -> nn.Module:
+    """Instantiate ``arch`` with user ``params`` and data-derived arguments (e.g. ``in_features``)."""
+    cls = _constructor(arch, "model")
+    check_model_params(arch, params)
+    try:
+        return cls(**data_arguments, **params)
+    except (TypeError, ValueError) as exc:
+        raise MedDLError(f"model {arch!r}: invalid arguments {dict(params)}: {exc}") from None

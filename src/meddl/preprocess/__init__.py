@@ -1,0 +1,13 @@
+"""Preprocessing fitted on the training split only, with state saved as JSON + NumPy (never pickle)."""
+
+from meddl.preprocess.imbalance import IMBALANCE_METHODS, class_weights, resample
+from meddl.preprocess.tabular import MISSING_STRATEGIES, SCALERS, TabularPreprocessor
+
+__all__ = [
+    "IMBALANCE_METHODS",
+    "MISSING_STRATEGIES",
+    "SCALERS",
+    "TabularPreprocessor",
+    "class_weights",
+    "resample",
+]

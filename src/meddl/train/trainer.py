@@ -1,0 +1,438 @@
+"""One trainer for every model: AdamW, LR schedule, early stopping, checkpoints, exact resume, DDP.
+
+Determinism: the order of training samples in epoch ``e`` is a permutation drawn from a generator seeded
+with ``seed + e``, and the global torch RNG state (dropout) is saved in every checkpoint. A run killed after
+epoch ``k`` and resumed therefore replays epochs ``k+1…`` exactly as the uninterrupted run would (on CPU).
+
+Distributed: under ``torchrun`` each of the W processes takes every W-th sample of the same permutation, in
+batches of ``batch_size / W``; DDP averages the gradients, so one optimiser step sees the same samples as a
+single-process step. Every process validates on the whole validation set, so all make the same
+early-stopping decision without extra communication; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from meddl.errors import MedDLError
+from meddl.train.distributed import DistributedContext, current_context
+
+__all__ = ["TrainResult", "Trainer", "TrainerSettings", "resolve_device", "seed_everything"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch from the one ``train.seed`` of the experiment."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MedDLError(
+            f"train.device: {device!r} requested but no CUDA device is available; use auto or cpu"
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise MedDLError("train.device: 'mps' requested but not available; use auto or cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainerSettings:
+    """What the trainer needs from ``train.*`` plus the monitored metric's direction."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_epochs: int = 0
+    patience: int = 10
+    min_delta: float = 0.0
+    monitor: str = "loss"
+    monitor_mode: Literal["max", "min"] = "min"
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    grad_clip: float | None = 1.0
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    epochs_run: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+    samples_seen: int = 0
+    resumed_from_epoch: int | None = None
+
+    def as_dict(self, monitor: str) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "monitor": monitor,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+            "seconds": round(self.seconds, 3),
+            "device": self.device,
+            "resumed_from_epoch": self.resumed_from_epoch,
+        }
+
+
+MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Trainer:
+    """Train any ``nn.Module`` whose ``forward`` takes one input batch and returns outputs for ``loss_fn``.
+
+    Args:
+        model: the network.
+        loss_fn: ``loss_fn(outputs, targets)`` → scalar loss (mean over the batch).
+        settings: epochs, optimiser, schedule, early stopping and device.
+        metric_fn: ``metric_fn(outputs, targets)`` on the whole validation set (NumPy arrays) → metrics; the
+            ``settings.monitor`` key is watched (``loss`` is always available).
+        checkpoint_dir: where ``checkpoint.pt`` is written after every epoch; None for no checkpoints.
+        on_epoch_end: called with the epoch's history row (a test uses it to simulate a kill).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        settings: TrainerSettings,
+        *,
+        metric_fn: MetricFn | None = None,
+        checkpoint_dir: Path | None = None,
+        on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.loss_fn = loss_fn
+        self.metric_fn = metric_fn
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.on_epoch_end = on_epoch_end
+        self.context: DistributedContext = current_context()
+        self.device = self.context.device if self.context.enabled else resolve_device(settings.device)
+        self.model = model.to(self.device)
+        self.module = self.model  # the unwrapped network, for saving and evaluation
+        if self.context.enabled:
+            self.model = self.context.wrap(self.model)
+        self.optimizer = torch.optim.AdamW(
+            self.module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        self.scheduler = self._make_scheduler()
+        amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(settings.precision)
+        if amp is torch.float16 and self.device.type != "cuda":
+            raise MedDLError(
+                "train.precision: '16-mixed' needs a CUDA device; use 'bf16-mixed' or '32' on CPU"
+            )
+        self.autocast_dtype = amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
+
+    # -- public ---------------------------------------------------------------------------------
+    def fit(self, train_data: Dataset, val_data: Dataset, *, resume: bool = False) -> TrainResult:
+        """Train until ``epochs`` or early stopping; the best weights (by the monitor) are restored.
+
+        Args:
+            train_data: training samples, each ``(input, target)``.
+            val_data: validation samples.
+            resume: continue from ``checkpoint_dir/checkpoint.pt`` if present.
+
+        Returns:
+            History and where training stopped.
+        """
+        s = self.settings
+        result = TrainResult(device=str(self.device))
+        best_state = copy.deepcopy(self.module.state_dict())
+        best_score = -math.inf if s.monitor_mode == "max" else math.inf
+        bad_epochs = 0
+        start_epoch = 1
+        if resume:
+            state = self._load_checkpoint()
+            if state is not None:
+                start_epoch = state["epoch"] + 1
+                best_state, best_score, bad_epochs = (
+                    state["best_state"],
+                    state["best_score"],
+                    state["bad_epochs"],
+                )
+                result.history = list(state["history"])
+                result.best_epoch = state["best_epoch"]
+                result.stopped_early = state["stopped"]
+                result.resumed_from_epoch = state["epoch"]
+                if state["stopped"]:
+                    start_epoch = s.epochs + 1  # it had already finished: nothing left but restoring
+        if start_epoch == 1:
+            seed_everything(s.seed)
+        started = time.perf_counter()
+        epoch = start_epoch - 1
+        with self._progress(start_epoch) as advance:
+            for epoch in range(start_epoch, s.epochs + 1):
+                train_loss, seen = self._train_epoch(train_data, epoch)
+                result.samples_seen += seen
+                val_loss, metrics = self.validate(val_data)
+                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": self._lr()}
+                row.update({f"val_{k}": v for k, v in metrics.items()})
+                result.history.append(row)
+                score = val_loss if s.monitor == "loss" else metrics.get(s.monitor, float("nan"))
+                if s.monitor != "loss" and s.monitor not in metrics:
+                    raise MedDLError(
+                        f"train.early_stopping.monitor: {s.monitor!r} is not a validation metric; "
+                        f"choose loss or one of {sorted(metrics)}"
+                    )
+                if self._improved(score, best_score):
+                    best_score, bad_epochs, result.best_epoch = score, 0, epoch
+                    best_state = copy.deepcopy(self.module.state_dict())
+                else:
+                    bad_epochs += 1
+                if self.scheduler is not None:
+                    if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        self.scheduler.step(score if np.isfinite(score) else val_loss)
+                    else:
+                        self.scheduler.step()
+                stop = bad_epochs >= s.patience
+                self._save_checkpoint(epoch, best_state, best_score, bad_epochs, result, stop)
+                advance(row, score)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(row)
+                if stop:
+                    result.stopped_early = True
+                    break
+        result.epochs_run = max(epoch, len(result.history))
+        result.best_score = float(best_score)
+        result.seconds = time.perf_counter() - started
+        self.module.load_state_dict(best_state)
+        return result
+
+    @torch.no_grad()
+    def predict(self, data: Dataset, batch_size: int | None = None) -> np.ndarray:
+        """Raw model outputs (logits) for every sample, in order."""
+        outputs, _ = self._run_inference(data, batch_size or max(self.settings.batch_size, 256))
+        return outputs
+
+    @torch.no_grad()
+    def validate(self, data: Dataset) -> tuple[float, dict[str, float]]:
+        outputs, targets = self._run_inference(data, max(self.settings.batch_size, 256))
+        out_t, tgt_t = torch.from_numpy(outputs), torch.from_numpy(targets)
+        loss = float(self.loss_fn(out_t, tgt_t))
+        metrics = self.metric_fn(outputs, targets) if self.metric_fn is not None else {}
+        return loss, metrics
+
+    # -- epochs ---------------------------------------------------------------------------------
+    def _train_epoch(self, data: Dataset, epoch: int) -> tuple[float, int]:
+        self.model.train()
+        total, count = 0.0, 0
+        for inputs, targets in self._batches(data, epoch):
+            inputs, targets = (
+                inputs.to(self.device, non_blocking=True),
+                targets.to(self.device, non_blocking=True),
+            )
+            with self._autocast():
+                outputs = self.model(inputs)
+                loss = self.loss_fn(outputs.float(), targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.settings.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            n = len(targets)
+            total += float(loss.detach()) * n
+            count += n
+        return total / max(count, 1), count
+
+    def _batches(self, data: Dataset, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(data)  # type: ignore[arg-type]
+        if n == 0:
+            raise MedDLError("the training split is empty")
+        generator = torch.Generator().manual_seed(self.settings.seed + epoch)
+        order = torch.randperm(n, generator=generator)
+        world, rank = self.context.world_size, self.context.rank
+        per_rank = max(1, self.settings.batch_size // world)
+        if world > 1:
+            padded = math.ceil(n / world) * world
+            order = torch.cat([order, order[: padded - n]])[rank::world]  # same global batches as one process
+        n_batches = math.ceil(len(order) / per_rank)
+        if isinstance(data, TensorDataset):  # fast path: slice tensors, no per-sample collate
+            inputs_all, targets_all = data.tensors
+            for b in range(n_batches):
+                index = order[b * per_rank : (b + 1) * per_rank]
+                yield inputs_all[index], targets_all[index]
+        else:
+            batches = [order[b * per_rank : (b + 1) * per_rank].tolist() for b in range(n_batches)]
+            loader = DataLoader(data, batch_sampler=batches, num_workers=0)
+            yield from loader
+
+    @torch.no_grad()
+    def _run_inference(self, data: Dataset, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        self.module.eval()
+        outputs, targets = [], []
+        if isinstance(data, TensorDataset):
+            inputs_all, targets_all = data.tensors
+            chunks = (
+                (inputs_all[i : i + batch_size], targets_all[i : i + batch_size])
+                for i in range(0, len(inputs_all), batch_size)
+            )
+        else:
+            chunks = iter(DataLoader(data, batch_size=batch_size, shuffle=False))
+        for inputs, target in chunks:
+            with self._autocast():
+                out = self.module(inputs.to(self.device))
+            outputs.append(out.float().cpu())
+            targets.append(target)
+        return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _improved(self, score: float, best: float) -> bool:
+        if not np.isfinite(score):
+            return False
+        delta = self.settings.min_delta
+        return score > best + delta if self.settings.monitor_mode == "max" else score < best - delta
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _make_scheduler(self) -> Any:
+        s = self.settings
+        if s.scheduler == "none":
+            return None
+        if s.scheduler == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode=s.monitor_mode, factor=0.5, patience=max(1, s.patience // 3)
+            )
+
+        def factor(step: int) -> float:  # step = epochs completed
+            if step < s.warmup_epochs:
+                return (step + 1) / (s.warmup_epochs + 1)
+            progress = (step - s.warmup_epochs) / max(1, s.epochs - s.warmup_epochs)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _save_checkpoint(
+        self,
+        epoch: int,
+        best_state: dict,
+        best_score: float,
+        bad_epochs: int,
+        result: TrainResult,
+        stopped: bool,
+    ) -> None:
+        if self.checkpoint_dir is None or not self.context.is_main:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": "meddl-checkpoint-1",
+            "epoch": epoch,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "best_state": best_state,
+            "best_score": float(best_score),
+            "best_epoch": result.best_epoch,
+            "bad_epochs": bad_epochs,
+            "history": result.history,
+            "stopped": stopped,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        target = self.checkpoint_dir / CHECKPOINT_NAME
+        partial = target.with_suffix(".pt.partial")
+        torch.save(state, partial)
+        os.replace(partial, target)  # a kill mid-write never leaves a half-written checkpoint
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        if self.checkpoint_dir is None:
+            return None
+        path = self.checkpoint_dir / CHECKPOINT_NAME
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise MedDLError(f"{path}: cannot resume from this checkpoint: {exc}") from None
+        if not isinstance(state, dict) or state.get("format") != "meddl-checkpoint-1":
+            raise MedDLError(f"{path}: not a MedDL checkpoint")
+        try:
+            self.module.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise MedDLError(
+                f"{path}: the checkpoint does not fit this model (was the experiment changed?): "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        return state
+
+    @contextlib.contextmanager
+    def _progress(self, start_epoch: int) -> Iterator[Callable[[dict[str, float], float], None]]:
+        show = self.settings.progress and self.context.is_main and sys.stderr.isatty()
+        if not show:
+            yield lambda row, score: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [
+            TextColumn("epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("", total=self.settings.epochs, completed=start_epoch - 1)
+
+            def advance(row: dict[str, float], score: float) -> None:
+                progress.update(
+                    task,
+                    advance=1,
+                    description=f"train loss {row['train_loss']:.4f}  val {self.settings.monitor} {score:.4f}",
+                )
+
+            yield advance
+
+
+def subset(data: Dataset, indices: np.ndarray) -> Dataset:
+    """A view of ``data`` at ``indices``, keeping the tensor fast path when possible."""
+    if isinstance(data, TensorDataset):
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return TensorDataset(*(t[index] for t in data.tensors))
+    return Subset(data, indices.tolist())
