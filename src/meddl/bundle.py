@@ -127,9 +127,7 @@ class Bundle:
         """The predictor columns of ``frame``, typed as in training; absent columns are an error."""
         missing = [c for c in self.feature_columns if c not in frame.columns]
         if missing:
-            raise MedDLError(
-                f"{source}: missing column(s) the model needs: {', '.join(repr(c) for c in missing)}"
-            )
+            raise MedDLError(f"{source}: missing column(s) the model needs: {', '.join(repr(c) for c in missing)}")
         features = frame[self.feature_columns].copy()
         for column, kind in self.info["column_types"].items():
             if kind == "numeric":
@@ -181,7 +179,7 @@ class Bundle:
                 probability[usable] = scores_from_outputs("binary", outputs)
             out[f"probability_{self.classes[1]}"] = probability
             label = np.where(probability >= float(self.threshold or 0.5), self.classes[1], self.classes[0])
-            out["prediction"] = np.where(np.isnan(probability), None, label)
+            out["prediction"] = pd.Series(label, dtype=object).where(~np.isnan(probability), None).to_numpy()
         elif self.task == "multiclass":
             probabilities = np.full((len(frame), len(self.classes)), np.nan)
             if outputs is not None:
@@ -220,9 +218,7 @@ class Bundle:
         missing_columns = features.columns[features.isna().any()].tolist() if not usable.all() else []
         for i in np.flatnonzero(~usable):
             absent = [c for c in missing_columns if pd.isna(features.iloc[i][c])]
-            notes[i] = (
-                f"not scored: missing {', '.join(absent)} (the model was trained with preprocess.missing: drop)"
-            )
+            notes[i] = f"not scored: missing {', '.join(absent)} (the model was trained with preprocess.missing: drop)"
         for column, kind in self.info["column_types"].items():
             if kind == "numeric":
                 continue
@@ -259,9 +255,7 @@ def load_bundle(path: str | Path) -> Bundle:
     info = json.loads((folder / "model.json").read_text())
     if info.get("format") != BUNDLE_FORMAT:
         raise MedDLError(f"{folder / 'model.json'}: unsupported bundle format {info.get('format')!r}")
-    config = parse_config(
-        yaml.safe_load((folder / "config.yaml").read_text()), source=str(folder / "config.yaml")
-    )
+    config = parse_config(yaml.safe_load((folder / "config.yaml").read_text()), source=str(folder / "config.yaml"))
     preprocessor = TabularPreprocessor.load(folder)
     model = build_model(
         info["arch"], info["params"], in_features=info["in_features"], out_features=info["out_features"]
@@ -270,9 +264,7 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise MedDLError(
-            f"{folder / 'model.safetensors'}: weights do not fit {info['arch']}: {exc}"
-        ) from None
+        raise MedDLError(f"{folder / 'model.safetensors'}: weights do not fit {info['arch']}: {exc}") from None
     model.eval()
     metrics = json.loads((folder / "metrics.json").read_text())
     return Bundle(folder, config, info, preprocessor, model, metrics, bundle_hash)

@@ -17,8 +17,9 @@ from rich.console import Console
 from meddl import __version__
 from meddl.errors import MedDLError
 
-out_console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets wide lines instead of rich's 80-column default, so paths stay whole.
+out_console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 KINDS_AVAILABLE = ("tabular",)
 KINDS_PLANNED = ("ehr", "image", "signal", "sequence", "expression")
@@ -88,9 +89,7 @@ def predict(bundle: Path, data: Path, out: Path, explain: bool, top_k: int | Non
 @click.argument("bundle", type=_PATH)
 @click.option("--data", type=_PATH, required=True, help="labelled table from another site or period")
 @click.option("--out", type=_PATH, required=True, help="folder for metrics.json, shift.csv and report.html")
-@click.option(
-    "--bootstrap", type=click.IntRange(min=0), default=None, help="bootstrap resamples (default: as trained)"
-)
+@click.option("--bootstrap", type=click.IntRange(min=0), default=None, help="bootstrap resamples (default: as trained)")
 def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None:
     """External validation: the same metrics with CIs on new data, and which variables shifted."""
     from meddl.experiment import evaluate_external
@@ -129,9 +128,7 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
 
 
 @app.command()
-@click.option(
-    "--out", type=_PATH, default=Path("runs/demo"), show_default=True, help="folder for the demo runs"
-)
+@click.option("--out", type=_PATH, default=Path("runs/demo"), show_default=True, help="folder for the demo runs")
 @click.option("--quick", is_flag=True, help="fewer epochs and resamples (for smoke tests)")
 def demo(out: Path, quick: bool) -> None:
     """The embedded default: real cohorts shipped with installed packages, trained end to end."""
@@ -190,7 +187,7 @@ def _print_metrics(title: str, metrics: dict, path: Path) -> None:
     for metric, entry in test.items():
         table.add_row(metric, _fmt(entry), *[_fmt(b.get(metric)) for b in baselines.values()])
     out_console.print(table)
-    out_console.print(f"report: {path / 'report.html'}")
+    out_console.print(f"report: {path / 'report.html'}", soft_wrap=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

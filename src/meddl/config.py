@@ -51,8 +51,7 @@ class SplitConfig(_Section):
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(
-                f"train + validation + test must be 1.0, got {self.train} + {self.validation} + {self.test}"
-                f" = {total:g}"
+                f"train + validation + test must be 1.0, got {self.train} + {self.validation} + {self.test} = {total:g}"
             )
         if self.method == "temporal" and not self.date_column:
             raise ValueError("method 'temporal' needs date_column (the column holding each row's date)")
@@ -200,7 +199,12 @@ def format_validation_error(error: ValidationError, source: str) -> str:
             message = "required field is missing"
         else:
             message = item["msg"].removeprefix("Value error, ")
-            if "input" in item and kind not in {"model_type"} and not isinstance(item["input"], dict):
+            if (
+                "input" in item
+                and kind not in {"model_type"}
+                and not isinstance(item["input"], dict)
+                and repr(item["input"]) not in message
+            ):
                 message += f" (got {item['input']!r})"
         lines.append(f"{field}: {message}")
     return f"{source}: " + "; ".join(lines)
@@ -222,9 +226,7 @@ def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
     if not path.exists():
         raise MedDLError(f"experiment file not found: {path}")
     if path.suffix.lower() not in {".yaml", ".yml"}:
-        raise MedDLError(
-            f"{path}: an experiment file must be .yaml or .yml, got {path.suffix or 'no extension'!r}"
-        )
+        raise MedDLError(f"{path}: an experiment file must be .yaml or .yml, got {path.suffix or 'no extension'!r}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -234,9 +236,7 @@ def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
     if raw is None:
         raise MedDLError(f"{path}: the experiment file is empty")
     if not isinstance(raw, dict):
-        raise MedDLError(
-            f"{path}: expected a mapping of sections (name, task, data, ...), got {type(raw).__name__}"
-        )
+        raise MedDLError(f"{path}: expected a mapping of sections (name, task, data, ...), got {type(raw).__name__}")
     config = parse_config(raw, source=str(path))
     base = path.resolve().parent
     if not config.data.path.is_absolute():

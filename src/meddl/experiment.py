@@ -187,9 +187,7 @@ class Experiment:
             + ", ".join(f"{name} {int(mask.sum())}" for name, mask in masks.items())
             + (f" rows ({table.n_patients} patients)" if table.patient_ids is not None else " rows")
         )
-        fitted = self._fit(
-            table, masks["train"], masks["validation"], out / "checkpoints", resume=resume, say=say
-        )
+        fitted = self._fit(table, masks["train"], masks["validation"], out / "checkpoints", resume=resume, say=say)
         if not context.is_main:
             return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
 
@@ -312,9 +310,7 @@ class Experiment:
         train_data = TensorDataset(torch.as_tensor(X_train), target_tensor(cfg.task, y_train, scale))
         val_data = TensorDataset(torch.as_tensor(X_val), target_tensor(cfg.task, y_val, scale))
         if say:
-            say(
-                f"training {cfg.model.arch} on {len(train_data)} rows, {X_train.shape[1]} features ({trainer.device})"
-            )
+            say(f"training {cfg.model.arch} on {len(train_data)} rows, {X_train.shape[1]} features ({trainer.device})")
         result = trainer.fit(train_data, val_data, resume=resume)
         model = trainer.module.cpu().eval()
         return _Fitted(preprocessor, model, trainer, result, scale, weights, X_train, y_train)
@@ -330,14 +326,10 @@ class Experiment:
             return None
         e = self.config.evaluate
         return float(
-            choose_threshold(
-                y, scores, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity
-            )
+            choose_threshold(y, scores, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity)
         )
 
-    def _evaluate(
-        self, table: PreparedTable, masks: dict[str, np.ndarray], fitted: _Fitted
-    ) -> dict[str, Any]:
+    def _evaluate(self, table: PreparedTable, masks: dict[str, np.ndarray], fitted: _Fitted) -> dict[str, Any]:
         cfg = self.config
         e = cfg.evaluate
         val, test = masks["validation"], masks["test"]
@@ -441,10 +433,7 @@ class Experiment:
             grouped, names = group_attributions(raw, fitted.preprocessor.source_columns_)
             mean_abs = np.abs(grouped).mean(axis=0)
             explanations["integrated_gradients"] = sorted(
-                (
-                    {"feature": n, "mean_abs_attribution": float(v)}
-                    for n, v in zip(names, mean_abs, strict=True)
-                ),
+                ({"feature": n, "mean_abs_attribution": float(v)} for n, v in zip(names, mean_abs, strict=True)),
                 key=lambda r: -r["mean_abs_attribution"],
             )
         return explanations
@@ -489,19 +478,17 @@ class Experiment:
             values = table.features[name]
             n_missing = int(values.isna().sum())
             if kind == "numeric":
-                summary = f"median {values.median():.4g} (IQR {values.quantile(0.25):.4g}–{values.quantile(0.75):.4g})"
+                described = f"median {values.median():.4g} (IQR {values.quantile(0.25):.4g}–{values.quantile(0.75):.4g})"
             else:
                 counts = values.astype(str).where(values.notna()).value_counts()
-                summary = ", ".join(f"{k}: {v}" for k, v in counts.head(4).items()) + (
-                    " …" if len(counts) > 4 else ""
-                )
+                described = ", ".join(f"{k}: {v}" for k, v in counts.head(4).items()) + (" …" if len(counts) > 4 else "")
             columns.append(
                 {
                     "name": name,
                     "type": kind,
                     "n_missing": n_missing,
                     "pct_missing": round(100 * n_missing / max(len(values), 1), 2),
-                    "summary": summary,
+                    "summary": described,
                 }
             )
         summary: dict[str, Any] = {
@@ -520,16 +507,13 @@ class Experiment:
         if cfg.task != "regression":
             summary["class_balance"] = {
                 name: {
-                    label: int(((splits == name) & (table.target == k)).sum())
-                    for k, label in enumerate(table.classes)
+                    label: int(((splits == name) & (table.target == k)).sum()) for k, label in enumerate(table.classes)
                 }
                 for name in ("train", "validation", "test")
             }
         return summary
 
-    def _warnings(
-        self, table: PreparedTable, masks: dict[str, np.ndarray], evaluation: dict[str, Any]
-    ) -> list[str]:
+    def _warnings(self, table: PreparedTable, masks: dict[str, np.ndarray], evaluation: dict[str, Any]) -> list[str]:
         warnings = []
         n_test = int(masks["test"].sum())
         if n_test < 100:
@@ -684,9 +668,7 @@ def evaluate_external(
     source = data.name
     target = bundle.info["target"]
     if target not in raw.columns:
-        raise MedDLError(
-            f"{source}: target column {target!r} not found; external evaluation needs the outcome"
-        )
+        raise MedDLError(f"{source}: target column {target!r} not found; external evaluation needs the outcome")
     labelled = raw[raw[target].notna()]
     dropped = {"missing target": int(len(raw) - len(labelled))}
     if labelled.empty:
@@ -696,11 +678,7 @@ def evaluate_external(
     scorable = np.isfinite(scores).all(axis=1) if scores.ndim == 2 else np.isfinite(scores)
     dropped["missing predictor values (model trained with preprocess.missing: drop)"] = int((~scorable).sum())
     patient_column = bundle.info.get("patient_id")
-    groups = (
-        labelled[patient_column].astype(str).to_numpy()[scorable]
-        if patient_column in labelled.columns
-        else None
-    )
+    groups = labelled[patient_column].astype(str).to_numpy()[scorable] if patient_column in labelled.columns else None
     evaluation_model = evaluate_predictions(
         bundle.task,
         y[scorable],
@@ -732,9 +710,7 @@ def evaluate_external(
             "target": target,
             "classes": bundle.classes,
             "dropped": dropped,
-            "notes": [f"threshold {bundle.threshold:.4g} kept from training"]
-            if bundle.threshold is not None
-            else [],
+            "notes": [f"threshold {bundle.threshold:.4g} kept from training"] if bundle.threshold is not None else [],
         },
         "evaluation": {
             "split": data.name,

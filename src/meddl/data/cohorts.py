@@ -52,9 +52,7 @@ def wdbc_cohort() -> Cohort:
     )
 
 
-def fixed_horizon_labels(
-    time: np.ndarray, event: np.ndarray, horizon: float
-) -> tuple[np.ndarray, np.ndarray]:
+def fixed_horizon_labels(time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray]:
     """Binary outcome "event by ``horizon``" from right-censored survival data.
 
     Args:
@@ -71,7 +69,8 @@ def fixed_horizon_labels(
     if horizon <= 0:
         raise MedDLError(f"horizon must be positive, got {horizon}")
     label = (event & (time <= horizon)).astype(np.int64)
-    known = (time > horizon) | (event & (time <= horizon))
+    # Censored exactly at the horizon: known to be event-free for the whole horizon, so a negative.
+    known = (time >= horizon) | (event & (time <= horizon))
     return label, known
 
 
@@ -128,9 +127,7 @@ def synthetic_clinical_table(
     patient = np.repeat(np.arange(n_patients), visits_per_patient)
     age = np.repeat(rng.normal(58, 12, n_patients).clip(18, 95), visits_per_patient)
     sex = np.repeat(rng.choice(["F", "M"], n_patients), visits_per_patient)
-    smoker = np.repeat(
-        rng.choice(["never", "former", "current"], n_patients, p=[0.5, 0.3, 0.2]), visits_per_patient
-    )
+    smoker = np.repeat(rng.choice(["never", "former", "current"], n_patients, p=[0.5, 0.3, 0.2]), visits_per_patient)
     bmi = rng.normal(27, 4.5, n_rows).clip(15, 55)
     glucose = rng.normal(105, 25, n_rows).clip(50, 300)
     systolic = rng.normal(130, 15, n_rows)

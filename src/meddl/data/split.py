@@ -28,9 +28,7 @@ def _patient_table(target: np.ndarray, patient_ids: np.ndarray | None, task: str
         stratum = pd.qcut(per_patient.rank(method="first"), q=n_bins, labels=False) if n_bins > 1 else 0
         patients = pd.DataFrame({"stratum": stratum})
     else:
-        patients = pd.DataFrame(
-            {"stratum": rows.groupby("patient", sort=False)["y"].agg(lambda v: v.mode().iloc[0])}
-        )
+        patients = pd.DataFrame({"stratum": rows.groupby("patient", sort=False)["y"].agg(lambda v: v.mode().iloc[0])})
     patients["n_rows"] = rows.groupby("patient", sort=False).size()
     return patients
 
@@ -74,9 +72,7 @@ def split_assignments(
     patients = _patient_table(target, patient_ids, task)
     n_patients = len(patients)
     if n_patients < 10:
-        raise MedDLError(
-            f"{source}: {n_patients} patient(s) is too few to split into train, validation and test"
-        )
+        raise MedDLError(f"{source}: {n_patients} patient(s) is too few to split into train, validation and test")
     rng = np.random.default_rng(seed)
     ids = patient_ids if patient_ids is not None else np.arange(len(target)).astype(str)
     assignment: dict[str, str] = {}
@@ -87,11 +83,11 @@ def split_assignments(
     else:
         if task != "regression":
             counts = patients["stratum"].value_counts()
-            small = counts[counts < 3]
+            small = counts[counts < 5]
             if not small.empty:
                 raise MedDLError(
                     f"{source}: class code {small.index[0]} has only {int(small.iloc[0])} patient(s); "
-                    "each class needs at least 3 to appear in train, validation and test"
+                    "each class needs at least 5 to appear in train, validation and test"
                 )
         for _, group in patients.groupby("stratum", sort=True):
             order = group.index[rng.permutation(len(group))]
@@ -99,9 +95,15 @@ def split_assignments(
     splits = np.array([assignment[p] for p in ids], dtype=object)
     missing = [name for name in SPLITS if not (splits == name).any()]
     if missing:
-        raise MedDLError(
-            f"{source}: the {' and '.join(missing)} split would be empty; add rows or change data.split"
-        )
+        raise MedDLError(f"{source}: the {' and '.join(missing)} split would be empty; add rows or change data.split")
+    if task != "regression" and dates is None:
+        for code in np.unique(target):
+            absent = [name for name in SPLITS if not ((splits == name) & (target == code)).any()]
+            if absent:
+                raise MedDLError(
+                    f"{source}: class code {code} would be absent from the {' and '.join(absent)} split; "
+                    "it needs more patients"
+                )
     assert_patient_level(splits, patient_ids)
     return splits
 
@@ -135,9 +137,7 @@ def assert_patient_level(splits: np.ndarray, patient_ids: np.ndarray | None) -> 
     per_patient = pd.Series(splits).groupby(pd.Series(patient_ids)).nunique()
     leaked = per_patient[per_patient > 1]
     if not leaked.empty:
-        raise MedDLError(
-            f"patient {leaked.index[0]!r} has rows in more than one split ({len(leaked)} patients)"
-        )
+        raise MedDLError(f"patient {leaked.index[0]!r} has rows in more than one split ({len(leaked)} patients)")
 
 
 def splits_frame(rows: np.ndarray, splits: np.ndarray, patient_ids: np.ndarray | None) -> pd.DataFrame:
@@ -145,9 +145,7 @@ def splits_frame(rows: np.ndarray, splits: np.ndarray, patient_ids: np.ndarray |
     return pd.DataFrame(
         {
             "row": rows,
-            "patient_id": patient_ids
-            if patient_ids is not None
-            else pd.Series([None] * len(rows), dtype=object),
+            "patient_id": patient_ids if patient_ids is not None else pd.Series([None] * len(rows), dtype=object),
             "split": splits,
         }
     )

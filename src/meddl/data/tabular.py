@@ -60,10 +60,19 @@ class PreparedTable:
         )
 
 
+_TRUE_WORDS = {"true", "yes", "y", "t", "1", "1.0"}
+_FALSE_WORDS = {"false", "no", "n", "f", "0", "0.0"}
+
+
 def same_label(value: Any, label: Any) -> bool:
-    """Compare a cell with a configured label: ``1``, ``1.0`` and ``'1'`` are the same label."""
-    if isinstance(value, bool | np.bool_) or isinstance(label, bool):
-        return str(value).lower() == str(label).lower()
+    """Compare a cell with a configured label: ``1``, ``1.0`` and ``'1'`` are the same label.
+
+    YAML reads an unquoted ``positive_label: yes`` as ``True``; a boolean label therefore matches the
+    words a table uses for it (yes/no, y/n, true/false, 1/0).
+    """
+    if isinstance(value, bool | np.bool_) or isinstance(label, bool | np.bool_):
+        words = _TRUE_WORDS if str(label).strip().lower() in _TRUE_WORDS else _FALSE_WORDS
+        return str(value).strip().lower() in words
     try:
         return float(value) == float(label)
     except (TypeError, ValueError):
@@ -94,9 +103,7 @@ def coerce_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
     return parsed.astype(float)
 
 
-def infer_column_types(
-    frame: pd.DataFrame, overrides: Mapping[str, ColumnType], source: str
-) -> dict[str, ColumnType]:
+def infer_column_types(frame: pd.DataFrame, overrides: Mapping[str, ColumnType], source: str) -> dict[str, ColumnType]:
     """Decide numeric / binary / categorical for each column; ``overrides`` win.
 
     Raises:
@@ -121,7 +128,9 @@ def infer_column_types(
             parsed = pd.to_numeric(present, errors="coerce")
             share = float(parsed.notna().mean()) if len(present) else 0.0
             if share >= _NUMERIC_SHARE:
-                coerce_numeric(values, column, source)  # raises, naming the first non-numeric cell
+                parsed_all = coerce_numeric(values, column, source)  # raises, naming the first non-numeric cell
+                types[column] = "binary" if set(parsed_all.dropna().unique()) <= {0, 1} else "numeric"
+                continue
             n_levels = present.astype(str).nunique()
             if n_levels == 2:
                 types[column] = "binary"
@@ -168,7 +177,9 @@ def _encode_target(
                 "use task: multiclass or recode the column"
             )
         if positive_label is None:
-            if all(same_label(v, 1) or same_label(v, 0) for v in levels):
+            if all(isinstance(v, bool | np.bool_) for v in levels):
+                positive_label = True
+            elif all(same_label(v, 1) or same_label(v, 0) for v in levels):
                 positive_label = 1
             else:
                 raise MedDLError(
@@ -188,9 +199,7 @@ def _encode_target(
     # multiclass
     wanted = list(classes) if classes else sorted(levels, key=lambda v: (str(type(v)), v))
     if len(wanted) < 2 or len(levels) < 2:
-        raise MedDLError(
-            f"{source}: target {target!r} has {len(levels)} class(es); multiclass needs at least 2"
-        )
+        raise MedDLError(f"{source}: target {target!r} has {len(levels)} class(es); multiclass needs at least 2")
     codes = np.full(len(values), -1, dtype=np.int64)
     for code, label in enumerate(wanted):
         codes[[same_label(v, label) for v in values]] = code
@@ -259,13 +268,9 @@ def prepare_table(
             if column not in frame.columns:
                 raise _missing_column(column, available, "data.features", source)
             if column in {target, patient_id}:
-                raise MedDLError(
-                    f"{source}: data.features lists {column!r}, which is the target or patient id"
-                )
+                raise MedDLError(f"{source}: data.features lists {column!r}, which is the target or patient id")
     if not features:
-        raise MedDLError(
-            f"{source}: no predictor columns left after removing target, patient id and exclusions"
-        )
+        raise MedDLError(f"{source}: no predictor columns left after removing target, patient id and exclusions")
     for column in column_types or {}:
         if column not in features:
             raise MedDLError(f"{source}: data.column_types names {column!r}, which is not a predictor column")

@@ -98,8 +98,7 @@ def fit_baseline(
         )
     if task != "regression" and name in _REGRESSION_ONLY:
         raise MedDLError(
-            f"evaluate.baselines: {name!r} is for regression, not a {task} task; "
-            f"use one of {default_baselines(task)}"
+            f"evaluate.baselines: {name!r} is for regression, not a {task} task; use one of {default_baselines(task)}"
         )
     features = _features(X_train, "X_train")
     target = np.asarray(y_train)
@@ -134,9 +133,7 @@ def fit_baseline(
     return estimator
 
 
-def predict_baseline(
-    estimator: BaseEstimator, task: str, X: object, *, n_classes: int | None = None
-) -> np.ndarray:
+def predict_baseline(estimator: BaseEstimator, task: str, X: object, *, n_classes: int | None = None) -> np.ndarray:
     """Scores of a fitted baseline in the format :func:`~meddl.evaluate.evaluate_predictions` expects.
 
     Args:

@@ -35,9 +35,7 @@ def _validate(n_samples: int, n_resamples: int, level: float, groups: object | N
     return group_array
 
 
-def _resample_indices(
-    n_samples: int, n_resamples: int, groups: np.ndarray | None, seed: int
-) -> Iterator[np.ndarray]:
+def _resample_indices(n_samples: int, n_resamples: int, groups: np.ndarray | None, seed: int) -> Iterator[np.ndarray]:
     """Yield the row indices of each bootstrap resample, deterministically for ``seed``.
 
     With ``groups``, patients are drawn with replacement and every row of a drawn patient is

@@ -102,9 +102,7 @@ def calibration_points(y_true: object, y_prob: object, n_bins: int = 10) -> dict
     }
 
 
-def decision_curve(
-    y_true: object, y_prob: object, thresholds: object | None = None
-) -> dict[str, list[float]]:
+def decision_curve(y_true: object, y_prob: object, thresholds: object | None = None) -> dict[str, list[float]]:
     """Decision curve analysis (Vickers & Elkin, 2006): net benefit across threshold probabilities.
 
     At threshold probability ``pt`` the net benefit of treating the cases with ``y_prob >= pt`` is

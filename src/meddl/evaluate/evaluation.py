@@ -106,8 +106,7 @@ def _binary_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndar
     score = np.asarray(y_score)
     if score.ndim != 1:
         raise MedDLError(
-            f"y_score for a binary task must be the probability of class 1, shape (n,), got shape "
-            f"{score.shape}"
+            f"y_score for a binary task must be the probability of class 1, shape (n,), got shape {score.shape}"
         )
     prob = _validate_probabilities(score, "y_score")
     _check_same_length(labels, prob, "y_true", "y_score")
@@ -118,8 +117,7 @@ def _multiclass_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.
     score = np.asarray(y_score)
     if score.ndim != 2:
         raise MedDLError(
-            f"y_score for a multiclass task must be class probabilities, shape (n, K), got shape "
-            f"{score.shape}"
+            f"y_score for a multiclass task must be class probabilities, shape (n, K), got shape {score.shape}"
         )
     return _validate_multiclass(y_true, score)
 
@@ -299,9 +297,7 @@ def compare_to_baseline(
     n = truth.shape[0]
     group_array = _check_groups(groups, n)
     name = main_metric(task) if metric is None else metric
-    compute_model = _metric_function(
-        task, truth, model_score, _check_threshold(threshold_model, "threshold_model")
-    )
+    compute_model = _metric_function(task, truth, model_score, _check_threshold(threshold_model, "threshold_model"))
     compute_baseline = _metric_function(
         task, truth, baseline_score, _check_threshold(threshold_baseline, "threshold_baseline")
     )

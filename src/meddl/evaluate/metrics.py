@@ -72,8 +72,7 @@ def _validate_binary_labels(y_true: object, name: str = "y_true") -> np.ndarray:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise MedDLError(
-            f"{name} must contain only 0/1 labels; {int(bad.sum())} values are not, "
-            f"e.g. {raw[first]!r} (index {first})"
+            f"{name} must contain only 0/1 labels; {int(bad.sum())} values are not, e.g. {raw[first]!r} (index {first})"
         )
     return labels.astype(np.int64)
 
@@ -108,8 +107,7 @@ def _validate_multiclass(y_true: object, y_prob: object) -> tuple[np.ndarray, np
     if off.any():
         first = int(np.flatnonzero(off)[0])
         raise MedDLError(
-            f"y_prob rows must sum to 1; {int(off.sum())} rows do not, e.g. row {first} sums to "
-            f"{row_sums[first]:.6g}"
+            f"y_prob rows must sum to 1; {int(off.sum())} rows do not, e.g. row {first} sums to {row_sums[first]:.6g}"
         )
     labels = _validate_class_labels(y_true, n_classes)
     _check_same_length(labels, prob, "y_true", "y_prob")
@@ -179,9 +177,7 @@ def _bin_indices(y_prob: np.ndarray, n_bins: int) -> np.ndarray:
     return np.searchsorted(inner_edges, y_prob)
 
 
-def _calibration_bins(
-    y_true: np.ndarray, y_prob: np.ndarray, n_bins: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _calibration_bins(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per non-empty bin: mean predicted probability, observed event rate and count."""
     bins = _bin_indices(y_prob, n_bins)
     counts = np.bincount(bins, minlength=n_bins)

@@ -72,11 +72,9 @@ def permutation_importance_table(
         n_repeats=n_repeats,
         random_state=seed,
     )
-    rows = [
+    rows: list[dict[str, float | str]] = [
         {"feature": str(column), "importance": float(mean), "std": float(std)}
-        for column, mean, std in zip(
-            frame.columns, result.importances_mean, result.importances_std, strict=True
-        )
+        for column, mean, std in zip(frame.columns, result.importances_mean, result.importances_std, strict=True)
     ]
     return sorted(rows, key=lambda r: -float(r["importance"]))
 
@@ -120,9 +118,7 @@ def integrated_gradients(
     return np.concatenate(chunks) if chunks else np.zeros((0, features.shape[1]))
 
 
-def group_attributions(
-    attributions: np.ndarray, source_columns: Sequence[str]
-) -> tuple[np.ndarray, list[str]]:
+def group_attributions(attributions: np.ndarray, source_columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Sum encoded-feature attributions into the clinical variable each came from.
 
     ``smoker=current``, ``smoker=never`` and ``smoker__missing`` all add up to ``smoker``.
@@ -154,9 +150,7 @@ def format_top_features(
             value = ""
             if frame is not None and name in frame.columns:
                 cell = frame.iloc[i][name]
-                value = (
-                    "=missing" if pd.isna(cell) else f"={cell:g}" if isinstance(cell, float) else f"={cell}"
-                )
+                value = "=missing" if pd.isna(cell) else f"={cell:g}" if isinstance(cell, float) else f"={cell}"
             parts.append(f"{name}{value} ({row[j]:+.3f})")
         lines.append("; ".join(parts))
     return lines

@@ -6,6 +6,8 @@ is the frame's index (named ``row``) so every later message can point back into 
 
 from __future__ import annotations
 
+import csv
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,33 +51,31 @@ def read_table(path: str | Path, *, na_values: Sequence[str] | None = None) -> p
         if suffix in {".parquet", ".pq"}:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                na_values=list(na_values or []),
-                keep_default_na=True,
-                skipinitialspace=True,
-                encoding_errors="strict",
-                low_memory=False,
-            )
+            sep = "\t" if suffix == ".tsv" else ","
+            _check_header(path, sep)
+            with warnings.catch_warnings():
+                # A row with more fields than the header would otherwise shift every column silently.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(
+                    path,
+                    sep=sep,
+                    index_col=False,
+                    na_values=list(na_values or []),
+                    keep_default_na=True,
+                    skipinitialspace=True,
+                    encoding_errors="strict",
+                    low_memory=False,
+                )
     except pd.errors.EmptyDataError:
         raise MedDLError(f"{path}: the file is empty") from None
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise MedDLError(f"{path}: cannot be parsed as {suffix[1:].upper()}: {_first_line(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise MedDLError(
-            f"{path}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start}); "
-            "save the file as UTF-8"
-        ) from None
-    except (
-        OSError,
-        ValueError,
-    ) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a broken Parquet file
+    except UnicodeDecodeError:
+        raise MedDLError(_not_utf8(path)) from None
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a broken Parquet file
         raise MedDLError(f"{path}: cannot be read: {_first_line(exc)}") from None
     if frame.shape[1] == 0 or frame.shape[0] == 0:
-        raise MedDLError(
-            f"{path}: has a header but no rows" if frame.shape[1] else f"{path}: the file is empty"
-        )
+        raise MedDLError(f"{path}: has a header but no rows" if frame.shape[1] else f"{path}: the file is empty")
     _check_columns(frame, path)
     frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame), name="row")
     return frame
@@ -91,10 +91,35 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     elif suffix in {".csv", ".tsv"}:
         frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
     else:
-        raise MedDLError(
-            f"{path}: cannot write {suffix or 'a file without extension'!r}; use .csv or .parquet"
-        )
+        raise MedDLError(f"{path}: cannot write {suffix or 'a file without extension'!r}; use .csv or .parquet")
     return path
+
+
+def _check_header(path: Path, sep: str) -> None:
+    """Duplicate names are checked on the header itself: pandas would rename the second 'age' to 'age.1'."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=sep), [])
+    except UnicodeDecodeError:
+        raise MedDLError(_not_utf8(path)) from None
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            raise MedDLError(f"{path}: column {name!r} appears more than once in the header")
+        seen.add(name)
+
+
+def _not_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (
+            f"{path}: not UTF-8 text (byte {data[exc.start : exc.start + 1]!r} at offset {exc.start}, line {line}); "
+            "save the file as UTF-8"
+        )
+    return f"{path}: not UTF-8 text; save the file as UTF-8"
 
 
 def _check_columns(frame: pd.DataFrame, path: Path) -> None:
@@ -102,12 +127,9 @@ def _check_columns(frame: pd.DataFrame, path: Path) -> None:
     unnamed = [i + 1 for i, name in enumerate(names) if name.startswith("Unnamed:") or not name.strip()]
     if unnamed:
         raise MedDLError(f"{path}: column(s) {unnamed} have no name in the header")
-    seen: set[str] = set()
-    for name in names:
-        base = name.rsplit(".", 1)[0] if "." in name and name.rsplit(".", 1)[1].isdigit() else None
-        if name in seen or (base is not None and base in names):
-            raise MedDLError(f"{path}: column {base or name!r} appears more than once in the header")
-        seen.add(name)
+    if len(set(names)) != len(names):  # Parquet keeps duplicate names as they are
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise MedDLError(f"{path}: column {duplicate!r} appears more than once in the header")
     frame.columns = names
 
 

@@ -41,9 +41,7 @@ def available_models() -> list[str]:
 
 def _constructor(arch: str, source: str) -> type[nn.Module]:
     if arch not in _REGISTRY:
-        raise MedDLError(
-            f"{source}: model.arch: unknown architecture {arch!r}; choose one of {available_models()}"
-        )
+        raise MedDLError(f"{source}: model.arch: unknown architecture {arch!r}; choose one of {available_models()}")
     return _REGISTRY[arch]
 
 
@@ -62,9 +60,7 @@ def check_model_params(arch: str, params: Mapping[str, Any], source: str = "mode
     allowed = user_parameters(arch, source)
     for name in params:
         if name in DATA_ARGUMENTS:
-            raise MedDLError(
-                f"{source}: model.{name} is set from the data; remove it from the experiment file"
-            )
+            raise MedDLError(f"{source}: model.{name} is set from the data; remove it from the experiment file")
         if name not in allowed:
             raise MedDLError(
                 f"{source}: model.{name}: unknown argument for arch {arch!r}; its arguments are {sorted(allowed)}"

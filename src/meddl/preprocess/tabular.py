@@ -135,15 +135,11 @@ def _coerce_numeric(series: pd.Series, column: str) -> np.ndarray:
         bad = np.isnan(values) & ~missing
         if bad.any():
             example, row = _first_example(series, bad)
-            raise MedDLError(
-                f"column '{column}' has {int(bad.sum())} non-numeric values, e.g. {example!r} (row {row})"
-            )
+            raise MedDLError(f"column '{column}' has {int(bad.sum())} non-numeric values, e.g. {example!r} (row {row})")
     infinite = np.isinf(values)
     if infinite.any():
         example, row = _first_example(series, infinite)
-        raise MedDLError(
-            f"column '{column}' has {int(infinite.sum())} infinite values, e.g. {example!r} (row {row})"
-        )
+        raise MedDLError(f"column '{column}' has {int(infinite.sum())} infinite values, e.g. {example!r} (row {row})")
     values[missing] = np.nan
     return values
 
@@ -331,8 +327,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             for column in columns:
                 if column in seen:
                     raise MedDLError(
-                        f"column '{column}' is listed both in preprocess.{seen[column]} and "
-                        f"preprocess.{group}"
+                        f"column '{column}' is listed both in preprocess.{seen[column]} and preprocess.{group}"
                     )
                 seen[column] = group
         if not seen:
@@ -343,9 +338,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         _check_choice(self.missing, MISSING_STRATEGIES, "preprocess.missing")
         _check_choice(self.scale, SCALERS, "preprocess.scale")
         if not isinstance(self.missing_indicators, bool | np.bool_):
-            raise MedDLError(
-                f"preprocess.missing_indicators must be true or false; got {self.missing_indicators!r}"
-            )
+            raise MedDLError(f"preprocess.missing_indicators must be true or false; got {self.missing_indicators!r}")
         _check_int(self.knn_neighbors, 1, "preprocess.knn_neighbors")
         _check_int(self.iterative_max_iter, 1, "preprocess.iterative_max_iter")
         _check_int(self.random_state, 0, "preprocess.random_state")
@@ -450,9 +443,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             binary_levels[column] = {"kind": kind, "levels": levels, "fill": None}
             profile[column] = {
                 "kind": "categorical",
-                "frequencies": {
-                    _level_label(lv): c / n_present for lv, c in zip(levels, counts, strict=True)
-                },
+                "frequencies": {_level_label(lv): c / n_present for lv, c in zip(levels, counts, strict=True)},
                 "missing_rate": float(mask.mean()),
             }
 
@@ -462,10 +453,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         for column in categorical:
             series = frame[column]
             mask = _missing_mask(series)
-            labels = [
-                None if m else _level_label(v)
-                for v, m in zip(series.to_numpy(dtype=object), mask, strict=True)
-            ]
+            labels = [None if m else _level_label(v) for v, m in zip(series.to_numpy(dtype=object), mask, strict=True)]
             present = [lb for lb in labels if lb is not None]
             if not present:
                 raise MedDLError(f"column '{column}' has no non-missing values in the training data")
@@ -473,9 +461,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             categories[column] = {"categories": [str(v) for v in unique_labels], "fill": None}
             category_labels[column] = labels
             missing_masks[column] = mask
-            frequencies = {
-                str(v): int(c) / len(present) for v, c in zip(unique_labels, label_counts, strict=True)
-            }
+            frequencies = {str(v): int(c) / len(present) for v, c in zip(unique_labels, label_counts, strict=True)}
             profile[column] = {
                 "kind": "categorical",
                 "frequencies": frequencies,
@@ -527,9 +513,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
                 robust = RobustScaler().fit(numeric_matrix)
                 scaler_state = {"center": robust.center_.tolist(), "scale": robust.scale_.tolist()}
 
-        indicator_columns = (
-            [c for c in input_columns if missing_masks[c].any()] if config["missing_indicators"] else []
-        )
+        indicator_columns = [c for c in input_columns if missing_masks[c].any()] if config["missing_indicators"] else []
 
         names: list[str] = [*numeric, *binary]
         sources: list[str] = [*numeric, *binary]
@@ -592,9 +576,9 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             "iterative_min_value": min_value,
             "iterative_max_value": max_value,
             "iterative_feat_idx": np.array([t.feat_idx for t in sequence], dtype="int64"),
-            "iterative_neighbor_feat_idx": np.array(
-                [t.neighbor_feat_idx for t in sequence], dtype="int64"
-            ).reshape(len(sequence), n_neighbours),
+            "iterative_neighbor_feat_idx": np.array([t.neighbor_feat_idx for t in sequence], dtype="int64").reshape(
+                len(sequence), n_neighbours
+            ),
             "iterative_coef": np.array([t.estimator.coef_ for t in sequence], dtype="float64").reshape(
                 len(sequence), n_neighbours
             ),
@@ -788,9 +772,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             spec = self.binary_levels_[column]
             keys = _binary_keys(frame[column], spec["kind"])
             codes = self._binary_codes(keys, spec["levels"])
-            counts[column] = int(
-                sum(1 for k, c in zip(keys, codes, strict=True) if k is not None and np.isnan(c))
-            )
+            counts[column] = int(sum(1 for k, c in zip(keys, codes, strict=True) if k is not None and np.isnan(c)))
         for column in self._config["categorical"]:
             series = frame[column]
             absent = _missing_mask(series)
@@ -824,8 +806,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             "scaler": {k: list(v) for k, v in self.scaler_.items()},
             "binary": {c: dict(v, levels=list(v["levels"])) for c, v in self.binary_levels_.items()},
             "categorical": {
-                c: {"categories": list(v["categories"]), "fill": v["fill"]}
-                for c, v in self.categories_.items()
+                c: {"categories": list(v["categories"]), "fill": v["fill"]} for c, v in self.categories_.items()
             },
             "indicator_columns": list(self.indicator_columns_),
             "iterative_n_iter": self.iterative_n_iter_,
@@ -852,9 +833,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             raise MedDLError(f"preprocess state must be a JSON object; got {type(state).__name__}")
         version = state.get("version")
         if version != STATE_VERSION:
-            raise MedDLError(
-                f"preprocess state has version {version!r}; this MedDL reads version {STATE_VERSION}"
-            )
+            raise MedDLError(f"preprocess state has version {version!r}; this MedDL reads version {STATE_VERSION}")
         absent = [k for k in _STATE_KEYS if k not in state]
         if absent:
             raise MedDLError("preprocess state is missing key(s): " + ", ".join(repr(k) for k in absent))
@@ -867,13 +846,9 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         unknown = sorted(set(config) - known)
         lacking = sorted(known - set(config))
         if lacking:
-            raise MedDLError(
-                "preprocess state: config is missing key(s): " + ", ".join(repr(k) for k in lacking)
-            )
+            raise MedDLError("preprocess state: config is missing key(s): " + ", ".join(repr(k) for k in lacking))
         if unknown:
-            raise MedDLError(
-                "preprocess state: unknown config key(s): " + ", ".join(repr(k) for k in unknown)
-            )
+            raise MedDLError("preprocess state: unknown config key(s): " + ", ".join(repr(k) for k in unknown))
         prep = cls(**config)
         checked = prep._validated_config()
         try:
@@ -907,12 +882,8 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             "robust": {"center", "scale"},
             "none": set(),
         }[config["scale"]]
-        if numeric and (
-            set(scaler) != expected_scaler or any(len(v) != len(numeric) for v in scaler.values())
-        ):
-            raise ValueError(
-                f"'scaler' must hold {sorted(expected_scaler)} with one value per numeric column"
-            )
+        if numeric and (set(scaler) != expected_scaler or any(len(v) != len(numeric) for v in scaler.values())):
+            raise ValueError(f"'scaler' must hold {sorted(expected_scaler)} with one value per numeric column")
         binary_levels = {str(c): dict(v) for c, v in dict(state["binary"]).items()}
         if sorted(binary_levels) != sorted(binary):
             raise ValueError("'binary' does not match config")
@@ -1031,9 +1002,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             except FileNotFoundError as error:
                 raise MedDLError(f"{arrays_path}: file not found (listed in {state_path.name})") from error
             except (OSError, ValueError) as error:
-                raise MedDLError(
-                    f"{arrays_path}: not a valid NumPy archive without pickle ({error})"
-                ) from error
+                raise MedDLError(f"{arrays_path}: not a valid NumPy archive without pickle ({error})") from error
         try:
             return cls.from_state(state, arrays)
         except MedDLError as error:

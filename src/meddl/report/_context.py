@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import yaml
@@ -20,6 +21,7 @@ from meddl.report._format import (
     LOWER_IS_BETTER,
     THRESHOLD_METRICS,
     as_float,
+    ci_bounds,
     fmt_count,
     fmt_date,
     fmt_estimate,
@@ -380,9 +382,7 @@ def _model_section(run: Mapping[str, Any], with_plots: bool) -> ModelSection | N
 def _metrics_table(run: Mapping[str, Any]) -> tuple[Table, bool]:
     task = run.get("task")
     evaluations = _evaluations(run)
-    names = ordered_metrics(
-        task, [name for _, _, record in evaluations for name in mapping(record.get("metrics"))]
-    )
+    names = ordered_metrics(task, [name for _, _, record in evaluations for name in mapping(record.get("metrics"))])
     headers = ["Metric"]
     for _, label, record in evaluations:
         n = as_float(record.get("n"))
@@ -414,6 +414,13 @@ def _threshold_text(run: Mapping[str, Any]) -> str | None:
     return f"{fmt_number(threshold, 3)}, chosen by {described}."
 
 
+def _fine(metric: str, value: object, reference: object) -> str:
+    """A metric with one decimal more than in the metrics table, for differences and fold-to-fold spread."""
+    if metric in {"mae", "rmse"}:
+        return fmt_metric(metric, value, reference)
+    return fmt_number(value, 4 if metric in {"brier", "ece", "log_loss"} else 3)
+
+
 def _comparisons(run: Mapping[str, Any]) -> Table | None:
     comparisons = mapping(mapping(run.get("evaluation")).get("comparisons"))
     rows = []
@@ -423,21 +430,24 @@ def _comparisons(run: Mapping[str, Any]) -> Table | None:
             continue
         metric = str(record.get("metric") or _main_metric(run.get("task")) or "")
         value = as_float(record.get("value"))
-        interval = fmt_interval(metric, record.get("ci"))
-        difference = fmt_metric(metric, value) + (f" ({interval})" if interval else " (no CI)")
+        # Differences are small numbers: one more decimal than the metric, so a CI bound of 0.004 is not
+        # printed as "0.00" next to a reading that says the CI excludes zero.
+        bounds = ci_bounds(record.get("ci"))
         higher_is_better = record.get("higher_is_better")
         if not isinstance(higher_is_better, bool):
             higher_is_better = metric not in LOWER_IS_BETTER
-        bounds = [as_float(bound) for bound in sequence(record.get("ci"))]
-        if len(bounds) == 2 and None not in bounds:
+        if bounds is None:
+            difference = f"{_fine(metric, value, value)} (no CI)"
+            reading = DASH
+        else:
             low, high = bounds
-            if low > 0 or high < 0:  # type: ignore[operator]
-                model_higher = low > 0  # type: ignore[operator]
-                reading = "Model better" if model_higher == higher_is_better else "Baseline better"
+            separator = " to " if low < 0 or high < 0 else "–"
+            interval = f"{_fine(metric, low, value)}{separator}{_fine(metric, high, value)}"
+            difference = f"{_fine(metric, value, value)} ({interval})"
+            if low > 0 or high < 0:
+                reading = "Model better" if (low > 0) == higher_is_better else "Baseline better"
             else:
                 reading = "No clear difference (CI includes 0)"
-        else:
-            reading = DASH
         rows.append(
             [
                 model_name_label(str(baseline)),
@@ -463,9 +473,13 @@ def _calibration_note(run: Mapping[str, Any]) -> str | None:
     return "; ".join(parts) if parts else None
 
 
+_SHORT_NAMES = {"auroc": "AUROC", "auroc_macro": "macro AUROC", "auprc": "AUPRC", "ece": "ECE"}
+
+
 def _legend(name: str, label: str, record: Mapping[str, Any]) -> str:
+    """Legend text with the curve's summary metric, e.g. ``"Model (AUROC 0.86)"``."""
     value = mapping(mapping(record.get("metrics")).get(name)).get("value")
-    short = metric_label(name).split(" (")[0]
+    short = _SHORT_NAMES.get(name, name)
     return f"{label} ({short} {fmt_metric(name, value)})" if as_float(value) is not None else label
 
 
@@ -537,9 +551,7 @@ def _performance_plots(run: Mapping[str, Any]) -> list[Plot]:
                 "probabilities can be read at face value. The lower panel shows the number of cases per bin.",
             )
         )
-    image = plots.decision_curve_plot(
-        curves.get("decision"), baseline_curves("decision", None), model_label="Model"
-    )
+    image = plots.decision_curve_plot(curves.get("decision"), baseline_curves("decision", None), model_label="Model")
     if image:
         result.append(
             Plot(
@@ -560,9 +572,7 @@ def _performance_plots(run: Mapping[str, Any]) -> list[Plot]:
                 f"Observed against predicted class{at}; each cell shows the count and the share of its row.",
             )
         )
-    image = plots.regression_scatter_plot(
-        curves.get("scatter"), target=_text(mapping(run.get("data")).get("target"))
-    )
+    image = plots.regression_scatter_plot(curves.get("scatter"), target=_text(mapping(run.get("data")).get("target")))
     if image:
         result.append(
             Plot(
@@ -587,6 +597,11 @@ def _performance_section(run: Mapping[str, Any], with_plots: bool) -> Performanc
         calibration_note=_calibration_note(run),
         plots=_performance_plots(run) if with_plots else [],
     )
+
+
+def _ranking_value(row: Mapping[str, Any], value_key: str) -> float:
+    value = as_float(row.get(value_key))
+    return value if value is not None else float("-inf")
 
 
 def _importance(run: Mapping[str, Any], with_plots: bool) -> list[ImportanceBlock]:
@@ -617,11 +632,7 @@ def _importance(run: Mapping[str, Any], with_plots: bool) -> list[ImportanceBloc
         rows = [row for row in sequence(explanations.get(key)) if isinstance(row, Mapping)]
         if not rows:
             continue
-        ranked = sorted(
-            rows,
-            key=lambda row, value_key=value_key: as_float(row.get(value_key)) or float("-inf"),
-            reverse=True,
-        )
+        ranked = sorted(rows, key=partial(_ranking_value, value_key=value_key), reverse=True)
         table_rows = []
         for rank, row in enumerate(ranked, start=1):
             value = fmt_sig(row.get(value_key))
@@ -646,7 +657,8 @@ def _cross_validation(run: Mapping[str, Any]) -> CrossValidationSection | None:
         return None
     metric = str(record.get("metric") or _main_metric(run.get("task")) or "")
     mean, std = as_float(record.get("mean")), as_float(record.get("std"))
-    summary = fmt_metric(metric, mean) + (f" (SD {fmt_metric(metric, std, mean)})" if std is not None else "")
+    # Folds differ by a few thousandths; one more decimal than in the metric table keeps that visible.
+    summary = _fine(metric, mean, mean) + (f" (SD {_fine(metric, std, mean)})" if std is not None else "")
     facts = [
         ("Folds", fmt_count(record.get("folds"))),
         ("Metric", metric_label(metric)),
@@ -656,7 +668,7 @@ def _cross_validation(run: Mapping[str, Any]) -> CrossValidationSection | None:
     table = (
         Table(
             ["Fold", metric_label(metric)],
-            [[str(index), fmt_metric(metric, value)] for index, value in enumerate(per_fold, start=1)],
+            [[str(index), _fine(metric, value, mean)] for index, value in enumerate(per_fold, start=1)],
             [True, True],
         )
         if per_fold
@@ -705,9 +717,7 @@ def _subgroups(run: Mapping[str, Any]) -> Table | None:
     rows = [row for row in sequence(run.get("subgroups")) if isinstance(row, Mapping)]
     if not rows:
         return None
-    names = ordered_metrics(
-        run.get("task"), [name for row in rows for name in mapping(row.get("metrics"))]
-    )
+    names = ordered_metrics(run.get("task"), [name for row in rows for name in mapping(row.get("metrics"))])
     body = [
         [
             _text(row.get("column")),
@@ -734,9 +744,9 @@ def _caveats(run: Mapping[str, Any], data: DataSection) -> list[str]:
         )
     metrics = mapping(model.get("metrics"))
     for name in ("auroc", "auroc_macro"):
-        bounds = [as_float(bound) for bound in sequence(mapping(metrics.get(name)).get("ci"))]
-        if len(bounds) == 2 and None not in bounds:
-            width = bounds[1] - bounds[0]  # type: ignore[operator]
+        bounds = ci_bounds(mapping(metrics.get(name)).get("ci"))
+        if bounds is not None:
+            width = bounds[1] - bounds[0]
             if width > WIDE_AUROC_CI:
                 caveats.append(
                     f"Wide confidence interval: the 95% CI of the {metric_label(name)} is "
@@ -788,7 +798,7 @@ def build_context(run: Mapping[str, Any], *, with_plots: bool) -> RunContext:
         ("Bundle hash (SHA-256)", _text(run.get("bundle_hash"))),
     ]
     notice = (
-        f"Decision support only. This model estimates {target} to support, not replace, clinical judgement; "
+        f"This model estimates {target} to support, not replace, clinical judgement; "
         f"it does not make a diagnosis. A clinician must interpret every output with the patient's full "
         f"clinical picture. It has been evaluated only on the data described in this report and may perform "
         f"differently for other patients, sites or periods."

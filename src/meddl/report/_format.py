@@ -16,6 +16,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "THRESHOLD_METRICS",
     "as_float",
+    "ci_bounds",
     "fmt_count",
     "fmt_date",
     "fmt_estimate",
@@ -189,6 +190,17 @@ def fmt_metric(name: str, value: object, reference: object = None) -> str:
     return fmt_number(number, _metric_decimals(name, scale))
 
 
+def ci_bounds(ci: object) -> tuple[float, float] | None:
+    """The two bounds of a confidence interval ``[low, high]``, or None when either is missing."""
+    bounds = sequence(ci)
+    if len(bounds) != 2:
+        return None
+    low, high = as_float(bounds[0]), as_float(bounds[1])
+    if low is None or high is None:
+        return None
+    return low, high
+
+
 def fmt_interval(name: str, ci: object, reference: object = None) -> str | None:
     """Write a confidence interval as ``"0.79–0.89"`` (``"-0.02 to 0.04"`` when a bound is negative).
 
@@ -200,12 +212,10 @@ def fmt_interval(name: str, ci: object, reference: object = None) -> str | None:
     Returns:
         The text, or None when either bound is missing.
     """
-    bounds = sequence(ci)
-    if len(bounds) != 2:
+    bounds = ci_bounds(ci)
+    if bounds is None:
         return None
-    low, high = as_float(bounds[0]), as_float(bounds[1])
-    if low is None or high is None:
-        return None
+    low, high = bounds
     scale = reference if reference is not None else max(abs(low), abs(high))
     low_text, high_text = fmt_metric(name, low, scale), fmt_metric(name, high, scale)
     separator = " to " if low < 0 or high < 0 else "–"

@@ -111,7 +111,8 @@ REPORT_HTML = """<!DOCTYPE html>
 <div class="notice" role="note"><strong>Clinical decision support — not a diagnosis</strong>{{ ctx.notice }}</div>
 {%- if ctx.warnings or ctx.caveats %}
 <div class="alert" role="alert">
-<strong>{{ (ctx.warnings | length) + (ctx.caveats | length) }} warning(s) and caveat(s)</strong> — read
+{%- set count = (ctx.warnings | length) + (ctx.caveats | length) %}
+<strong>{{ count }} warning{{ "s" if count != 1 }}</strong> — read
 <a href="#warnings">Warnings</a> before relying on these results.
 </div>
 {%- endif %}
@@ -171,7 +172,7 @@ REPORT_HTML = """<!DOCTYPE html>
 {%- endif %}
 
 <section id="performance">
-<h2>Performance on {{ ctx.performance.split }}</h2>
+<h2>Performance{% if ctx.performance.split != "—" %} on {{ ctx.performance.split }}{% endif %}</h2>
 <p>Each value is the point estimate with its 95% confidence interval in brackets (bootstrap).
 {%- if ctx.performance.n != "—" %} Evaluated on {{ ctx.performance.n }} cases.{% endif %}</p>
 {{ table(ctx.performance.metrics) }}
@@ -264,7 +265,7 @@ loads nothing from the network.</footer>
 </html>
 """
 
-MODEL_CARD_MD = """# Model card: {{ ctx.name | md }}
+MODEL_CARD_MD = """# Model card: {{ ctx.name | md }}{% if ctx.is_external %} (external validation){% endif %}
 
 > **Clinical decision support — not a diagnosis.** {{ ctx.notice | md }}
 
@@ -351,7 +352,7 @@ estimate with its 95% bootstrap confidence interval.
 **Decision threshold:** {{ ctx.performance.threshold | md }}
 {%- endif %}
 
-**Calibration:** {{ (ctx.performance.calibration_note or "not measured for this task") | md }}.
+**Calibration:** {{ (ctx.performance.calibration_note or "no calibration measure in this run") | md }}.
 {%- if ctx.performance.comparisons %}
 
 **Comparison with baselines** (paired bootstrap, model − baseline):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -68,7 +68,10 @@ def _style(axes: Axes, title: str | None = None, xlabel: str | None = None, ylab
         axes.set_ylabel(ylabel, fontsize=9, color=_TEXT_COLOUR)
 
 
-def _legend(axes: Axes, location: str = "best") -> None:
+Location = Literal["best", "upper left", "upper right", "lower left", "lower right"]
+
+
+def _legend(axes: Axes, location: Location = "best") -> None:
     if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize=8, frameon=False, loc=location)
 
@@ -479,8 +482,11 @@ def history_plot(
         }
         return _xy(table, "epoch", key, f"history.{key}")
 
-    losses = [(label, column(key)) for key, label in (("train_loss", "Training"), ("val_loss", "Validation"))]
-    losses = [(label, points) for label, points in losses if points is not None]
+    losses = []
+    for key, label in (("train_loss", "Training"), ("val_loss", "Validation")):
+        points = column(key)
+        if points is not None:
+            losses.append((label, points))
     metric = column(f"val_{monitor}") if monitor else None
     if not losses and metric is None:
         return None

@@ -62,9 +62,7 @@ def make_loss(task: str, class_weights: np.ndarray | None = None) -> LossFn:
     return regression_loss
 
 
-def scores_from_outputs(
-    task: str, outputs: np.ndarray, scale: tuple[float, float] | None = None
-) -> np.ndarray:
+def scores_from_outputs(task: str, outputs: np.ndarray, scale: tuple[float, float] | None = None) -> np.ndarray:
     """Logits → P(class 1) (binary, shape (N,)), class probabilities (multiclass, (N, K)), or predictions."""
     outputs = np.asarray(outputs, dtype=np.float64)
     if task == "binary":

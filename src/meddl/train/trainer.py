@@ -50,9 +50,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MedDLError(
-            f"train.device: {device!r} requested but no CUDA device is available; use auto or cpu"
-        )
+        raise MedDLError(f"train.device: {device!r} requested but no CUDA device is available; use auto or cpu")
     if device == "mps" and not torch.backends.mps.is_available():
         raise MedDLError("train.device: 'mps' requested but not available; use auto or cpu")
     return torch.device(device)
@@ -149,9 +147,7 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(settings.precision)
         if amp is torch.float16 and self.device.type != "cuda":
-            raise MedDLError(
-                "train.precision: '16-mixed' needs a CUDA device; use 'bf16-mixed' or '32' on CPU"
-            )
+            raise MedDLError("train.precision: '16-mixed' needs a CUDA device; use 'bf16-mixed' or '32' on CPU")
         self.autocast_dtype = amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
 
@@ -198,7 +194,7 @@ class Trainer:
                 result.samples_seen += seen
                 val_loss, metrics = self.validate(val_data)
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": self._lr()}
-                row.update({f"val_{k}": v for k, v in metrics.items()})
+                row.update({f"val_{k}": float(v) for k, v in metrics.items()})  # plain floats: weights_only load
                 result.history.append(row)
                 score = val_loss if s.monitor == "loss" else metrics.get(s.monitor, float("nan"))
                 if s.monitor != "loss" and s.monitor not in metrics:
@@ -301,7 +297,7 @@ class Trainer:
                 for i in range(0, len(inputs_all), batch_size)
             )
         else:
-            chunks = iter(DataLoader(data, batch_size=batch_size, shuffle=False))
+            chunks = iter(DataLoader(data, batch_size=batch_size, shuffle=False))  # type: ignore[arg-type]
         for inputs, target in chunks:
             with self._autocast():
                 out = self.module(inputs.to(self.device))

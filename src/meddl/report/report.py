@@ -1,0 +1,73 @@
+"""The HTML report: one self-contained file (inline CSS, figures as base64 PNG, no scripts, no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from meddl.report._context import build_context
+from meddl.report._templates import REPORT_CSS, REPORT_HTML
+
+__all__ = ["render_report", "write_report"]
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+    return environment.from_string(REPORT_HTML)
+
+
+def render_report(run: Mapping[str, Any]) -> str:
+    """Render the HTML report of a run.
+
+    Every value from the run record is HTML-escaped. Optional sections that are absent from the record are
+    left out; missing values are shown as "—".
+
+    Args:
+        run: The run record built by the pipeline. Required keys: ``kind`` (``"train"`` or
+            ``"external_evaluation"``), ``name``, ``task`` and ``evaluation.model``; every other section
+            (``data``, ``model``, ``training``, ``evaluation.baselines``, ``evaluation.comparisons``,
+            ``explanations``, ``cross_validation``, ``shift``, ``subgroups``, ``warnings``, ``config_yaml``,
+            ...) is optional.
+
+    Returns:
+        The HTML document.
+
+    Raises:
+        ValueError: If a required key is missing, ``kind`` is unknown, or a curve is malformed (lists of
+            different lengths, non-numbers).
+    """
+    context = build_context(run, with_plots=True)
+    return _template().render(ctx=context, css=REPORT_CSS)
+
+
+def write_report(run: Mapping[str, Any], path: Path) -> Path:
+    """Write the HTML report of a run.
+
+    Args:
+        run: The run record (see :func:`render_report`).
+        path: The file to write, or a folder, in which case ``report.html`` is written inside it.
+            Missing parent folders are created.
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        ValueError: As :func:`render_report`.
+    """
+    html = render_report(run)
+    target = Path(path)
+    if target.is_dir():
+        target = target / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html, encoding="utf-8")
+    return target

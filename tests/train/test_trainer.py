@@ -1,0 +1,296 @@
+"""Tests of meddl.train.trainer: learning, early stopping, exact resume, checkpoints and determinism (CPU)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Subset, TensorDataset
+
+from meddl.errors import MedDLError
+from meddl.models import MLP
+from meddl.train import Trainer, TrainerSettings, make_loss, resolve_device, seed_everything, subset
+from meddl.train.trainer import CHECKPOINT_NAME
+
+
+class Interrupt(Exception):
+    """Stands in for a killed process."""
+
+
+def toy_data(n: int = 96, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """A learnable binary problem: the label is whether x0 + x1 > 0."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=generator)
+    y = (x[:, 0] + x[:, 1] > 0).float()
+    cut = int(n * 0.75)
+    return TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:], y[cut:])
+
+
+def accuracy(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    return {"accuracy": float(((outputs.reshape(-1) > 0) == (targets > 0.5)).mean())}
+
+
+def settings(**overrides) -> TrainerSettings:
+    base = {"epochs": 6, "batch_size": 16, "learning_rate": 1e-2, "device": "cpu", "progress": False, "patience": 100}
+    base.update(overrides)
+    return TrainerSettings(**base)
+
+
+def make_trainer(
+    seed: int = 0,
+    *,
+    model_seed: int | None = None,
+    checkpoint_dir: Path | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    metric_fn=accuracy,
+    **overrides,
+) -> Trainer:
+    seed_everything(seed if model_seed is None else model_seed)
+    model = MLP(4, 1, hidden=(16,), dropout=0.2)
+    return Trainer(
+        model,
+        make_loss("binary"),
+        settings(seed=seed, **overrides),
+        metric_fn=metric_fn,
+        checkpoint_dir=checkpoint_dir,
+        on_epoch_end=on_epoch_end,
+    )
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.module.state_dict().items()}
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def interrupt_at(epoch: int) -> Callable[[dict[str, float]], None]:
+    def callback(row: dict[str, float]) -> None:
+        if row["epoch"] == epoch:
+            raise Interrupt
+
+    return callback
+
+
+def test_training_reduces_loss_and_learns():
+    train, val = toy_data(256)
+    trainer = make_trainer(epochs=15)
+    result = trainer.fit(train, val)
+    losses = [row["train_loss"] for row in result.history]
+    assert len(result.history) == 15 and result.epochs_run == 15
+    assert losses[-1] < 0.6 * losses[0]
+    assert result.history[-1]["val_accuracy"] >= 0.85
+    assert result.samples_seen == 15 * len(train)
+    assert not result.stopped_early
+
+
+def test_early_stopping_stops_and_restores_best_epoch_weights():
+    train, val = toy_data()
+    scripted = iter([0.50, 0.70, 0.90, 0.80, 0.60, 0.55, 0.95, 0.99, 0.99, 0.99])
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def metric(outputs, targets):
+        return {"auroc": next(scripted)}
+
+    def remember(row):
+        snapshots[int(row["epoch"])] = weights(trainer)
+
+    trainer = make_trainer(epochs=10, patience=3, monitor="auroc", monitor_mode="max", metric_fn=metric)
+    trainer.on_epoch_end = remember
+    result = trainer.fit(train, val)
+    assert result.stopped_early
+    assert result.epochs_run == 6 and len(result.history) == 6
+    assert result.best_epoch == 3
+    assert result.best_score == pytest.approx(0.90)
+    assert_same_weights(weights(trainer), snapshots[3])
+    assert not all(torch.equal(snapshots[3][k], snapshots[6][k]) for k in snapshots[3])
+
+
+def test_min_mode_monitors_validation_loss():
+    train, val = toy_data()
+    result = make_trainer(epochs=4, monitor="loss").fit(train, val)
+    best = min(range(4), key=lambda i: result.history[i]["val_loss"])
+    assert result.best_epoch == best + 1
+    assert result.best_score == pytest.approx(result.history[best]["val_loss"])
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path, scheduler: str):
+    train, val = toy_data()
+    full = make_trainer(seed=5, checkpoint_dir=tmp_path / "full", scheduler=scheduler)
+    full_result = full.fit(train, val)
+
+    killed = make_trainer(
+        seed=5, checkpoint_dir=tmp_path / "resumed", on_epoch_end=interrupt_at(3), scheduler=scheduler
+    )
+    with pytest.raises(Interrupt):
+        killed.fit(train, val)
+
+    # A fresh process: different initial weights and RNG state, then resume from the checkpoint.
+    torch.manual_seed(12345)
+    resumed = make_trainer(seed=5, model_seed=999, checkpoint_dir=tmp_path / "resumed", scheduler=scheduler)
+    result = resumed.fit(train, val, resume=True)
+
+    assert result.resumed_from_epoch == 3
+    assert result.history == full_result.history
+    assert result.best_epoch == full_result.best_epoch
+    assert result.epochs_run == full_result.epochs_run == 6
+    assert_same_weights(weights(resumed), weights(full))
+    # the final (not only the best) weights match too
+    last_full = torch.load(tmp_path / "full" / CHECKPOINT_NAME, weights_only=True)["model"]
+    last_resumed = torch.load(tmp_path / "resumed" / CHECKPOINT_NAME, weights_only=True)["model"]
+    assert_same_weights(last_full, last_resumed)
+
+
+def test_resume_with_a_non_tensor_dataset(tmp_path: Path):
+    train, val = toy_data()
+    train = Subset(train, list(range(len(train))))
+    full = make_trainer(seed=1, checkpoint_dir=tmp_path / "a", epochs=4)
+    full_result = full.fit(train, val)
+    with pytest.raises(Interrupt):
+        make_trainer(seed=1, checkpoint_dir=tmp_path / "b", epochs=4, on_epoch_end=interrupt_at(2)).fit(train, val)
+    resumed = make_trainer(seed=1, model_seed=7, checkpoint_dir=tmp_path / "b", epochs=4)
+    assert resumed.fit(train, val, resume=True).history == full_result.history
+    assert_same_weights(weights(resumed), weights(full))
+
+
+def test_resume_without_a_checkpoint_starts_fresh(tmp_path: Path):
+    train, val = toy_data()
+    reference = make_trainer(seed=2, epochs=3)
+    reference_result = reference.fit(train, val)
+    fresh = make_trainer(seed=2, epochs=3, checkpoint_dir=tmp_path / "none-yet")
+    result = fresh.fit(train, val, resume=True)
+    assert result.resumed_from_epoch is None
+    assert result.history == reference_result.history
+
+
+def test_resume_of_a_finished_run_only_restores_best(tmp_path: Path):
+    train, val = toy_data()
+    done = make_trainer(seed=3, epochs=3, checkpoint_dir=tmp_path)
+    done_result = done.fit(train, val)
+    again = make_trainer(seed=3, model_seed=11, epochs=3, checkpoint_dir=tmp_path)
+    result = again.fit(train, val, resume=True)
+    assert result.history == done_result.history
+    assert result.samples_seen == 0
+    assert_same_weights(weights(again), weights(done))
+
+
+def test_resume_when_metrics_are_numpy_floats(tmp_path: Path):
+    train, val = toy_data()
+
+    def numpy_metric(outputs, targets):
+        return {"accuracy": np.float64(accuracy(outputs, targets)["accuracy"])}
+
+    with pytest.raises(Interrupt):
+        make_trainer(checkpoint_dir=tmp_path, metric_fn=numpy_metric, on_epoch_end=interrupt_at(2)).fit(train, val)
+    result = make_trainer(checkpoint_dir=tmp_path, metric_fn=numpy_metric).fit(train, val, resume=True)
+    assert result.resumed_from_epoch == 2
+
+
+def test_checkpoint_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    train, val = toy_data()
+    make_trainer(epochs=2, checkpoint_dir=tmp_path).fit(train, val)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
+
+    real_save = torch.save
+
+    def dying_save(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        make_trainer(epochs=3, checkpoint_dir=tmp_path).fit(train, val, resume=True)
+    monkeypatch.setattr(torch, "save", real_save)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert state["epoch"] == 2  # the previous checkpoint survived the failed write
+
+
+def test_corrupt_checkpoint_is_a_meddl_error(tmp_path: Path):
+    train, val = toy_data()
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"\x00garbage")
+    with pytest.raises(MedDLError, match="cannot resume from this checkpoint") as exc:
+        make_trainer(checkpoint_dir=tmp_path).fit(train, val, resume=True)
+    assert CHECKPOINT_NAME in str(exc.value)
+
+
+def test_foreign_checkpoint_is_a_meddl_error(tmp_path: Path):
+    train, val = toy_data()
+    torch.save({"weights": torch.zeros(2)}, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(MedDLError, match="not a MedDL checkpoint"):
+        make_trainer(checkpoint_dir=tmp_path).fit(train, val, resume=True)
+
+
+def test_checkpoint_of_another_model_is_a_meddl_error(tmp_path: Path):
+    train, val = toy_data()
+    make_trainer(epochs=1, checkpoint_dir=tmp_path).fit(train, val)
+    other = Trainer(MLP(4, 1, hidden=(32,)), make_loss("binary"), settings(), checkpoint_dir=tmp_path)
+    with pytest.raises(MedDLError, match="does not fit this model"):
+        other.fit(train, val, resume=True)
+
+
+@pytest.mark.parametrize("metric_fn", [accuracy, None], ids=["other-metrics", "no-metrics"])
+def test_monitor_of_a_missing_metric_is_an_error(metric_fn):
+    train, val = toy_data()
+    trainer = make_trainer(monitor="auroc", monitor_mode="max", metric_fn=metric_fn)
+    with pytest.raises(MedDLError, match="monitor: 'auroc' is not a validation metric"):
+        trainer.fit(train, val)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_an_error():
+    with pytest.raises(MedDLError, match=r"train.device: 'cuda' requested"):
+        resolve_device("cuda")
+    with pytest.raises(MedDLError, match="'cuda:1'"):
+        resolve_device("cuda:1")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(MedDLError, match="16-mixed"):
+        make_trainer(precision="16-mixed")
+
+
+def test_resolve_device_cpu():
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_same_seed_gives_identical_weights_other_seed_does_not():
+    train, val = toy_data()
+    first, second, third = make_trainer(seed=4), make_trainer(seed=4), make_trainer(seed=8)
+    first_result = first.fit(train, val)
+    assert second.fit(train, val).history == first_result.history
+    third.fit(train, val)
+    assert_same_weights(weights(first), weights(second))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(first).values(), weights(third).values(), strict=True))
+
+
+def test_predict_returns_outputs_in_order():
+    train, val = toy_data()
+    trainer = make_trainer(epochs=2)
+    trainer.fit(train, val)
+    outputs = trainer.predict(val, batch_size=5)
+    trainer.module.eval()
+    with torch.no_grad():
+        expected = trainer.module(val.tensors[0]).numpy()
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_subset_keeps_tensor_fast_path():
+    data = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0))
+    part = subset(data, np.array([4, 1]))
+    assert isinstance(part, TensorDataset)
+    assert part.tensors[1].tolist() == [4.0, 1.0]
+    other = subset(Subset(data, [0, 1, 2]), np.array([2]))
+    assert float(other[0][1]) == 2.0
+
+
+def test_history_rows_record_epoch_losses_and_learning_rate():
+    train, val = toy_data()
+    rows = make_trainer(epochs=3).fit(train, val).history
+    assert all({"train_loss", "val_loss", "lr", "val_accuracy"} <= row.keys() for row in rows)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert rows[0]["lr"] > rows[-1]["lr"]  # cosine schedule decays the learning rate
