@@ -62,6 +62,7 @@ class DataConfig(_Section):
     """Where the table is and what the columns mean."""
 
     kind: Literal["tabular"] = "tabular"
+    description: str | None = Field(None, description="shown in the report and model card (source, outcome definition)")
     path: Path = Field(..., description="CSV or Parquet file, relative to the experiment file")
     target: str
     positive_label: str | int | float | bool | None = None

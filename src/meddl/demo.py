@@ -28,6 +28,7 @@ def _experiment(cohort: Cohort, arch: str, *, quick: bool) -> dict[str, Any]:
         "task": "binary",
         "data": {
             "kind": "tabular",
+            "description": " ".join([cohort.description + ".", *cohort.notes]),
             "path": f"{cohort.name}.csv",
             "target": cohort.target,
             "positive_label": cohort.positive_label,
@@ -37,7 +38,9 @@ def _experiment(cohort: Cohort, arch: str, *, quick: bool) -> dict[str, Any]:
             "missing": "median",
             "missing_indicators": True,
             "scale": "standard",
-            "imbalance": "class_weight",
+            # No reweighting: the demo reports calibrated risks, and reweighting would distort them
+            # (the threshold chosen on validation handles the class balance instead).
+            "imbalance": "none",
         },
         "model": model,
         "train": {

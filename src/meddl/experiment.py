@@ -478,10 +478,14 @@ class Experiment:
             values = table.features[name]
             n_missing = int(values.isna().sum())
             if kind == "numeric":
-                described = f"median {values.median():.4g} (IQR {values.quantile(0.25):.4g}–{values.quantile(0.75):.4g})"
+                described = (
+                    f"median {values.median():.4g} (IQR {values.quantile(0.25):.4g}–{values.quantile(0.75):.4g})"
+                )
             else:
                 counts = values.astype(str).where(values.notna()).value_counts()
-                described = ", ".join(f"{k}: {v}" for k, v in counts.head(4).items()) + (" …" if len(counts) > 4 else "")
+                described = ", ".join(f"{k}: {v}" for k, v in counts.head(4).items()) + (
+                    " …" if len(counts) > 4 else ""
+                )
             columns.append(
                 {
                     "name": name,
@@ -502,7 +506,7 @@ class Experiment:
             "dropped": dict(table.dropped),
             "columns": columns,
             "splits": {name: int((splits == name).sum()) for name in ("train", "validation", "test")},
-            "notes": list(table.notes),
+            "notes": [*([cfg.data.description] if cfg.data.description else []), *table.notes, self._split_note(table)],
         }
         if cfg.task != "regression":
             summary["class_balance"] = {
@@ -513,8 +517,34 @@ class Experiment:
             }
         return summary
 
+    def _split_note(self, table: PreparedTable) -> str:
+        split = self.config.data.split
+        how = (
+            f"temporal split on {split.date_column!r} (earliest patients train, latest test)"
+            if split.method == "temporal"
+            else f"stratified split (seed {self.config.train.seed})"
+        )
+        if table.patient_ids is not None:
+            return (
+                f"{how}, by patient ({self.config.data.patient_id!r}): all rows of a patient are in one split, "
+                "checked after splitting; bootstrap CIs resample patients; see splits.csv"
+            )
+        return f"{how}, one row per patient assumed (no data.patient_id set); see splits.csv"
+
     def _warnings(self, table: PreparedTable, masks: dict[str, np.ndarray], evaluation: dict[str, Any]) -> list[str]:
         warnings = []
+        imbalance = self.config.preprocess.imbalance
+        if imbalance not in {"none"} and self.config.task != "regression":
+            warnings.append(
+                f"preprocess.imbalance: {imbalance} trains as if the classes were balanced, so predicted "
+                "probabilities are pushed away from the true prevalence (see the calibration plot); use the "
+                "threshold, not the raw probability, or set imbalance: none when calibrated risks matter."
+            )
+        if self.config.preprocess.missing == "knn":
+            warnings.append(
+                "preprocess.missing: knn stores the training rows' numeric values in preprocess.npz (KNN imputation "
+                "needs them at prediction time): treat the bundle as patient data."
+            )
         n_test = int(masks["test"].sum())
         if n_test < 100:
             warnings.append(f"The test split has only {n_test} rows; confidence intervals are wide.")

@@ -4,7 +4,7 @@
 * German Breast Cancer Study Group 2 (scikit-survival): 686 women with node-positive breast cancer,
   recurrence-free survival. Turned into a fixed-horizon label: recurrence or death within the horizon is
   positive, follow-up beyond the horizon without an event is negative, and a woman censored before the
-  horizon has an unknown outcome, so she is excluded — and counted.
+  horizon has an unknown outcome: her cell is left blank, so the pipeline excludes her — and counts her.
 """
 
 from __future__ import annotations
@@ -88,12 +88,14 @@ def gbsg2_cohort(horizon_years: float = 5.0) -> Cohort:
             frame[column] = frame[column].astype(str)
     frame.insert(0, "patient_id", [f"GBSG{i:04d}" for i in range(len(frame))])
     name = f"event_{horizon_years:g}y"
-    frame[name] = np.where(label == 1, "yes", "no")
+    # An unknown outcome is written as a blank cell, so the pipeline drops and counts these patients
+    # (as "missing target") in front of the reader instead of them vanishing before the file exists.
+    frame[name] = pd.Series(np.where(label == 1, "yes", "no"), dtype=object).where(known, None)
     excluded = int((~known).sum())
-    frame = frame.loc[known].reset_index(drop=True)
     note = (
         f"{horizon_years:g}-year recurrence-free survival: {excluded} of {len(known)} patients were censored "
-        f"before {horizon_years:g} years (outcome unknown) and were excluded"
+        f"before {horizon_years:g} years (outcome unknown); their outcome is left blank, so they are excluded "
+        "and counted as 'missing target'"
     )
     return Cohort(
         name="gbsg2",

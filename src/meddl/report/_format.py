@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -342,3 +343,13 @@ def fmt_sig(value: object) -> str:
     if number == 0:
         return "0"
     return f"{number:.3g}"
+
+
+def write_text_output(text: str, path: Path | str, default_name: str) -> Path:
+    """Write ``text`` to ``path``, or to ``path/default_name`` when ``path`` is a folder; parents are created."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / default_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target

@@ -21,6 +21,7 @@ from meddl.report._format import (
     mapping,
     model_name_label,
     sequence,
+    write_text_output,
 )
 from meddl.report._templates import MODEL_CARD_MD
 
@@ -277,10 +278,4 @@ def write_model_card(run: Mapping[str, Any], path: Path) -> Path:
     Raises:
         ValueError: As :func:`render_model_card`.
     """
-    text = render_model_card(run)
-    target = Path(path)
-    if target.is_dir():
-        target = target / "model_card.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
+    return write_text_output(render_model_card(run), path, "model_card.md")

@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 
 from meddl.report._context import build_context
+from meddl.report._format import write_text_output
 from meddl.report._templates import REPORT_CSS, REPORT_HTML
 
 __all__ = ["render_report", "write_report"]
@@ -64,10 +65,4 @@ def write_report(run: Mapping[str, Any], path: Path) -> Path:
     Raises:
         ValueError: As :func:`render_report`.
     """
-    html = render_report(run)
-    target = Path(path)
-    if target.is_dir():
-        target = target / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
-    return target
+    return write_text_output(render_report(run), path, "report.html")
