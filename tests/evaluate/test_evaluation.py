@@ -78,9 +78,7 @@ def test_multiclass_report() -> None:
     expected = multiclass_metrics(y_true, y_prob)
     for name, value in expected.items():
         assert result["metrics"][name]["value"] == pytest.approx(value)
-    assert result["metrics"]["auroc_macro"]["value"] == pytest.approx(
-        roc_auc_score(y_true, y_prob, multi_class="ovr")
-    )
+    assert result["metrics"]["auroc_macro"]["value"] == pytest.approx(roc_auc_score(y_true, y_prob, multi_class="ovr"))
     matrix = np.array(result["confusion_matrix"]["matrix"])
     assert matrix.sum() == 300 and np.trace(matrix) == np.sum(y_prob.argmax(1) == y_true)
     assert list(result["curves"]) == ["calibration"]
@@ -219,6 +217,4 @@ def test_numpy_scalars_accepted_for_threshold_and_level() -> None:
         "binary", y_true, y_prob, threshold=np.float32(0.25), level=np.float64(0.9), n_bootstrap=20
     )
     assert result["threshold"] == 0.25
-    assert result["metrics"]["recall"]["value"] == pytest.approx(
-        binary_metrics(y_true, y_prob, 0.25)["recall"]
-    )
+    assert result["metrics"]["recall"]["value"] == pytest.approx(binary_metrics(y_true, y_prob, 0.25)["recall"])

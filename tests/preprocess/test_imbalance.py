@@ -59,9 +59,7 @@ def test_multiclass_smote_balances_every_class() -> None:
 
 def test_smote_needs_two_minority_rows() -> None:
     X, y = imbalanced(n_minor=1)
-    with pytest.raises(
-        MedDLError, match=r"SMOTE needs at least 2 minority rows in the training split; class 1"
-    ):
+    with pytest.raises(MedDLError, match=r"SMOTE needs at least 2 minority rows in the training split; class 1"):
         resample(X, y, "smote")
     X, y = imbalanced(n_minor=2)
     _, y_out = resample(X, y, "smote")

@@ -67,9 +67,7 @@ def binary_codes(frame: pd.DataFrame) -> np.ndarray:
 
 
 def numeric_only(missing: str, scale: str, **kwargs: object) -> TabularPreprocessor:
-    return TabularPreprocessor(
-        numeric=NUMERIC, missing=missing, scale=scale, missing_indicators=False, **kwargs
-    )
+    return TabularPreprocessor(numeric=NUMERIC, missing=missing, scale=scale, missing_indicators=False, **kwargs)
 
 
 # ---------------------------------------------------------------- configuration
@@ -194,9 +192,7 @@ def test_iterative_replay_equals_sklearn_transform(train: pd.DataFrame, test: pd
     assert np.all((expected[:, 3:] >= 0) & (expected[:, 3:] <= 1))
 
 
-def test_iterative_with_standard_scaling_matches_sklearn_pipeline(
-    train: pd.DataFrame, test: pd.DataFrame
-) -> None:
+def test_iterative_with_standard_scaling_matches_sklearn_pipeline(train: pd.DataFrame, test: pd.DataFrame) -> None:
     prep = numeric_only("iterative", "standard", iterative_max_iter=5).fit(train)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -217,9 +213,7 @@ def test_drop_passes_nan_through(train: pd.DataFrame, test: pd.DataFrame) -> Non
     np.testing.assert_array_equal(np.isnan(out[:, 3:5]), test[BINARY].isna().to_numpy())
     site_missing = test["site"].isna().to_numpy()
     assert np.isnan(out[site_missing, 5:]).all() and not np.isnan(out[~site_missing, 5:]).any()
-    expected = (
-        StandardScaler().fit(train.dropna()[NUMERIC].to_numpy(float)).transform(test[NUMERIC].to_numpy(float))
-    )
+    expected = StandardScaler().fit(train.dropna()[NUMERIC].to_numpy(float)).transform(test[NUMERIC].to_numpy(float))
     np.testing.assert_allclose(out[:, :3], expected, rtol=1e-6, atol=1e-6)
 
 
@@ -235,9 +229,7 @@ def test_binary_coding_rules() -> None:
             "arm": [2.0, 7.0, 7.0, 2.0],
         }
     )
-    prep = TabularPreprocessor(binary=["smoker", "diabetic", "sex", "arm"], missing_indicators=False).fit(
-        frame
-    )
+    prep = TabularPreprocessor(binary=["smoker", "diabetic", "sex", "arm"], missing_indicators=False).fit(frame)
     out = prep.transform(frame)
     np.testing.assert_array_equal(out[:, 0], [0, 1, 1, 0])  # 1 stays 1
     np.testing.assert_array_equal(out[:, 1], [1, 0, 1, 1])  # True is 1
@@ -268,9 +260,7 @@ def test_binary_unseen_value_is_imputed_as_missing_and_counted(train: pd.DataFra
 
 
 def test_one_hot_matches_sklearn_and_unseen_gives_zeros(train: pd.DataFrame, test: pd.DataFrame) -> None:
-    prep = TabularPreprocessor(
-        categorical=CATEGORICAL, missing="most_frequent", missing_indicators=False
-    ).fit(train)
+    prep = TabularPreprocessor(categorical=CATEGORICAL, missing="most_frequent", missing_indicators=False).fit(train)
     reference = make_pipeline(
         SimpleImputer(strategy="most_frequent"),
         OneHotEncoder(handle_unknown="ignore", sparse_output=False),
@@ -374,9 +364,7 @@ def test_non_numeric_values_name_column_count_value_and_row(train: pd.DataFrame,
     prep = TabularPreprocessor(numeric=NUMERIC)
     if stage == "transform":
         prep.fit(train)
-    with pytest.raises(
-        MedDLError, match=r"column 'age' has 2 non-numeric values, e.g. 'unknown' \(row 137\)"
-    ):
+    with pytest.raises(MedDLError, match=r"column 'age' has 2 non-numeric values, e.g. 'unknown' \(row 137\)"):
         getattr(prep, stage)(bad)
 
 
@@ -406,9 +394,7 @@ def test_save_load_gives_identical_transform_without_pickle(
     ).fit(fit_frame)
     written = prep.save(tmp_path)
     joint = missing in ("knn", "iterative")
-    assert sorted(p.name for p in written) == (
-        ["preprocess.json", "preprocess.npz"] if joint else ["preprocess.json"]
-    )
+    assert sorted(p.name for p in written) == (["preprocess.json", "preprocess.npz"] if joint else ["preprocess.json"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
 
     state = json.loads((tmp_path / "preprocess.json").read_text())

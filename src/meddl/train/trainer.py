@@ -141,8 +141,9 @@ class Trainer:
         self.module = self.model  # the unwrapped network, for saving and evaluation
         if self.context.enabled:
             self.model = self.context.wrap(self.model)
+        # foreach=True: one fused update over all tensors; on CPU the default per-tensor loop costs ~10%.
         self.optimizer = torch.optim.AdamW(
-            self.module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+            self.module.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, foreach=True
         )
         self.scheduler = self._make_scheduler()
         amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(settings.precision)
