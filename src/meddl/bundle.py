@@ -134,6 +134,17 @@ class Bundle:
                 features[column] = coerce_numeric(features[column], column, source)
         return features
 
+    def encode(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded matrix and a mask of rows that can be scored (no NaN left after preprocessing).
+
+        ``features`` holds the predictor columns (see :meth:`features`); this is the fast path the API uses.
+        """
+        return self._encode(features)
+
+    def scores_of(self, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities or predictions for already-encoded rows (all scorable)."""
+        return scores_from_outputs(self.task, self._outputs(matrix), self.target_scale)
+
     def _encode(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Encoded matrix and a mask of rows that can be scored (no NaN left after preprocessing)."""
         matrix = self.preprocessor.transform(features)
@@ -204,6 +215,48 @@ class Bundle:
             out["top_features"] = lines
         return out
 
+    def input_schema(self) -> list[dict[str, Any]]:
+        """One entry per input column: type, whether it may be missing, allowed values or training range, unit.
+
+        ``nullable`` is True when the model imputes missing values (any ``preprocess.missing`` but ``drop``).
+        """
+        nullable = self.config.preprocess.missing != "drop"
+        units = self.config.data.units
+        fields = []
+        for column, kind in self.info["column_types"].items():
+            profile = self.info["column_profile"].get(column, {})
+            entry: dict[str, Any] = {"name": column, "type": kind, "nullable": nullable, "unit": units.get(column)}
+            if kind == "numeric":
+                quantiles = profile.get("quantiles") or [None] * 5
+                entry["typical_range"] = [quantiles[0], quantiles[4]]  # 5th–95th percentile in training
+                entry["median"] = quantiles[2]
+            else:
+                entry["allowed"] = list(self.info["known_levels"].get(column, []))
+            fields.append(entry)
+        return fields
+
+    def contributions(
+        self, frame: pd.DataFrame, *, top_k: int | None = None, source: str = "input"
+    ) -> list[list[dict]]:
+        """Per row, the ``top_k`` variables by absolute integrated-gradient contribution (logit units).
+
+        Rows that cannot be scored get an empty list.
+        """
+        features = self.features(frame, source)
+        matrix, usable = self._encode(features)
+        result: list[list[dict]] = [[] for _ in range(len(frame))]
+        if not usable.any():
+            return result
+        grouped, names = self.attributions(matrix[usable])
+        k = top_k or self.config.explain.top_k
+        for row, i in zip(grouped, np.flatnonzero(usable), strict=True):
+            order = np.argsort(-np.abs(row))[:k]
+            result[i] = [
+                {"feature": names[j], "value": _jsonable(features.iloc[i][names[j]]), "contribution": float(row[j])}
+                for j in order
+            ]
+        return result
+
     def attributions(self, matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Integrated-gradient contributions per clinical variable for encoded rows."""
         baseline = np.asarray(self.info["explain_baseline"], dtype=np.float32)
@@ -232,6 +285,14 @@ class Bundle:
         known = {str(v) for v in self.info["known_levels"].get(column, [])}
         text = values.map(lambda v: None if pd.isna(v) else _level(v))
         return (text.notna() & ~text.isin(known)).to_numpy()
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _level(value: Any) -> str:

@@ -166,6 +166,59 @@ def demo(out: Path, quick: bool) -> None:
     out_console.print(table)
 
 
+@app.command()
+@click.argument("bundles", nargs=-1, type=_PATH)
+@click.option("--bundle", "extra", multiple=True, type=_PATH, help="another run folder to serve (repeatable)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind; non-loopback needs a token")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--token-file", type=_PATH, default=None, help="file holding the access token (else $MEDDL_TOKEN)")
+@click.option(
+    "--audit-log", type=_PATH, default=Path("meddl-audit.jsonl"), show_default=True, help="JSON-lines audit trail"
+)
+@click.option("--no-audit-log", is_flag=True, help="do not write the audit trail")
+def serve(
+    bundles: tuple[Path, ...],
+    extra: tuple[Path, ...],
+    host: str,
+    port: int,
+    token_file: Path | None,
+    audit_log: Path,
+    no_audit_log: bool,
+) -> None:
+    """Serve bundles: a REST API (docs at /docs) and a web page for clinicians at /."""
+    from meddl.serve import Settings, is_loopback, read_token
+    from meddl.serve.main import run_server
+
+    paths = [*bundles, *extra]
+    if not paths:
+        raise MedDLError("give at least one run folder to serve, e.g. `meddl serve runs/pima`")
+    token = read_token(token_file)
+    if not is_loopback(host) and token is None:
+        raise MedDLError(
+            f"--host {host} would expose the models to the network without authentication; "
+            "set MEDDL_TOKEN or pass --token-file (at least 16 characters)"
+        )
+    settings = Settings(bundles=paths, host=host, port=port, token=token, audit_log=None if no_audit_log else audit_log)
+    err_console.print(
+        f"serving {len(paths)} model(s) on http://{host}:{port}/ (API docs at /docs)"
+        + ("" if no_audit_log else f"; audit log {audit_log}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    run_server(settings)
+
+
+@app.command()
+@click.argument("bundle", type=_PATH)
+@click.option("--onnx", "onnx_path", type=_PATH, required=True, help="where to write the ONNX model")
+def export(bundle: Path, onnx_path: Path) -> None:
+    """Export the network to ONNX (checked against PyTorch with onnxruntime)."""
+    from meddl.export import export_onnx
+
+    written = export_onnx(bundle, onnx_path)
+    err_console.print(f"wrote {written} and {written}.json (input features and output transform)", highlight=False)
+
+
 def _fmt(entry: dict | None) -> str:
     if not entry or entry.get("value") is None:
         return "—"

@@ -71,6 +71,7 @@ class DataConfig(_Section):
     features: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=dict, description="unit per column, shown in reports and forms")
     na_values: list[str] = Field(default_factory=lambda: ["?", "NA", "N/A", "n/a", "NaN", "nan", "null", ""])
     split: SplitConfig = Field(default_factory=SplitConfig)
 

@@ -277,7 +277,7 @@ def prepare_table(
 
     dropped: dict[str, int] = {}
     notes: list[str] = []
-    keep = frame[target].notna().to_numpy()
+    keep = frame[target].notna().to_numpy(copy=True)  # mutated below; pandas 3 views are read-only
     dropped["missing target"] = int((~keep).sum())
     if patient_id is not None:
         no_id = frame[patient_id].isna().to_numpy() & keep

@@ -85,7 +85,7 @@ def _is_missing_scalar(value: Any) -> bool:
 
 def _missing_mask(series: pd.Series) -> np.ndarray:
     """Boolean mask of the missing cells of a column (see `_is_missing_scalar`)."""
-    mask = series.isna().to_numpy(dtype=bool)
+    mask = series.isna().to_numpy(dtype=bool, copy=True)  # pandas 3 hands out read-only views
     if not (pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)):
         blank = np.array([isinstance(v, str) and v.strip() == "" for v in series.to_numpy(dtype=object)])
         if blank.size:
@@ -125,13 +125,13 @@ def _coerce_numeric(series: pd.Series, column: str) -> np.ndarray:
     """
     missing = _missing_mask(series)
     if pd.api.types.is_bool_dtype(series.dtype):
-        values = series.astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+        values = series.astype("float64").to_numpy(dtype="float64", na_value=np.nan, copy=True)
     elif pd.api.types.is_numeric_dtype(series.dtype):
-        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        values = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     else:
         stripped = series.map(lambda v: v.strip() if isinstance(v, str) else v)
         coerced = pd.to_numeric(stripped.where(~missing, np.nan), errors="coerce")
-        values = coerced.to_numpy(dtype="float64", na_value=np.nan)
+        values = coerced.to_numpy(dtype="float64", na_value=np.nan, copy=True)
         bad = np.isnan(values) & ~missing
         if bad.any():
             example, row = _first_example(series, bad)

@@ -1,0 +1,1 @@
+"""One router per resource: health, models (metadata), predictions, and the clinicians' page."""
