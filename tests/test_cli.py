@@ -258,3 +258,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
         assert (full[name] == resumed[name]).all(), name
     history = json.loads((tmp_path / "killed" / "run.json").read_text())["training"]
     assert history["resumed_from_epoch"] is not None and history["resumed_from_epoch"] >= 1
+
+
+def test_export_onnx_from_the_command_line(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["export", bundle, "--onnx", tmp_path / "model.onnx"], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert (tmp_path / "model.onnx").stat().st_size > 0
+    assert sidecar["task"] == "binary"
