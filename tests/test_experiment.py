@@ -181,3 +181,27 @@ def test_external_evaluation_reports_shift(trained: tuple[Path, Path], tmp_path:
     assert result.metrics["test"]["auroc"]["value"] is not None
     assert (tmp_path / "external" / "report.html").is_file()
     assert (tmp_path / "external" / "shift.csv").is_file()
+
+
+def test_subgroup_metrics_per_level_and_quartile(clinical_csv: Path, tmp_path: Path) -> None:
+    config = fast_config(clinical_csv, evaluate={"bootstrap": 20, "subgroups": ["sex", "age"], "min_subgroup_size": 5})
+    result = Experiment.from_dict(config).run(out=tmp_path / "subgroups")
+    groups = result.metrics["subgroups"]
+    sexes = [g for g in groups if g["column"] == "sex"]
+    ages = [g for g in groups if g["column"] == "age"]
+    splits = pd.read_csv(tmp_path / "subgroups" / "splits.csv")
+    n_test = int((splits["split"] == "test").sum())
+    assert {g["group"] for g in sexes} == {"F", "M"}
+    assert sum(g["n"] for g in sexes) == n_test
+    assert len(ages) == 4 and sum(g["n"] for g in ages) == n_test
+    assert all("auroc" in g["metrics"] for g in sexes)
+    assert "Subgroups" in (tmp_path / "subgroups" / "report.html").read_text()
+
+
+def test_unknown_subgroup_column_fails_before_training(clinical_csv: Path, tmp_path: Path) -> None:
+    from meddl.errors import MedDLError
+
+    config = fast_config(clinical_csv, evaluate={"subgroups": ["ethnicity"]})
+    with pytest.raises(MedDLError, match=r"evaluate\.subgroups names 'ethnicity'"):
+        Experiment.from_dict(config).run(out=tmp_path / "x")
+    assert not (tmp_path / "x" / "checkpoints").exists()

@@ -134,6 +134,10 @@ class EvaluateConfig(_Section):
     fixed_threshold: float = Field(0.5, gt=0, lt=1)
     target_sensitivity: float = Field(0.9, gt=0, le=1)
     baselines: list[Literal["logistic_regression", "linear_regression", "gradient_boosting"]] | None = None
+    subgroups: list[str] = Field(
+        default_factory=list, description="columns to break test metrics down by (numeric columns by quartile)"
+    )
+    min_subgroup_size: int = Field(20, ge=1)
 
 
 class ExplainConfig(_Section):

@@ -170,6 +170,9 @@ class Experiment:
 
         say(f"reading {cfg.data.path}")
         raw = read_table(cfg.data.path, na_values=cfg.data.na_values)
+        for column in cfg.evaluate.subgroups:  # checked before training, not after
+            if column not in raw.columns:
+                raise MedDLError(f"{source}: evaluate.subgroups names {column!r}, which is not a column of the file")
         table = self._prepare(raw, source)
         split = cfg.data.split
         splits = split_assignments(
@@ -193,6 +196,7 @@ class Experiment:
 
         say("evaluating on the test split")
         evaluation = self._evaluate(table, masks, fitted)
+        subgroups = self._subgroups(raw, table, masks, fitted, evaluation["threshold"])
         explanations = self._explain(table, masks["test"], fitted)
         cross_validation = self._cross_validate(table, say) if split.folds else None
 
@@ -216,6 +220,8 @@ class Experiment:
         }
         if cross_validation:
             record["cross_validation"] = cross_validation
+        if subgroups is not None:
+            record["subgroups"] = subgroups
         metrics = self._write_bundle(out, record, table, splits, fitted, evaluation)
         say(f"wrote {out}")
         return RunResult(out, record, metrics)
@@ -395,6 +401,56 @@ class Experiment:
             "comparisons": comparisons,
         }
         return evaluation
+
+    def _subgroups(
+        self,
+        raw: pd.DataFrame,
+        table: PreparedTable,
+        masks: dict[str, np.ndarray],
+        fitted: _Fitted,
+        threshold: float | None,
+    ) -> list[dict[str, Any]] | None:
+        """Test metrics with CIs per level of each ``evaluate.subgroups`` column (numeric: quartiles).
+
+        The threshold is the one chosen for everyone: the question is how the deployed rule behaves per group.
+        Groups smaller than ``evaluate.min_subgroup_size`` are listed with their size but not scored.
+        """
+        cfg = self.config
+        if not cfg.evaluate.subgroups:
+            return None
+        test = masks["test"]
+        rows = table.rows[test]
+        scores = self._score(fitted, table.features.loc[test])
+        y = table.target[test]
+        groups_of_patients = table.patient_ids[test] if table.patient_ids is not None else None
+        out: list[dict[str, Any]] = []
+        for column in cfg.evaluate.subgroups:
+            values = raw.loc[rows, column]
+            if table.column_types.get(column) == "numeric" or (
+                column not in table.column_types and pd.api.types.is_numeric_dtype(values) and values.nunique() > 8
+            ):
+                numbers = pd.to_numeric(values, errors="coerce")
+                labels = pd.qcut(numbers, q=4, duplicates="drop").astype(str).where(numbers.notna(), "missing")
+            else:
+                labels = values.astype(str).where(values.notna(), "missing")
+            for level in sorted(labels.unique()):
+                member = (labels == level).to_numpy()
+                entry: dict[str, Any] = {"column": column, "group": str(level), "n": int(member.sum()), "metrics": {}}
+                if member.sum() >= cfg.evaluate.min_subgroup_size:
+                    result = evaluate_predictions(
+                        cfg.task,
+                        y[member],
+                        scores[member],
+                        threshold=threshold,
+                        groups=groups_of_patients[member] if groups_of_patients is not None else None,
+                        n_bootstrap=cfg.evaluate.bootstrap,
+                        level=cfg.evaluate.confidence_level,
+                        seed=cfg.train.seed,
+                        class_names=table.classes or None,
+                    )
+                    entry["metrics"] = result["metrics"]
+                out.append(entry)
+        return out
 
     def _explain(self, table: PreparedTable, test: np.ndarray, fitted: _Fitted) -> dict[str, Any]:
         cfg = self.config
@@ -608,6 +664,7 @@ class Experiment:
                 "data": {k: v for k, v in record["data"].items() if k != "columns"},
                 "training": {k: v for k, v in record["training"].items() if k != "history"},
                 "cross_validation": record.get("cross_validation"),
+                "subgroups": record.get("subgroups"),
             }
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
