@@ -43,8 +43,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
-from meddl.experiment import validation_metrics
 from meddl.models import MLP, FTTransformer
+from meddl.pipelines.common import validation_metrics
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
 TARGET_RATIO = 0.95

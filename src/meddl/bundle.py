@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from meddl.config import ExperimentConfig, parse_config
+from meddl.config import DataConfig, ExperimentConfig, PreprocessConfig, parse_config
 from meddl.data.tabular import coerce_numeric
 from meddl.errors import MedDLError
 from meddl.explain.tabular import format_top_features, group_attributions, integrated_gradients
@@ -97,6 +97,16 @@ class Bundle:
     bundle_hash: str
 
     # -- what the model is ----------------------------------------------------------------------
+    @property
+    def data_config(self) -> DataConfig:
+        assert isinstance(self.config.data, DataConfig), "a tabular bundle has a tabular data section"
+        return self.config.data
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        assert isinstance(self.config.preprocess, PreprocessConfig), "a tabular bundle has tabular preprocessing"
+        return self.config.preprocess
+
     @property
     def name(self) -> str:
         return str(self.info["name"])
@@ -220,8 +230,8 @@ class Bundle:
 
         ``nullable`` is True when the model imputes missing values (any ``preprocess.missing`` but ``drop``).
         """
-        nullable = self.config.preprocess.missing != "drop"
-        units = self.config.data.units
+        nullable = self.preprocess_config.missing != "drop"
+        units = self.data_config.units
         fields = []
         for column, kind in self.info["column_types"].items():
             profile = self.info["column_profile"].get(column, {})

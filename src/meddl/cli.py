@@ -75,7 +75,7 @@ def predict(bundle: Path, data: Path, out: Path, explain: bool, top_k: int | Non
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
-    frame = read_table(data, na_values=model.config.data.na_values)
+    frame = read_table(data, na_values=model.data_config.na_values)
     predictions = model.predict(frame, explain=explain, top_k=top_k, source=data.name)
     write_table(predictions, out)
     n_notes = int((predictions["note"] != "").sum())
@@ -115,7 +115,7 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
-    frame = read_table(input_path, na_values=model.config.data.na_values)
+    frame = read_table(input_path, na_values=model.data_config.na_values)
     features = model.features(frame, input_path.name)
     matrix = model.preprocessor.transform(features)
     usable = np.isfinite(matrix).all(axis=1)

@@ -7,7 +7,7 @@ field instead of a setting that is silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,11 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from meddl.errors import MedDLError
 
 __all__ = [
+    "AugmentConfig",
     "DataConfig",
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExperimentConfig",
     "ExplainConfig",
+    "ImageDataConfig",
+    "ImagePreprocessConfig",
     "ModelConfig",
     "PreprocessConfig",
     "SplitConfig",
@@ -28,7 +31,7 @@ __all__ = [
     "load_config",
 ]
 
-Task = Literal["binary", "multiclass", "regression"]
+Task = Literal["binary", "multiclass", "multilabel", "regression"]
 ColumnType = Literal["numeric", "categorical", "binary"]
 
 
@@ -76,7 +79,69 @@ class DataConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
 
 
+class ImageDataConfig(_Section):
+    """Medical images: a folder, a manifest CSV or a MedMNIST-style ``.npz``.
+
+    ``path`` may be
+    * a folder with one sub-folder per class (``benign/``, ``malignant/``) of PNG/JPEG/DICOM/NIfTI files;
+    * a manifest CSV with a path column (relative to the CSV), a label column and optionally a patient id column;
+      a path may name a single file or a DICOM series folder;
+    * a ``.npz`` with ``train_images``/``train_labels``, ``val_…``, ``test_…`` (its own splits are used).
+    """
+
+    kind: Literal["image"]
+    description: str | None = None
+    path: Path
+    format: Literal["auto", "dicom", "nifti", "png", "npz"] = "auto"
+    path_column: str = "path"
+    target: str = Field("label", description="label column of the manifest")
+    label_columns: list[str] | None = Field(None, description="multilabel: one 0/1 column per finding")
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = None
+    spatial_dims: Literal[2, 3] = 2
+    on_bad_file: Literal["error", "skip"] = "error"
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class AugmentConfig(_Section):
+    """Random augmentation, applied to the training split only, seeded by ``train.seed``."""
+
+    flip: bool = True
+    rotate_degrees: float = Field(10.0, ge=0, le=180)
+    affine: bool = False
+    intensity_shift: float = Field(0.1, ge=0)
+    noise_std: float = Field(0.0, ge=0)
+
+
+class ImagePreprocessConfig(_Section):
+    """MONAI transforms: window → resample → resize/crop/pad → normalise; augmentation on training only."""
+
+    kind: Literal["image"] = "image"
+    window: Literal["lung", "soft_tissue", "bone", "brain"] | None = None
+    window_level: float | None = None
+    window_width: float | None = Field(None, gt=0)
+    spacing: list[float] | None = Field(None, description="resample to this voxel spacing (mm), per spatial axis")
+    size: list[int] = Field(default_factory=lambda: [64, 64], description="target size per spatial axis")
+    resize_mode: Literal["resize", "crop_or_pad"] = "resize"
+    normalize: Literal["zscore", "percentile", "minmax", "none"] = "zscore"
+    channels: Literal[1, 3] | None = Field(None, description="force grey (1) or RGB (3); default: as read")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    cache: bool = True
+    cache_dir: Path | None = Field(None, description="default: .meddl-cache next to the data")
+    imbalance: Literal["none", "class_weight", "oversample"] = "none"
+
+    @model_validator(mode="after")
+    def _window_complete(self) -> ImagePreprocessConfig:
+        if (self.window_level is None) != (self.window_width is None):
+            raise ValueError("set both window_level and window_width (a custom window), or neither")
+        if self.window is not None and self.window_level is not None:
+            raise ValueError("choose a window preset or window_level/window_width, not both")
+        return self
+
+
 class PreprocessConfig(_Section):
+    kind: Literal["tabular"] = "tabular"
     missing: Literal["drop", "mean", "median", "most_frequent", "knn", "iterative"] = "median"
     missing_indicators: bool = True
     scale: Literal["standard", "minmax", "robust", "none"] = "standard"
@@ -118,6 +183,7 @@ class TrainConfig(_Section):
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     grad_clip: float | None = Field(1.0, gt=0)
     progress: bool = True
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes (images); 0 = in the main process")
 
     @field_validator("device")
     @classmethod
@@ -151,15 +217,40 @@ class ExperimentConfig(_Section):
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     task: Task = "binary"
-    data: DataConfig
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    data: Annotated[DataConfig | ImageDataConfig, Field(discriminator="kind")]
+    preprocess: Annotated[PreprocessConfig | ImagePreprocessConfig, Field(discriminator="kind")] = Field(
+        default_factory=PreprocessConfig
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_data(cls, raw: Any) -> Any:
+        """``data.kind`` (default tabular) decides which ``preprocess`` section applies; users never write its kind."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        raw = dict(raw)
+        data = dict(raw["data"])
+        kind = data.setdefault("kind", "tabular")
+        raw["data"] = data
+        preprocess = raw.get("preprocess")
+        if preprocess is None:
+            raw["preprocess"] = {"kind": kind}
+        elif isinstance(preprocess, dict):
+            raw["preprocess"] = {"kind": kind, **preprocess}
+        return raw
+
     @model_validator(mode="after")
     def _task_consistency(self) -> ExperimentConfig:
+        if self.data.kind == "tabular" and self.task == "multilabel":
+            raise ValueError("task multilabel is available for images (data.kind: image), not tables")
+        if self.data.kind == "image" and self.task == "regression":
+            raise ValueError("task regression is not available for images yet; use binary, multiclass or multilabel")
+        if self.task == "multilabel" and not getattr(self.data, "label_columns", None):
+            raise ValueError("task multilabel needs data.label_columns (one 0/1 column per finding)")
         if self.task == "regression":
             if self.preprocess.imbalance != "none":
                 raise ValueError(
@@ -178,12 +269,16 @@ class ExperimentConfig(_Section):
         """The validation metric early stopping watches."""
         if self.train.early_stopping.monitor:
             return self.train.early_stopping.monitor
-        return {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse"}[self.task]
+        return {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}[
+            self.task
+        ]
 
     @property
     def baselines(self) -> list[str]:
         if self.evaluate.baselines is not None:
             return list(self.evaluate.baselines)
+        if self.data.kind == "image":
+            return []  # no classical baseline on raw pixels
         if self.task == "regression":
             return ["linear_regression", "gradient_boosting"]
         return ["logistic_regression", "gradient_boosting"]
@@ -197,7 +292,10 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     """Turn pydantic's error list into lines that name each field, e.g. ``data.target: field required``."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        parts = [str(p) for p in item["loc"]]
+        if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in {"tabular", "image"}:
+            parts.pop(1)  # the discriminated union's tag is not a field the user wrote
+        field = ".".join(parts) or "(top level)"
         kind = item["type"]
         if kind == "extra_forbidden":
             message = "unknown field (check the spelling; `meddl init tabular` prints every field)"

@@ -210,3 +210,39 @@ def test_higher_is_better() -> None:
 def test_bad_input_raises_meddl_error_naming_the_argument(call, message: str) -> None:
     with pytest.raises(MedDLError, match=message):
         call()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multilabel_metrics_match_sklearn(seed: int) -> None:
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, hamming_loss, roc_auc_score
+
+    from meddl.evaluate.metrics import multilabel_metrics
+
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random((120, 4)) < [0.2, 0.5, 0.3, 0.6]).astype(int)
+    y_prob = np.clip(y_true * 0.3 + rng.random((120, 4)) * 0.7, 0, 1).round(2)  # ties on purpose
+    got = multilabel_metrics(y_true, y_prob, threshold=0.5)
+    predicted = (y_prob >= 0.5).astype(int)
+    assert got["auroc_macro"] == pytest.approx(roc_auc_score(y_true, y_prob, average="macro"))
+    assert got["auprc_macro"] == pytest.approx(average_precision_score(y_true, y_prob, average="macro"))
+    assert got["f1_macro"] == pytest.approx(f1_score(y_true, predicted, average="macro", zero_division=0))
+    assert got["subset_accuracy"] == pytest.approx(accuracy_score(y_true, predicted))
+    assert got["hamming_loss"] == pytest.approx(hamming_loss(y_true, predicted))
+    assert got["brier"] == pytest.approx(np.mean((y_prob - y_true) ** 2))
+
+
+def test_multilabel_evaluation_has_per_label_and_cis() -> None:
+    from meddl.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((200, 3)) < 0.4).astype(int)
+    y_prob = np.clip(y_true * 0.4 + rng.random((200, 3)) * 0.6, 0, 1)
+    result = evaluate_predictions("multilabel", y_true, y_prob, n_bootstrap=50, class_names=["a", "b", "c"])
+    assert set(result["per_label"]) == {"a", "b", "c"}
+    low, high = result["metrics"]["auroc_macro"]["ci"]
+    assert low <= result["metrics"]["auroc_macro"]["value"] <= high
+    assert result["class_counts"] == {
+        "a": int(y_true[:, 0].sum()),
+        "b": int(y_true[:, 1].sum()),
+        "c": int(y_true[:, 2].sum()),
+    }

@@ -17,19 +17,21 @@ from meddl.evaluate.metrics import (
     _check_same_length,
     _confusion,
     _multiclass,
+    _multilabel,
     _real_number,
     _regression,
     _validate_binary_labels,
     _validate_multiclass,
+    _validate_multilabel,
     _validate_probabilities,
     higher_is_better,
 )
 
 __all__ = ["MAX_SCATTER_POINTS", "TASKS", "compare_to_baseline", "evaluate_predictions", "main_metric"]
 
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
 MAX_SCATTER_POINTS = 500
-_MAIN_METRIC = {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse"}
+_MAIN_METRIC = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}
 
 MetricFunction = Callable[[np.ndarray], dict[str, float]]
 
@@ -137,6 +139,8 @@ def _metric_function(task: str, y_true: np.ndarray, y_score: np.ndarray, thresho
         return lambda rows: _binary(y_true[rows], y_score[rows], threshold)
     if task == "multiclass":
         return lambda rows: _multiclass(y_true[rows], y_score[rows])
+    if task == "multilabel":
+        return lambda rows: _multilabel(y_true[rows], y_score[rows], threshold)
     return lambda rows: _regression(y_true[rows], y_score[rows])
 
 
@@ -145,6 +149,8 @@ def _validated_inputs(task: str, y_true: object, y_score: object) -> tuple[np.nd
         return _binary_inputs(y_true, y_score)
     if task == "multiclass":
         return _multiclass_inputs(y_true, y_score)
+    if task == "multilabel":
+        return _validate_multilabel(y_true, y_score)
     return _regression_inputs(y_true, y_score)
 
 
@@ -204,7 +210,7 @@ def evaluate_predictions(
     truth, score = _validated_inputs(task, y_true, y_score)
     n = truth.shape[0]
     group_array = _check_groups(groups, n)
-    cut = _check_threshold(threshold, "threshold") if task == "binary" else math.nan
+    cut = _check_threshold(threshold, "threshold") if task in {"binary", "multilabel"} else math.nan
 
     metrics = bootstrap_metrics(
         _metric_function(task, truth, score, cut),
@@ -220,6 +226,18 @@ def evaluate_predictions(
         "threshold": cut if task == "binary" else None,
         "metrics": metrics,
     }
+    if task == "multilabel":
+        names = _class_names(class_names, score.shape[1])
+        result["threshold"] = cut
+        result["confusion_matrix"] = None
+        per_label = {}
+        for k, name in enumerate(names):
+            label_metrics = _binary(truth[:, k], score[:, k], cut)
+            per_label[name] = {key: label_metrics[key] for key in ("auroc", "auprc", "sensitivity", "specificity")}
+        result["per_label"] = per_label
+        result["curves"] = {"calibration": calibration_points(truth.ravel(), score.ravel())}
+        result["class_counts"] = {name: int(truth[:, k].sum()) for k, name in enumerate(names)}
+        return _json_ready(result)  # type: ignore[return-value]
     if task == "regression":
         result["confusion_matrix"] = None
         shown = np.arange(n)

@@ -21,11 +21,12 @@ __all__ = [
     "expected_calibration_error",
     "higher_is_better",
     "multiclass_metrics",
+    "multilabel_metrics",
     "regression_metrics",
 ]
 
 _NAN = float("nan")
-_LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "loss"})
+_LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "loss", "hamming_loss"})
 
 
 # --------------------------------------------------------------------------- validation
@@ -429,3 +430,56 @@ def higher_is_better(metric_name: str) -> bool:
         ``rmse``, ``loss``), True for every other name.
     """
     return metric_name not in _LOWER_IS_BETTER
+
+
+def _validate_multilabel(y_true: object, y_prob: object) -> tuple[np.ndarray, np.ndarray]:
+    truth = np.asarray(y_true)
+    prob = np.asarray(y_prob, dtype=np.float64)
+    if truth.ndim != 2 or prob.shape != truth.shape:
+        raise MedDLError(f"multilabel y_true and y_prob must both be (n, K); got {truth.shape} and {prob.shape}")
+    if not np.isin(truth, (0, 1)).all():
+        raise MedDLError("multilabel y_true must hold only 0 and 1")
+    _check_finite(prob, "y_prob")
+    if (prob < 0).any() or (prob > 1).any():
+        raise MedDLError("multilabel y_prob must lie in [0, 1]")
+    return truth.astype(np.int64), prob
+
+
+def _multilabel(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """Macro averages over labels (labels with one class only in ``y_true`` are left out of AUROC/AUPRC)."""
+    aurocs, auprcs, f1s = [], [], []
+    predicted = (y_prob >= threshold).astype(np.int64)
+    for k in range(y_true.shape[1]):
+        auroc, auprc = _auroc_and_auprc(y_true[:, k], y_prob[:, k])
+        if not np.isnan(auroc):
+            aurocs.append(auroc)
+            auprcs.append(auprc)
+        tp = float(np.sum((predicted[:, k] == 1) & (y_true[:, k] == 1)))
+        fp = float(np.sum((predicted[:, k] == 1) & (y_true[:, k] == 0)))
+        fn = float(np.sum((predicted[:, k] == 0) & (y_true[:, k] == 1)))
+        f1s.append(_safe_divide(2 * tp, 2 * tp + fp + fn, 0.0))
+    return {
+        "auroc_macro": float(np.mean(aurocs)) if aurocs else _NAN,
+        "auprc_macro": float(np.mean(auprcs)) if auprcs else _NAN,
+        "f1_macro": float(np.mean(f1s)),
+        "subset_accuracy": float(np.mean((predicted == y_true).all(axis=1))),
+        "hamming_loss": float(np.mean(predicted != y_true)),
+        "brier": float(np.mean((y_prob - y_true) ** 2)),
+    }
+
+
+def multilabel_metrics(y_true: object, y_prob: object, threshold: float = 0.5) -> dict[str, float]:
+    """Metrics for several yes/no findings per case (e.g. several lesions on one image).
+
+    Args:
+        y_true: (n, K) 0/1 indicator matrix.
+        y_prob: (n, K) probability of each finding.
+        threshold: probability at or above which a finding is called present.
+
+    Returns:
+        ``auroc_macro`` and ``auprc_macro`` (means over labels that have both classes; as
+        ``roc_auc_score(average="macro")`` when all have), ``f1_macro``, ``subset_accuracy`` (all labels right),
+        ``hamming_loss``, ``brier`` (mean squared error over all cells).
+    """
+    truth, prob = _validate_multilabel(y_true, y_prob)
+    return _multilabel(truth, prob, float(threshold))

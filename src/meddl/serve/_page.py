@@ -42,6 +42,7 @@ main { max-width: 1240px; margin: 0 auto; padding: 16px 0 32px; }
 .model-panel .choice { display: flex; align-items: center; gap: 10px; font-size: 1.1rem; }
 .model-panel .choice label { font-weight: 600; color: var(--muted); }
 #model-name { font-weight: 700; }
+#model-select { font: inherit; font-weight: 700; padding: 3px 6px; border: 1px solid #9aa5b1; border-radius: 4px; }
 .model-panel p { margin: 2px 0; color: var(--muted); grid-column: 1; }
 .model-panel nav { grid-column: 2; grid-row: 1 / span 3; align-self: center; display: flex; gap: 16px; }
 a { color: var(--accent); }
@@ -56,7 +57,9 @@ h3 { font-size: 0.95rem; margin: 18px 0 6px; text-transform: uppercase; letter-s
   width: 12rem; padding: 5px 8px; font: inherit; border: 1px solid #9aa5b1; border-radius: 4px; background: #fff;
 }
 .field input:disabled, .field select:disabled { background: #eef1f4; color: #9aa5b1; }
-.field label.missing { font-weight: 400; color: var(--muted); font-size: 0.9rem; display: flex; align-items: center; gap: 4px; }
+.field label.missing {
+  font-weight: 400; color: var(--muted); font-size: 0.9rem; display: flex; align-items: center; gap: 4px;
+}
 .field .hint { margin: 2px 0 0; font-size: 0.85rem; color: var(--muted); }
 .field.invalid input[type="number"], .field.invalid select { border-color: var(--error-line); border-width: 2px; }
 .field-error { margin: 2px 0 0; font-size: 0.88rem; color: var(--error-line); font-weight: 600; }
@@ -79,7 +82,10 @@ button[type="reset"] { background: #fff; color: var(--accent); }
 .suggestion .label { font-size: 2rem; font-weight: 700; line-height: 1.2; }
 .suggestion .probability { font-size: 1.1rem; margin-top: 4px; }
 .suggestion .probability strong { font-size: 1.3rem; }
-.scale { position: relative; height: 12px; background: var(--accent-soft); border: 1px solid var(--line); border-radius: 3px; margin: 10px 0 4px; }
+.scale {
+  position: relative; height: 12px; background: var(--accent-soft); border: 1px solid var(--line);
+  border-radius: 3px; margin: 10px 0 4px;
+}
 .scale .fill { position: absolute; left: 0; top: 0; bottom: 0; background: var(--accent); border-radius: 2px 0 0 2px; }
 .scale .mark { position: absolute; top: -4px; bottom: -4px; width: 2px; background: var(--ink); }
 .scale-legend { font-size: 0.82rem; color: var(--muted); }
@@ -130,7 +136,7 @@ SCRIPT = r"""
   }
 
   const isNumber = (value) => typeof value === "number" && isFinite(value);
-  const number = (value) => (isNumber(value) ? String(Number(value.toPrecision(4))) : "");
+  const number = (value) => (isNumber(value) ? String(Number(value.toPrecision(4))).replace("-", "\u2212") : "");
   const percent = (p) => (100 * p).toFixed(1) + "%";
   const quoted = (text) => "\u2018" + text + "\u2019";
   const modelPath = (name) => "/models/" + encodeURIComponent(name);
@@ -280,9 +286,9 @@ SCRIPT = r"""
       });
       const range = entry.typical_range || [];
       if (isNumber(range[0]) && isNumber(range[1])) {
-        const span = number(range[0]) + "\u2013" + number(range[1]);
+        const span = number(range[0]) + " to " + number(range[1]);  // an en dash would read as a minus sign
         control.setAttribute("placeholder", span);
-        hint = "typical " + span + (unit ? " " + unit : "") + " (5th\u201395th percentile in training)";
+        hint = "training 5th\u201395th centile: " + span + (unit ? " " + unit : "");
       }
     } else {
       control = make("select", { id: "field-" + column, name: column });
@@ -352,7 +358,9 @@ SCRIPT = r"""
         const field = state.fields.find((f) => f.column === item.column);
         if (!field) continue;
         let advice = "";
-        if (item.type === "missing") advice = field.missing ? " \u2014 enter a value or tick \u201cnot measured\u201d" : " \u2014 enter a value";
+        if (item.type === "missing") {
+          advice = field.missing ? " \u2014 enter a value or tick \u201cnot measured\u201d" : " \u2014 enter a value";
+        }
         field.wrap.classList.add("invalid");
         field.error.textContent = item.message + advice;
         field.error.hidden = false;
@@ -580,7 +588,8 @@ BODY = """
     <section class="panel result" id="result" aria-live="polite" aria-labelledby="result-title">
       <h2 id="result-title">Result</h2>
       <p id="result-empty" class="empty">Fill in the patient's values and press \u201cGet suggestion\u201d.</p>
-      <p id="stale" class="stale" hidden>The values changed since this result: press \u201cGet suggestion\u201d again.</p>
+      <p id="stale" class="stale" hidden>The values changed since this result:
+        press \u201cGet suggestion\u201d again.</p>
       <div id="result-body" class="result-body" hidden>
         <div class="suggestion">
           <div class="caption" id="result-caption">Suggestion</div>

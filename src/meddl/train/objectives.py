@@ -12,8 +12,8 @@ __all__ = ["make_loss", "output_size", "scores_from_outputs", "target_tensor"]
 
 
 def output_size(task: str, n_classes: int) -> int:
-    """Width of the network's last layer: one logit (binary), one per class (multiclass), one value (regression)."""
-    return n_classes if task == "multiclass" else 1
+    """Width of the last layer: one logit (binary), one per class or finding (multiclass, multilabel), one value."""
+    return n_classes if task in {"multiclass", "multilabel"} else 1
 
 
 def target_tensor(task: str, target: np.ndarray, scale: tuple[float, float] | None = None) -> torch.Tensor:
@@ -47,6 +47,12 @@ def make_loss(task: str, class_weights: np.ndarray | None = None) -> LossFn:
             )
 
         return binary_loss
+    if task == "multilabel":
+
+        def multilabel_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return F.binary_cross_entropy_with_logits(outputs, targets.float())  # (B, K) independent findings
+
+        return multilabel_loss
     if task == "multiclass":
         weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
 
@@ -67,6 +73,8 @@ def scores_from_outputs(task: str, outputs: np.ndarray, scale: tuple[float, floa
     outputs = np.asarray(outputs, dtype=np.float64)
     if task == "binary":
         return 1.0 / (1.0 + np.exp(-outputs.reshape(-1)))
+    if task == "multilabel":
+        return 1.0 / (1.0 + np.exp(-outputs))  # (N, K)
     if task == "multiclass":
         shifted = outputs - outputs.max(axis=1, keepdims=True)
         exp = np.exp(shifted)

@@ -75,6 +75,7 @@ class TrainerSettings:
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     grad_clip: float | None = 1.0
     progress: bool = True
+    num_workers: int = 0
 
 
 @dataclass
@@ -283,8 +284,13 @@ class Trainer:
                 index = order[b * per_rank : (b + 1) * per_rank]
                 yield inputs_all[index], targets_all[index]
         else:
+            # Lazy datasets (images read from disk) re-seed their augmentation per epoch.
+            set_epoch = getattr(data, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
             batches = [order[b * per_rank : (b + 1) * per_rank].tolist() for b in range(n_batches)]
-            loader = DataLoader(data, batch_sampler=batches, num_workers=0)
+            workers = self.settings.num_workers
+            loader = DataLoader(data, batch_sampler=batches, num_workers=workers, persistent_workers=False)
             yield from loader
 
     @torch.no_grad()
@@ -298,7 +304,8 @@ class Trainer:
                 for i in range(0, len(inputs_all), batch_size)
             )
         else:
-            chunks = iter(DataLoader(data, batch_size=batch_size, shuffle=False))  # type: ignore[arg-type]
+            loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=self.settings.num_workers)
+            chunks = iter(loader)  # type: ignore[arg-type]
         for inputs, target in chunks:
             with self._autocast():
                 out = self.module(inputs.to(self.device))

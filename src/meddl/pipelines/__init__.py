@@ -1,0 +1,1 @@
+"""One pipeline per data kind; ``meddl.Experiment`` picks the one ``data.kind`` names."""
