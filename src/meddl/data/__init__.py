@@ -8,7 +8,14 @@ from meddl.data.cohorts import (
     wdbc_cohort,
 )
 from meddl.data.split import SPLITS, assert_patient_level, kfold_assignments, split_assignments, splits_frame
-from meddl.data.tabular import PreparedTable, coerce_numeric, infer_column_types, prepare_table, same_label
+from meddl.data.tabular import (
+    PreparedTable,
+    coerce_numeric,
+    encode_target,
+    infer_column_types,
+    prepare_table,
+    same_label,
+)
 
 __all__ = [
     "SPLITS",
@@ -16,6 +23,7 @@ __all__ = [
     "PreparedTable",
     "assert_patient_level",
     "coerce_numeric",
+    "encode_target",
     "fixed_horizon_labels",
     "gbsg2_cohort",
     "infer_column_types",

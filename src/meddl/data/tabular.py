@@ -17,7 +17,7 @@ import pandas as pd
 
 from meddl.errors import MedDLError
 
-__all__ = ["PreparedTable", "coerce_numeric", "infer_column_types", "prepare_table", "same_label"]
+__all__ = ["PreparedTable", "coerce_numeric", "encode_target", "infer_column_types", "prepare_table", "same_label"]
 
 ColumnType = Literal["numeric", "categorical", "binary"]
 _NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is meant to be numeric
@@ -153,7 +153,7 @@ def _missing_column(column: str, available: Sequence[str], field_name: str, sour
     return MedDLError(f"{source}: {field_name} column {column!r} not found{hint} (columns: {shown})")
 
 
-def _encode_target(
+def encode_target(
     values: pd.Series,
     task: str,
     positive_label: Any,
@@ -309,7 +309,7 @@ def prepare_table(
                 "choose an imputation such as median"
             )
 
-    encoded, class_names = _encode_target(frame[target], task, positive_label, classes, target, source)
+    encoded, class_names = encode_target(frame[target], task, positive_label, classes, target, source)
     dates = None
     if date_column is not None:
         parsed = pd.to_datetime(frame[date_column], errors="coerce")

@@ -127,6 +127,36 @@ class ShiftSection:
 
 
 @dataclass(frozen=True)
+class ExampleCase:
+    """One test image with its heat-map overlay (images only)."""
+
+    title: str
+    caption: str
+    image: str  # base64 PNG
+
+
+def _examples(run: Mapping[str, Any]) -> list[ExampleCase]:
+    """Optional ``run["examples"]``: ``[{"title", "caption", "overlay_png"}]`` (base64 PNG)."""
+    cases = []
+    for item in sequence(run.get("examples")):
+        if isinstance(item, Mapping) and isinstance(item.get("overlay_png"), str):
+            cases.append(ExampleCase(_text(item.get("title")), _text(item.get("caption")), item["overlay_png"]))
+    return cases
+
+
+def _localization(run: Mapping[str, Any]) -> str | None:
+    """Optional ``run["localization"]``: ``{"method", "hits", "n", "hit_rate"}`` (pointing game on lesion masks)."""
+    game = mapping(run.get("localization"))
+    if not game or as_float(game.get("n")) in (None, 0):
+        return None
+    return (
+        f"Pointing game ({_text(game.get('method'))}): the heat-map maximum fell inside the lesion mask in "
+        f"{fmt_count(game.get('hits'))} of {fmt_count(game.get('n'))} test images with a lesion "
+        f"({100 * (as_float(game.get('hit_rate')) or 0):.1f}%)."
+    )
+
+
+@dataclass(frozen=True)
 class RunContext:
     """Everything the report and the model card show, as text."""
 
@@ -152,6 +182,8 @@ class RunContext:
     subgroups: Table | None
     config_yaml: str | None
     config: Mapping[str, Any] = field(default_factory=dict)
+    examples: list[ExampleCase] = field(default_factory=list)
+    localization: str | None = None
 
 
 # -- small helpers -----------------------------------------------------------------------------------
@@ -825,6 +857,8 @@ def build_context(run: Mapping[str, Any], *, with_plots: bool) -> RunContext:
         cross_validation=_cross_validation(run),
         shift=_shift(run, with_plots),
         subgroups=_subgroups(run),
+        examples=_examples(run),
+        localization=_localization(run),
         config_yaml=run.get("config_yaml") if isinstance(run.get("config_yaml"), str) else None,
         config=_parse_config(run.get("config_yaml")),
     )

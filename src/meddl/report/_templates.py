@@ -123,6 +123,7 @@ REPORT_HTML = """<!DOCTYPE html>
 {%- if ctx.importance %}<a href="#importance">Feature importance</a>{% endif %}
 {%- if ctx.cross_validation %}<a href="#cross-validation">Cross-validation</a>{% endif %}
 {%- if ctx.shift %}<a href="#shift">Data shift</a>{% endif %}
+{%- if ctx.examples or ctx.localization %}<a href="#examples">Heat maps</a>{% endif %}
 {%- if ctx.subgroups %}<a href="#subgroups">Subgroups</a>{% endif %}
 <a href="#warnings">Warnings</a>
 {%- if ctx.config_yaml %}<a href="#configuration">Configuration</a>{% endif %}
@@ -227,6 +228,21 @@ excludes zero.</p>
 <p>{{ ctx.shift.intro }}</p>
 {%- if ctx.shift.plot %}<div class="figures">{{ figure(ctx.shift.plot) }}</div>{% endif %}
 {{ table(ctx.shift.table) }}
+</section>
+{%- endif %}
+
+{%- if ctx.examples or ctx.localization %}
+<section id="examples">
+<h2>Where the model looked</h2>
+{%- if ctx.localization %}<p>{{ ctx.localization }}</p>{% endif %}
+<p class="muted">Test cases with the model's heat map (Grad-CAM) over the image: warm colours mark the regions that
+raised the score. A heat map shows what drove the model, not where disease is.</p>
+<div class="figures">
+{%- for case in ctx.examples %}
+<figure class="figure"><img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
+<figcaption><strong>{{ case.title }}.</strong> {{ case.caption }}</figcaption></figure>
+{%- endfor %}
+</div>
 </section>
 {%- endif %}
 
