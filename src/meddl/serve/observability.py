@@ -15,11 +15,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from urllib.parse import parse_qs
 
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AuditLog", "GuardMiddleware", "access_logger"]
 
@@ -65,75 +66,118 @@ def _model_name(path: str) -> str:
     return parts[1] if len(parts) >= 2 and parts[0] == "models" else "-"
 
 
-def _presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def _presented_token(headers: Headers) -> str | None:
+    header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.cookies.get(TOKEN_COOKIE)
+    return cookie_parser(headers.get("cookie", "")).get(TOKEN_COOKIE)
 
 
-class GuardMiddleware(BaseHTTPMiddleware):
-    """Request id, token check, body-size limit and the access log, in that order."""
+class GuardMiddleware:
+    """Request id, token check, content type, body-size limit and the access log — plain ASGI.
 
-    def __init__(self, app: Any, *, token: str | None, max_body_bytes: int) -> None:
-        super().__init__(app)
+    Written as raw ASGI rather than Starlette's ``BaseHTTPMiddleware``, which runs the app in a separate task and
+    re-streams every response (measured: the largest single cost MedDL added to a prediction request).
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
         self.token = token
         self.max_body_bytes = max_body_bytes
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex[:16]
         if not request_id.isalnum() or len(request_id) > 64:  # never echo arbitrary text into logs
             request_id = uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        response = await self._guarded(request, call_next)
-        latency_ms = (time.perf_counter() - started) * 1000
-        response.headers["x-request-id"] = request_id
-        route = request.scope.get("route")
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        rejection, receive = await self._check(scope, headers, receive)
+        if rejection is not None:
+            await rejection(scope, receive, send_with_id)
+        else:
+            await self.app(scope, receive, send_with_id)
+        route = scope.get("route")
         access_logger.info(
             "request_id=%s model=%s method=%s route=%s status=%d latency_ms=%.2f",
             request_id,
-            _model_name(request.url.path),
-            request.method,
+            _model_name(scope["path"]),
+            scope["method"],
             getattr(route, "path", "-"),
-            response.status_code,
-            latency_ms,
+            status,
+            (time.perf_counter() - started) * 1000,
         )
-        return response
 
-    async def _guarded(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        path = request.url.path
+    async def _check(self, scope: Scope, headers: Headers, receive: Receive) -> tuple[Response | None, Receive]:
+        path, method = scope["path"], scope["method"]
         if self.token is not None and path not in OPEN_PATHS:
-            presented = _presented_token(request)
-            query_token = request.query_params.get("token") if path == "/" else None
-            if query_token is not None and hmac.compare_digest(query_token, self.token):
-                # The page is opened once as /?token=…; a cookie then carries the token, off the URL.
-                response = Response(status_code=303, headers={"location": "/"})
-                response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-                return response
+            if path == "/":
+                query_token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+                if query_token and hmac.compare_digest(query_token[0], self.token):
+                    # The page is opened once as /?token=…; a cookie then carries the token, off the URL.
+                    response = Response(status_code=303, headers={"location": "/"})
+                    response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+                    return response, receive
+            presented = _presented_token(headers)
             if presented is None or not hmac.compare_digest(presented, self.token):
-                return JSONResponse(
-                    {"detail": "missing or wrong access token: send 'Authorization: Bearer <token>'"},
-                    status_code=401,
-                    headers={"www-authenticate": "Bearer"},
+                return (
+                    JSONResponse(
+                        {"detail": "missing or wrong access token: send 'Authorization: Bearer <token>'"},
+                        status_code=401,
+                        headers={"www-authenticate": "Bearer"},
+                    ),
+                    receive,
                 )
-        if request.method == "POST" and path.startswith("/models/") and path.endswith(("/predict", "/explain")):
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if method == "POST" and path.startswith("/models/") and path.endswith(("/predict", "/explain")):
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
-                return JSONResponse(
-                    {"detail": f"expected a JSON body (content-type application/json), got {content_type or 'none'!r}"},
-                    status_code=415,
+                shown = content_type or "none"
+                return (
+                    JSONResponse(
+                        {"detail": f"expected a JSON body (content-type application/json), got {shown!r}"},
+                        status_code=415,
+                    ),
+                    receive,
                 )
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"request body of {int(declared)} bytes exceeds the limit of {self.max_body_bytes}"},
-                status_code=413,
-            )
-        if request.method in {"POST", "PUT"} and declared is None:
-            body = await request.body()  # chunked upload: measure it (Starlette caches it for the route)
-            if len(body) > self.max_body_bytes:
-                return JSONResponse(
-                    {"detail": f"request body exceeds the limit of {self.max_body_bytes} bytes"}, status_code=413
-                )
-        return await call_next(request)
+            return self._too_large(f"request body of {int(declared)} bytes exceeds the limit"), receive
+        if method in {"POST", "PUT"} and declared is None:
+            # A chunked upload has no declared size: read it (up to the limit) and replay it to the app.
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return self._too_large("request body exceeds the limit"), receive
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            return None, replay
+        return None, receive
+
+    def _too_large(self, text: str) -> Response:
+        return JSONResponse({"detail": f"{text} of {self.max_body_bytes} bytes"}, status_code=413)

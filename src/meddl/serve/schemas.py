@@ -16,6 +16,8 @@ from meddl.bundle import Bundle
 
 __all__ = ["PredictResponse", "Prediction", "build_request_model", "python_name"]
 
+NOTICE = "Decision support, not a diagnosis: interpret with the full clinical picture."
+
 
 def python_name(column: str, taken: set[str]) -> str:
     """A valid Python identifier for a column (the JSON key stays the column name via an alias)."""
@@ -116,4 +118,4 @@ class PredictResponse(BaseModel):
     bundle_hash: str
     request_id: str
     predictions: list[Prediction]
-    notice: str = "Decision support, not a diagnosis: interpret with the full clinical picture."
+    notice: str = NOTICE

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from meddl.serve.registry import ServedModel
-from meddl.serve.schemas import Prediction, PredictResponse
+from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
 __all__ = ["add_model_routes"]
@@ -31,7 +32,7 @@ def _frame(served: ServedModel, body: BaseModel) -> tuple[pd.DataFrame, list[Any
     return frame, case_ids
 
 
-def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], explain: bool) -> list[Prediction]:
+def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], explain: bool) -> list[dict[str, Any]]:
     """Score validated records. The schema already refused unseen categories and (for models trained with
     ``missing: drop``) nulls, so every row is scorable; a null sent for an imputing model is noted."""
     bundle = served.bundle
@@ -47,7 +48,13 @@ def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], 
         imputed = [str(columns[j]) for j in np.flatnonzero(missing[i])]
         item: dict[str, Any] = {
             "case_id": case_ids[i],
+            "label": None,
+            "probability": None,
+            "probabilities": None,
+            "prediction": None,
+            "threshold": None,
             "note": f"imputed (not measured): {', '.join(imputed)}" if imputed else "",
+            "contributions": None,
         }
         score = score_of.get(i)
         if score is None:
@@ -65,7 +72,7 @@ def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], 
             item["label"] = classes[int(np.argmax(score))]
         if contributions is not None:
             item["contributions"] = contributions[i]
-        out.append(Prediction(**item))
+        out.append(item)
     return out
 
 
@@ -74,7 +81,7 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
     RequestBody = served.request_model
     name = served.name
 
-    def run(body: BaseModel, request: Request, settings: Settings, explain: bool) -> PredictResponse:
+    def run(body: BaseModel, request: Request, settings: Settings, explain: bool) -> JSONResponse:
         n = len(body.records)  # type: ignore[attr-defined]
         if n > settings.max_batch:
             raise HTTPException(413, detail=f"{n} records in one request; the limit is {settings.max_batch}")
@@ -86,16 +93,26 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
             model=name,
             bundle_hash=served.bundle.bundle_hash,
             endpoint="explain" if explain else "predict",
-            outputs=[p.model_dump(include={"case_id", "label", "probability", "prediction"}) for p in predictions],
+            outputs=[{k: p[k] for k in ("case_id", "label", "probability", "prediction")} for p in predictions],
         )
-        return PredictResponse(
-            model=name, bundle_hash=served.bundle.bundle_hash, request_id=request_id, predictions=predictions
+        # Built as plain data and returned as JSON directly: PredictResponse documents the shape in OpenAPI,
+        # but validating our own output again would cost a second pass per request.
+        return JSONResponse(
+            {
+                "model": name,
+                "bundle_hash": served.bundle.bundle_hash,
+                "request_id": request_id,
+                "predictions": predictions,
+                "notice": NOTICE,
+            }
         )
 
-    def predict(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> PredictResponse:  # type: ignore[valid-type]
+    # predict is a short CPU step (one forward pass): run it on the event loop, no thread hand-off.
+    async def predict(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:  # type: ignore[valid-type]
         return run(body, request, settings, explain=False)
 
-    def explain(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> PredictResponse:  # type: ignore[valid-type]
+    # explain integrates gradients (tens of ms): keep it in the thread pool so it cannot stall other requests.
+    def explain(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:  # type: ignore[valid-type]
         return run(body, request, settings, explain=True)
 
     router.add_api_route(
