@@ -35,7 +35,15 @@ from meddl.models import build_model
 from meddl.preprocess import TabularPreprocessor
 from meddl.train.objectives import scores_from_outputs
 
-__all__ = ["BUNDLE_FORMAT", "Bundle", "load_bundle", "write_manifest"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Bundle",
+    "load_bundle",
+    "load_weights",
+    "save_weights",
+    "verify_manifest",
+    "write_manifest",
+]
 
 BUNDLE_FORMAT = "meddl-bundle-1"
 MANIFEST = "manifest.json"
@@ -58,6 +66,11 @@ def write_manifest(folder: Path, files: list[str]) -> str:
         json.dumps({"format": BUNDLE_FORMAT, "files": hashes, "bundle_hash": bundle_hash}, indent=2) + "\n"
     )
     return bundle_hash
+
+
+def verify_manifest(folder: Path) -> str:
+    """Check every file against ``manifest.json``; returns the bundle hash."""
+    return _verify_manifest(folder)
 
 
 def _verify_manifest(folder: Path) -> str:
@@ -324,6 +337,10 @@ def load_bundle(path: str | Path) -> Bundle:
     import yaml
 
     info = json.loads((folder / "model.json").read_text())
+    if info.get("kind") == "image":
+        from meddl.image_bundle import load_image_bundle
+
+        return load_image_bundle(folder)  # type: ignore[return-value]
     if info.get("format") != BUNDLE_FORMAT:
         raise MedDLError(f"{folder / 'model.json'}: unsupported bundle format {info.get('format')!r}")
     config = parse_config(yaml.safe_load((folder / "config.yaml").read_text()), source=str(folder / "config.yaml"))
@@ -331,15 +348,41 @@ def load_bundle(path: str | Path) -> Bundle:
     model = build_model(
         info["arch"], info["params"], in_features=info["in_features"], out_features=info["out_features"]
     )
-    state = load_file(str(folder / "model.safetensors"))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MedDLError(f"{folder / 'model.safetensors'}: weights do not fit {info['arch']}: {exc}") from None
+    load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
     metrics = json.loads((folder / "metrics.json").read_text())
     return Bundle(folder, config, info, preprocessor, model, metrics, bundle_hash)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+    """Weights as safetensors. A tensor reachable under two names (a layer also exposed as ``target_layer``
+    for Grad-CAM) is stored once, under its first name."""
+    stored: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        pointer = tensor.data_ptr()
+        if tensor.numel() and pointer in seen:
+            continue
+        seen.add(pointer)
+        stored[name] = tensor.detach().cpu().contiguous()
+    save_file(stored, str(path))
+
+
+def load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
+    """Load safetensors weights into ``model``; a mismatch is an error naming the file.
+
+    Names left out at saving because they alias a stored tensor are filled through that tensor.
+    """
+    try:
+        state = load_file(str(path))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, OSError) as exc:
+        raise MedDLError(f"{path}: weights do not fit {arch}: {str(exc).splitlines()[0]}") from None
+    current = model.state_dict()
+    loaded_pointers = {current[name].data_ptr() for name in state if name in current}
+    really_missing = [name for name in missing if current[name].data_ptr() not in loaded_pointers]
+    if really_missing or unexpected:
+        raise MedDLError(
+            f"{path}: weights do not fit {arch} (missing {sorted(really_missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]})"
+        )

@@ -21,8 +21,8 @@ from meddl.errors import MedDLError
 out_console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-KINDS_AVAILABLE = ("tabular",)
-KINDS_PLANNED = ("ehr", "image", "signal", "sequence", "expression")
+KINDS_AVAILABLE = ("tabular", "image")
+KINDS_PLANNED = ("ehr", "signal", "sequence", "expression")
 _PATH = click.Path(path_type=Path)
 
 
@@ -37,12 +37,14 @@ def app() -> None:
 
 
 @app.command()
-@click.argument("kind", default="tabular")
+@click.argument("kind", default="tabular", metavar="[tabular|image]")
 def init(kind: str) -> None:
     """Print an annotated example experiment file."""
     if kind not in KINDS_AVAILABLE:
         if kind in KINDS_PLANNED:
-            raise MedDLError(f"data kind {kind!r} is not available in this version yet; available: tabular")
+            raise MedDLError(
+                f"data kind {kind!r} is not available in this version yet; available: {', '.join(KINDS_AVAILABLE)}"
+            )
         raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS_AVAILABLE)}")
     text = resources.files("meddl").joinpath("templates", f"{kind}.yaml").read_text(encoding="utf-8")
     sys.stdout.write(text)
@@ -75,6 +77,18 @@ def predict(bundle: Path, data: Path, out: Path, explain: bool, top_k: int | Non
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
+    if getattr(model, "info", {}).get("kind") == "image":
+        from meddl.image_bundle import image_sources
+
+        sources = image_sources(data, model.spatial_dims)  # type: ignore[attr-defined]
+        heatmaps = out.parent / f"{out.stem}_heatmaps" if explain else None
+        predictions = model.predict(sources, heatmap_dir=heatmaps)  # type: ignore[call-arg, arg-type]
+        write_table(predictions, out)
+        err_console.print(
+            f"wrote {len(predictions)} predictions to {out}" + (f"; heat maps in {heatmaps}" if heatmaps else ""),
+            highlight=False,
+        )
+        return
     frame = read_table(data, na_values=model.data_config.na_values)
     predictions = model.predict(frame, explain=explain, top_k=top_k, source=data.name)
     write_table(predictions, out)
@@ -105,9 +119,9 @@ def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None
 @app.command()
 @click.argument("bundle", type=_PATH)
 @click.option("--input", "input_path", type=_PATH, required=True, help="table of cases to explain")
-@click.option("--out", type=_PATH, required=True, help="CSV of per-variable contributions, one row per case")
+@click.option("--out", type=_PATH, required=True, help="tables: CSV of contributions; images: the heat-map PNG")
 def explain(bundle: Path, input_path: Path, out: Path) -> None:
-    """Per-case contributions of every variable (integrated gradients, logit units)."""
+    """Tables: each case's contribution of every variable (integrated gradients). Images: a Grad-CAM heat map."""
     import numpy as np
     import pandas as pd
 
@@ -115,6 +129,10 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
+    if getattr(model, "info", {}).get("kind") == "image":
+        written = model.explain_file(input_path, out)  # type: ignore[attr-defined]
+        err_console.print(f"wrote the heat map of {input_path} to {written}", highlight=False)
+        return
     frame = read_table(input_path, na_values=model.data_config.na_values)
     features = model.features(frame, input_path.name)
     matrix = model.preprocessor.transform(features)
@@ -149,21 +167,12 @@ def demo(out: Path, quick: bool) -> None:
     ):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            *[
-                str(row[c])
-                for c in (
-                    "dataset",
-                    "model",
-                    "metric",
-                    "meddl",
-                    "logistic_regression",
-                    "gradient_boosting",
-                    "report",
-                )
-            ]
-        )
+        cells = ("dataset", "model", "metric", "meddl", "logistic_regression", "gradient_boosting", "report")
+        table.add_row(*[str(row[c]) for c in cells])
     out_console.print(table)
+    for row in rows:
+        if row.get("note"):
+            out_console.print(f"{row['dataset']}: {row['note']}", highlight=False)
 
 
 @app.command()

@@ -210,6 +210,9 @@ class ExplainConfig(_Section):
     permutation_repeats: int = Field(5, ge=0)
     integrated_gradients: bool = True
     top_k: int = Field(5, ge=1)
+    heatmap: Literal["gradcam", "occlusion"] = Field("gradcam", description="images: how heat maps are drawn")
+    occlusion_window: int = Field(6, ge=1)
+    occlusion_stride: int = Field(2, ge=1)
 
 
 class ExperimentConfig(_Section):

@@ -16,7 +16,7 @@ import yaml
 from meddl.data import Cohort, gbsg2_cohort, wdbc_cohort
 from meddl.io import write_table
 
-__all__ = ["demo_experiments", "run_demo"]
+__all__ = ["demo_experiments", "image_demo_experiment", "run_demo"]
 
 
 def _experiment(cohort: Cohort, arch: str, *, quick: bool) -> dict[str, Any]:
@@ -60,6 +60,14 @@ def _experiment(cohort: Cohort, arch: str, *, quick: bool) -> dict[str, Any]:
     }
 
 
+def fmt(entry: dict | None) -> str:
+    """``0.842 (0.790–0.889)`` for a metric with its CI."""
+    if not entry or entry.get("value") is None:
+        return "—"
+    lo, hi = entry["ci"]
+    return f"{entry['value']:.3f} ({lo:.3f}–{hi:.3f})" if lo is not None else f"{entry['value']:.3f}"
+
+
 def demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[Cohort, Path]]:
     """Write each demo cohort and its experiment files under ``out``; returns (cohort, yaml path) pairs."""
     written = []
@@ -76,6 +84,45 @@ def demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[Cohort, Pa
             path.write_text(header + yaml.safe_dump(_experiment(cohort, arch, quick=quick), sort_keys=False))
             written.append((cohort, path))
     return written
+
+
+def image_demo_experiment(out: Path, *, quick: bool = False) -> Path:
+    """Write synthetic CT-like phantoms as real DICOM files (half with a lesion) and the experiment YAML."""
+    from meddl.data.phantoms import write_phantom_dataset
+
+    folder = out / "phantoms"
+    n = 240 if quick else 600
+    manifest = write_phantom_dataset(folder / "dicom", n, spatial_dims=2, size=64, fmt="dicom", seed=0, patients=n // 2)
+    experiment = {
+        "name": "phantoms-small_cnn",
+        "task": "binary",
+        "data": {
+            "kind": "image",
+            "description": f"{n} synthetic CT-like phantoms written as DICOM files (2 per patient); "
+            "the positive class carries a lesion, whose mask is used to score the heat maps",
+            "path": str(manifest.relative_to(folder)),
+            "target": "label",
+            "positive_label": "lesion",
+            "patient_id": "patient_id",
+            "spatial_dims": 2,
+        },
+        "preprocess": {"size": [64, 64], "normalize": "zscore", "augment": {"flip": True, "rotate_degrees": 0}},
+        "model": {"arch": "small_cnn"},
+        "train": {
+            "epochs": 6 if quick else 40,
+            "batch_size": 32,
+            "learning_rate": 0.003,
+            "early_stopping": {"monitor": "auroc", "patience": 10},
+            "seed": 0,
+            "progress": False,
+        },
+        "evaluate": {"bootstrap": 100 if quick else 1000, "threshold": "youden"},
+        # Occlusion localises small lesions better than Grad-CAM's 16x16 grid on this network (both are scored).
+        "explain": {"heatmap": "occlusion", "occlusion_window": 5, "occlusion_stride": 3},
+    }
+    path = folder / "small_cnn.yaml"
+    path.write_text("# Synthetic DICOM phantoms: lesion vs normal\n" + yaml.safe_dump(experiment, sort_keys=False))
+    return path
 
 
 def run_demo(
@@ -95,12 +142,6 @@ def run_demo(
         result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch)
         metrics = result.metrics
 
-        def fmt(entry: dict | None) -> str:
-            if not entry or entry.get("value") is None:
-                return "—"
-            lo, hi = entry["ci"]
-            return f"{entry['value']:.3f} ({lo:.3f}–{hi:.3f})" if lo is not None else f"{entry['value']:.3f}"
-
         rows.append(
             {
                 "dataset": cohort.name,
@@ -113,4 +154,24 @@ def run_demo(
                 "metrics": metrics,
             }
         )
+    say("synthetic DICOM phantoms (lesion vs normal) — small_cnn, with Grad-CAM heat maps")
+    experiment = Experiment.from_yaml(image_demo_experiment(out, quick=quick))
+    result = experiment.run(out=out / "phantoms" / "runs" / "small_cnn")
+    game = result.metrics.get("localization") or {}
+    note = ""
+    if game:
+        note = f"heat-map pointing game {game.get('hits')}/{game.get('n')} ({100 * (game.get('hit_rate') or 0):.0f}%)"
+    rows.append(
+        {
+            "dataset": "phantoms (DICOM)",
+            "model": "small_cnn",
+            "metric": "AUROC",
+            "meddl": fmt(result.metrics["test"]["auroc"]),
+            "logistic_regression": "—",
+            "gradient_boosting": "—",
+            "report": str(result.path / "report.html"),
+            "metrics": result.metrics,
+            "note": note,
+        }
+    )
     return rows

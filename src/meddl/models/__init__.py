@@ -1,14 +1,22 @@
 """Networks, one file per family, registered by the name used as ``model.arch``."""
 
+from meddl.models.cnn import SeedCNN, SmallCNN
 from meddl.models.ft_transformer import AttentionPooling, FeatureTokenizer, FTTransformer
 from meddl.models.mlp import MLP
+from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
 from meddl.models.registry import available_models, build_model, check_model_params, register_model
 
 __all__ = [
     "MLP",
     "AttentionPooling",
+    "DenseNet121",
     "FTTransformer",
     "FeatureTokenizer",
+    "ResNet18",
+    "ResNet34",
+    "SeedCNN",
+    "SmallCNN",
+    "ViT",
     "available_models",
     "build_model",
     "check_model_params",

@@ -149,11 +149,22 @@ def _localization(run: Mapping[str, Any]) -> str | None:
     game = mapping(run.get("localization"))
     if not game or as_float(game.get("n")) in (None, 0):
         return None
-    return (
+    text = (
         f"Pointing game ({_text(game.get('method'))}): the heat-map maximum fell inside the lesion mask in "
         f"{fmt_count(game.get('hits'))} of {fmt_count(game.get('n'))} test images with a lesion "
         f"({100 * (as_float(game.get('hit_rate')) or 0):.1f}%)."
     )
+    others = mapping(game.get("by_method"))
+    if others:
+        text += (
+            " By method: "
+            + "; ".join(
+                f"{name} {fmt_count(mapping(v).get('hits'))}/{fmt_count(mapping(v).get('n'))}"
+                for name, v in others.items()
+            )
+            + "."
+        )
+    return text
 
 
 @dataclass(frozen=True)

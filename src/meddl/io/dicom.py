@@ -1,0 +1,446 @@
+"""Reading DICOM files and series with pydicom, into the values a radiologist reads.
+
+* The modality LUT is applied (pydicom's ``apply_modality_lut``: *Rescale Slope/Intercept*, or a *Modality
+  LUT Sequence*), so CT comes back in Hounsfield units. Enhanced multi-frame files that keep the rescale in
+  their functional groups are rescaled frame by frame.
+* ``MONOCHROME1`` (higher value = darker, common in radiographs) is inverted over the stored value range, so
+  that every grey image reads like ``MONOCHROME2``: higher = brighter.
+* A multi-frame file is a volume ``(C, F, H, W)``; a series folder is a volume ``(C, D, H, W)`` whose slices
+  are sorted by *Image Position (Patient)* projected on the slice normal (the cross product of the two
+  direction cosines in *Image Orientation (Patient)*), with the slice spacing taken from those positions.
+* Spacing is ``(row spacing, column spacing)`` from *Pixel Spacing* (or *Imager Pixel Spacing* for
+  projection radiographs), with the slice spacing in front for volumes; 1.0 where the file does not say.
+
+Errors name the file and the reason: not DICOM, truncated or corrupt, no pixel data (e.g. a Structured
+Report, named by its SOP class and modality), a transfer syntax that cannot be decoded here, several series
+in one folder, mixed slice sizes, missing position tags.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meddl.errors import MedDLError
+from meddl.io.images import DICOM_SUFFIXES, ImageVolume, is_dicom_file
+
+__all__ = ["read_dicom_file", "read_dicom_series"]
+
+# Slices whose spacing differs from the median by more than this fraction are reported in meta["warnings"].
+_SPACING_TOLERANCE = 0.1
+_PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def read_dicom_file(path: str | Path) -> ImageVolume:
+    """Read one DICOM file: a 2D image, or a volume for a multi-frame file.
+
+    Args:
+        path: the DICOM file (a ``.dcm`` or any file with the ``DICM`` preamble).
+
+    Returns:
+        ``(C, H, W)`` or, for a multi-frame file, ``(C, F, H, W)``; C is 1 for grey, 3 for colour. Values
+        after the modality LUT (Hounsfield units for CT); ``MONOCHROME1`` inverted.
+
+    Raises:
+        MedDLError: the file is missing, not DICOM, truncated or corrupt, has no pixel data, or uses a
+            transfer syntax that cannot be decoded here.
+    """
+    path = Path(path)
+    dataset = _read_dataset(path)
+    array = _pixels(dataset, path)
+    row_spacing, column_spacing = _pixel_spacing(dataset)
+    meta = _meta(dataset)
+    if array.ndim == 4:  # (C, F, H, W): multi-frame
+        frame_spacing, frame_warnings = _frame_spacing(dataset)
+        meta["warnings"] = frame_warnings
+        return ImageVolume(array, (frame_spacing, row_spacing, column_spacing), str(path), meta)
+    return ImageVolume(array, (row_spacing, column_spacing), str(path), meta)
+
+
+def read_dicom_series(folder: str | Path) -> ImageVolume:
+    """Read all slices of one DICOM series in a folder as a volume.
+
+    Files that are neither ``.dcm`` nor start with the ``DICM`` preamble (a ``README``, ``DICOMDIR``) are not
+    slices; they are passed over and listed in ``meta["ignored_files"]``. A folder with a single DICOM file
+    gives what :func:`read_dicom_file` gives for it.
+
+    Args:
+        folder: a folder holding the files of one series.
+
+    Returns:
+        ``(C, D, H, W)`` sorted along the slice normal, spacing ``(slice, row, column)``. Slices whose gap
+        differs from the median by more than 10 % (a missing slice?) are reported in ``meta["warnings"]``.
+
+    Raises:
+        MedDLError: no DICOM files, several series (each named with its number of files), slices of
+            different sizes (a file of each size named), slices without position/orientation tags, slices
+            with different orientations or two slices at the same position, or an unreadable file.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise MedDLError(f"DICOM series folder not found: {folder}")
+    if not folder.is_dir():
+        raise MedDLError(f"{folder}: expected a folder holding one DICOM series, got a file")
+    entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for p in entries if p.name.upper() != "DICOMDIR" and (_has_dicom_suffix(p) or is_dicom_file(p))]
+    ignored = [p.name for p in entries if p not in files]
+    if not files:
+        others = f" ({len(entries)} other file(s), e.g. {entries[0].name!r})" if entries else ""
+        raise MedDLError(f"{folder}: no DICOM files in the folder{others}")
+    datasets = [(path, _read_dataset(path)) for path in files]
+    _check_one_series(folder, datasets)
+    if len(datasets) == 1:
+        volume = read_dicom_file(files[0])
+        volume.meta["ignored_files"] = ignored
+        return volume
+    _check_same_size(folder, datasets)
+    normal, orientation = _common_orientation(folder, datasets)
+    positions = np.array([_position(path, dataset) for path, dataset in datasets])  # (D, 3)
+    distance = positions @ normal  # (D,) along the slice normal
+    order = np.argsort(distance, kind="stable")
+    sorted_distance = distance[order]
+    gaps = np.diff(sorted_distance)
+    if np.any(gaps < 1e-4):
+        i = int(np.argmin(gaps))
+        first, second = datasets[order[i]][0].name, datasets[order[i + 1]][0].name
+        raise MedDLError(
+            f"{folder}: slices {first!r} and {second!r} lie at the same position ({sorted_distance[i]:.3f} mm "
+            "along the slice normal); the folder holds repeated acquisitions (e.g. several time points or "
+            "echoes), not one volume"
+        )
+    slice_spacing = float(np.median(gaps))
+    notes: list[str] = []
+    irregular = np.abs(gaps - slice_spacing) > _SPACING_TOLERANCE * slice_spacing
+    if np.any(irregular):
+        notes.append(
+            f"slice gaps vary from {gaps.min():.3f} to {gaps.max():.3f} mm (median {slice_spacing:.3f} mm used); "
+            "a slice may be missing"
+        )
+    slices = [_pixels(datasets[i][1], datasets[i][0]) for i in order]  # each (C, H, W)
+    if len({s.shape for s in slices}) > 1:
+        raise MedDLError(f"{folder}: slices decode to different shapes {sorted({s.shape for s in slices})}")
+    array = np.stack(slices, axis=1)  # (C, D, H, W)
+    first = datasets[order[0]][1]
+    row_spacing, column_spacing = _pixel_spacing(first)
+    meta = _meta(first)
+    meta.update(
+        {
+            "orientation": orientation,
+            "position": positions[order[0]].tolist(),
+            "slice_normal": normal.tolist(),
+            "files": [datasets[i][0].name for i in order],
+            "ignored_files": ignored,
+            "warnings": notes,
+        }
+    )
+    return ImageVolume(array, (slice_spacing, row_spacing, column_spacing), str(folder), meta)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _read_dataset(path: Path) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.exists():
+        raise MedDLError(f"DICOM file not found: {path}")
+    if path.is_dir():
+        raise MedDLError(f"{path}: is a folder; read a DICOM series folder with read_dicom_series")
+    if path.stat().st_size == 0:
+        raise MedDLError(f"{path}: the file is empty")
+    try:
+        dataset = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise MedDLError(f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
+    except Exception as exc:  # pydicom's parser raises many types (EOFError, struct.error, ValueError…) on bad bytes
+        raise MedDLError(f"{path}: the DICOM file is truncated or corrupt: {_first_line(exc)}") from None
+    return dataset
+
+
+def _pixels(dataset: Any, path: Path) -> np.ndarray:
+    """Decoded, rescaled, MONOCHROME2-like pixels, channel-first: (C, H, W) or (C, F, H, W)."""
+    if not any(tag in dataset for tag in _PIXEL_DATA_TAGS):
+        raise _no_pixel_data(path, dataset)
+    transfer_syntax = _transfer_syntax(dataset)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pixel data is longer than expected": pydicom trims it
+            raw = np.asarray(dataset.pixel_array)
+    except Exception as exc:  # decoders raise NotImplementedError, RuntimeError, ValueError… by plugin
+        reason = " ".join(str(exc).split()) or type(exc).__name__  # pydicom lists each plugin on its own line
+        if transfer_syntax is not None and transfer_syntax.is_compressed:
+            if "missing dependencies" in reason or isinstance(exc, NotImplementedError):
+                raise MedDLError(
+                    f"{path}: unsupported transfer syntax {transfer_syntax.name!r} ({transfer_syntax}): no decoder for "
+                    f"it is installed ({reason}); install one of them or convert the file to an uncompressed "
+                    "transfer syntax"
+                ) from None
+            raise MedDLError(
+                f"{path}: unsupported transfer syntax {transfer_syntax.name!r} ({transfer_syntax}) or corrupt pixel "
+                f"data: decoding failed ({reason}); convert the file to an uncompressed transfer syntax"
+            ) from None
+        raise MedDLError(f"{path}: the pixel data cannot be decoded (truncated or corrupt?): {reason}") from None
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if samples == 1:
+        values = _rescale(raw, dataset, frames)
+        if str(dataset.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
+            low, high = _value_range(dataset, raw, values)
+            values = (low + high) - values
+        array = values[None]  # (1, H, W) or (1, F, H, W)
+    else:
+        array = np.moveaxis(raw.astype(np.float32), -1, 0)  # (H, W, C) → (C, H, W); (F, H, W, C) → (C, F, H, W)
+    expected = 3 if frames == 1 else 4
+    if array.ndim != expected:
+        raise MedDLError(
+            f"{path}: pixel data of shape {raw.shape} does not match NumberOfFrames={frames}, SamplesPerPixel={samples}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _rescale(raw: np.ndarray, dataset: Any, frames: int) -> np.ndarray:
+    """Stored values → modality values (HU for CT): top-level tags, or per frame from the functional groups."""
+    from pydicom.pixels import apply_modality_lut
+
+    if "RescaleSlope" in dataset or "RescaleIntercept" in dataset or dataset.get("ModalityLUTSequence"):
+        return np.asarray(apply_modality_lut(raw, dataset), dtype=np.float64)
+    per_frame = [_functional_rescale(dataset, i) for i in range(frames)]
+    if all(item is None for item in per_frame):
+        return raw.astype(np.float64)
+    values = raw.astype(np.float64)
+    for i, item in enumerate(per_frame):
+        slope, intercept = item if item is not None else (1.0, 0.0)
+        if frames == 1:
+            values = values * slope + intercept
+        else:
+            values[i] = values[i] * slope + intercept
+    return values
+
+
+def _functional_rescale(dataset: Any, frame: int) -> tuple[float, float] | None:
+    groups = []
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) > frame:
+        groups.append(per_frame[frame])
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    for group in groups:
+        transform = group.get("PixelValueTransformationSequence")
+        if transform:
+            item = transform[0]
+            return float(item.get("RescaleSlope", 1.0)), float(item.get("RescaleIntercept", 0.0))
+    return None
+
+
+def _value_range(dataset: Any, raw: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """The range of modality values the stored bits can hold, used to invert MONOCHROME1."""
+    bits = int(dataset.get("BitsStored", raw.dtype.itemsize * 8))
+    if int(dataset.get("PixelRepresentation", 0)) == 1:
+        stored_low, stored_high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        stored_low, stored_high = 0, 2**bits - 1
+    if dataset.get("ModalityLUTSequence"):  # a lookup table: the range is the table's, take the data's
+        return float(values.min()), float(values.max())
+    rescale = (
+        (float(dataset.get("RescaleSlope", 1.0)), float(dataset.get("RescaleIntercept", 0.0)))
+        if "RescaleSlope" in dataset or "RescaleIntercept" in dataset
+        else _functional_rescale(dataset, 0) or (1.0, 0.0)
+    )
+    slope, intercept = rescale
+    ends = sorted((stored_low * slope + intercept, stored_high * slope + intercept))
+    return ends[0], ends[1]
+
+
+# -- geometry -------------------------------------------------------------------------------------
+
+
+def _pixel_spacing(dataset: Any) -> tuple[float, float]:
+    spacing = dataset.get("PixelSpacing")
+    if spacing is None:
+        measures = _shared_item(dataset, "PixelMeasuresSequence")
+        spacing = measures.get("PixelSpacing") if measures is not None else None
+    if spacing is None:
+        spacing = dataset.get("ImagerPixelSpacing")
+    return _two_floats(spacing)
+
+
+def _frame_spacing(dataset: Any) -> tuple[float, list[str]]:
+    """Spacing between the frames of a multi-frame file, and notes on how it was found."""
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    orientation = dataset.get("ImageOrientationPatient")
+    plane = _shared_item(dataset, "PlaneOrientationSequence")
+    if orientation is None and plane is not None:
+        orientation = plane.get("ImageOrientationPatient")
+    if per_frame is not None and orientation is not None and len(per_frame) > 1:
+        positions: list[list[float]] = []
+        for group in per_frame:
+            plane_position = group.get("PlanePositionSequence")
+            if not plane_position or "ImagePositionPatient" not in plane_position[0]:
+                positions = []
+                break
+            positions.append([float(v) for v in plane_position[0].ImagePositionPatient])
+        if positions:
+            normal = _normal(orientation)
+            gaps = np.abs(np.diff(np.asarray(positions) @ normal))
+            if len(gaps) and float(np.median(gaps)) > 0:
+                return float(np.median(gaps)), []
+    for source in (dataset, _shared_item(dataset, "PixelMeasuresSequence")):
+        if source is None:
+            continue
+        for tag in ("SpacingBetweenSlices", "SliceThickness"):
+            value = source.get(tag)
+            if value not in (None, "") and float(value) > 0:
+                return float(value), []
+    return 1.0, ["the spacing between frames is not recorded; 1.0 used"]
+
+
+def _check_one_series(folder: Path, datasets: Sequence[tuple[Path, Any]]) -> None:
+    series: dict[str, list[Path]] = {}
+    for path, dataset in datasets:
+        series.setdefault(str(dataset.get("SeriesInstanceUID", "(no SeriesInstanceUID)")), []).append(path)
+    if len(series) > 1:
+        listing = "; ".join(
+            f"{uid} ({len(paths)} file{'s' if len(paths) != 1 else ''}, e.g. {paths[0].name!r})"
+            for uid, paths in sorted(series.items(), key=lambda item: -len(item[1]))
+        )
+        raise MedDLError(
+            f"{folder}: holds {len(series)} DICOM series (SeriesInstanceUID): {listing}; "
+            "one folder must hold one series"
+        )
+
+
+def _check_same_size(folder: Path, datasets: Sequence[tuple[Path, Any]]) -> None:
+    sizes: dict[tuple[int, int], list[Path]] = {}
+    for path, dataset in datasets:
+        if not any(tag in dataset for tag in _PIXEL_DATA_TAGS):
+            raise _no_pixel_data(path, dataset)
+        if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+            raise MedDLError(
+                f"{path}: is a multi-frame file inside a series folder of {len(datasets)} files; "
+                "read it on its own (one multi-frame file is a whole volume)"
+            )
+        sizes.setdefault((int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))), []).append(path)
+    if len(sizes) > 1:
+        listing = "; ".join(
+            f"{rows}x{columns} ({len(paths)} file{'s' if len(paths) != 1 else ''}, e.g. {paths[0].name!r})"
+            for (rows, columns), paths in sorted(sizes.items(), key=lambda item: -len(item[1]))
+        )
+        raise MedDLError(f"{folder}: slices have different sizes (rows x columns): {listing}")
+
+
+def _common_orientation(folder: Path, datasets: Sequence[tuple[Path, Any]]) -> tuple[np.ndarray, list[float]]:
+    first_orientation: np.ndarray | None = None
+    first_path = datasets[0][0]
+    for path, dataset in datasets:
+        value = dataset.get("ImageOrientationPatient")
+        if value is None or len(value) != 6:
+            raise MedDLError(
+                f"{path}: has no Image Orientation (Patient) (0020,0037); the slices of a series cannot be "
+                "ordered without it"
+            )
+        orientation = np.array([float(v) for v in value])
+        if first_orientation is None:
+            first_orientation, first_path = orientation, path
+        elif not np.allclose(orientation, first_orientation, atol=1e-3):
+            raise MedDLError(
+                f"{folder}: slices are oriented differently ({first_path.name!r}: {first_orientation.tolist()}, "
+                f"{path.name!r}: {orientation.tolist()}); not one volume"
+            )
+    assert first_orientation is not None, "a series has at least one slice"
+    return _normal(first_orientation), first_orientation.tolist()
+
+
+def _position(path: Path, dataset: Any) -> list[float]:
+    value = dataset.get("ImagePositionPatient")
+    if value is None or len(value) != 3:
+        raise MedDLError(
+            f"{path}: has no Image Position (Patient) (0020,0032); the slices of a series cannot be ordered without it"
+        )
+    return [float(v) for v in value]
+
+
+def _normal(orientation: Sequence[Any] | np.ndarray) -> np.ndarray:
+    values = np.array([float(v) for v in orientation])
+    normal = np.cross(values[:3], values[3:])
+    length = float(np.linalg.norm(normal))
+    return normal / length if length > 0 else np.array([0.0, 0.0, 1.0])
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+
+def _meta(dataset: Any) -> dict[str, Any]:
+    transfer_syntax = _transfer_syntax(dataset)
+    sop_class = dataset.get("SOPClassUID")
+    orientation = dataset.get("ImageOrientationPatient")
+    position = dataset.get("ImagePositionPatient")
+    return {
+        "format": "dicom",
+        "modality": str(dataset.get("Modality", "")) or None,
+        "photometric": str(dataset.get("PhotometricInterpretation", "")) or None,
+        "patient_id": str(dataset.get("PatientID", "")) or None,
+        "study_uid": str(dataset.get("StudyInstanceUID", "")) or None,
+        "series_uid": str(dataset.get("SeriesInstanceUID", "")) or None,
+        "sop_class": getattr(sop_class, "name", None) if sop_class is not None else None,
+        "transfer_syntax": getattr(transfer_syntax, "name", None),
+        "number_of_frames": int(dataset.get("NumberOfFrames", 1) or 1),
+        "orientation": [float(v) for v in orientation] if orientation is not None else None,
+        "position": [float(v) for v in position] if position is not None else None,
+        "warnings": [],
+    }
+
+
+def _no_pixel_data(path: Path, dataset: Any) -> MedDLError:
+    """A file cut short and a non-image object both lack pixel data; pydicom stops quietly at the end of file."""
+    file_meta = getattr(dataset, "file_meta", None)
+    sop_class = dataset.get("SOPClassUID") or (file_meta.get("MediaStorageSOPClassUID") if file_meta else None)
+    sop_name = str(getattr(sop_class, "name", "") or "")
+    if len(dataset) == 0:
+        return MedDLError(f"{path}: the DICOM file is truncated or corrupt: no data elements after the file header")
+    if "Rows" in dataset or sop_name.endswith("Image Storage"):
+        return MedDLError(
+            f"{path}: the DICOM file is truncated or corrupt: it ends before its pixel data ({_describe(dataset)})"
+        )
+    return MedDLError(f"{path}: has no pixel data ({_describe(dataset)}); it is not an image")
+
+
+def _describe(dataset: Any) -> str:
+    file_meta = getattr(dataset, "file_meta", None)
+    sop_class = dataset.get("SOPClassUID") or (file_meta.get("MediaStorageSOPClassUID") if file_meta else None)
+    name = getattr(sop_class, "name", None) or (str(sop_class) if sop_class else "unknown")
+    return f"SOP class {name!r}, modality {str(dataset.get('Modality', '')) or 'not given'}"
+
+
+def _transfer_syntax(dataset: Any) -> Any:
+    file_meta = getattr(dataset, "file_meta", None)
+    return file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+
+
+def _shared_item(dataset: Any, name: str) -> Any:
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if not shared:
+        return None
+    sequence = shared[0].get(name)
+    return sequence[0] if sequence else None
+
+
+def _two_floats(value: Any) -> tuple[float, float]:
+    try:
+        row, column = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return 1.0, 1.0
+    return (row if row > 0 else 1.0), (column if column > 0 else 1.0)
+
+
+def _has_dicom_suffix(path: Path) -> bool:
+    return path.name.lower().endswith(DICOM_SUFFIXES)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,76 @@
+"""The founding document's CNN and the small demo CNN: sizes, shapes, registry and Grad-CAM hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from meddl.errors import MedDLError
+from meddl.models.cnn import SeedCNN, SmallCNN
+from meddl.models.registry import build_model, user_parameters
+
+
+def test_seed_cnn_has_the_keras_parameter_count() -> None:
+    # Keras: Conv2D(32) 896 + Conv2D(64) 18,496 + Conv2D(128) 73,856 + Dense(512) 44,302,848 + Dense(1) 513.
+    model = SeedCNN(spatial_dims=2, in_channels=3, out_channels=1, image_size=(224, 224))
+    assert sum(p.numel() for p in model.parameters()) == 44_396_609
+    assert model.head[1].in_features == 26 * 26 * 128
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 224, 224)).shape == (2, 1)
+
+
+def test_seed_cnn_3d_and_1d() -> None:
+    volume = SeedCNN(spatial_dims=3, in_channels=1, out_channels=3, image_size=(24, 28, 32), dense=16)
+    with torch.no_grad():
+        assert volume(torch.randn(2, 1, 24, 28, 32)).shape == (2, 3)
+    assert isinstance(volume.target_layer[0], torch.nn.Conv3d)
+    assert volume.target_layer[0].out_channels == 128
+    signal = SeedCNN(spatial_dims=1, in_channels=12, out_channels=2, image_size=(64,), dense=8)
+    with torch.no_grad():
+        assert signal(torch.randn(3, 12, 64)).shape == (3, 2)
+
+
+def test_seed_cnn_rejects_wrong_sizes() -> None:
+    model = SeedCNN(spatial_dims=2, in_channels=1, out_channels=1, image_size=(32, 32), dense=8)
+    with pytest.raises(ValueError, match=r"built for image_size \(32, 32\)"):
+        model(torch.randn(1, 1, 48, 48))
+    with pytest.raises(ValueError, match="image_size must have 3 entries"):
+        SeedCNN(spatial_dims=3, in_channels=1, out_channels=1, image_size=(32, 32))
+    with pytest.raises(ValueError, match="too small"):
+        SeedCNN(spatial_dims=2, in_channels=1, out_channels=1, image_size=(21, 21))
+    # Through the registry, the same problems reach the user as MedDLError.
+    with pytest.raises(MedDLError, match="seed_cnn"):
+        build_model("seed_cnn", {"image_size": [8, 8]}, spatial_dims=2, in_channels=1, out_channels=1)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_small_cnn_shapes(spatial_dims: int, out_channels: int) -> None:
+    model = build_model("small_cnn", {}, spatial_dims=spatial_dims, in_channels=2, out_channels=out_channels)
+    assert isinstance(model, SmallCNN)
+    x = torch.randn(2, 2, *([16] * spatial_dims))
+    with torch.no_grad():
+        assert model(x).shape == (2, out_channels)
+    # Grad-CAM's layer: the last conv block, at input / 4 resolution with the default three blocks.
+    seen: list[torch.Size] = []
+    handle = model.target_layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    assert seen == [torch.Size([2, 64, *([4] * spatial_dims)])]
+    assert not any(key.startswith("target_layer") for key in model.state_dict())
+
+
+def test_small_cnn_any_input_size_and_widths() -> None:
+    model = SmallCNN(spatial_dims=2, in_channels=1, out_channels=4, channels=(8, 8, 16, 16), dropout=0.2)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 40, 56)).shape == (1, 4)
+    with pytest.raises(ValueError, match="spatial_dims"):
+        SmallCNN(spatial_dims=4, in_channels=1, out_channels=1)
+
+
+def test_image_size_is_a_user_parameter() -> None:
+    assert "image_size" in user_parameters("seed_cnn")
+    assert "spatial_dims" not in user_parameters("seed_cnn")
+    assert set(user_parameters("small_cnn")) == {"channels", "dropout"}
