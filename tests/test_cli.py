@@ -266,3 +266,14 @@ def test_export_onnx_from_the_command_line(bundle: Path, tmp_path: Path, capsys:
     sidecar = json.loads((tmp_path / "model.onnx.json").read_text())
     assert (tmp_path / "model.onnx").stat().st_size > 0
     assert sidecar["task"] == "binary"
+
+
+def test_init_image_prints_an_experiment_that_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    from meddl.config import ImageDataConfig, parse_config
+
+    code, out, _ = run_cli(["init", "image"], capsys)
+    assert code == 0
+    config = parse_config(yaml.safe_load(out))
+    assert isinstance(config.data, ImageDataConfig) and config.model.arch == "small_cnn"
+    code, _, err = run_cli(["init", "signal"], capsys)
+    assert code == 2 and "not available in this version yet" in err
