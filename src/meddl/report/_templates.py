@@ -235,8 +235,8 @@ excludes zero.</p>
 <section id="examples">
 <h2>Where the model looked</h2>
 {%- if ctx.localization %}<p>{{ ctx.localization }}</p>{% endif %}
-<p class="muted">Test cases with the model's heat map (Grad-CAM) over the image: warm colours mark the regions that
-raised the score. A heat map shows what drove the model, not where disease is.</p>
+<p class="muted">Test cases with the model's heat map over the image (the method is named in each caption): warm
+colours mark the regions that raised the score. A heat map shows what drove the model, not where disease is.</p>
 <div class="figures">
 {%- for case in ctx.examples %}
 <figure class="figure"><img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
