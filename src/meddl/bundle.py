@@ -97,9 +97,31 @@ def _verify_manifest(folder: Path) -> str:
     return bundle_hash
 
 
+class BundleInfo:
+    """What every kind of bundle says about itself, read from its ``model.json`` (``self.info``)."""
+
+    info: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.info["name"])
+
+    @property
+    def task(self) -> str:
+        return str(self.info["task"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.get("classes") or [])
+
+    @property
+    def threshold(self) -> float | None:
+        return self.info.get("threshold")
+
+
 @dataclass
-class Bundle:
-    """A trained model with its preprocessing, threshold and metrics, loaded from a run folder."""
+class Bundle(BundleInfo):
+    """A trained tabular model with its preprocessing, threshold and metrics, loaded from a run folder."""
 
     path: Path
     config: ExperimentConfig
@@ -119,22 +141,6 @@ class Bundle:
     def preprocess_config(self) -> PreprocessConfig:
         assert isinstance(self.config.preprocess, PreprocessConfig), "a tabular bundle has tabular preprocessing"
         return self.config.preprocess
-
-    @property
-    def name(self) -> str:
-        return str(self.info["name"])
-
-    @property
-    def task(self) -> str:
-        return str(self.info["task"])
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.info.get("classes") or [])
-
-    @property
-    def threshold(self) -> float | None:
-        return self.info.get("threshold")
 
     @property
     def feature_columns(self) -> list[str]:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import yaml
 
-from meddl.bundle import load_weights, verify_manifest
+from meddl.bundle import BundleInfo, load_weights, verify_manifest
 from meddl.config import ExperimentConfig, parse_config
 from meddl.errors import MedDLError
 from meddl.explain.images import best_slice, grad_cam, overlay_png
@@ -29,7 +29,7 @@ __all__ = ["ImageBundle", "image_sources", "load_image_bundle"]
 
 
 @dataclass
-class ImageBundle:
+class ImageBundle(BundleInfo):
     """A trained image model loaded from its run folder."""
 
     path: Path
@@ -39,22 +39,6 @@ class ImageBundle:
     model: torch.nn.Module
     metrics: dict[str, Any]
     bundle_hash: str
-
-    @property
-    def name(self) -> str:
-        return str(self.info["name"])
-
-    @property
-    def task(self) -> str:
-        return str(self.info["task"])
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.info.get("classes") or [])
-
-    @property
-    def threshold(self) -> float | None:
-        return self.info.get("threshold")
 
     @property
     def spatial_dims(self) -> int:

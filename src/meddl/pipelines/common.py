@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from meddl.bundle import load_bundle
-from meddl.evaluate import main_metric
+from meddl.config import ExperimentConfig
+from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
-from meddl.train import scores_from_outputs
+from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
-__all__ = ["RunResult", "clean_json", "now_utc", "validation_metrics"]
+__all__ = ["RunResult", "clean_json", "now_utc", "prepare_run_folder", "trainer_settings", "validation_metrics"]
 
 
 def now_utc() -> str:
@@ -69,3 +70,43 @@ class RunResult:
         for name, values in self.metrics.get("baselines", {}).items():
             row[name] = values.get(metric)
         return row
+
+
+def trainer_settings(config: ExperimentConfig) -> TrainerSettings:
+    """The trainer's settings from the experiment's ``train`` section and its monitored metric."""
+    t = config.train
+    monitor = config.monitor
+    return TrainerSettings(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler,
+        warmup_epochs=t.warmup_epochs,
+        patience=t.early_stopping.patience,
+        min_delta=t.early_stopping.min_delta,
+        monitor=monitor,
+        monitor_mode="max" if monitor != "loss" and higher_is_better(monitor) else "min",
+        seed=t.seed,
+        device=t.device,
+        precision=t.precision,
+        grad_clip=t.grad_clip,
+        progress=t.progress,
+        num_workers=t.num_workers,
+    )
+
+
+def prepare_run_folder(out: Path, *, resume: bool, device: str) -> DistributedContext:
+    """Join the process group (under torchrun), empty the run folder unless resuming, and create it.
+
+    Only rank 0 clears the folder; every process waits for it before going on.
+    """
+    import shutil
+
+    context = init_distributed(device)
+    if context.is_main and out.exists() and not resume:
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    context.barrier()
+    out.mkdir(parents=True, exist_ok=True)
+    return context

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,24 @@ from meddl.config import ExperimentConfig, ImageDataConfig, ImagePreprocessConfi
 from meddl.data import encode_target, split_assignments
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
 from meddl.errors import MedDLError
-from meddl.evaluate import choose_threshold, evaluate_predictions, higher_is_better
+from meddl.evaluate import choose_threshold, evaluate_predictions
 from meddl.explain.images import best_slice, grad_cam, occlusion_map, overlay_png, pointing_game
 from meddl.io.images import check_readable, image_manifest, read_image, read_npz
 from meddl.models import build_model
 from meddl.models.registry import _constructor
-from meddl.pipelines.common import RunResult, clean_json, now_utc, validation_metrics
+from meddl.pipelines.common import (
+    RunResult,
+    clean_json,
+    now_utc,
+    prepare_run_folder,
+    trainer_settings,
+    validation_metrics,
+)
 from meddl.preprocess import class_weights
 from meddl.preprocess.images import ImagePipeline
 from meddl.report import write_model_card, write_report
 from meddl.train import (
     Trainer,
-    TrainerSettings,
-    init_distributed,
     make_loss,
     output_size,
     scores_from_outputs,
@@ -224,12 +228,7 @@ class ImagePipelineRun:
         say = log or (lambda message: None)
         cfg = self.config
         out = Path(out) if out else Path("runs") / cfg.name
-        context = init_distributed(cfg.train.device)
-        if context.is_main and out.exists() and not resume:
-            for child in out.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        context.barrier()
-        out.mkdir(parents=True, exist_ok=True)
+        context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
         source = self.data.path.name
 
         say(f"reading {self.data.path}")
@@ -276,24 +275,7 @@ class ImagePipelineRun:
         trainer = Trainer(
             model,
             make_loss(cfg.task, weights),
-            TrainerSettings(
-                epochs=cfg.train.epochs,
-                batch_size=cfg.train.batch_size,
-                learning_rate=cfg.train.learning_rate,
-                weight_decay=cfg.train.weight_decay,
-                scheduler=cfg.train.scheduler,
-                warmup_epochs=cfg.train.warmup_epochs,
-                patience=cfg.train.early_stopping.patience,
-                min_delta=cfg.train.early_stopping.min_delta,
-                monitor=monitor,
-                monitor_mode="max" if monitor != "loss" and higher_is_better(monitor) else "min",
-                seed=cfg.train.seed,
-                device=cfg.train.device,
-                precision=cfg.train.precision,
-                grad_clip=cfg.train.grad_clip,
-                progress=cfg.train.progress,
-                num_workers=cfg.train.num_workers,
-            ),
+            trainer_settings(cfg),
             metric_fn=validation_metrics(cfg.task),
             checkpoint_dir=out / "checkpoints",
         )

@@ -7,7 +7,6 @@ re-evaluates a tabular bundle on another site's data, with the shift of each var
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,18 @@ from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, regressio
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
 from meddl.io import read_table
 from meddl.models import build_model
-from meddl.pipelines.common import RunResult, clean_json, now_utc, validation_metrics
+from meddl.pipelines.common import (
+    RunResult,
+    clean_json,
+    now_utc,
+    prepare_run_folder,
+    trainer_settings,
+    validation_metrics,
+)
 from meddl.preprocess import TabularPreprocessor, class_weights, resample
 from meddl.report import write_model_card, write_report
 from meddl.train import (
     Trainer,
-    TrainerSettings,
-    init_distributed,
     make_loss,
     output_size,
     scores_from_outputs,
@@ -93,12 +97,7 @@ class TabularPipeline:
         say = log or (lambda message: None)
         cfg = self.config
         out = Path(out) if out else Path("runs") / cfg.name
-        context = init_distributed(cfg.train.device)
-        if context.is_main and out.exists() and not resume:
-            for child in out.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        context.barrier()
-        out.mkdir(parents=True, exist_ok=True)
+        context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
         source = self.data.path.name
 
         say(f"reading {self.data.path}")
@@ -221,25 +220,7 @@ class TabularPipeline:
             in_features=X_train.shape[1],
             out_features=output_size(cfg.task, n_classes),
         )
-        monitor = cfg.monitor
-        settings = TrainerSettings(
-            epochs=cfg.train.epochs,
-            batch_size=cfg.train.batch_size,
-            learning_rate=cfg.train.learning_rate,
-            weight_decay=cfg.train.weight_decay,
-            scheduler=cfg.train.scheduler,
-            warmup_epochs=cfg.train.warmup_epochs,
-            patience=cfg.train.early_stopping.patience,
-            min_delta=cfg.train.early_stopping.min_delta,
-            monitor=monitor,
-            monitor_mode="max" if monitor != "loss" and higher_is_better(monitor) else "min",
-            seed=cfg.train.seed,
-            device=cfg.train.device,
-            precision=cfg.train.precision,
-            grad_clip=cfg.train.grad_clip,
-            progress=cfg.train.progress,
-            num_workers=cfg.train.num_workers,
-        )
+        settings = trainer_settings(cfg)
         trainer = Trainer(
             model,
             make_loss(cfg.task, weights),
