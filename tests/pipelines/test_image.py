@@ -180,3 +180,21 @@ def test_bad_image_inputs_are_clear_errors(tmp_path: Path, capsys: pytest.Captur
     config["data"]["path"] = str(tmp_path / "partial.npz")
     with pytest.raises(MedDLError, match="val_images"):
         Experiment.from_dict(config).run(out=tmp_path / "run3")
+
+
+@pytest.mark.slow
+def test_3d_dicom_series_volumes_train_and_predict(tmp_path: Path) -> None:
+    manifest = write_phantom_dataset(tmp_path / "data", 30, spatial_dims=3, size=16, fmt="dicom", seed=0)
+    first_series = manifest.parent / pd.read_csv(manifest)["path"].iloc[0]
+    assert first_series.is_dir() and len(list(first_series.glob("*.dcm"))) == 16  # one file per slice
+    config = image_config(manifest)
+    config["data"].update({"spatial_dims": 3, "patient_id": None})
+    config["preprocess"]["size"] = [16, 16, 16]
+    config["train"].update({"epochs": 1, "batch_size": 8})
+    result = Experiment.from_dict(config).run(out=tmp_path / "run")
+    assert result.metrics["test"]["auroc"]["value"] is not None
+    assert set(result.metrics["localization"]["by_method"]) == {"gradcam", "occlusion"}
+    bundle = load_bundle(tmp_path / "run")
+    predictions = bundle.predict([first_series], heatmap_dir=tmp_path / "heat")
+    assert 0.0 <= predictions["probability_lesion"].iloc[0] <= 1.0
+    assert Path(predictions["heatmap"].iloc[0]).read_bytes().startswith(b"\x89PNG")
