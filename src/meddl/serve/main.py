@@ -56,7 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     prediction_router = APIRouter()
     for model in served.values():
-        predictions.add_model_routes(prediction_router, model)
+        if model.kind == "image":
+            predictions.add_image_routes(prediction_router, model)
+        else:
+            predictions.add_model_routes(prediction_router, model)
     app.include_router(prediction_router)  # before models.router, whose catch-all answers unknown names
     app.include_router(models.router)
     app.include_router(page.router)

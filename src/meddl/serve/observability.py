@@ -142,11 +142,14 @@ class GuardMiddleware:
                 )
         if method == "POST" and path.startswith("/models/") and path.endswith(("/predict", "/explain")):
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
+            if content_type not in {"application/json", "multipart/form-data"}:
                 shown = content_type or "none"
                 return (
                     JSONResponse(
-                        {"detail": f"expected a JSON body (content-type application/json), got {shown!r}"},
+                        {
+                            "detail": "expected a JSON body (tables) or a multipart/form-data upload (images), "
+                            f"got {shown!r}"
+                        },
                         status_code=415,
                     ),
                     receive,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from meddl.bundle import Bundle, load_bundle
+from meddl.bundle import load_bundle
 from meddl.errors import MedDLError
 from meddl.serve.schemas import build_request_model
 
@@ -17,9 +17,13 @@ __all__ = ["ServedModel", "load_models"]
 
 @dataclass
 class ServedModel:
-    bundle: Bundle
-    record_model: type[BaseModel]
-    request_model: type[BaseModel]
+    bundle: Any  # a tabular Bundle or an ImageBundle
+    record_model: type[BaseModel] | None  # tabular: one case; None for images (uploaded files)
+    request_model: type[BaseModel] | None
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.bundle.info.get("kind") == "image" else "tabular"
 
     @property
     def name(self) -> str:
@@ -30,7 +34,7 @@ class ServedModel:
         return {
             "name": b.name,
             "task": b.task,
-            "kind": b.config.data.kind,
+            "kind": self.kind,
             "arch": b.info["arch"],
             "classes": b.classes,
             "threshold": b.threshold,
@@ -63,12 +67,20 @@ class ServedModel:
             **self.summary(),
             "target": b.info.get("target"),
             "description": b.config.data.description,
-            "input_schema": b.input_schema(),
+            "input_schema": b.input_schema() if self.kind == "tabular" else _image_schema(b),
             "operating_point": operating_point,
             "metrics": test,
             "baselines": b.metrics.get("baselines", {}),
             "model_card": card_path.read_text(encoding="utf-8") if card_path.exists() else None,
         }
+
+
+def _image_schema(bundle: Any) -> dict[str, Any]:
+    return {
+        "upload": "multipart/form-data, field 'file'",
+        "formats": ["DICOM (.dcm)", "NIfTI (.nii, .nii.gz)", "PNG", "JPEG"],
+        "spatial_dims": bundle.spatial_dims,
+    }
 
 
 def load_models(paths: list[Path]) -> dict[str, ServedModel]:
@@ -83,6 +95,9 @@ def load_models(paths: list[Path]) -> dict[str, ServedModel]:
                 f"{path}: a bundle named {bundle.name!r} is already served from {models[bundle.name].bundle.path}; "
                 "rename one experiment (the name routes requests)"
             )
-        record, request = build_request_model(bundle)
+        if bundle.info.get("kind") == "image":
+            models[bundle.name] = ServedModel(bundle, None, None)
+            continue
+        record, request = build_request_model(bundle)  # type: ignore[arg-type]
         models[bundle.name] = ServedModel(bundle, record, request)
     return models

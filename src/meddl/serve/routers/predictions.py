@@ -20,7 +20,9 @@ from meddl.serve.registry import ServedModel
 from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["add_model_routes"]
+__all__ = ["add_image_routes", "add_model_routes"]
+
+IMAGE_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".png", ".jpg", ".jpeg")
 
 
 def _frame(served: ServedModel, body: BaseModel) -> tuple[pd.DataFrame, list[Any]]:
@@ -79,6 +81,7 @@ def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], 
 def add_model_routes(router: APIRouter, served: ServedModel) -> None:
     """Register the predict and explain routes of one model, typed with its generated request model."""
     RequestBody = served.request_model
+    record_name = served.record_model.__name__ if served.record_model is not None else served.name
     name = served.name
 
     def run(body: BaseModel, request: Request, settings: Settings, explain: bool) -> JSONResponse:
@@ -123,7 +126,7 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
         summary=f"Predict with {name}",
         description="Probabilities and the label at the model's threshold for one or more cases.",
         tags=[name],
-        operation_id=f"predict_{served.record_model.__name__}",
+        operation_id=f"predict_{record_name}",
     )
     router.add_api_route(
         f"/models/{name}/explain",
@@ -133,5 +136,86 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
         summary=f"Predict and explain with {name}",
         description="As predict, plus each case's top contributing variables (integrated gradients).",
         tags=[name],
-        operation_id=f"explain_{served.record_model.__name__}",
+        operation_id=f"explain_{record_name}",
     )
+
+
+def add_image_routes(router: APIRouter, served: ServedModel) -> None:
+    """Predict / explain for an image bundle: one uploaded file per request (multipart field ``file``)."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    from fastapi import File, UploadFile
+
+    from meddl.errors import MedDLError
+
+    name = served.name
+    bundle = served.bundle
+
+    def run(upload: UploadFile, request: Request, explain: bool) -> JSONResponse:
+        filename = upload.filename or "upload"
+        suffix = next((s for s in IMAGE_SUFFIXES if filename.lower().endswith(s)), None)
+        if suffix is None:
+            raise HTTPException(415, detail=f"{filename!r}: expected one of {', '.join(IMAGE_SUFFIXES)}")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"upload{suffix}"
+            path.write_bytes(upload.file.read())
+            try:
+                image = bundle.tensor(path)
+            except MedDLError as exc:
+                reason = str(exc).replace(str(path), filename)
+                raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
+        score = np.atleast_1d(bundle._scores(image.unsqueeze(0))[0])
+        classes = bundle.classes
+        item: dict[str, Any] = {"case_id": filename, "note": "", "threshold": bundle.threshold}
+        if bundle.task == "binary":
+            positive = float(score[0])
+            item.update(
+                probability=positive,
+                probabilities={classes[0]: 1.0 - positive, classes[1]: positive},
+                label=classes[1] if positive >= float(bundle.threshold or 0.5) else classes[0],
+            )
+        else:
+            item.update(
+                probabilities={c: float(p) for c, p in zip(classes, score, strict=True)},
+                label=classes[int(np.argmax(score))]
+                if bundle.task == "multiclass"
+                else ";".join(c for c, p in zip(classes, score, strict=True) if p >= 0.5),
+            )
+        if explain:
+            from meddl.explain.images import overlay_png
+
+            shown, heat = bundle.heatmap(image, score)
+            item["heatmap_png"] = base64.b64encode(overlay_png(shown, heat)).decode("ascii")
+        request_id = request.state.request_id
+        request.app.state.audit.record(
+            request_id=request_id,
+            model=name,
+            bundle_hash=bundle.bundle_hash,
+            endpoint="explain" if explain else "predict",
+            outputs=[{k: item.get(k) for k in ("case_id", "label", "probability")}],
+        )
+        body = {"model": name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": [item]}
+        return JSONResponse({**body, "notice": NOTICE})
+
+    def predict(
+        request: Request, file: UploadFile = File(..., description="DICOM, NIfTI, PNG or JPEG")
+    ) -> JSONResponse:
+        return run(file, request, explain=False)
+
+    def explain(
+        request: Request, file: UploadFile = File(..., description="DICOM, NIfTI, PNG or JPEG")
+    ) -> JSONResponse:
+        return run(file, request, explain=True)
+
+    for action, endpoint in (("predict", predict), ("explain", explain)):
+        router.add_api_route(
+            f"/models/{name}/{action}",
+            endpoint,
+            methods=["POST"],
+            summary=f"{action.title()} with {name} (image upload)",
+            description="Upload one image file; explain adds the heat-map overlay as a base64 PNG.",
+            tags=[name],
+            operation_id=f"{action}_{name.replace('-', '_')}",
+        )
