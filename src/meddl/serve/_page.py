@@ -111,6 +111,12 @@ dl.operating dd { margin: 0; font-variant-numeric: tabular-nums; }
 .raises .factor-effect { color: var(--raise); }
 .lowers .factor-effect { color: var(--lower); }
 .caption-small { font-size: 0.85rem; color: var(--muted); margin: 0 0 6px; }
+.file-field input[type="file"] { font: inherit; max-width: 100%; }
+.heatmap-figure { margin: 6px 0 0; }
+.heatmap-figure img {
+  display: block; width: 100%; max-width: 320px; image-rendering: pixelated; border: 1px solid var(--line);
+}
+.heatmap-figure figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
 .meta { font-size: 0.8rem; color: var(--muted); margin: 14px 0 0; overflow-wrap: anywhere; }
 @media (max-width: 900px) {
   .columns, .fields { grid-template-columns: minmax(0, 1fr); }
@@ -229,6 +235,12 @@ SCRIPT = r"""
     const box = $("fields");
     box.replaceChildren();
     const builder = FORM_BUILDERS[detail.kind];
+    const image = detail.kind === "image";
+    $("form-title").textContent = image ? "Image" : "Patient values";
+    $("result-empty").textContent = image
+      ? "Choose the patient's image file and press \u201cGet suggestion\u201d."
+      : "Fill in the patient's values and press \u201cGet suggestion\u201d.";
+    box.className = image ? "" : "fields";
     $("case-form").hidden = !builder;
     $("unsupported").hidden = Boolean(builder);
     if (!builder) {
@@ -262,8 +274,8 @@ SCRIPT = r"""
   }
 
   // ---- the form: one builder and one reader per model kind --------------------------------------------------
-  // An image bundle will add FORM_BUILDERS.image (a file picker) and RECORD_READERS.image; until the server
-  // serves image models, such a model only gets the "cannot be used from this page yet" line.
+  // A reader returns {request: {headers, body}, problems}: JSON records for a table, one uploaded file
+  // (multipart field "file") for an image model. A kind without a builder gets the "use the API" line.
 
   function buildTabularForm(detail, box) {
     state.fields = (detail.input_schema || []).map((entry) => addField(entry, box));
@@ -314,6 +326,34 @@ SCRIPT = r"""
     return { entry: entry, column: column, control: control, missing: missing, wrap: wrap, error: error };
   }
 
+  const IMAGE_ACCEPT = [".dcm", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg"];
+
+  function buildImageForm(detail, box) {
+    const schema = detail.input_schema || {};
+    const wrap = make("div", { className: "field file-field" });
+    const label = make("label", { for: "image-file" });
+    label.appendChild(make("span", { className: "name" }, "Image file"));
+    wrap.appendChild(label);
+    const control = make("input", { type: "file", id: "image-file", name: "file", accept: IMAGE_ACCEPT.join(",") });
+    wrap.appendChild(control);
+    const formats = Array.isArray(schema.formats) && schema.formats.length
+      ? schema.formats.map(String).join(", ") : "DICOM, NIfTI, PNG or JPEG";
+    const dims = isNumber(schema.spatial_dims) ? " \u00b7 " + String(schema.spatial_dims) + "-D images" : "";
+    wrap.appendChild(make("p", { className: "hint" }, "one file per case: " + formats + dims));
+    box.appendChild(wrap);
+  }
+
+  function readImageFile() {
+    const files = $("image-file").files;
+    if (!files || !files.length) {
+      return { request: null, problems: [{ column: null, message: "Choose an image file first." }] };
+    }
+    const data = new FormData();
+    data.append("file", files[0], files[0].name);
+    // No content-type header: the browser writes the multipart boundary itself.
+    return { request: { headers: { accept: "application/json" }, body: data }, problems: [] };
+  }
+
   function readTabularRecord() {
     const record = {};
     const problems = [];
@@ -328,11 +368,17 @@ SCRIPT = r"""
         record[field.column] = field.control.value;
       }
     }
-    return { records: [record], problems: problems };
+    return {
+      request: {
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ records: [record] }),
+      },
+      problems: problems,
+    };
   }
 
-  const FORM_BUILDERS = { tabular: buildTabularForm };
-  const RECORD_READERS = { tabular: readTabularRecord };
+  const FORM_BUILDERS = { tabular: buildTabularForm, image: buildImageForm };
+  const RECORD_READERS = { tabular: readTabularRecord, image: readImageFile };
 
   // ---- errors -----------------------------------------------------------------------------------------------
 
@@ -390,16 +436,15 @@ SCRIPT = r"""
     const read = reader();
     if (read.problems.length) {
       showResult(false);
-      showFormError("Please correct the marked values.", read.problems);
+      showFormError(detail.kind === "image" ? "No image to score." : "Please correct the marked values.",
+        read.problems);
       return;
     }
     const button = $("submit");
     button.disabled = true;
     button.textContent = "Computing\u2026";
     const result = await api(modelPath(detail.name) + "/explain", {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json" },
-      body: JSON.stringify({ records: read.records }),
+      method: "POST", headers: read.request.headers, body: read.request.body,
     });
     button.disabled = false;
     button.textContent = "Get suggestion";
@@ -485,12 +530,22 @@ SCRIPT = r"""
     $("result-note").hidden = !prediction.note;
 
     renderFactors(prediction.contributions || [], regression ? null : (positive !== null ? positive : of));
+    renderHeatmap(prediction.heatmap_png);
 
     $("result-meta").textContent =
       "Request " + String(body.request_id) + " \u00b7 model " + String(body.model) +
       " \u00b7 bundle " + String(body.bundle_hash).slice(0, 12);
     $("result-notice").textContent = body.notice || "";
     showResult(true);
+  }
+
+  // Only a plain base64 string becomes a data: URL, so nothing else from the answer can reach the src.
+  function renderHeatmap(png) {
+    const image = $("heatmap");
+    const valid = typeof png === "string" && png.length > 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(png);
+    $("heatmap-section").hidden = !valid;
+    if (valid) image.setAttribute("src", "data:image/png;base64," + png);
+    else image.removeAttribute("src");
   }
 
   function renderFactors(contributions, towards) {
@@ -615,6 +670,14 @@ BODY = """
           <h3>Main factors for this patient</h3>
           <p class="caption-small" id="factors-caption"></p>
           <ol class="factors" id="factors"></ol>
+        </div>
+        <div id="heatmap-section" hidden>
+          <h3>Where the model looked</h3>
+          <figure class="heatmap-figure">
+            <img id="heatmap" alt="Heat map of the regions that drove the suggestion, over the image">
+            <figcaption>Warmer colours: regions that weighed more in this suggestion (a guide to the model's
+              attention, not a lesion outline).</figcaption>
+          </figure>
         </div>
         <p class="meta" id="result-meta"></p>
         <p class="meta" id="result-notice"></p>
