@@ -49,13 +49,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from _timing import RunTiming, fit_timed  # benchmarks/_timing.py, beside this script
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
@@ -134,28 +134,6 @@ def trainer_settings(epochs: int, batch_size: int, seed: int) -> TrainerSettings
 # -- 1. training throughput ------------------------------------------------------------------------------
 
 
-@dataclass
-class RunTiming:
-    train_seconds: float = 0.0
-    train_cpu_seconds: float = 0.0
-    validation_seconds: float = 0.0
-    fit_seconds: float = 0.0
-    samples: int = 0
-    train_losses: list[float] = field(default_factory=list)
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.train_seconds
-
-    @property
-    def samples_per_cpu_s(self) -> float:
-        return self.samples / self.train_cpu_seconds
-
-    @property
-    def validation_share(self) -> float:
-        return self.validation_seconds / (self.train_seconds + self.validation_seconds)
-
-
 def run_meddl(train: Dataset, val: Dataset, *, epochs: int, batch_size: int, seed: int) -> RunTiming:
     """``Trainer.fit`` as ``ImagePipelineRun.run`` calls it; its epoch and validation methods are timed in place."""
     model = build_network(seed)
@@ -166,30 +144,7 @@ def run_meddl(train: Dataset, val: Dataset, *, epochs: int, batch_size: int, see
         metric_fn=validation_metrics("binary"),
         checkpoint_dir=None,
     )
-    timing = RunTiming()
-    train_epoch, validate = trainer._train_epoch, trainer.validate
-
-    def timed_train_epoch(data: Any, epoch: int) -> tuple[float, int]:
-        started, started_cpu = time.perf_counter(), time.process_time()
-        loss, seen = train_epoch(data, epoch)
-        timing.train_seconds += time.perf_counter() - started
-        timing.train_cpu_seconds += time.process_time() - started_cpu
-        timing.samples += seen
-        timing.train_losses.append(loss)
-        return loss, seen
-
-    def timed_validate(data: Any) -> tuple[float, dict[str, float]]:
-        started = time.perf_counter()
-        result = validate(data)
-        timing.validation_seconds += time.perf_counter() - started
-        return result
-
-    trainer._train_epoch = timed_train_epoch  # type: ignore[method-assign]
-    trainer.validate = timed_validate  # type: ignore[method-assign]
-    started = time.perf_counter()
-    trainer.fit(train, val)
-    timing.fit_seconds = time.perf_counter() - started
-    return timing
+    return fit_timed(trainer, train, val)
 
 
 def run_plain(train: Dataset, val: Dataset, *, epochs: int, batch_size: int, seed: int) -> RunTiming:
