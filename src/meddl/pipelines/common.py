@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,13 +12,22 @@ from typing import Any
 
 import numpy as np
 
-from meddl.bundle import load_bundle
+from meddl.bundle import load_bundle, write_manifest
 from meddl.config import ExperimentConfig
 from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
+from meddl.report import write_model_card, write_report
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
-__all__ = ["RunResult", "clean_json", "now_utc", "prepare_run_folder", "trainer_settings", "validation_metrics"]
+__all__ = [
+    "RunResult",
+    "clean_json",
+    "finish_bundle",
+    "now_utc",
+    "prepare_run_folder",
+    "trainer_settings",
+    "validation_metrics",
+]
 
 
 def now_utc() -> str:
@@ -110,3 +120,13 @@ def prepare_run_folder(out: Path, *, resume: bool, device: str) -> DistributedCo
     context.barrier()
     out.mkdir(parents=True, exist_ok=True)
     return context
+
+
+def finish_bundle(out: Path, record: dict[str, Any], files: list[str]) -> None:
+    """Hash the bundle files, write the model card and report (which show that hash), then the final manifest
+    (covering card and report too) and the full run record ``run.json``."""
+    record["bundle_hash"] = write_manifest(out, files)
+    write_model_card(record, out / "model_card.md")
+    write_report(record, out / "report.html")
+    write_manifest(out, [*files, "model_card.md", "report.html"])
+    (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")

@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from meddl import __version__
-from meddl.bundle import BUNDLE_FORMAT, save_weights, write_manifest
+from meddl.bundle import BUNDLE_FORMAT, save_weights
 from meddl.config import ExperimentConfig, ImageDataConfig, ImagePreprocessConfig
 from meddl.data import encode_target, split_assignments
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
@@ -33,6 +33,7 @@ from meddl.models.registry import _constructor
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    finish_bundle,
     now_utc,
     prepare_run_folder,
     trainer_settings,
@@ -40,7 +41,7 @@ from meddl.pipelines.common import (
 )
 from meddl.preprocess import class_weights
 from meddl.preprocess.images import ImagePipeline
-from meddl.report import write_model_card, write_report
+from meddl.report import write_report
 from meddl.train import (
     Trainer,
     make_loss,
@@ -502,11 +503,7 @@ class ImagePipelineRun:
         )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
         files = ["config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json", "splits.csv"]
-        record["bundle_hash"] = write_manifest(out, files)
-        write_model_card(record, out / "model_card.md")
-        write_report(record, out / "report.html")
-        write_manifest(out, [*files, "model_card.md", "report.html"])
-        (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")
+        finish_bundle(out, record, files)
         return metrics
 
 

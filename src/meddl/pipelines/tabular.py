@@ -18,7 +18,7 @@ import yaml
 from torch.utils.data import TensorDataset
 
 from meddl import __version__
-from meddl.bundle import BUNDLE_FORMAT, Bundle, load_bundle, save_weights, write_manifest
+from meddl.bundle import BUNDLE_FORMAT, Bundle, load_bundle, save_weights
 from meddl.config import DataConfig, ExperimentConfig, PreprocessConfig
 from meddl.data import PreparedTable, kfold_assignments, prepare_table, split_assignments, splits_frame
 from meddl.errors import MedDLError
@@ -38,13 +38,14 @@ from meddl.models import build_model
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    finish_bundle,
     now_utc,
     prepare_run_folder,
     trainer_settings,
     validation_metrics,
 )
 from meddl.preprocess import TabularPreprocessor, class_weights, resample
-from meddl.report import write_model_card, write_report
+from meddl.report import write_report
 from meddl.train import (
     Trainer,
     make_loss,
@@ -596,11 +597,7 @@ class TabularPipeline:
             *state_files,
         ]
         # The card and report show the bundle hash, so it is computed over the files they describe.
-        record["bundle_hash"] = write_manifest(out, bundle_files)
-        write_model_card(record, out / "model_card.md")
-        write_report(record, out / "report.html")
-        write_manifest(out, [*bundle_files, "model_card.md", "report.html"])
-        (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")
+        finish_bundle(out, record, bundle_files)
         return metrics
 
 
