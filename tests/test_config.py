@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -263,3 +264,53 @@ def test_yes_as_positive_label_matches_a_yes_no_column(tmp_path: Path):
         frame, task="binary", target="diabetes", source="pima.csv", positive_label=config.data.positive_label
     )
     assert prepared.target.tolist() == [1, 0, 1]
+
+
+def test_new_kinds_validate_their_own_sections() -> None:
+    from meddl.config import EHRDataConfig, SequencePreprocessConfig
+
+    config = parse_config(
+        {
+            "task": "binary",
+            "data": {"kind": "sequence", "path": "seqs.fa"},
+            "preprocess": {"length": 120, "encoding": "kmer", "k": 4},
+        }
+    )
+    assert isinstance(config.preprocess, SequencePreprocessConfig) and config.preprocess.k == 4
+    ehr = parse_config(
+        {
+            "task": "multilabel",
+            "data": {"kind": "ehr", "path": "e.duckdb", "cohort": {"outcome": "next_visit_diagnoses"}},
+        }
+    )
+    assert isinstance(ehr.data, EHRDataConfig)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"task": "binary", "data": {"kind": "sequence", "path": "s.fa"}, "preprocess": {"windo": 3}},
+            "preprocess.windo",
+        ),
+        (
+            {
+                "task": "binary",
+                "data": {"kind": "ehr", "path": "e.duckdb", "cohort": {"outcome": "next_visit_diagnoses"}},
+            },
+            "set task: multilabel",
+        ),
+        (
+            {"task": "binary", "data": {"kind": "ehr", "path": "e.duckdb", "cohort": {"outcom": "mortality"}}},
+            "data.cohort.outcom",
+        ),
+        ({"task": "multilabel", "data": {"kind": "signal", "path": "m.csv"}}, "not data.kind 'signal'"),
+        (
+            {"task": "binary", "data": {"kind": "expression", "path": "x.csv", "labels": "y.csv", "horizon": 5}},
+            "survival_time",
+        ),
+    ],
+)
+def test_new_kinds_errors_name_the_field(raw: dict, message: str) -> None:
+    with pytest.raises(MedDLError, match=re.escape(message)):
+        parse_config(raw)

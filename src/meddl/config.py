@@ -15,22 +15,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from meddl.errors import MedDLError
 
 __all__ = [
+    "KINDS",
     "AugmentConfig",
+    "CohortConfig",
     "DataConfig",
+    "EHRDataConfig",
+    "EHRPreprocessConfig",
     "EarlyStoppingConfig",
     "EvaluateConfig",
     "ExperimentConfig",
     "ExplainConfig",
+    "ExpressionDataConfig",
+    "ExpressionPreprocessConfig",
     "ImageDataConfig",
     "ImagePreprocessConfig",
     "ModelConfig",
     "PreprocessConfig",
+    "SequenceDataConfig",
+    "SequencePreprocessConfig",
+    "SignalDataConfig",
+    "SignalPreprocessConfig",
     "SplitConfig",
     "TrainConfig",
     "format_validation_error",
     "load_config",
 ]
 
+KINDS = ("tabular", "image", "sequence", "expression", "signal", "ehr")
 Task = Literal["binary", "multiclass", "multilabel", "regression"]
 ColumnType = Literal["numeric", "categorical", "binary"]
 
@@ -140,6 +151,141 @@ class ImagePreprocessConfig(_Section):
         return self
 
 
+class SequenceDataConfig(_Section):
+    """DNA sequences: a FASTA (labels in a CSV by record id, or ``label=`` in each header), a CSV of sequences, or
+    BED intervals cut from a reference FASTA (strand-aware)."""
+
+    kind: Literal["sequence"]
+    description: str | None = None
+    path: Path = Field(..., description="FASTA (.fa/.fasta/.fa.gz), CSV/TSV/Parquet of sequences, or BED")
+    format: Literal["auto", "fasta", "table", "bed"] = "auto"
+    labels: Path | None = Field(None, description="FASTA/BED: a CSV with the record id and label columns")
+    id_column: str = Field("id", description="record id column (labels file, or the sequence table)")
+    sequence_column: str = "sequence"
+    target: str = Field("label", description="label column (or the key of `label=` in FASTA headers)")
+    reference: Path | None = Field(None, description="BED: the reference genome FASTA")
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = Field(None, description="column of the labels/sequence table grouping records")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class SequencePreprocessConfig(_Section):
+    """Encoding of bases; augmentation on the training split only."""
+
+    kind: Literal["sequence"] = "sequence"
+    length: int = Field(200, ge=8, description="every sequence is centre-cropped or N-padded to this length")
+    encoding: Literal["onehot", "kmer"] = Field("onehot", description="kmer: tokens for embedding models")
+    k: int = Field(3, ge=1, le=8, description="k-mer size (encoding: kmer)")
+    ambiguous: Literal["uniform", "zeros"] = Field("uniform", description="N and IUPAC codes: base fractions or 0")
+    reverse_complement: bool = Field(True, description="RC augmentation in training and RC-averaged prediction")
+    max_shift: int = Field(0, ge=0, description="random shift jitter (bases) in training")
+    imbalance: Literal["none", "class_weight"] = "none"
+
+
+class ExpressionDataConfig(_Section):
+    """A samples × genes expression matrix and a label table joined by sample id."""
+
+    kind: Literal["expression"]
+    description: str | None = None
+    path: Path = Field(..., description="expression matrix: CSV/TSV/Parquet (.h5ad with anndata installed)")
+    labels: Path = Field(..., description="label table with the sample id column")
+    sample_column: str = "sample_id"
+    genes_in_rows: bool = Field(False, description="the matrix has genes as rows and samples as columns")
+    target: str = "label"
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = None
+    survival_time: str | None = Field(None, description="censored outcome: time column, with survival_event")
+    survival_event: str | None = None
+    horizon: float | None = Field(None, gt=0, description="event by this time (label table's time unit)")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @model_validator(mode="after")
+    def _survival_complete(self) -> ExpressionDataConfig:
+        given = [self.survival_time is not None, self.survival_event is not None, self.horizon is not None]
+        if any(given) and not all(given):
+            raise ValueError("a censored outcome needs survival_time, survival_event and horizon together")
+        return self
+
+
+class ExpressionPreprocessConfig(_Section):
+    """Fitted on the training split only: log transform, gene selection by variance, standardisation."""
+
+    kind: Literal["expression"] = "expression"
+    log: Literal["auto", "log2", "log1p", "none"] = "auto"
+    select: Literal["variance", "none"] = "variance"
+    n_genes: int = Field(500, ge=1)
+    scale: Literal["standard", "none"] = "standard"
+    imbalance: Literal["none", "class_weight"] = "none"
+
+
+class SignalDataConfig(_Section):
+    """Physiological signals (ECG): a manifest CSV ``path,label[,patient_id]`` naming WFDB records, DICOM
+    waveforms, ``.npy`` or CSV arrays."""
+
+    kind: Literal["signal"]
+    description: str | None = None
+    path: Path
+    path_column: str = "path"
+    target: str = "label"
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = None
+    sampling_rate: float | None = Field(None, gt=0, description="Hz, for .npy / CSV arrays without a time column")
+    on_bad_file: Literal["error", "skip"] = "error"
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class SignalPreprocessConfig(_Section):
+    """scipy resampling and band-pass filtering, a fixed length, per-channel normalisation."""
+
+    kind: Literal["signal"] = "signal"
+    sampling_rate: float = Field(100.0, gt=0, description="resample every record to this rate (Hz)")
+    bandpass: list[float] | None = Field(default_factory=lambda: [0.5, 40.0], description="[low, high] Hz or null")
+    length_seconds: float = Field(10.0, gt=0)
+    channels: list[str] | int | None = Field(None, description="channel names, or the first N channels")
+    normalize: Literal["zscore", "none"] = "zscore"
+    imbalance: Literal["none", "class_weight"] = "none"
+
+
+class CohortConfig(_Section):
+    """Who is in the cohort, when the prediction is made and what it predicts."""
+
+    outcome: Literal["mortality", "readmission", "long_stay", "next_visit_diagnoses"] = "mortality"
+    observation_hours: float = Field(48.0, gt=0, description="features from the first N hours of the stay")
+    horizon_days: float | None = Field(None, gt=0, description="readmission: days after discharge; long_stay: LOS")
+    min_age: float = Field(18.0, ge=0)
+    min_stay_hours: float | None = Field(None, ge=0, description="default: observation_hours")
+    first_stay_only: bool = True
+    label_codes_top: int = Field(20, ge=1, description="next-visit diagnoses: the most frequent code categories")
+
+
+class EHRDataConfig(_Section):
+    """An EHR event store (DuckDB file written by ``meddl ehr import``) and the cohort to draw from it."""
+
+    kind: Literal["ehr"]
+    description: str | None = None
+    path: Path = Field(..., description="the DuckDB event store")
+    cohort: CohortConfig = Field(default_factory=CohortConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class EHRPreprocessConfig(_Section):
+    """Features computed inside DuckDB; vocabularies and scaling fitted on training patients only."""
+
+    kind: Literal["ehr"] = "ehr"
+    mode: Literal["grid", "visits"] = "grid"
+    bin_hours: float = Field(4.0, gt=0)
+    max_visits: int = Field(20, ge=1)
+    labs: list[str] | None = Field(None, description="lab/vital items (default: the most frequent)")
+    top_labs: int = Field(20, ge=1)
+    codes_top: int = Field(200, ge=1)
+    include_static: bool = True
+    scale: Literal["standard", "none"] = "standard"
+    imbalance: Literal["none", "class_weight"] = "none"
+
+
 class PreprocessConfig(_Section):
     kind: Literal["tabular"] = "tabular"
     missing: Literal["drop", "mean", "median", "most_frequent", "knn", "iterative"] = "median"
@@ -220,10 +366,19 @@ class ExperimentConfig(_Section):
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     task: Task = "binary"
-    data: Annotated[DataConfig | ImageDataConfig, Field(discriminator="kind")]
-    preprocess: Annotated[PreprocessConfig | ImagePreprocessConfig, Field(discriminator="kind")] = Field(
-        default_factory=PreprocessConfig
-    )
+    data: Annotated[
+        DataConfig | ImageDataConfig | SequenceDataConfig | ExpressionDataConfig | SignalDataConfig | EHRDataConfig,
+        Field(discriminator="kind"),
+    ]
+    preprocess: Annotated[
+        PreprocessConfig
+        | ImagePreprocessConfig
+        | SequencePreprocessConfig
+        | ExpressionPreprocessConfig
+        | SignalPreprocessConfig
+        | EHRPreprocessConfig,
+        Field(discriminator="kind"),
+    ] = Field(default_factory=PreprocessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
@@ -248,11 +403,19 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _task_consistency(self) -> ExperimentConfig:
-        if self.data.kind == "tabular" and self.task == "multilabel":
-            raise ValueError("task multilabel is available for images (data.kind: image), not tables")
+        if self.data.kind not in {"image", "ehr"} and self.task == "multilabel":
+            raise ValueError(
+                "task multilabel is available for images and EHR next-visit diagnoses, "
+                f"not data.kind {self.data.kind!r}"
+            )
+        if self.data.kind == "ehr":
+            outcome = self.data.cohort.outcome  # type: ignore[union-attr]
+            wanted = "multilabel" if outcome == "next_visit_diagnoses" else "binary"
+            if self.task != wanted:
+                raise ValueError(f"data.cohort.outcome {outcome!r} is a {wanted} task; set task: {wanted}")
         if self.data.kind == "image" and self.task == "regression":
             raise ValueError("task regression is not available for images yet; use binary, multiclass or multilabel")
-        if self.task == "multilabel" and not getattr(self.data, "label_columns", None):
+        if self.task == "multilabel" and self.data.kind == "image" and not getattr(self.data, "label_columns", None):
             raise ValueError("task multilabel needs data.label_columns (one 0/1 column per finding)")
         if self.task == "regression":
             if self.preprocess.imbalance != "none":
@@ -260,9 +423,9 @@ class ExperimentConfig(_Section):
                     f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; "
                     "a regression task takes 'none'"
                 )
-            if self.data.positive_label is not None:
+            if getattr(self.data, "positive_label", None) is not None:
                 raise ValueError("data.positive_label is for binary tasks; remove it for regression")
-        if self.task == "multiclass" and self.data.positive_label is not None:
+        if self.task == "multiclass" and getattr(self.data, "positive_label", None) is not None:
             raise ValueError("data.positive_label is for binary tasks; use data.classes for multiclass")
         return self
 
@@ -280,8 +443,8 @@ class ExperimentConfig(_Section):
     def baselines(self) -> list[str]:
         if self.evaluate.baselines is not None:
             return list(self.evaluate.baselines)
-        if self.data.kind == "image":
-            return []  # no classical baseline on raw pixels
+        if self.data.kind in {"image", "signal", "ehr"}:
+            return []  # no classical baseline on raw pixels, traces or event sequences by default
         if self.task == "regression":
             return ["linear_regression", "gradient_boosting"]
         return ["logistic_regression", "gradient_boosting"]
@@ -296,7 +459,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     lines = []
     for item in error.errors():
         parts = [str(p) for p in item["loc"]]
-        if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in {"tabular", "image"}:
+        if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in KINDS:
             parts.pop(1)  # the discriminated union's tag is not a field the user wrote
         field = ".".join(parts) or "(top level)"
         kind = item["type"]

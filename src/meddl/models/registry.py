@@ -14,11 +14,11 @@ from torch import nn
 
 from meddl.errors import MedDLError
 
-__all__ = ["available_models", "build_model", "check_model_params", "register_model"]
+__all__ = ["available_models", "build_model", "check_model_params", "output_argument", "register_model"]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 # Arguments the pipeline fills in from the data; a user does not set them in model.*.
-DATA_ARGUMENTS = ("in_features", "out_features", "in_channels", "out_channels", "spatial_dims")
+DATA_ARGUMENTS = ("in_features", "out_features", "in_channels", "out_channels", "spatial_dims", "vocab_size")
 
 M = TypeVar("M", bound=type[nn.Module])
 
@@ -65,6 +65,13 @@ def check_model_params(arch: str, params: Mapping[str, Any], source: str = "mode
             raise MedDLError(
                 f"{source}: model.{name}: unknown argument for arch {arch!r}; its arguments are {sorted(allowed)}"
             )
+
+
+def output_argument(arch: str) -> str:
+    """The constructor argument that sets the number of outputs: ``out_features`` (tabular networks) or
+    ``out_channels`` (convolutional and sequence networks)."""
+    parameters = inspect.signature(_constructor(arch, "model").__init__).parameters
+    return "out_features" if "out_features" in parameters else "out_channels"
 
 
 def build_model(arch: str, params: Mapping[str, Any], **data_arguments: Any) -> nn.Module:

@@ -144,6 +144,51 @@ def _examples(run: Mapping[str, Any]) -> list[ExampleCase]:
     return cases
 
 
+@dataclass(frozen=True)
+class ExtraSection:
+    """A data kind's own findings (motifs, cohort flow, attention, top genes): text, a table, figures."""
+
+    anchor: str
+    title: str
+    text: list[str]
+    table: Table | None
+    figures: list[ExampleCase]
+
+
+def _sections(run: Mapping[str, Any]) -> list[ExtraSection]:
+    """Optional ``run["sections"]``: ``[{"id", "title", "text": [str], "table": {"columns", "rows"},
+    "figures": [{"title", "caption", "png"}]}]`` — what only one data kind has to show."""
+    sections = []
+    for number, item in enumerate(sequence(run.get("sections"))):
+        if not isinstance(item, Mapping):
+            continue
+        table = None
+        raw = mapping(item.get("table"))
+        columns = [str(c) for c in sequence(raw.get("columns"))]
+        if columns:
+            rows = [[_text(cell) for cell in sequence(row)] for row in sequence(raw.get("rows"))]
+            numeric = [bool(rows) and all(_is_number(r[i]) for r in rows if i < len(r)) for i in range(len(columns))]
+            table = Table(columns, rows, numeric)
+        figures = [
+            ExampleCase(_text(f.get("title")), _text(f.get("caption")), f["png"])
+            for f in sequence(item.get("figures"))
+            if isinstance(f, Mapping) and isinstance(f.get("png"), str)
+        ]
+        text = item.get("text")
+        paragraphs = [text] if isinstance(text, str) else [str(t) for t in sequence(text)]
+        anchor = str(item.get("id") or f"section-{number}")
+        sections.append(ExtraSection(anchor, _text(item.get("title")), paragraphs, table, figures))
+    return sections
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.replace("%", "").replace("−", "-"))
+    except ValueError:
+        return False
+    return True
+
+
 def _localization(run: Mapping[str, Any]) -> str | None:
     """Optional ``run["localization"]``: ``{"method", "hits", "n", "hit_rate"}`` (pointing game on lesion masks)."""
     game = mapping(run.get("localization"))
@@ -195,6 +240,7 @@ class RunContext:
     config: Mapping[str, Any] = field(default_factory=dict)
     examples: list[ExampleCase] = field(default_factory=list)
     localization: str | None = None
+    sections: list[ExtraSection] = field(default_factory=list)
 
 
 # -- small helpers -----------------------------------------------------------------------------------
@@ -870,6 +916,7 @@ def build_context(run: Mapping[str, Any], *, with_plots: bool) -> RunContext:
         subgroups=_subgroups(run),
         examples=_examples(run),
         localization=_localization(run),
+        sections=_sections(run),
         config_yaml=run.get("config_yaml") if isinstance(run.get("config_yaml"), str) else None,
         config=_parse_config(run.get("config_yaml")),
     )

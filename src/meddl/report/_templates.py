@@ -124,6 +124,7 @@ REPORT_HTML = """<!DOCTYPE html>
 {%- if ctx.cross_validation %}<a href="#cross-validation">Cross-validation</a>{% endif %}
 {%- if ctx.shift %}<a href="#shift">Data shift</a>{% endif %}
 {%- if ctx.examples or ctx.localization %}<a href="#examples">Heat maps</a>{% endif %}
+{%- for section in ctx.sections %}<a href="#{{ section.anchor }}">{{ section.title }}</a>{% endfor %}
 {%- if ctx.subgroups %}<a href="#subgroups">Subgroups</a>{% endif %}
 <a href="#warnings">Warnings</a>
 {%- if ctx.config_yaml %}<a href="#configuration">Configuration</a>{% endif %}
@@ -245,6 +246,22 @@ colours mark the regions that raised the score. A heat map shows what drove the 
 </div>
 </section>
 {%- endif %}
+
+{%- for section in ctx.sections %}
+<section id="{{ section.anchor }}">
+<h2>{{ section.title }}</h2>
+{%- for paragraph in section.text %}<p>{{ paragraph }}</p>{% endfor %}
+{%- if section.table %}{{ table(section.table, scroll=section.table.rows | length > 20) }}{% endif %}
+{%- if section.figures %}
+<div class="figures">
+{%- for case in section.figures %}
+<figure class="figure"><img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
+<figcaption><strong>{{ case.title }}.</strong> {{ case.caption }}</figcaption></figure>
+{%- endfor %}
+</div>
+{%- endif %}
+</section>
+{%- endfor %}
 
 {%- if ctx.subgroups %}
 <section id="subgroups">
@@ -391,6 +408,14 @@ Importance shows what the model relies on, not what causes the outcome.
 {%- else %}
 No feature attributions were computed for this run.
 {%- endif %}
+{%- for section in ctx.sections %}
+
+**{{ section.title | md }}.** {% for paragraph in section.text %}{{ paragraph | md }} {% endfor %}
+{%- if section.table %}
+
+{{ table(section.table.rows[:20], section.table.headers) }}
+{%- endif %}
+{%- endfor %}
 {%- if ctx.shift %}
 
 **Data shift** (training data vs {{ ctx.performance.split | md }}), columns that moved most:
