@@ -275,5 +275,22 @@ def test_init_image_prints_an_experiment_that_validates(capsys: pytest.CaptureFi
     assert code == 0
     config = parse_config(yaml.safe_load(out))
     assert isinstance(config.data, ImageDataConfig) and config.model.arch == "small_cnn"
-    code, _, err = run_cli(["init", "signal"], capsys)
-    assert code == 2 and "not available in this version yet" in err
+    code, _, err = run_cli(["init", "genome"], capsys)
+    assert code == 2 and "unknown data kind 'genome'" in err
+
+
+@pytest.mark.parametrize(
+    ("kind", "arch"),
+    [("sequence", "sequence_cnn"), ("expression", "mlp"), ("signal", "seed_lstm"), ("ehr", "gru")],
+)
+def test_init_prints_a_valid_experiment_for_every_kind(
+    kind: str, arch: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meddl.config import parse_config
+    from meddl.models import check_model_params
+
+    code, out, _ = run_cli(["init", kind], capsys)
+    assert code == 0
+    config = parse_config(yaml.safe_load(out))
+    assert config.data.kind == kind and config.model.arch == arch
+    check_model_params(config.model.arch, config.model.params)  # the template's model arguments exist

@@ -347,6 +347,10 @@ def load_bundle(path: str | Path) -> Bundle:
         from meddl.image_bundle import load_image_bundle
 
         return load_image_bundle(folder)  # type: ignore[return-value]
+    if info.get("kind") in {"sequence", "expression", "signal", "ehr"}:
+        from meddl.array_bundle import load_array_bundle
+
+        return load_array_bundle(folder)  # type: ignore[return-value]
     if info.get("format") != BUNDLE_FORMAT:
         raise MedDLError(f"{folder / 'model.json'}: unsupported bundle format {info.get('format')!r}")
     config = parse_config(yaml.safe_load((folder / "config.yaml").read_text()), source=str(folder / "config.yaml"))

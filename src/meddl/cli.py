@@ -21,8 +21,8 @@ from meddl.errors import MedDLError
 out_console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-KINDS_AVAILABLE = ("tabular", "image")
-KINDS_PLANNED = ("ehr", "signal", "sequence", "expression")
+KINDS_AVAILABLE = ("tabular", "image", "sequence", "expression", "signal", "ehr")
+ARRAY_KINDS = ("sequence", "expression", "signal", "ehr")
 _PATH = click.Path(path_type=Path)
 
 
@@ -37,14 +37,10 @@ def app() -> None:
 
 
 @app.command()
-@click.argument("kind", default="tabular", metavar="[tabular|image]")
+@click.argument("kind", default="tabular", metavar="[tabular|image|sequence|expression|signal|ehr]")
 def init(kind: str) -> None:
     """Print an annotated example experiment file."""
     if kind not in KINDS_AVAILABLE:
-        if kind in KINDS_PLANNED:
-            raise MedDLError(
-                f"data kind {kind!r} is not available in this version yet; available: {', '.join(KINDS_AVAILABLE)}"
-            )
         raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS_AVAILABLE)}")
     text = resources.files("meddl").joinpath("templates", f"{kind}.yaml").read_text(encoding="utf-8")
     sys.stdout.write(text)
@@ -67,16 +63,60 @@ def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None
 
 @app.command()
 @click.argument("bundle", type=_PATH)
-@click.option("--data", type=_PATH, required=True, help="table of new patients (.csv/.parquet)")
+@click.option(
+    "--data",
+    type=_PATH,
+    default=None,
+    help="new cases: a table, image(s), sequences, signal records, expression matrix",
+)
 @click.option("--out", type=_PATH, required=True, help="where to write the predictions (.csv/.parquet)")
-@click.option("--explain", is_flag=True, help="add each case's top contributing variables")
+@click.option("--explain", is_flag=True, help="add each case's explanation (variables, heat map, logo, trace)")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="variables per case with --explain")
-def predict(bundle: Path, data: Path, out: Path, explain: bool, top_k: int | None) -> None:
+@click.option("--variants", type=_PATH, default=None, help="sequence models: score REF and ALT of each VCF variant")
+@click.option("--reference", type=_PATH, default=None, help="with --variants: the genome FASTA (default: as trained)")
+def predict(
+    bundle: Path,
+    data: Path | None,
+    out: Path,
+    explain: bool,
+    top_k: int | None,
+    variants: Path | None,
+    reference: Path | None,
+) -> None:
     """Predict for new patients: probabilities, the label at the chosen threshold, explanations."""
     from meddl.bundle import load_bundle
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
+    kind = getattr(model, "info", {}).get("kind", "tabular")
+    if variants is not None:
+        if kind != "sequence":
+            raise MedDLError(f"--variants needs a sequence model; {bundle} is a {kind} model")
+        from meddl.kinds.sequence import score_variants
+
+        table = score_variants(model, variants, reference)  # type: ignore[arg-type]
+        write_table(table, out)
+        flagged = int((~table["ref_matches"]).sum())
+        err_console.print(
+            f"wrote REF/ALT predictions for {len(table)} variant(s) to {out}"
+            + (f"; {flagged} flagged: VCF REF differs from the reference (not scored, see 'note')" if flagged else ""),
+            highlight=False,
+        )
+        return
+    if data is None:
+        raise MedDLError("give --data (new cases) or, for a sequence model, --variants file.vcf")
+    if kind in ARRAY_KINDS:
+        explain_dir = out.parent / f"{out.stem}_explanations" if explain else None
+        predictions = model.predict(data, explain_dir=explain_dir)  # type: ignore[call-arg, arg-type]
+        write_table(predictions, out)
+        n_notes = int((predictions["note"] != "").sum())
+        err_console.print(
+            f"wrote {len(predictions)} predictions to {out}"
+            + (f" ({n_notes} case(s) carry a note: see the 'note' column)" if n_notes else "")
+            + (f"; explanations in {explain_dir}" if explain_dir else ""),
+            highlight=False,
+        )
+        return
     if getattr(model, "info", {}).get("kind") == "image":
         from meddl.image_bundle import image_sources
 
@@ -118,10 +158,13 @@ def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None
 
 @app.command()
 @click.argument("bundle", type=_PATH)
-@click.option("--input", "input_path", type=_PATH, required=True, help="table of cases to explain")
-@click.option("--out", type=_PATH, required=True, help="tables: CSV of contributions; images: the heat-map PNG")
+@click.option("--input", "input_path", type=_PATH, required=True, help="cases to explain (table, image, records…)")
+@click.option(
+    "--out", type=_PATH, required=True, help="tables: CSV of contributions; images: the heat-map PNG; others: a folder"
+)
 def explain(bundle: Path, input_path: Path, out: Path) -> None:
-    """Tables: each case's contribution of every variable (integrated gradients). Images: a Grad-CAM heat map."""
+    """Why each case got its prediction: per-variable contributions (tables), a heat map (images), an attribution
+    logo (sequences), a trace with attribution over time (signals), top genes (expression), attention (EHR)."""
     import numpy as np
     import pandas as pd
 
@@ -129,9 +172,16 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
     from meddl.io import read_table, write_table
 
     model = load_bundle(bundle)
-    if getattr(model, "info", {}).get("kind") == "image":
+    kind = getattr(model, "info", {}).get("kind", "tabular")
+    if kind == "image":
         written = model.explain_file(input_path, out)  # type: ignore[attr-defined]
         err_console.print(f"wrote the heat map of {input_path} to {written}", highlight=False)
+        return
+    if kind in ARRAY_KINDS:
+        out.mkdir(parents=True, exist_ok=True)
+        predictions = model.predict(input_path, explain_dir=out)  # type: ignore[call-arg, arg-type]
+        write_table(predictions, out / "explanations.csv")
+        err_console.print(f"wrote explanations of {len(predictions)} case(s) to {out}", highlight=False)
         return
     frame = read_table(input_path, na_values=model.data_config.na_values)
     features = model.features(frame, input_path.name)
@@ -148,11 +198,18 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
 @app.command()
 @click.option("--out", type=_PATH, default=Path("runs/demo"), show_default=True, help="folder for the demo runs")
 @click.option("--quick", is_flag=True, help="fewer epochs and resamples (for smoke tests)")
-def demo(out: Path, quick: bool) -> None:
-    """The embedded default: real cohorts shipped with installed packages, trained end to end."""
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["tables", "images", "genomics", "signals", "ehr"]),
+    help="run only these parts (repeatable); default: all",
+)
+def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
+    """The embedded default: real cohorts shipped with installed packages and synthetic data with known answers
+    (phantoms, planted motifs, ECGs, an EHR cohort), trained, evaluated and explained end to end."""
     from meddl.demo import run_demo
 
-    rows = run_demo(out, quick=quick, log=_log)
+    rows = run_demo(out, quick=quick, log=_log, parts=only or None)
     from rich.table import Table
 
     table = Table(title="MedDL demo — test split, 95% bootstrap CIs")
@@ -226,6 +283,42 @@ def export(bundle: Path, onnx_path: Path) -> None:
 
     written = export_onnx(bundle, onnx_path)
     err_console.print(f"wrote {written} and {written}.json (input features and output transform)", highlight=False)
+
+
+@app.group()
+def ehr() -> None:
+    """EHR event stores: import MIMIC-IV, OMOP CDM or FHIR R4 into DuckDB; generate a synthetic cohort."""
+
+
+@ehr.command("import")
+@click.argument("source", type=_PATH)
+@click.option("--format", "fmt", type=click.Choice(["mimic", "omop", "fhir"]), required=True, help="source layout")
+@click.option("--out", type=_PATH, required=True, help="the DuckDB event store to write")
+@click.option("--overwrite", is_flag=True, help="replace an existing store")
+def ehr_import(source: Path, fmt: str, out: Path, overwrite: bool) -> None:
+    """Import an EHR extract (a folder of CSV / NDJSON files) into a MedDL event store."""
+    import json
+
+    from meddl.io import ehr as ehr_io
+
+    importer = {"mimic": ehr_io.import_mimic, "omop": ehr_io.import_omop, "fhir": ehr_io.import_fhir}[fmt]
+    report = importer(source, out, overwrite=overwrite)
+    out_console.print_json(json.dumps(report.as_dict(), default=str))
+    err_console.print(f"wrote {out}", highlight=False)
+
+
+@ehr.command("synthetic")
+@click.option("--out", type=_PATH, required=True, help="the DuckDB event store to write")
+@click.option("--patients", type=click.IntRange(min=10), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def ehr_synthetic(out: Path, patients: int, seed: int) -> None:
+    """A synthetic cohort (visits, codes, labs, vitals; mortality from a known risk model) for trying MedDL."""
+    from meddl.data.ehr_synth import synthetic_ehr
+
+    made = synthetic_ehr(out, n_patients=patients, seed=seed)
+    err_console.print(
+        f"wrote {out}: {made.n_patients} patients, {made.n_visits} visits, {made.n_events} events", highlight=False
+    )
 
 
 def _fmt(entry: dict | None) -> str:

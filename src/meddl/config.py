@@ -443,8 +443,8 @@ class ExperimentConfig(_Section):
     def baselines(self) -> list[str]:
         if self.evaluate.baselines is not None:
             return list(self.evaluate.baselines)
-        if self.data.kind in {"image", "signal", "ehr"}:
-            return []  # no classical baseline on raw pixels, traces or event sequences by default
+        if self.data.kind in {"image", "signal"}:
+            return []  # no classical baseline on raw pixels or traces by default
         if self.task == "regression":
             return ["linear_regression", "gradient_boosting"]
         return ["logistic_regression", "gradient_boosting"]

@@ -16,7 +16,17 @@ import yaml
 from meddl.data import Cohort, gbsg2_cohort, wdbc_cohort
 from meddl.io import write_table
 
-__all__ = ["demo_experiments", "image_demo_experiment", "run_demo"]
+__all__ = [
+    "DEMO_PARTS",
+    "demo_experiments",
+    "ehr_demo_experiment",
+    "expression_demo_experiments",
+    "image_demo_experiment",
+    "motif_recovery_of",
+    "run_demo",
+    "sequence_demo_experiment",
+    "signal_demo_experiment",
+]
 
 
 def _experiment(cohort: Cohort, arch: str, *, quick: bool) -> dict[str, Any]:
@@ -125,14 +135,42 @@ def image_demo_experiment(out: Path, *, quick: bool = False) -> Path:
     return path
 
 
-def run_demo(
-    out: str | Path = "runs/demo", *, quick: bool = False, log: Callable[[str], None] | None = None
-) -> list[dict]:
-    """Run every demo experiment; returns one summary row per run for the CLI's table."""
-    from meddl.experiment import Experiment
+DEMO_PARTS = ("tables", "images", "genomics", "signals", "ehr")
 
+
+def run_demo(
+    out: str | Path = "runs/demo",
+    *,
+    quick: bool = False,
+    log: Callable[[str], None] | None = None,
+    parts: tuple[str, ...] | list[str] | None = None,
+) -> list[dict]:
+    """Run the demo experiments (every part, or those named in ``parts``); one summary row per run."""
     say = log or (lambda message: None)
     out = Path(out)
+    chosen = tuple(parts) if parts else DEMO_PARTS
+    unknown = [p for p in chosen if p not in DEMO_PARTS]
+    if unknown:
+        from meddl.errors import MedDLError
+
+        raise MedDLError(f"unknown demo part(s) {unknown}; choose from {list(DEMO_PARTS)}")
+    rows: list[dict] = []
+    if "tables" in chosen:
+        rows += _table_rows(out, quick, say)
+    if "images" in chosen:
+        rows += _image_rows(out, quick, say)
+    if "genomics" in chosen:
+        rows += _genomics_rows(out, quick, say)
+    if "signals" in chosen:
+        rows += _signal_rows(out, quick, say)
+    if "ehr" in chosen:
+        rows += _ehr_rows(out, quick, say)
+    return rows
+
+
+def _table_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
+    from meddl.experiment import Experiment
+
     rows = []
     for cohort, path in demo_experiments(out, quick=quick):
         experiment = Experiment.from_yaml(path)
@@ -154,6 +192,13 @@ def run_demo(
                 "metrics": metrics,
             }
         )
+    return rows
+
+
+def _image_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
+    from meddl.experiment import Experiment
+
+    rows = []
     say("synthetic DICOM phantoms (lesion vs normal) — small_cnn, with Grad-CAM heat maps")
     experiment = Experiment.from_yaml(image_demo_experiment(out, quick=quick))
     result = experiment.run(out=out / "phantoms" / "runs" / "small_cnn")
@@ -175,3 +220,205 @@ def run_demo(
         }
     )
     return rows
+
+
+# -- genomics, expression, signals, EHR -------------------------------------------------------------------
+def _train_section(quick: bool, epochs: int, quick_epochs: int, **extra: Any) -> dict[str, Any]:
+    return {"epochs": quick_epochs if quick else epochs, "seed": 0, "progress": False, **extra}
+
+
+def _write_experiment(path: Path, header: str, experiment: dict[str, Any]) -> Path:
+    path.write_text(f"# {header}\n" + yaml.safe_dump(experiment, sort_keys=False))
+    return path
+
+
+def sequence_demo_experiment(out: Path, *, quick: bool = False) -> tuple[Path, list[str]]:
+    """DNA sequences with real JASPAR motifs planted in positives, as a FASTA with ``label=`` headers."""
+    from meddl.data.motifs import planted_motif_dataset, write_planted_dataset
+
+    folder = out / "motifs"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = planted_motif_dataset(800 if quick else 2000, length=200, seed=0)
+    paths = write_planted_dataset(folder, data, formats=("fasta",))
+    planted = [m.matrix_id for m in data.motifs]
+    motif_names = ", ".join(f"{m.name} ({m.matrix_id})" for m in data.motifs)
+    experiment = {
+        "name": "motifs-sequence_cnn",
+        "task": "binary",
+        "data": {
+            "kind": "sequence",
+            "description": f"{len(data.sequences)} synthetic 200-bp sequences; positives carry one of the JASPAR "
+            f"motifs {motif_names} sampled from its PFM",
+            "path": str(Path(paths["fasta"]).relative_to(folder)),
+            "target": "label",
+            "positive_label": 1,
+        },
+        "preprocess": {"length": 200, "encoding": "onehot", "reverse_complement": True, "max_shift": 3},
+        "model": {"arch": "sequence_cnn"},
+        "train": _train_section(
+            quick, 20, 6, batch_size=64, learning_rate=0.002, early_stopping={"monitor": "auroc", "patience": 5}
+        ),
+        "evaluate": {"bootstrap": 100 if quick else 1000, "threshold": "youden", "baselines": ["logistic_regression"]},
+    }
+    return _write_experiment(
+        folder / "sequence_cnn.yaml", "Planted JASPAR motifs: motif vs background", experiment
+    ), planted
+
+
+def motif_recovery_of(metrics: dict[str, Any], planted: list[str]) -> dict[str, Any]:
+    """For each planted JASPAR motif: is it the top match of a motif the model's attributions revealed?
+
+    JASPAR versions of one profile (MA0139.1, MA0139.2) count as the same motif."""
+    discovered = (metrics.get("explanation_quality") or {}).get("motifs") or []
+    top = {m["matches"][0]["matrix_id"].split(".")[0] for m in discovered if m.get("matches")}
+    recovered = [matrix_id for matrix_id in planted if matrix_id.split(".")[0] in top]
+    return {"planted": planted, "recovered": recovered, "rate": len(recovered) / max(len(planted), 1)}
+
+
+def expression_demo_experiments(out: Path, *, quick: bool = False) -> list[Path]:
+    """GSE7390 (scikit-survival): 198 breast cancers, 76 genes; distant metastasis within 5 years."""
+    from meddl.data.expression import gse7390_cohort
+
+    folder = out / "gse7390"
+    folder.mkdir(parents=True, exist_ok=True)
+    matrix, labels = gse7390_cohort(5.0)
+    write_table(matrix.reset_index(), folder / "expression.csv")
+    write_table(labels, folder / "labels.csv")
+    paths = []
+    for arch, params in (("mlp", {"hidden": [32], "dropout": 0.3}), ("ft_transformer", {"d_token": 16, "n_blocks": 1})):
+        experiment = {
+            "name": f"gse7390-{arch}",
+            "task": "binary",
+            "data": {
+                "kind": "expression",
+                "description": "GSE7390 (scikit-survival): 198 node-negative breast cancers, 76 gene probes; "
+                "distant metastasis within 5 years, censored before 5 years left out and counted",
+                "path": "expression.csv",
+                "labels": "labels.csv",
+                "sample_column": "sample_id",
+                "target": "metastasis_5y",
+                "positive_label": "yes",
+            },
+            "preprocess": {"log": "none", "select": "none", "scale": "standard"},
+            "model": {"arch": arch, **params},
+            "train": _train_section(
+                quick, 80, 10, batch_size=32, learning_rate=0.001, early_stopping={"monitor": "auroc", "patience": 15}
+            ),
+            "evaluate": {
+                "bootstrap": 100 if quick else 1000,
+                "threshold": "youden",
+                "baselines": ["logistic_regression", "gradient_boosting"],
+            },
+        }
+        paths.append(
+            _write_experiment(folder / f"{arch}.yaml", "GSE7390 distant metastasis within 5 years", experiment)
+        )
+    return paths
+
+
+def signal_demo_experiment(out: Path, *, quick: bool = False) -> Path:
+    """Synthetic ECGs (neurokit2) written as WFDB records; the heart rate is the target (seed_lstm)."""
+    from meddl.data.ecg import write_ecg_dataset
+
+    folder = out / "ecg"
+    n = 200 if quick else 600
+    manifest = write_ecg_dataset(folder / "records", n, task="heart_rate", fmt="wfdb", fs=250, duration=10, seed=0)
+    experiment = {
+        "name": "ecg-seed_lstm",
+        "task": "regression",
+        "data": {
+            "kind": "signal",
+            "description": f"{n} synthetic 10-s single-lead ECGs (neurokit2) written as WFDB records; "
+            "heart rate 45–150 bpm",
+            "path": str(Path(manifest).relative_to(folder)),
+            "target": "heart_rate",
+            "patient_id": "patient_id",
+        },
+        "preprocess": {"sampling_rate": 50, "bandpass": [0.5, 20.0], "length_seconds": 10, "normalize": "zscore"},
+        # 2x average pooling before the LSTM: 250 steps of 25 Hz still resolve every beat, at half the cost
+        "model": {"arch": "seed_lstm", "downsample": 2},
+        "train": _train_section(quick, 15, 4, batch_size=32, learning_rate=0.003, early_stopping={"patience": 5}),
+        "evaluate": {"bootstrap": 100 if quick else 1000},
+    }
+    return _write_experiment(folder / "seed_lstm.yaml", "Synthetic ECG heart-rate regression", experiment)
+
+
+def ehr_demo_experiment(out: Path, *, quick: bool = False) -> Path:
+    """A synthetic EHR cohort in a DuckDB event store; in-hospital mortality from the first 48 h (GRU)."""
+    from meddl.data.ehr_synth import synthetic_ehr
+
+    folder = out / "ehr"
+    folder.mkdir(parents=True, exist_ok=True)
+    store = folder / "events.duckdb"
+    made = synthetic_ehr(store, n_patients=1500 if quick else 5000, seed=0)
+    experiment = {
+        "name": "ehr-mortality-gru",
+        "task": "binary",
+        "data": {
+            "kind": "ehr",
+            "description": f"Synthetic EHR ({made.n_patients} patients, {made.n_events} events) with a known risk "
+            "model; in-hospital mortality predicted from the first 48 h of the first adult stay",
+            "path": "events.duckdb",
+            "cohort": {"outcome": "mortality", "observation_hours": 48, "min_age": 18},
+        },
+        "preprocess": {"mode": "grid", "bin_hours": 4},
+        "model": {"arch": "gru", "hidden": 64},
+        "train": _train_section(
+            quick, 30, 5, batch_size=128, learning_rate=0.002, early_stopping={"monitor": "auroc", "patience": 6}
+        ),
+        "evaluate": {"bootstrap": 100 if quick else 1000, "threshold": "youden"},
+    }
+    return _write_experiment(folder / "gru.yaml", "Synthetic EHR: in-hospital mortality", experiment)
+
+
+def _row(dataset: str, model: str, metric: str, metrics: dict[str, Any], key: str, path: Path, note: str = "") -> dict:
+    baselines = metrics.get("baselines") or {}
+    return {
+        "dataset": dataset,
+        "model": model,
+        "metric": metric,
+        "meddl": fmt(metrics["test"].get(key)),
+        "logistic_regression": fmt((baselines.get("logistic_regression") or {}).get(key)),
+        "gradient_boosting": fmt((baselines.get("gradient_boosting") or {}).get(key)),
+        "report": str(path / "report.html"),
+        "metrics": metrics,
+        "note": note,
+    }
+
+
+def _genomics_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
+    from meddl.experiment import Experiment
+
+    rows = []
+    say("planted JASPAR motifs (synthetic DNA) — sequence_cnn, motifs matched to JASPAR")
+    path, planted = sequence_demo_experiment(out, quick=quick)
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "sequence_cnn")
+    recovery = motif_recovery_of(result.metrics, planted)
+    note = f"planted motifs recovered as a top JASPAR match: {len(recovery['recovered'])}/{len(planted)}"
+    rows.append(_row("planted motifs (DNA)", "sequence_cnn", "AUROC", result.metrics, "auroc", result.path, note))
+    say("GSE7390 gene expression (scikit-survival) — distant metastasis within 5 years")
+    for path in expression_demo_experiments(out, quick=quick):
+        experiment = Experiment.from_yaml(path)
+        result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch)
+        rows.append(
+            _row("GSE7390 (expression)", experiment.config.model.arch, "AUROC", result.metrics, "auroc", result.path)
+        )
+    return rows
+
+
+def _signal_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
+    from meddl.experiment import Experiment
+
+    say("synthetic ECG (neurokit2, WFDB records) — heart rate with seed_lstm")
+    path = signal_demo_experiment(out, quick=quick)
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "seed_lstm")
+    return [_row("ECG heart rate (WFDB)", "seed_lstm", "MAE (bpm)", result.metrics, "mae", result.path)]
+
+
+def _ehr_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
+    from meddl.experiment import Experiment
+
+    say("synthetic EHR event store (DuckDB) — in-hospital mortality with a GRU")
+    path = ehr_demo_experiment(out, quick=quick)
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "gru")
+    return [_row("EHR mortality (DuckDB)", "gru", "AUROC", result.metrics, "auroc", result.path)]

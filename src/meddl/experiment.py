@@ -57,6 +57,10 @@ class Experiment:
             from meddl.pipelines.image import ImagePipelineRun
 
             return ImagePipelineRun(self.config).run(out, resume=resume, log=log)
+        if self.config.data.kind != "tabular":
+            from meddl.pipelines.arrays import ArrayPipelineRun
+
+            return ArrayPipelineRun(self.config).run(out, resume=resume, log=log)
         from meddl.pipelines.tabular import TabularPipeline
 
         return TabularPipeline(self.config).run(out, resume=resume, log=log)
@@ -77,6 +81,10 @@ def evaluate_external(
         from meddl.pipelines.image import evaluate_external_image
 
         return evaluate_external_image(bundle_path, data, out, n_bootstrap=n_bootstrap)
+    if kind != "tabular":
+        from meddl.pipelines.arrays import evaluate_external_arrays
+
+        return evaluate_external_arrays(bundle_path, data, out, n_bootstrap=n_bootstrap)
     from meddl.pipelines.tabular import evaluate_external_tabular
 
     return evaluate_external_tabular(bundle_path, data, out, n_bootstrap=n_bootstrap)

@@ -1,13 +1,27 @@
 """Networks, one file per family, registered by the name used as ``model.arch``."""
 
 from meddl.models.cnn import SeedCNN, SmallCNN
+from meddl.models.ehr import EventTransformer, Retain, SequenceGRU, SequenceLSTM
 from meddl.models.ft_transformer import AttentionPooling, FeatureTokenizer, FTTransformer
 from meddl.models.mlp import MLP
 from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
 from meddl.models.registry import available_models, build_model, check_model_params, register_model
+from meddl.models.sequence import DanQ, SeedAttention, SequenceCNN, SequenceTransformer
+from meddl.models.signal import CNN1D, CNNLSTM, SeedLSTM
 
 __all__ = [
+    "CNN1D",
+    "CNNLSTM",
     "MLP",
+    "DanQ",
+    "EventTransformer",
+    "Retain",
+    "SeedAttention",
+    "SeedLSTM",
+    "SequenceCNN",
+    "SequenceGRU",
+    "SequenceLSTM",
+    "SequenceTransformer",
     "AttentionPooling",
     "DenseNet121",
     "FTTransformer",

@@ -58,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
     for model in served.values():
         if model.kind == "image":
             predictions.add_image_routes(prediction_router, model)
-        else:
+        elif model.kind in predictions.UPLOAD_SUFFIXES:
+            predictions.add_file_routes(prediction_router, model)
+        elif model.kind == "tabular":
             predictions.add_model_routes(prediction_router, model)
     app.include_router(prediction_router)  # before models.router, whose catch-all answers unknown names
     app.include_router(models.router)

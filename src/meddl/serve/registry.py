@@ -23,7 +23,7 @@ class ServedModel:
 
     @property
     def kind(self) -> str:
-        return "image" if self.bundle.info.get("kind") == "image" else "tabular"
+        return str(self.bundle.info.get("kind") or "tabular")
 
     @property
     def name(self) -> str:
@@ -67,7 +67,7 @@ class ServedModel:
             **self.summary(),
             "target": b.info.get("target"),
             "description": b.config.data.description,
-            "input_schema": b.input_schema() if self.kind == "tabular" else _image_schema(b),
+            "input_schema": b.input_schema() if self.kind == "tabular" else _upload_schema(self.kind, b),
             "operating_point": operating_point,
             "metrics": test,
             "baselines": b.metrics.get("baselines", {}),
@@ -75,12 +75,18 @@ class ServedModel:
         }
 
 
-def _image_schema(bundle: Any) -> dict[str, Any]:
-    return {
-        "upload": "multipart/form-data, field 'file'",
-        "formats": ["DICOM (.dcm)", "NIfTI (.nii, .nii.gz)", "PNG", "JPEG"],
-        "spatial_dims": bundle.spatial_dims,
-    }
+def _upload_schema(kind: str, bundle: Any) -> dict[str, Any]:
+    if kind == "image":
+        return {
+            "upload": "multipart/form-data, field 'file'",
+            "formats": ["DICOM (.dcm)", "NIfTI (.nii, .nii.gz)", "PNG", "JPEG"],
+            "spatial_dims": bundle.spatial_dims,
+        }
+    from meddl.serve.routers.predictions import UPLOAD_SUFFIXES
+
+    if kind not in UPLOAD_SUFFIXES:
+        return {"upload": None, "use": f"`meddl predict {bundle.path} --data <event store>`"}
+    return {"upload": "multipart/form-data, field 'file'", "formats": list(UPLOAD_SUFFIXES[kind])}
 
 
 def load_models(paths: list[Path]) -> dict[str, ServedModel]:
@@ -95,7 +101,7 @@ def load_models(paths: list[Path]) -> dict[str, ServedModel]:
                 f"{path}: a bundle named {bundle.name!r} is already served from {models[bundle.name].bundle.path}; "
                 "rename one experiment (the name routes requests)"
             )
-        if bundle.info.get("kind") == "image":
+        if bundle.info.get("kind", "tabular") != "tabular":
             models[bundle.name] = ServedModel(bundle, None, None)
             continue
         record, request = build_request_model(bundle)  # type: ignore[arg-type]

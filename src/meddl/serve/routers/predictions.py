@@ -20,7 +20,7 @@ from meddl.serve.registry import ServedModel
 from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["add_image_routes", "add_model_routes"]
+__all__ = ["UPLOAD_SUFFIXES", "add_file_routes", "add_image_routes", "add_model_routes"]
 
 IMAGE_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".png", ".jpg", ".jpeg")
 
@@ -219,3 +219,116 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
             tags=[name],
             operation_id=f"{action}_{name.replace('-', '_')}",
         )
+
+
+# What each array kind accepts as one uploaded file (WFDB needs two files, so signals come as DICOM, .npy or CSV;
+# an EHR model reads a whole event store and is used with `meddl predict`, not by upload).
+UPLOAD_SUFFIXES = {
+    "sequence": (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".csv", ".tsv", ".bed"),
+    "expression": (".csv", ".tsv", ".parquet"),
+    "signal": (".dcm", ".npy", ".csv"),
+}
+
+
+def add_file_routes(router: APIRouter, served: ServedModel) -> None:
+    """Predict / explain for sequence, expression and signal bundles: one uploaded file of cases per request.
+
+    Every case in the file gets a prediction (or a note saying why it could not be scored); explain adds each
+    case's explanation — an attribution logo (sequences), the trace with attribution over time (signals) as a
+    base64 PNG, or the top genes (expression)."""
+    import tempfile
+    from pathlib import Path
+
+    from fastapi import File, UploadFile
+
+    from meddl.errors import MedDLError
+
+    name = served.name
+    bundle = served.bundle
+    suffixes = UPLOAD_SUFFIXES[served.kind]
+    probability_columns = [f"probability_{c}" for c in bundle.classes]
+
+    def run(upload: UploadFile, request: Request, settings: Settings, explain: bool) -> JSONResponse:
+        filename = upload.filename or "upload"
+        suffix = next((s for s in suffixes if filename.lower().endswith(s)), None)
+        if suffix is None:
+            raise HTTPException(415, detail=f"{filename!r}: a {served.kind} model takes {', '.join(suffixes)}")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"upload{suffix}"
+            path.write_bytes(upload.file.read())
+            try:
+                frame = bundle.predict(path, explain_dir=Path(folder) / "explained" if explain else None)
+            except MedDLError as exc:
+                reason = str(exc).replace(str(path), filename)
+                raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
+            if len(frame) > settings.max_batch:
+                raise HTTPException(413, detail=f"{len(frame)} cases in one file; the limit is {settings.max_batch}")
+            items = [_file_item(bundle, row, probability_columns, explain) for row in frame.to_dict("records")]
+        for item in items:
+            item["case_id"] = str(item["case_id"]).replace(str(path), filename)
+        request_id = request.state.request_id
+        request.app.state.audit.record(
+            request_id=request_id,
+            model=name,
+            bundle_hash=bundle.bundle_hash,
+            endpoint="explain" if explain else "predict",
+            outputs=[{k: item.get(k) for k in ("case_id", "label", "probability", "prediction")} for item in items],
+        )
+        body = {"model": name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": items}
+        return JSONResponse({**body, "notice": NOTICE})
+
+    described = f"one {served.kind} file ({', '.join(suffixes)})"
+
+    def predict(
+        request: Request,
+        file: UploadFile = File(..., description=described),
+        settings: Settings = Depends(get_settings),
+    ) -> JSONResponse:
+        return run(file, request, settings, explain=False)
+
+    def explain(
+        request: Request,
+        file: UploadFile = File(..., description=described),
+        settings: Settings = Depends(get_settings),
+    ) -> JSONResponse:
+        return run(file, request, settings, explain=True)
+
+    for action, endpoint in (("predict", predict), ("explain", explain)):
+        router.add_api_route(
+            f"/models/{name}/{action}",
+            endpoint,
+            methods=["POST"],
+            summary=f"{action.title()} with {name} ({served.kind} file upload)",
+            description=f"Upload {described}; every case in it is scored. Explain adds each case's explanation.",
+            tags=[name],
+            operation_id=f"{action}_{name.replace('-', '_')}",
+        )
+
+
+def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str], explain: bool) -> dict[str, Any]:
+    """One case of an uploaded file as the API's prediction item."""
+    import base64
+    from pathlib import Path
+
+    note = str(row.get("note") or "")
+    item: dict[str, Any] = {"case_id": row["id"], "note": note, "threshold": bundle.threshold}
+    scored = not note.startswith("not scored")
+    if bundle.task == "regression":
+        item["prediction"] = float(row["prediction"]) if scored else None
+    elif scored:
+        probabilities = {
+            c: float(row[col]) for c, col in zip(bundle.classes, probability_columns, strict=True) if col in row
+        }
+        if bundle.task == "binary":
+            positive = float(row[probability_columns[1]])
+            probabilities = {bundle.classes[0]: 1.0 - positive, bundle.classes[1]: positive}
+            item["probability"] = positive
+        item["probabilities"] = probabilities
+        item["label"] = row.get("prediction")
+    if explain and scored:
+        explanation = str(row.get("explanation") or "")
+        if explanation.endswith(".png") and Path(explanation).is_file():
+            item["explanation_png"] = base64.b64encode(Path(explanation).read_bytes()).decode("ascii")
+        else:
+            item["explanation"] = explanation
+    return item

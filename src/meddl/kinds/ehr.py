@@ -1,0 +1,354 @@
+"""EHR event sequences (``data.kind: ehr``): a DuckDB event store, a cohort and an outcome, sequence models.
+
+The cohort (index stays, labels, exclusions counted in a flow table) is defined by SQL in the store. Features are
+extracted *after* the split, because the lab items and the code vocabulary are chosen on training patients only;
+the extraction runs inside DuckDB, chunk by chunk, into a memory-mapped array in the run folder. Nothing after
+each stay's observation window reaches its features.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import torch
+
+from meddl.config import EHRDataConfig, EHRPreprocessConfig, ExperimentConfig
+from meddl.data.ehr_cohort import (
+    CohortSpec,
+    EHRCohort,
+    EHRFeatures,
+    FeatureSpec,
+    Vocabulary,
+    build_vocabulary,
+    define_cohort,
+    extract_features,
+)
+from meddl.errors import MedDLError
+from meddl.explain.ehr import integrated_gradients_sequence, retain_explanations, summarise_attributions
+from meddl.io.ehr import EventStore
+from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, register_kind
+from meddl.preprocess.ehr import SequenceScaler
+
+__all__ = ["EHRKind"]
+
+MAX_EXPLAINED = 500
+MEMORY_LIMIT = "1GB"  # DuckDB keeps blocks it has read up to its limit; capping it keeps extraction's RSS flat
+CLASSES = {
+    "mortality": ["survived", "died in hospital"],
+    "readmission": ["not readmitted", "readmitted"],
+    "long_stay": ["short stay", "long stay"],
+}
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    EventStore.open(path, read_only=True).close()  # a clear error if this is not a MedDL event store
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    return con
+
+
+@register_kind
+class EHRKind(KindAdapter):
+    kind = "ehr"
+    explain_title = "What drove the risk"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config.data, EHRDataConfig) and isinstance(config.preprocess, EHRPreprocessConfig)
+        self.data: EHRDataConfig = config.data
+        self.prep: EHRPreprocessConfig = config.preprocess
+        c = self.data.cohort
+        self.cohort_spec = CohortSpec(
+            outcome=c.outcome,
+            observation_hours=c.observation_hours,
+            horizon_days=c.horizon_days,
+            min_age=c.min_age,
+            min_stay_hours=c.min_stay_hours,
+            first_stay_only=c.first_stay_only,
+            label_codes_top=c.label_codes_top,
+        )
+        p = self.prep
+        self.feature_spec = FeatureSpec(
+            mode=p.mode,
+            bin_hours=p.bin_hours,
+            max_visits=p.max_visits,
+            labs=p.labs,
+            top_labs=p.top_labs,
+            codes_top=p.codes_top,
+            include_static=p.include_static,
+        )
+        self.vocabulary: Vocabulary | None = None
+        self.scaler: SequenceScaler | None = None
+        self.feature_names: list[str] = []
+        self.groups: dict[str, list[int]] = {}
+        self.cohort: EHRCohort | None = None
+
+    # -- reading: the cohort ------------------------------------------------------------------------
+    def load(self, log: Log) -> Prepared:
+        path = self.data.path
+        if not path.exists():
+            raise MedDLError(f"EHR event store not found: {path} (build one with `meddl ehr import`)")
+        with _connect(path) as con:
+            cohort = define_cohort(con, self.cohort_spec)
+        self.cohort = cohort
+        log(f"cohort: {cohort.n} index stays of {len(np.unique(cohort.patient_ids))} patients")
+        if self.config.task == "multilabel":
+            classes = list(cohort.label_names)
+            target = np.asarray(cohort.labels, dtype=np.int64)
+        else:
+            classes = CLASSES[self.cohort_spec.outcome]
+            target = np.asarray(cohort.labels, dtype=np.int64).reshape(-1)
+        flow_rows = []
+        previous = None
+        for step, remaining in cohort.flow:
+            flow_rows.append([step, remaining, "" if previous is None else previous - remaining])
+            previous = remaining
+        flow = {
+            "id": "cohort-flow",
+            "title": "Cohort flow",
+            "text": [
+                f"Index stays left after each step of the cohort definition ({self.cohort_spec.outcome}); "
+                "the excluded column counts the stays each step removed."
+            ],
+            "table": {"columns": ["Step", "Stays", "Excluded"], "rows": flow_rows},
+        }
+        c = self.data.cohort
+        window = (
+            "the whole stay (prediction at discharge)"
+            if c.outcome in {"readmission", "next_visit_diagnoses"}
+            else f"the first {c.observation_hours:g} h of the stay"
+        )
+        notes = [
+            f"features from {window}; vocabulary and lab items chosen on training patients only; "
+            f"{self.prep.mode} features" + (f" on {self.prep.bin_hours:g}-h bins" if self.prep.mode == "grid" else "")
+        ]
+        first = cohort.flow[0][1] if cohort.flow else cohort.n
+        return Prepared(
+            inputs=np.zeros((cohort.n, 0), dtype=np.float32),  # filled by fit(): needs the training patients
+            target=target,
+            classes=classes,
+            sample_ids=[str(v) for v in cohort.visit_ids],
+            patient_ids=np.asarray(cohort.patient_ids).astype(str),
+            n_read=int(first),
+            dropped={"excluded by the cohort definition (see Cohort flow)": int(first - cohort.n)},
+            notes=notes,
+            sections=[flow],
+        )
+
+    # -- training -----------------------------------------------------------------------------------
+    def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
+        """Vocabulary on the training stays, features for every stay (inside DuckDB), scaler on training rows."""
+        assert self.cohort is not None, "load() first"
+        train_mask = np.zeros(self.cohort.n, dtype=bool)
+        train_mask[train_index] = True
+        out = None
+        if self.workdir is not None:
+            out = self.workdir
+            out.mkdir(parents=True, exist_ok=True)
+        with _connect(self.data.path) as con:
+            self.vocabulary = build_vocabulary(con, self.cohort, self.feature_spec, train_mask)
+            features = extract_features(con, self.cohort, self.feature_spec, self.vocabulary, out=out)
+        self._remember(features)
+        self.scaler = None
+        if self.prep.scale == "standard" and features.value_channels:
+            self.scaler = SequenceScaler(
+                value_channels=features.value_channels, observed_channels=features.observed_channels or None
+            ).fit(features.x[train_index])
+        prepared.inputs = features.x
+        for reason, count in features.dropped.items():
+            if count:
+                prepared.notes.append(f"{count} {reason.replace('_', ' ')} (left out of the features)")
+        layout = ", ".join(f"{name} {len(channels)}" for name, channels in self.groups.items())
+        prepared.notes.append(f"{len(self.feature_names)} channels per step ({layout})")
+
+    def _remember(self, features: EHRFeatures) -> None:
+        self.feature_names = list(features.feature_names)
+        self.groups = {k: list(v) for k, v in features.groups.items()}
+
+    def transform(self, inputs: np.ndarray) -> np.ndarray:
+        if self.scaler is None:
+            return np.asarray(inputs, dtype=np.float32)
+        return np.asarray(self.scaler.transform(inputs), dtype=np.float32)
+
+    def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
+        return {"in_features": int(inputs.shape[2])}
+
+    def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
+        """Each channel's mean over a stay's real steps and its value at the last real step: the sequence
+        flattened for logistic regression and gradient boosting, which see no order in time."""
+        n, _, f = inputs.shape
+        flat = np.zeros((n, 2 * f), dtype=np.float32)
+        for start in range(0, n, 4096):  # chunks: inputs may be a memory-mapped file larger than RAM
+            x = np.asarray(inputs[start : start + 4096], dtype=np.float32)  # (B, T, F)
+            mask = x[:, :, 0:1]  # (B, T, 1)
+            steps = np.maximum(mask.sum(axis=1), 1.0)  # (B, 1)
+            last = np.maximum(mask[:, :, 0].sum(axis=1).astype(int) - 1, 0)  # (B,)
+            flat[start : start + len(x), :f] = (x * mask).sum(axis=1) / steps
+            flat[start : start + len(x), f:] = x[np.arange(len(x)), last]
+        return flat
+
+    # -- explanations ---------------------------------------------------------------------------------
+    def explain(
+        self,
+        model: torch.nn.Module,
+        prepared: Prepared,
+        inputs: np.ndarray,
+        test_index: np.ndarray,
+        scores: np.ndarray,
+        out: Path,
+    ) -> dict[str, Any]:
+        model = model.cpu().eval()
+        predicted = scores if scores.ndim == 1 else scores.max(axis=1)
+        order = np.argsort(-predicted)[:MAX_EXPLAINED]
+        rows = test_index[order]
+        x = np.ascontiguousarray(inputs[rows])
+        attributions = integrated_gradients_sequence(model, x, target=0)  # (N, T, F)
+        summary = summarise_attributions(attributions, self.feature_names, self.groups)
+        ranking = [
+            {"feature": row["feature"], "mean_abs_attribution": float(row["importance"])} for row in summary["features"]
+        ]
+        step_hours = self.prep.bin_hours if self.prep.mode == "grid" else None
+        step_rows = [
+            [f"{k * step_hours:g}–{(k + 1) * step_hours:g} h" if step_hours else f"step {k + 1}", f"{value:.4f}"]
+            for k, value in enumerate(summary["steps"])
+        ]
+        group_rows = [[name, f"{value:.4f}"] for name, value in summary["groups"].items()]
+        case_rows = []
+        for j, case in enumerate(summary["cases"][:10]):
+            parts = "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
+            case_rows.append([prepared.sample_ids[rows[j]], f"{float(predicted[order[j]]):.2f}", parts])
+        sections: list[dict[str, Any]] = [
+            {
+                "id": "ehr-attributions",
+                "title": "What drove the risk",
+                "text": [
+                    f"Integrated gradients on the {len(rows)} highest-risk test stays: the contribution of each "
+                    "channel (lab value, observed flag, time since measurement, code, demographic) at each step. "
+                    "By group and by time step (mean over stays of the summed absolute contribution):",
+                ],
+                "table": {"columns": ["Group or time step", "Mean |attribution|"], "rows": group_rows + step_rows},
+            },
+            {
+                "id": "ehr-cases",
+                "title": "Largest contributions per stay",
+                "text": ["The five largest (signed) contributions for the ten highest-risk test stays."],
+                "table": {"columns": ["Stay", "Risk", "Largest contributions"], "rows": case_rows},
+            },
+        ]
+        if type(model).__name__ == "Retain" and self.config.task == "binary":
+            retained = retain_explanations(model, x[:10], self.feature_names, top=5)
+            sections.append(
+                {
+                    "id": "retain",
+                    "title": "RETAIN attention",
+                    "text": [
+                        "RETAIN's own decomposition of each logit: α weighs the time steps (visits or bins), and each "
+                        "code's contribution is exact (they add up to the logit with the baseline)."
+                    ],
+                    "table": {
+                        "columns": ["Stay", "Step weights α", "Top contributions"],
+                        "rows": [
+                            [
+                                prepared.sample_ids[rows[j]],
+                                " ".join(f"{a:.2f}" for a in case["alpha"]),
+                                "; ".join(
+                                    f"{c['feature']} @ {c['step'] + 1} ({c['value']:+.3f})"
+                                    for c in case["contributions"]
+                                ),
+                            ]
+                            for j, case in enumerate(retained)
+                        ],
+                    },
+                }
+            )
+        figure = _step_importance_png(summary["steps"], step_hours)
+        if figure is not None:
+            sections[0]["figures"] = [
+                {
+                    "title": "Attribution over the observation window",
+                    "caption": "mean summed |integrated gradients| per time step",
+                    "png": base64.b64encode(figure).decode("ascii"),
+                }
+            ]
+        return {"sections": sections, "explanations": {"integrated_gradients": ranking}}
+
+    # -- bundle ---------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        assert self.vocabulary is not None
+        return {
+            "cohort": self.cohort_spec.to_state(),
+            "features": self.feature_spec.to_state(),
+            "vocabulary": self.vocabulary.to_state(),
+            "scaler": self.scaler.to_state() if self.scaler is not None else None,
+            "feature_names": self.feature_names,
+            "groups": self.groups,
+        }
+
+    @classmethod
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> EHRKind:
+        adapter = cls(config)
+        adapter.cohort_spec = CohortSpec.from_state(state["cohort"])
+        adapter.feature_spec = FeatureSpec.from_state(state["features"])
+        adapter.vocabulary = Vocabulary.from_state(state["vocabulary"])
+        adapter.scaler = SequenceScaler.from_state(state["scaler"]) if state.get("scaler") else None
+        adapter.feature_names = list(state["feature_names"])
+        adapter.groups = {k: list(v) for k, v in state["groups"].items()}
+        return adapter
+
+    def read_for_prediction(self, path: Path) -> PredictionInputs:
+        """Every stay of an event store, featurised with the training vocabulary (no label, no exclusion)."""
+        if not path.exists():
+            raise MedDLError(f"EHR event store not found: {path}")
+        assert self.vocabulary is not None
+        with _connect(path) as con:
+            visits = [str(r[0]) for r in con.execute("SELECT visit_id FROM visits ORDER BY visit_id").fetchall()]
+            if not visits:
+                raise MedDLError(f"{path}: the store has no visits")
+            features = extract_features(con, self.cohort_spec, self.feature_spec, self.vocabulary, visit_ids=visits)
+        notes = ["" if n > 0 else "no event in the observation window" for n in features.lengths]
+        return PredictionInputs(
+            np.asarray(features.x, dtype=np.float32), visits, notes, np.ones(len(visits), dtype=bool)
+        )
+
+    def explain_cases(
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+    ) -> list[str]:
+        """The five largest contributions (channel @ step) of each stay."""
+        x = self.transform(cases.inputs)
+        attributions = integrated_gradients_sequence(model.cpu().eval(), x, target=0)
+        summary = summarise_attributions(attributions, self.feature_names, self.groups)
+        return [
+            "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
+            for case in summary["cases"]
+        ]
+
+    def cleanup(self) -> None:
+        """Remove the memory-mapped feature file (it is rebuilt from the store when needed)."""
+        if self.workdir is not None and self.workdir.exists():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _step_importance_png(steps: list[float], step_hours: float | None) -> bytes | None:
+    if not steps:
+        return None
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 2.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    x = np.arange(len(steps)) * (step_hours or 1.0)
+    axes.bar(x, steps, width=(step_hours or 1.0) * 0.85, align="edge", color="#3b6ea8")
+    axes.set_xlabel("hours from admission" if step_hours else "step")
+    axes.set_ylabel("mean |attribution|")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,257 @@
+"""Gene-expression profiles (``data.kind: expression``): a samples × genes matrix and a label table.
+
+Log transform, gene selection by variance and standardisation are fitted on the training split only. A censored
+survival outcome becomes "event by the horizon"; samples censored before it are left out and counted. The
+explanations are integrated gradients per gene: the top genes overall, per predicted class and per case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from meddl.config import ExperimentConfig, ExpressionDataConfig, ExpressionPreprocessConfig
+from meddl.data.cohorts import fixed_horizon_labels
+from meddl.errors import MedDLError
+from meddl.explain.tabular import integrated_gradients
+from meddl.io.expression import ExpressionMatrix, join_labels, read_expression
+from meddl.io.tables import read_table
+from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, encode_labels, register_kind
+from meddl.preprocess.expression import ExpressionTransform
+
+__all__ = ["ExpressionKind"]
+
+TOP_GENES = 15
+N_CASES = 10
+
+
+@register_kind
+class ExpressionKind(KindAdapter):
+    kind = "expression"
+    explain_title = "Genes"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config.data, ExpressionDataConfig)
+        assert isinstance(config.preprocess, ExpressionPreprocessConfig)
+        self.data: ExpressionDataConfig = config.data
+        self.prep: ExpressionPreprocessConfig = config.preprocess
+        self.genes: list[str] = []
+        self.transformer: ExpressionTransform | None = None
+        self.classes: list[str] = []
+
+    def _matrix(self, path: Path) -> ExpressionMatrix:
+        return read_expression(path, genes_in_rows=self.data.genes_in_rows)
+
+    def _label_table(self) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+        path = self.data.labels
+        if not path.is_absolute():
+            path = (self.data.path.parent / path).resolve()
+        frame = read_table(path)
+        dropped: dict[str, int] = {}
+        notes: list[str] = []
+        if self.data.survival_time is not None:
+            time_column, event_column = self.data.survival_time, str(self.data.survival_event)
+            for column in (time_column, event_column):
+                if column not in frame.columns:
+                    raise MedDLError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
+            time = pd.to_numeric(frame[time_column], errors="coerce").to_numpy(dtype=float)
+            event = frame[event_column].map(_as_event).to_numpy()
+            bad = np.flatnonzero(np.isnan(time) | pd.isna(event))
+            if len(bad):
+                row = int(bad[0])
+                raise MedDLError(
+                    f"{path}: row {row + 2}: {time_column!r} = {frame[time_column].iloc[row]!r}, "
+                    f"{event_column!r} = {frame[event_column].iloc[row]!r} — need a number and 0/1 (true/false)"
+                )
+            horizon = float(self.data.horizon or 0.0)
+            label, known = fixed_horizon_labels(time, event.astype(bool), horizon)
+            frame[self.data.target] = pd.Series(label, dtype="Int64").where(known)
+            dropped["censored before the horizon (outcome unknown)"] = int((~known).sum())
+            notes.append(
+                f"label: {event_column} by {horizon:g} ({time_column} units); samples censored before the horizon "
+                "have an unknown outcome and are left out"
+            )
+        return frame, dropped, notes
+
+    def load(self, log: Log) -> Prepared:
+        matrix = self._matrix(self.data.path)
+        labels, dropped, notes = self._label_table()
+        matrix, values, joined = join_labels(matrix, labels, self.data.sample_column, self.data.target)
+        dropped["samples without a label row"] = int(joined.get("samples_without_label", 0))  # type: ignore[call-overload]
+        unmatched = int(joined.get("labels_without_sample", 0))  # type: ignore[call-overload]
+        if unmatched:
+            notes.append(f"{unmatched} label row(s) name a sample absent from the matrix: {joined.get('examples')}")
+        target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
+        dropped["missing label"] = int((~has_label).sum()) - dropped.get(
+            "censored before the horizon (outcome unknown)", 0
+        )
+        self.genes = list(matrix.genes)
+        self.classes = classes
+        samples = np.asarray(matrix.samples)[has_label]
+        patients = None
+        if self.data.patient_id:
+            if self.data.patient_id not in labels.columns:
+                raise MedDLError(f"{self.data.labels}: no column {self.data.patient_id!r} (data.patient_id)")
+            by_sample = labels.set_index(labels[self.data.sample_column].astype(str))[self.data.patient_id]
+            patients = by_sample.reindex(samples).astype(str).to_numpy()
+        log(f"{len(samples)} labelled samples × {len(self.genes)} genes")
+        notes.insert(0, f"{len(matrix.samples)} samples × {len(self.genes)} genes read from {self.data.path.name}")
+        return Prepared(
+            inputs=np.asarray(matrix.values, dtype=np.float32)[has_label],
+            target=target,
+            classes=classes,
+            sample_ids=[str(s) for s in samples],
+            patient_ids=patients,
+            n_read=len(matrix.samples),
+            dropped={k: v for k, v in dropped.items() if v},
+            notes=notes,
+        )
+
+    # -- training -----------------------------------------------------------------------------------
+    def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
+        transformer = ExpressionTransform(
+            log=self.prep.log, select=self.prep.select, n_genes=self.prep.n_genes, scale=self.prep.scale
+        )
+        self.transformer = transformer.fit(prepared.inputs[train_index], genes=self.genes)
+        prepared.notes.append(
+            f"preprocessing fitted on the training split: log {self.transformer.log_!r}, "
+            f"{len(self.transformer.selected_genes_)} genes kept ({self.prep.select}), scale {self.prep.scale}"
+        )
+
+    def transform(self, inputs: np.ndarray) -> np.ndarray:
+        if self.transformer is None:
+            raise MedDLError("expression preprocessing is used before it was fitted")
+        return np.asarray(self.transformer.transform(inputs), dtype=np.float32)
+
+    def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
+        return {"in_features": int(inputs.shape[1])}
+
+    def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
+        return inputs  # the same preprocessed genes the network sees
+
+    # -- explanations -----------------------------------------------------------------------------------
+    def _attributions(self, model: torch.nn.Module, inputs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        target: np.ndarray | int = 0 if scores.ndim == 1 else np.argmax(scores, axis=1)
+        model = model.cpu().eval()
+        return integrated_gradients(model, inputs, np.zeros(inputs.shape[1], dtype=np.float32), target_index=target)
+
+    @property
+    def selected_genes(self) -> list[str]:
+        assert self.transformer is not None
+        return list(self.transformer.selected_genes_)
+
+    def explain(
+        self,
+        model: torch.nn.Module,
+        prepared: Prepared,
+        inputs: np.ndarray,
+        test_index: np.ndarray,
+        scores: np.ndarray,
+        out: Path,
+    ) -> dict[str, Any]:
+        if self.config.task == "multilabel":
+            return {}
+        genes = self.selected_genes
+        attributions = self._attributions(model, inputs[test_index], scores)  # (N, G)
+        overall = np.abs(attributions).mean(axis=0)
+        ranking = [{"feature": g, "mean_abs_attribution": float(v)} for g, v in zip(genes, overall, strict=True)]
+        ranking.sort(key=lambda r: -float(r["mean_abs_attribution"]))  # type: ignore[arg-type]
+        if self.config.task == "regression":
+            groups = {"predicted value": np.ones(len(test_index), dtype=bool)}
+        elif scores.ndim == 1:
+            threshold = 0.5
+            groups = {
+                f"predicted {self.class_name(1)}": scores >= threshold,
+                f"predicted {self.class_name(0)}": scores < threshold,
+            }
+        else:
+            predicted = np.argmax(scores, axis=1)
+            groups = {f"predicted {self.class_name(k)}": predicted == k for k in range(scores.shape[1])}
+        class_rows = []
+        for name, members in groups.items():
+            if not members.any():
+                continue
+            mean = attributions[members].mean(axis=0)
+            top = np.argsort(-np.abs(mean))[:5]
+            class_rows.append([name, int(members.sum()), "; ".join(f"{genes[j]} ({mean[j]:+.3f})" for j in top)])
+        case_rows = []
+        for position in range(min(N_CASES, len(test_index))):
+            row = attributions[position]
+            top = np.argsort(-np.abs(row))[:5]
+            score = scores[position] if scores.ndim == 1 else scores[position].max()
+            case_rows.append(
+                [
+                    prepared.sample_ids[test_index[position]],
+                    f"{float(score):.2f}",
+                    "; ".join(f"{genes[j]} ({row[j]:+.3f})" for j in top),
+                ]
+            )
+        sections = [
+            {
+                "id": "genes-by-class",
+                "title": "Top genes per predicted class",
+                "text": "Mean integrated-gradient contribution of each gene among the test samples predicted in "
+                "each class (positive: pushes towards the positive class / higher value).",
+                "table": {"columns": ["Group", "Samples", "Top genes (mean contribution)"], "rows": class_rows},
+            },
+            {
+                "id": "genes-by-case",
+                "title": "Top genes per test sample",
+                "text": f"The five largest contributions for the first {len(case_rows)} test samples.",
+                "table": {"columns": ["Sample", "Score", "Top genes (contribution)"], "rows": case_rows},
+            },
+        ]
+        return {"sections": sections, "explanations": {"integrated_gradients": ranking[: max(TOP_GENES, 20)]}}
+
+    def class_name(self, k: int) -> str:
+        return self.classes[k] if k < len(self.classes) else str(k)
+
+    # -- bundle ---------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        assert self.transformer is not None
+        return {"genes": self.genes, "transform": self.transformer.to_state()}
+
+    @classmethod
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ExpressionKind:
+        adapter = cls(config)
+        adapter.genes = list(state["genes"])
+        adapter.transformer = ExpressionTransform.from_state(state["transform"])
+        return adapter
+
+    def read_for_prediction(self, path: Path) -> PredictionInputs:
+        """A matrix of new samples in the training matrix's layout; genes are matched by name."""
+        matrix = self._matrix(path)
+        position = {g: j for j, g in enumerate(matrix.genes)}
+        missing = [g for g in self.genes if g not in position]
+        if missing:
+            raise MedDLError(f"{path}: {len(missing)} gene(s) the model was trained on are missing, e.g. {missing[:5]}")
+        values = np.asarray(matrix.values, dtype=np.float32)[:, [position[g] for g in self.genes]]
+        n = len(matrix.samples)
+        return PredictionInputs(values, [str(s) for s in matrix.samples], [""] * n, np.ones(n, dtype=bool))
+
+    def explain_cases(
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+    ) -> list[str]:
+        """The five genes that contributed most to each sample's prediction."""
+        genes = self.selected_genes
+        attributions = self._attributions(model, self.transform(cases.inputs), scores)
+        lines = []
+        for row in attributions:
+            top = np.argsort(-np.abs(row))[:5]
+            lines.append("; ".join(f"{genes[j]} ({row[j]:+.3f})" for j in top))
+        return lines
+
+
+def _as_event(value: Any) -> float | None:
+    """0/1, true/false, yes/no → 1.0 / 0.0; anything else → None."""
+    text = str(value).strip().lower()
+    if text in {"1", "1.0", "true", "yes", "y", "t"}:
+        return 1.0
+    if text in {"0", "0.0", "false", "no", "n", "f"}:
+        return 0.0
+    return None

@@ -1,0 +1,376 @@
+"""One pipeline for every data kind that becomes one array per sample: DNA sequences, expression profiles,
+physiological signals and EHR event sequences.
+
+read (the kind) → patient-level split → preprocessing fitted on the training split (the kind) → the one trainer →
+evaluation with bootstrap CIs and classical baselines → explanations (the kind) → report, model card, bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from meddl import __version__
+from meddl.bundle import BUNDLE_FORMAT, save_weights
+from meddl.config import ExperimentConfig
+from meddl.data import split_assignments
+from meddl.errors import MedDLError
+from meddl.evaluate import (
+    choose_threshold,
+    compare_to_baseline,
+    evaluate_predictions,
+    fit_baseline,
+    main_metric,
+    predict_baseline,
+)
+from meddl.kinds.base import KindAdapter, Prepared, adapter_for
+from meddl.models import build_model
+from meddl.models.registry import output_argument
+from meddl.pipelines.common import (
+    RunResult,
+    clean_json,
+    finish_bundle,
+    now_utc,
+    prepare_run_folder,
+    trainer_settings,
+    validation_metrics,
+)
+from meddl.preprocess import class_weights
+from meddl.report import write_report
+from meddl.train import Trainer, make_loss, output_size, scores_from_outputs, seed_everything
+
+__all__ = ["ArrayPipelineRun", "evaluate_external_arrays"]
+
+SPLITS = ("train", "validation", "test")
+
+
+class ArrayPipelineRun:
+    """Runs one experiment of an array kind (``meddl.Experiment`` dispatches here)."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.adapter: KindAdapter = adapter_for(config.data.kind)(config)
+
+    # -- splits ---------------------------------------------------------------------------------
+    def _splits(self, prepared: Prepared) -> np.ndarray:
+        if prepared.given_splits is not None:
+            return prepared.given_splits
+        cfg = self.config
+        split = cfg.data.split
+        stratify = prepared.target if cfg.task != "multilabel" else prepared.target[:, 0]
+        task = "binary" if cfg.task == "multilabel" else cfg.task
+        return split_assignments(
+            stratify,
+            task=task,
+            fractions=(split.train, split.validation, split.test),
+            patient_ids=prepared.patient_ids,
+            seed=cfg.train.seed,
+            source=cfg.data.path.name,
+        )
+
+    def run(self, out: str | Path | None = None, *, resume: bool = False, log: Any = None) -> RunResult:
+        say = log or (lambda message: None)
+        cfg = self.config
+        out = Path(out) if out else Path("runs") / cfg.name
+        context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
+
+        say(f"reading {cfg.data.path}")
+        self.adapter.workdir = out / "work"
+        prepared = self.adapter.load(say)
+        if len(prepared.target) == 0:
+            raise MedDLError(f"{cfg.data.path}: no labelled sample left to train on")
+        splits = self._splits(prepared)
+        index = {name: np.flatnonzero(splits == name) for name in SPLITS}
+        for name in SPLITS:
+            if len(index[name]) == 0:
+                raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} samples in all)")
+        say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " samples")
+
+        self.adapter.fit(prepared, index["train"])
+        inputs = self.adapter.transform(prepared.inputs)
+        target = prepared.target
+        target_scale = None
+        train_target = target[index["train"]]
+        if cfg.task == "regression":
+            mean, std = float(np.mean(train_target)), float(np.std(train_target))
+            target_scale = (mean, std if std > 0 else 1.0)
+            target = (target - target_scale[0]) / target_scale[1]
+
+        weights = None
+        if getattr(cfg.preprocess, "imbalance", "none") == "class_weight" and cfg.task in {"binary", "multiclass"}:
+            weights = class_weights(prepared.target[index["train"]], len(prepared.classes))
+        seed_everything(cfg.train.seed)
+        data_arguments = self.adapter.model_arguments(inputs)
+        params = dict(cfg.model.params)
+        data_arguments[output_argument(cfg.model.arch)] = output_size(cfg.task, len(prepared.classes))
+        model = build_model(cfg.model.arch, params, **data_arguments)
+        datasets = {
+            name: self.adapter.dataset(inputs[index[name]], target[index[name]], train=name == "train")
+            for name in ("train", "validation")
+        }
+        trainer = Trainer(
+            model,
+            make_loss(cfg.task, weights),
+            trainer_settings(cfg),
+            metric_fn=validation_metrics(cfg.task),
+            checkpoint_dir=out / "checkpoints",
+        )
+        say(f"training {cfg.model.arch} on {len(index['train'])} samples ({trainer.device})")
+        result = trainer.fit(datasets["train"], datasets["validation"], resume=resume)
+        model = trainer.module.eval()
+        if not context.is_main:
+            return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
+
+        say("evaluating on the test split")
+
+        def scores_of(rows: np.ndarray) -> np.ndarray:
+            return scores_from_outputs(cfg.task, self.adapter.outputs(model, inputs[rows]), target_scale)
+
+        val_scores, test_scores = scores_of(index["validation"]), scores_of(index["test"])
+        evaluation = self._evaluate(prepared, inputs, index, val_scores, test_scores)
+        say("explaining test predictions")
+        explained = self.adapter.explain(model, prepared, inputs, index["test"], test_scores, out)
+
+        record: dict[str, Any] = {
+            "kind": "train",
+            "name": cfg.name,
+            "task": cfg.task,
+            "created": now_utc(),
+            "meddl_version": __version__,
+            "config_yaml": cfg.to_yaml(),
+            "data": self._data_summary(prepared, splits),
+            "model": {
+                "arch": cfg.model.arch,
+                "params": params,
+                "n_parameters": int(sum(p.numel() for p in model.parameters())),
+            },
+            "training": result.as_dict(cfg.monitor),
+            "evaluation": evaluation,
+            "sections": [*prepared.sections, *explained.get("sections", [])],
+            "explanations": explained.get("explanations", {}),
+            "examples": explained.get("examples", []),
+            "warnings": list(explained.get("warnings", [])),
+        }
+        metrics = self._write_bundle(
+            out, record, prepared, splits, model, params, data_arguments, target_scale, explained
+        )
+        self.adapter.cleanup()
+        say(f"wrote {out}")
+        return RunResult(out, record, metrics)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        prepared: Prepared,
+        inputs: np.ndarray,
+        index: dict[str, np.ndarray],
+        val_scores: np.ndarray,
+        test_scores: np.ndarray,
+    ) -> dict[str, Any]:
+        cfg = self.config
+        e = cfg.evaluate
+        y_val, y_test = prepared.target[index["validation"]], prepared.target[index["test"]]
+        groups = prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None
+
+        def judge(score_val: np.ndarray, score_test: np.ndarray) -> tuple[dict[str, Any], float | None]:
+            threshold = None
+            if cfg.task == "binary":
+                threshold = float(
+                    choose_threshold(
+                        y_val, score_val, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity
+                    )
+                )
+            result = evaluate_predictions(
+                cfg.task,
+                y_test,
+                score_test,
+                threshold=threshold,
+                groups=groups,
+                n_bootstrap=e.bootstrap,
+                level=e.confidence_level,
+                seed=cfg.train.seed,
+                class_names=prepared.classes or None,
+            )
+            return result, threshold
+
+        model_eval, threshold = judge(val_scores, test_scores)
+        baselines: dict[str, Any] = {}
+        comparisons: dict[str, Any] = {}
+        names = cfg.baselines if cfg.task != "multilabel" else []
+        flat = self.adapter.baseline_features(prepared, inputs) if names else None
+        if flat is not None:
+            for name in names:
+                if (name == "linear_regression") != (cfg.task == "regression"):
+                    continue
+                estimator = fit_baseline(
+                    name, cfg.task, flat[index["train"]], prepared.target[index["train"]], seed=cfg.train.seed
+                )
+                base_val = predict_baseline(estimator, cfg.task, flat[index["validation"]])
+                base_test = predict_baseline(estimator, cfg.task, flat[index["test"]])
+                baselines[name], base_threshold = judge(base_val, base_test)
+                comparisons[name] = compare_to_baseline(
+                    cfg.task,
+                    y_test,
+                    test_scores,
+                    base_test,
+                    metric=main_metric(cfg.task),
+                    threshold_model=threshold if threshold is not None else 0.5,
+                    threshold_baseline=base_threshold if base_threshold is not None else 0.5,
+                    groups=groups,
+                    n_bootstrap=e.bootstrap,
+                    seed=cfg.train.seed,
+                )
+        return {
+            "split": "test",
+            "threshold": threshold,
+            "threshold_rule": e.threshold if cfg.task == "binary" else None,
+            "model": model_eval,
+            "baselines": baselines,
+            "comparisons": comparisons,
+        }
+
+    # -- records ----------------------------------------------------------------------------------
+    def _data_summary(self, prepared: Prepared, splits: np.ndarray) -> dict[str, Any]:
+        cfg = self.config
+        summary: dict[str, Any] = {
+            "path": str(cfg.data.path),
+            "n_rows_read": prepared.n_read,
+            "n_rows_used": len(prepared.target),
+            "n_patients": len(np.unique(prepared.patient_ids)) if prepared.patient_ids is not None else None,
+            "target": getattr(cfg.data, "target", None) or cfg.data.cohort.outcome,
+            "classes": prepared.classes,
+            "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
+            "dropped": dict(prepared.dropped),
+            "splits": {name: int((splits == name).sum()) for name in SPLITS},
+            "notes": [*([cfg.data.description] if cfg.data.description else []), *prepared.notes],
+        }
+        if cfg.task in {"binary", "multiclass"}:
+            summary["class_balance"] = {
+                name: {
+                    label: int(((splits == name) & (prepared.target == k)).sum())
+                    for k, label in enumerate(prepared.classes)
+                }
+                for name in SPLITS
+            }
+        return summary
+
+    def _write_bundle(
+        self,
+        out: Path,
+        record: dict[str, Any],
+        prepared: Prepared,
+        splits: np.ndarray,
+        model: torch.nn.Module,
+        params: dict[str, Any],
+        data_arguments: dict[str, int],
+        target_scale: tuple[float, float] | None,
+        explained: dict[str, Any],
+    ) -> dict[str, Any]:
+        cfg = self.config
+        (out / "config.yaml").write_text(cfg.to_yaml())
+        save_weights(model.cpu(), out / "model.safetensors")
+        (out / "preprocess.json").write_text(json.dumps(clean_json(self.adapter.state()), indent=1) + "\n")
+        evaluation = record["evaluation"]
+        info = {
+            "format": BUNDLE_FORMAT,
+            "kind": cfg.data.kind,
+            "name": cfg.name,
+            "task": cfg.task,
+            "arch": cfg.model.arch,
+            "params": params,
+            "data_arguments": data_arguments,
+            "classes": prepared.classes,
+            "target": record["data"]["target"],
+            "target_scale": list(target_scale) if target_scale else None,
+            "threshold": evaluation["threshold"],
+            "threshold_rule": evaluation["threshold_rule"],
+            "meddl_version": __version__,
+            "created": record["created"],
+        }
+        (out / "model.json").write_text(json.dumps(clean_json(info), indent=2) + "\n")
+        pd.DataFrame(
+            {
+                "id": prepared.sample_ids,
+                "patient_id": prepared.patient_ids if prepared.patient_ids is not None else None,
+                "split": splits,
+            }
+        ).to_csv(out / "splits.csv", index=False)
+        metrics = clean_json(
+            {
+                "test": evaluation["model"]["metrics"],
+                "threshold": evaluation["threshold"],
+                "threshold_rule": evaluation["threshold_rule"],
+                "baselines": {k: v["metrics"] for k, v in evaluation["baselines"].items()},
+                "per_label": evaluation["model"].get("per_label"),
+                "explanation_quality": explained.get("metrics"),
+                "data": record["data"],
+                "training": {k: v for k, v in record["training"].items() if k != "history"},
+            }
+        )
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        files = ["config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json", "splits.csv"]
+        finish_bundle(out, record, files)
+        return metrics
+
+
+def evaluate_external_arrays(
+    bundle_path: str | Path, data: str | Path, out: str | Path, *, n_bootstrap: int | None = None
+) -> RunResult:
+    """Evaluate a bundle of an array kind on another site's labelled data (same format as in training)."""
+    from meddl.array_bundle import load_array_bundle
+
+    bundle = load_array_bundle(bundle_path)
+    cfg = bundle.config
+    data_config = cfg.data.model_copy(update={"path": Path(data).resolve()})
+    adapter = type(bundle.adapter).from_state(cfg.model_copy(update={"data": data_config}), bundle.state)
+    prepared = adapter.load(lambda message: None)
+    inputs = adapter.transform(prepared.inputs)
+    scores = scores_from_outputs(bundle.task, adapter.outputs(bundle.model, inputs), bundle.target_scale)
+    evaluation_model = evaluate_predictions(
+        bundle.task,
+        prepared.target,
+        scores,
+        threshold=bundle.threshold,
+        groups=prepared.patient_ids,
+        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
+        level=cfg.evaluate.confidence_level,
+        seed=cfg.train.seed,
+        class_names=bundle.classes,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "kind": "external_evaluation",
+        "name": bundle.name,
+        "task": bundle.task,
+        "created": now_utc(),
+        "meddl_version": __version__,
+        "bundle_hash": bundle.bundle_hash,
+        "config_yaml": yaml.safe_dump({"bundle": str(bundle.path), "data": str(data)}, sort_keys=False),
+        "data": {
+            "path": str(data),
+            "n_rows_read": prepared.n_read,
+            "n_rows_used": len(prepared.target),
+            "dropped": prepared.dropped,
+            "classes": bundle.classes,
+        },
+        "evaluation": {
+            "split": Path(data).name,
+            "threshold": bundle.threshold,
+            "threshold_rule": bundle.info.get("threshold_rule"),
+            "model": evaluation_model,
+            "baselines": {},
+        },
+        "sections": prepared.sections,
+        "warnings": [],
+    }
+    metrics = clean_json({"test": evaluation_model["metrics"], "threshold": bundle.threshold, "data": record["data"]})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_report(record, out / "report.html")
+    return RunResult(out, record, metrics)
