@@ -23,8 +23,8 @@ from meddl.explain.sequences import (
     find_seqlets,
     integrated_gradients_sequence,
     logo_png,
-    per_base_contributions,
     match_jaspar,
+    per_base_contributions,
     token_attributions,
 )
 from meddl.io.sequences import (
@@ -51,6 +51,7 @@ __all__ = ["SequenceKind", "sequence_format"]
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 MAX_EXPLAINED = 400  # test sequences attributed for motif discovery
 N_LOGOS = 6
+MIN_SUPPORT_SHARE = 0.02  # a motif must gather at least 2 % of the seqlets to be reported
 
 
 def sequence_format(path: Path, declared: str = "auto") -> str:
@@ -237,7 +238,10 @@ class SequenceKind(KindAdapter):
         bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
         contributions = self._contributions(model, inputs[rows], sequences)
         seqlets = find_seqlets(contributions, bases)
-        motifs = discover_motifs(seqlets, seed=self.config.train.seed)
+        clusters = discover_motifs(seqlets, seed=self.config.train.seed)
+        # Clusters of a handful of seqlets are noise (chance high-attribution windows), not learned motifs.
+        min_support = max(5, int(np.ceil(MIN_SUPPORT_SHARE * len(seqlets))))
+        motifs = [m for m in clusters if m.support >= min_support]
         table_rows: list[list[Any]] = []
         found: list[dict[str, Any]] = []
         figures: list[dict[str, str]] = []
@@ -287,8 +291,10 @@ class SequenceKind(KindAdapter):
             )
         text = [
             f"Integrated gradients on the {len(rows)} test sequences the model scored highest; "
-            f"{len(seqlets)} high-attribution segments (seqlets) clustered into {len(motifs)} motif(s), each "
-            "compared with every JASPAR CORE vertebrate matrix on both strands (mean column correlation, 0–1)."
+            f"{len(seqlets)} high-attribution segments (seqlets) clustered into {len(motifs)} motif(s) with at "
+            f"least {min_support} seqlets each ({len(clusters) - len(motifs)} smaller cluster(s) not shown), each "
+            "compared with every JASPAR CORE vertebrate matrix on both strands and all offsets (column "
+            "correlation summed over the overlap, normalised by both widths: 1 = identical)."
         ]
         sections = [
             {
