@@ -149,6 +149,14 @@ def test_all_stays_when_not_first_only(labelled_store: duckdb.DuckDBPyConnection
     cohort = define_cohort(labelled_store, CohortSpec(outcome="mortality", first_stay_only=False))
     assert cohort.n == 7 and cohort.flow[-1] == ("alive at 48 h", 7)
     assert {"P2B", "P3B"} <= set(cohort.visit_ids)
+    drawn = define_cohort(labelled_store, CohortSpec(outcome="mortality", stay_selection="random", seed=3))
+    again = define_cohort(labelled_store, CohortSpec(outcome="mortality", stay_selection="random", seed=3))
+    assert drawn.flow[-1] == ("one random eligible stay per patient (seed 3)", 5)
+    assert list(drawn.visit_ids) == list(again.visit_ids) and len(set(drawn.patient_ids)) == 5
+    seeds = {
+        tuple(define_cohort(labelled_store, CohortSpec(stay_selection="random", seed=s)).visit_ids) for s in range(8)
+    }
+    assert len(seeds) > 1  # P2 and P3 have two eligible stays each: different seeds pick differently
     typed = define_cohort(labelled_store, CohortSpec(outcome="mortality", visit_types=["inpatient"]))
     assert typed.flow[0] == ("['inpatient'] stays in the store", 11) and typed.n == 5
     with pytest.raises(MedDLError, match=r"\['icu'\] stays in the store\s+0"):
@@ -272,6 +280,21 @@ def test_visits_mode_excludes_future_and_index_visits() -> None:
     assert x[2:].sum() == 0.0  # padding is zero
     one_visit = extract_features(con, cohort, FeatureSpec(mode="visits", max_visits=1), vocabulary)
     assert one_visit.x[0, 0, col["code:dx:ICD10:B02"]] == 1 and one_visit.lengths.tolist() == [1]
+    # Predicting at discharge with include_discharge_codes: the index stay is the last step, the future still absent.
+    at_discharge = define_cohort(con, CohortSpec(outcome="readmission", first_stay_only=False))
+    assert list(at_discharge.visit_ids) == ["B1", "B2", "B3"]  # B4's 30-day follow-up is beyond the store's end
+    spec = FeatureSpec(mode="visits", max_visits=5, include_discharge_codes=True)
+    with_index = extract_features(con, at_discharge.subset(np.array([2])), spec, vocabulary)
+    assert with_index.lengths.tolist() == [3] and with_index.x[0, 2, col["code:dx:ICD10:C03"]] == 1
+    assert (
+        with_index.x[0, 2, col["years_before_window_end"]] == 0.0 and with_index.x[0, :, col["code:other"]].max() == 0
+    )
+    strict = extract_features(
+        con, at_discharge.subset(np.array([2])), FeatureSpec(mode="visits", max_visits=5), vocabulary
+    )
+    assert strict.lengths.tolist() == [2] and strict.x[0, :, col["code:dx:ICD10:C03"]].max() == 0
+    with pytest.raises(MedDLError, match="include_discharge_codes"):
+        extract_features(con, cohort, spec, vocabulary)
 
 
 def test_memmap_chunks_and_single_stay_match_in_memory(

@@ -16,7 +16,8 @@ outcome                    observation window (features)               label
 Every feature is computed from events strictly before ``window_end`` (half-open window), so a lab at exactly
 ``window_end`` or later never reaches the features. A code's *known time* is its own time when recorded, else
 its visit's ``discharge_time`` (diagnoses, procedures) and a medication's ``start_time`` else the discharge —
-so the index stay's discharge diagnoses are never features of a prediction made during (or at the end of) it.
+so the index stay's discharge diagnoses are never features of a prediction made during (or at the end of) it —
+unless ``FeatureSpec.include_discharge_codes`` asks for them when the prediction is made at discharge.
 
 Feature layouts (``x``: float32, (N, T, F); channel 0 is the step mask, real steps left-aligned, in time order):
 
@@ -65,6 +66,7 @@ __all__ = [
     "build_vocabulary",
     "define_cohort",
     "extract_features",
+    "format_flow",
     "index_stays",
 ]
 
@@ -105,8 +107,11 @@ class CohortSpec:
             missing birth date excludes the stay too (age is a feature).
         min_stay_hours: stays shorter than this are excluded; None means ``observation_hours`` in ``window``
             mode (a stay shorter than its window is no prediction) and 0 in ``stay`` mode.
-        first_stay_only: keep one index stay per patient (the first eligible one), so a patient never
-            straddles splits and no patient weighs more than another.
+        first_stay_only: keep one index stay per patient, so a patient never straddles splits and no patient
+            weighs more than another: the first eligible one, or a random one (``stay_selection``).
+        stay_selection: with ``first_stay_only``: ``first`` (earliest eligible stay) or ``random`` (one eligible
+            stay drawn per patient from ``seed``; later stays have previous visits for the ``visits`` mode).
+        seed: seeds ``stay_selection='random'``.
         label_codes_top: next-visit diagnoses: number of label categories (most frequent in the cohort).
         label_code_prefix: next-visit diagnoses: characters of the code (dots removed) that form a category,
             3 for ICD chapters' 3-character categories.
@@ -125,8 +130,14 @@ class CohortSpec:
     label_codes_top: int = 20
     label_code_prefix: int = 3
     visit_types: list[str] | None = None
+    stay_selection: Literal["first", "random"] = "first"
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.stay_selection not in ("first", "random"):
+            raise MedDLError(f"cohort.stay_selection: must be 'first' or 'random', got {self.stay_selection!r}")
+        if not isinstance(self.seed, int):
+            raise MedDLError(f"cohort.seed: must be an integer, got {self.seed!r}")
         if self.outcome not in OUTCOMES:
             raise MedDLError(f"cohort.outcome: unknown outcome {self.outcome!r}; choose one of {list(OUTCOMES)}")
         if self.index != "admission":
@@ -184,6 +195,9 @@ class FeatureSpec:
         codes_top: code vocabulary size (most frequent among training patients); others share one channel.
         include_codes: grid mode: add the multi-hot block of codes known before the window end.
         include_static: add age / 100 and sex on every real step.
+        include_discharge_codes: only for cohorts with ``observation='stay'`` (prediction at discharge): codes
+            known exactly at the window end — the index stay's discharge diagnoses — become features (in visits
+            mode the index stay is then the last step). Off by default: the window is half-open everywhere.
     """
 
     mode: Literal["grid", "visits"] = "grid"
@@ -195,6 +209,7 @@ class FeatureSpec:
     codes_top: int = 200
     include_codes: bool = True
     include_static: bool = True
+    include_discharge_codes: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("grid", "visits"):
@@ -406,8 +421,10 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
     death); readmission: discharged alive, and the label known — readmitted within the horizon, or the store
     covers the whole horizon after discharge (the store's end is its last admission or discharge time), or the
     patient died within the horizon without readmission (label 0); next-visit diagnoses: a later visit exists;
-    then the first eligible stay per patient. A readmission is a visit admitted strictly after the discharge
-    (a transfer at the same instant is not) no later than ``horizon_days`` after it.
+    then one eligible stay per patient (the first, or a seeded random one). A readmission is a visit admitted
+    strictly after the discharge (a transfer at the same instant is not) no later than ``horizon_days`` after it.
+    Post-discharge deaths without readmission count as negatives; next-visit labels are the categories of the
+    first visit admitted after the discharge, and the label vocabulary is chosen on the whole cohort.
 
     Args:
         con_or_path: an open DuckDB connection (the temp table ``meddl_cohort`` is created in it) or a store path.
@@ -505,12 +522,17 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
         ]
         where = " AND ".join(f"({c})" for _, c in steps) or "true"
         rank_filter = "WHERE stay_rank = 1" if spec.first_stay_only else ""
+        stay_order = (
+            "admit_time, visit_id"
+            if spec.stay_selection == "first"
+            else f"md5(visit_id || ':{int(spec.seed)}'), visit_id"
+        )
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {COHORT_TABLE} AS
             SELECT CAST(row_number() OVER (ORDER BY patient_id, index_time, visit_id) - 1 AS BIGINT) AS rid, *
             FROM (
-                SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY admit_time, visit_id) AS stay_rank,
+                SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY {stay_order}) AS stay_rank,
                        {readmitted} AS readmitted
                 FROM _meddl_stays WHERE {where}
             ) {rank_filter}
@@ -520,7 +542,12 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
         con.execute("DROP TABLE IF EXISTS _meddl_stays")
         if spec.first_stay_only:
             n_left = con.execute(f"SELECT count(*) FROM {COHORT_TABLE}").fetchone()
-            flow.append(("first eligible stay per patient", int(n_left[0]) if n_left else 0))
+            step = (
+                "first eligible stay per patient"
+                if spec.stay_selection == "first"
+                else f"one random eligible stay per patient (seed {spec.seed})"
+            )
+            flow.append((step, int(n_left[0]) if n_left else 0))
         if flow[-1][1] == 0:
             raise MedDLError(
                 f"EHR store {_store_name(con)}: no index stay is left after the exclusions of the cohort "
@@ -658,6 +685,18 @@ def _cohort_columns(cohort: EHRCohort, rows: np.ndarray) -> dict[str, Any]:
 # Vocabulary
 
 
+def _code_cutoff(cohort: EHRCohort, spec: FeatureSpec) -> str:
+    """SQL comparison of a code's known time with the window end: ``<``, or ``<=`` for discharge codes."""
+    if not spec.include_discharge_codes:
+        return "<"
+    if cohort.spec.observation != "stay":
+        raise MedDLError(
+            "features.include_discharge_codes: only for cohorts predicting at discharge (observation='stay'); "
+            f"this cohort's window ends {cohort.spec.observation_hours:g} h after admission"
+        )
+    return "<="
+
+
 def build_vocabulary(
     con_or_path: StoreLike, cohort: EHRCohort, spec: FeatureSpec, train_mask: np.ndarray
 ) -> Vocabulary:
@@ -709,7 +748,7 @@ def build_vocabulary(
                     for r in con.execute(
                         f"""
                         SELECT k.token, count(DISTINCT c.rid) AS n FROM ({_codes_sql(con)}) k JOIN _meddl_train c
-                          ON k.patient_id = c.patient_id AND k.known_time < c.window_end
+                          ON k.patient_id = c.patient_id AND k.known_time {_code_cutoff(cohort, spec)} c.window_end
                         GROUP BY k.token ORDER BY n DESC, k.token LIMIT {int(spec.codes_top)}
                         """
                     ).fetchall()
@@ -822,6 +861,7 @@ class _Extractor:
         self.names, self.groups = _layout(spec, vocabulary)
         self.n_features = len(self.names)
         self.bin_us = _interval_us(spec.bin_hours)
+        self.cutoff = _code_cutoff(cohort, spec)
         self.dropped = {"measurement_values_missing": 0, "codes_without_time": 0}
         index_us = cohort.index_times.astype("datetime64[us]").astype(np.int64)
         end_us = cohort.window_ends.astype("datetime64[us]").astype(np.int64)
@@ -1037,7 +1077,7 @@ class _Extractor:
                        count(*) AS n
                 FROM ({_codes_sql(self.con)}) k
                 JOIN _meddl_chunk c ON c.patient_id = k.patient_id
-                 AND (k.known_time < c.window_end OR k.known_time IS NULL)
+                 AND (k.known_time {self.cutoff} c.window_end OR k.known_time IS NULL)
                 LEFT JOIN _meddl_tokens t ON t.token = k.token
                 GROUP BY ALL
                 """
@@ -1063,7 +1103,8 @@ class _Extractor:
                        ) AS recency,
                        count(*) OVER (PARTITION BY c.rid) AS n_prev
                 FROM _meddl_chunk c JOIN visits v ON v.patient_id = c.patient_id
-                WHERE v.discharge_time < c.window_end AND v.visit_id <> c.visit_id
+                WHERE v.discharge_time {self.cutoff} c.window_end
+                  AND (v.visit_id <> c.visit_id OR {"true" if self.cutoff == "<=" else "false"})
             ) WHERE recency <= {int(self.spec.max_visits)}
             """
         )
@@ -1079,7 +1120,7 @@ class _Extractor:
                 SELECT p.rid, p.recency, least(p.n_prev, {int(self.spec.max_visits)}) AS n_steps,
                        coalesce(t.idx, {other}) AS channel
                 FROM ({_codes_sql(self.con)}) k
-                JOIN _meddl_prev p ON p.visit_id = k.visit_id AND k.known_time < p.window_end
+                JOIN _meddl_prev p ON p.visit_id = k.visit_id AND k.known_time {self.cutoff} p.window_end
                 LEFT JOIN _meddl_tokens t ON t.token = k.token
                 GROUP BY ALL
                 """
