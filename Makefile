@@ -39,6 +39,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
 	$(BIN)/python benchmarks/tabular_quality.py
+	$(BIN)/python benchmarks/genomics.py
+	$(BIN)/python benchmarks/ehr_scale.py
+	$(BIN)/python benchmarks/signal_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache

@@ -22,6 +22,14 @@ both name alike), so the timing compares equal work. Targets (the issue): MedDL 
 cores, and MedDL's peak RSS must not grow with the number of events (``meddl_peak_rss_ratio_n_vs_half`` close
 to 1).
 
+Then **training throughput** on those features (``training``): MedDL's ``Trainer`` against a hand-written
+PyTorch loop (``signal_throughput.compare_training``: the same ``gru`` network from the same seed, AdamW, cosine
+schedule, clipping at 1.0, the same per-epoch permutation and validation work; ratio = MedDL / plain samples per
+second, target ≥ 0.95) on the first ``--train-stays`` stays of MedDL's (N, T, F) features of the large store,
+standardised as the EHR pipeline does (``SequenceScaler`` on the lab-value channels, fitted on the training
+rows), split 80/20 in cohort order, with the EHR demo's model and train settings (``gru`` hidden 64, batch 128,
+learning rate 0.002). Torch runs on one thread by default (``--threads``).
+
 Prints one JSON line to stdout; progress goes to stderr.
 
     .venv/bin/python benchmarks/ehr_scale.py            # 10^7 events, a few minutes on 2 CPU cores
@@ -124,7 +132,11 @@ def run_meddl(store: Path, out: Path, memory_limit: str | None) -> dict[str, Any
     seconds = time.perf_counter() - started
     con.close()
     names = list(features.feature_names)
-    (out / "names.json").write_text(json.dumps({"names": names, "visit_ids": [str(v) for v in cohort.visit_ids]}))
+    layout = {"value_channels": list(features.value_channels), "observed_channels": list(features.observed_channels)}
+    (out / "names.json").write_text(
+        json.dumps({"names": names, "visit_ids": [str(v) for v in cohort.visit_ids], **layout})
+    )
+    np.save(out / "labels.npy", np.asarray(cohort.labels, dtype=np.float32).reshape(-1))  # for the training part
     return {
         "seconds": round(seconds, 2),
         "cohort_s": round(cohort_s, 2),
@@ -377,6 +389,60 @@ def compare(meddl_out: Path, pandas_out: Path) -> dict[str, Any]:
     }
 
 
+def training_speed(
+    features_dir: Path, *, stays: int, epochs: int, batch_size: int, repeats: int, threads: int, seed: int
+) -> dict[str, Any]:
+    """MedDL's ``Trainer`` against a plain PyTorch loop on the ``gru`` and MedDL's extracted features."""
+    import torch
+    from signal_throughput import compare_training  # benchmarks/, beside this script
+    from torch.utils.data import TensorDataset
+
+    from meddl.models import build_model
+    from meddl.preprocess.ehr import SequenceScaler
+
+    torch.set_num_threads(threads)
+    layout = json.loads((features_dir / "names.json").read_text())
+    features = np.load(features_dir / "features.npy", mmap_mode="r")
+    labels = np.load(features_dir / "labels.npy")
+    n = min(stays, len(features))
+    n_train = round(0.8 * n)
+    x = np.asarray(features[:n], dtype=np.float32)  # (n, T, F)
+    scaler = SequenceScaler(
+        value_channels=layout["value_channels"], observed_channels=layout["observed_channels"] or None
+    ).fit(x[:n_train])
+    x = np.ascontiguousarray(scaler.transform(x), dtype=np.float32)
+    y = labels[:n].astype(np.float32)
+    train = TensorDataset(torch.from_numpy(x[:n_train]), torch.from_numpy(y[:n_train]))
+    val = TensorDataset(torch.from_numpy(x[n_train:]), torch.from_numpy(y[n_train:]))
+    in_features = int(x.shape[2])
+    log(f"training on {n_train} stays, validating on {n - n_train}: (T, F) = {tuple(x.shape[1:])}")
+
+    def build() -> torch.nn.Module:
+        return build_model("gru", {"hidden": 64}, in_features=in_features, out_channels=1)
+
+    figures = compare_training(
+        "gru",
+        build,
+        "binary",
+        train,
+        val,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=0.002,
+        repeats=repeats,
+        seed=seed,
+    )
+    return {
+        "arch": "gru",
+        "params": {"hidden": 64},
+        "stays_available": len(features),
+        "positive_rate": round(float(y.mean()), 4),
+        **figures,
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="events in the large store")
@@ -388,6 +454,12 @@ def main() -> None:
         help="DuckDB buffer pool cap on both sides ('' for DuckDB's default, 80%% of RAM, which caches the store)",
     )
     parser.add_argument("--skip-pandas", action="store_true", help="time MedDL only")
+    parser.add_argument("--train-stays", type=int, default=8_000, help="stays of the large store trained on")
+    parser.add_argument("--train-epochs", type=int, default=2, help="epochs per timed training run")
+    parser.add_argument("--train-batch-size", type=int, default=128, help="the EHR demo's")
+    parser.add_argument("--train-repeats", type=int, default=5, help="alternating training repetitions")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for the training part")
+    parser.add_argument("--skip-training", action="store_true", help="no training-throughput part")
     parser.add_argument("--keep", type=Path, default=None, help="write the stores and features here and keep them")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -396,6 +468,7 @@ def main() -> None:
         return
     if args.quick:
         args.events = 1_000_000
+        args.train_stays, args.train_epochs, args.train_repeats = 2_000, 1, 1
     memory_limit = args.duckdb_memory_limit or None
     from meddl.data.ehr_synth import synthetic_ehr
 
@@ -446,6 +519,16 @@ def main() -> None:
                 figures["speedup_vs_pandas"] = round(pandas_n["seconds"] / meddl_n["seconds"], 2)
                 figures["peak_rss_ratio_meddl_vs_pandas"] = round(meddl_n["peak_rss_mb"] / pandas_n["peak_rss_mb"], 3)
                 figures["agreement"] = compare(work / "features-meddl-n", work / "features-pandas-n")
+        if not args.skip_training and "error" not in meddl_n:
+            figures["training"] = training_speed(
+                work / "features-meddl-n",
+                stays=args.train_stays,
+                epochs=args.train_epochs,
+                batch_size=args.train_batch_size,
+                repeats=args.train_repeats,
+                threads=args.threads,
+                seed=args.seed,
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
