@@ -18,7 +18,11 @@ Three measurements on synthetic CT phantoms written as real DICOM files (``write
    with an empty cache (first pass: read, preprocess, write the cache entry), then again with the cache full
    (second pass), and without a cache, against a plain loop: ``pydicom.dcmread`` → ``pixel_array * RescaleSlope +
    RescaleIntercept`` → the same resize (``area``, 128×128 → 64×64) and z-score normalisation with torch, no cache.
-   The files are read once beforehand so every pass finds them in the OS page cache.
+   The files are read once beforehand so every pass finds them in the OS page cache. Then the image pipeline's
+   path up to the end of the first epoch: every file checked before the split, then every item read —
+   ``checked`` (the check reads each file into the cache, the epoch reads the cache: one read per file) against
+   ``decode_checked`` (a decoding check, then a cold epoch: two reads per file), and the header-only check alone
+   (``header_check_files_per_s``). Their ``*_ratio`` figures are files per second against the plain loop's.
 3. **Peak memory with a cache smaller than the data set.** 128×128 phantoms, preprocessed at 128×128 (64 KiB per
    image), with ``ImageCache.for_pipeline(root, pipeline, limit_bytes=...)`` far below the preprocessed set; one
    training epoch through ``Trainer`` in a fresh child process per measurement (so peaks do not mix), for N and 2N
@@ -63,6 +67,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from meddl.config import ImagePreprocessConfig
 from meddl.data.image_dataset import ImageCache, ImageDataset, ImageItem
 from meddl.data.phantoms import write_phantom_dataset
+from meddl.io.images import check_readable
 from meddl.models import build_model
 from meddl.pipelines.common import validation_metrics
 from meddl.preprocess.images import ImagePipeline
@@ -304,6 +309,43 @@ def compare_reading(
             uncached[i]
         seconds["nocache"] = time.perf_counter() - started
         shutil.rmtree(root, ignore_errors=True)
+        seconds.update(pipeline_passes(repeat))
+        return seconds
+
+    def pipeline_passes(repeat: int) -> dict[str, float]:
+        """What the image pipeline does before and in the first epoch: every file checked, then every item read.
+
+        ``checked``: now — each file read and preprocessed into the cache by the check (``ImageDataset.check_item``),
+        the first epoch reading the cache. ``decode_checked``: before — ``check_readable(decode=True)`` decoding each
+        file, then the cold first epoch reading it again. ``header_check``: the header-level ``check_readable`` alone
+        (what runs without a cache under ``on_bad_file: error``).
+        """
+        seconds = {}
+        root = work / f"check-cache-{repeat}"
+        dataset = ImageDataset(items, targets, pipeline, train=False, cache=ImageCache.for_pipeline(root, pipeline))
+        started = time.perf_counter()
+        for i in range(n):
+            assert dataset.check_item(i) is None, f"{items[i].path} failed the check"
+        for i in range(n):
+            dataset[i]
+        seconds["checked"] = time.perf_counter() - started
+        assert dataset.cache is not None and dataset.cache.hits == n, "the first epoch did not read the cache"
+        shutil.rmtree(root, ignore_errors=True)
+
+        root = work / f"decode-check-cache-{repeat}"
+        dataset = ImageDataset(items, targets, pipeline, train=False, cache=ImageCache.for_pipeline(root, pipeline))
+        started = time.perf_counter()
+        for item in items:
+            assert check_readable(item.path, "auto", decode=True) is None
+        for i in range(n):
+            dataset[i]
+        seconds["decode_checked"] = time.perf_counter() - started
+        shutil.rmtree(root, ignore_errors=True)
+
+        started = time.perf_counter()
+        for item in items:
+            assert check_readable(item.path, "auto") is None
+        seconds["header_check"] = time.perf_counter() - started
         return seconds
 
     def plain_pass() -> float:
@@ -312,7 +354,10 @@ def compare_reading(
             plain_read(item.path, pipeline.size)
         return time.perf_counter() - started
 
-    runs: dict[str, list[float]] = {"meddl_cold": [], "meddl_warm": [], "meddl_nocache": [], "plain": []}
+    runs: dict[str, list[float]] = {
+        name: [] for name in ("meddl_cold", "meddl_warm", "meddl_nocache", "meddl_checked", "meddl_decode_checked")
+    }
+    runs.update({"meddl_header_check": [], "plain": []})
     for repeat in range(repeats):
         first_plain = repeat % 2 == 1
         if first_plain:
@@ -326,7 +371,7 @@ def compare_reading(
             + ", ".join(f"{name} {values[-1]:.0f} files/s" for name, values in runs.items())
         )
     figures: dict[str, Any] = {f"{name}_files_per_s": round(statistics.median(v), 1) for name, v in runs.items()}
-    for name in ("meddl_cold", "meddl_warm", "meddl_nocache"):
+    for name in ("meddl_cold", "meddl_warm", "meddl_nocache", "meddl_checked", "meddl_decode_checked"):
         per_repeat = [m / p for m, p in zip(runs[name], runs["plain"], strict=True)]
         figures[f"{name.removeprefix('meddl_')}_ratio"] = round(statistics.median(per_repeat), 4)
     figures.update(

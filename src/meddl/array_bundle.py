@@ -58,7 +58,10 @@ class ArrayBundle(BundleInfo):
     def predict(self, path: str | Path, *, explain_dir: Path | None = None) -> pd.DataFrame:
         """One row per case: id, probabilities (or the predicted value), the label at the threshold, a note, and
         with ``explain_dir`` the explanation written for each case."""
-        cases = self.read(path)
+        return self.predict_cases(self.read(path), explain_dir=explain_dir)
+
+    def predict_cases(self, cases: PredictionInputs, *, explain_dir: Path | None = None) -> pd.DataFrame:
+        """As :meth:`predict`, for cases already read with :meth:`read` (so a caller can check them first)."""
         frame = pd.DataFrame({"id": cases.ids, "note": cases.notes})
         if not cases.usable.any():
             return frame

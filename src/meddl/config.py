@@ -258,6 +258,9 @@ class CohortConfig(_Section):
     min_age: float = Field(18.0, ge=0)
     min_stay_hours: float | None = Field(None, ge=0, description="default: observation_hours")
     first_stay_only: bool = True
+    stay_selection: Literal["first", "random"] = Field(
+        "first", description="which eligible stay per patient is the index stay (random: seeded by train.seed)"
+    )
     label_codes_top: int = Field(20, ge=1, description="next-visit diagnoses: the most frequent code categories")
 
 
@@ -282,6 +285,9 @@ class EHRPreprocessConfig(_Section):
     top_labs: int = Field(20, ge=1)
     codes_top: int = Field(200, ge=1)
     include_static: bool = True
+    include_discharge_codes: bool = Field(
+        False, description="predictions at discharge (readmission, next visit): use the stay's own discharge codes"
+    )
     scale: Literal["standard", "none"] = "standard"
     imbalance: Literal["none", "class_weight"] = "none"
 

@@ -381,3 +381,31 @@ def test_in_memory_array_items(tmp_path: Path) -> None:
     assert cache.hits == 2 and cache.writes == 4
     with pytest.raises(MedDLError, match=r"image 0 \(in memory\) has shape"):
         ImageDataset([np.zeros((2, 2, 8, 8))], np.zeros(1), pipeline, train=False)[0]
+
+
+# -- checking items before training -----------------------------------------------------------------
+
+
+def test_check_item_reads_once_into_the_cache_and_reports_bad_files(tmp_path: Path) -> None:
+    paths = write_pngs(tmp_path / "scans", 3)
+    broken = tmp_path / "scans" / "broken.png"
+    broken.write_bytes(paths[0].read_bytes()[:60])  # cut inside the image data
+    pipeline = make_pipeline()
+    cache = cache_for(tmp_path / "cache", pipeline)
+    checker = ImageDataset([*paths, broken], np.zeros(4), pipeline, train=False, cache=cache)  # meddl's reader
+    assert [checker.check_item(i) for i in range(3)] == [None, None, None]
+    reason = checker.check_item(3)
+    assert reason is not None and "truncated or corrupt" in reason and str(broken) not in reason
+    assert cache.writes == 3  # the bad file left no entry
+
+    # Training afterwards reads the cache, not the files; a second check does not read them either.
+    training, reader = make_dataset(paths, pipeline, cache=cache, train=True)
+    every_item(training)
+    assert reader.calls == 0
+    assert training.check_item(0) is None and reader.calls == 0
+
+
+def test_check_item_without_a_cache_still_reads_in_full(tmp_path: Path) -> None:
+    paths = write_pngs(tmp_path / "scans", 2)
+    dataset, reader = make_dataset(paths, make_pipeline(), cache=None)
+    assert dataset.check_item(1) is None and reader.calls == 1

@@ -171,3 +171,11 @@ def test_splits_frame_columns():
     assert frame["split"].tolist() == ["train", "test", "validation"]
     no_ids = splits_frame(np.array([2, 3]), np.array(["train", "test"]), None)
     assert no_ids["patient_id"].isna().all() and len(no_ids) == 2
+
+
+def test_regression_with_too_few_patients_for_quantile_bins_still_splits():
+    # 15 patients: too few for outcome bins, so all are one stratum (this crashed with a pandas ValueError)
+    values = np.linspace(45.0, 150.0, 15)
+    splits = split_assignments(values, task="regression", patient_ids=np.arange(15).astype(str), seed=0)
+    assert sorted(set(splits)) == ["test", "train", "validation"]
+    assert (splits == "train").sum() >= 8

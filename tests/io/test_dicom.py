@@ -14,13 +14,14 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
+    RLELossless,
     SecondaryCaptureImageStorage,
     generate_uid,
 )
 
 from meddl.data.phantoms import write_dicom_image, write_dicom_series
 from meddl.errors import MedDLError
-from meddl.io.dicom import read_dicom_file, read_dicom_series
+from meddl.io.dicom import check_dicom_file, check_dicom_series, read_dicom_file, read_dicom_series
 
 
 def _dataset(sop_class: str, modality: str) -> Dataset:
@@ -259,3 +260,118 @@ def test_missing_slice_is_reported_not_hidden(tmp_path: Path) -> None:
     volume = read_dicom_series(tmp_path)
     assert volume.array.shape == (1, 4, 4, 4)
     assert any("a slice may be missing" in note for note in volume.meta["warnings"])
+
+
+# -- header-only checks ---------------------------------------------------------------------------
+
+
+def _never_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any pixel decoding fail the test: the header checks must not decode."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the header check decoded pixel data")
+
+    monkeypatch.setattr("meddl.io.dicom._pixels", refuse)
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(refuse))
+
+
+def test_header_check_passes_whole_files_and_series_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_dicom_image(tmp_path / "one.dcm", np.zeros((16, 16)))
+    write_dicom_series(tmp_path / "series", np.zeros((3, 8, 8)))
+    _never_decode(monkeypatch)
+    check_dicom_file(tmp_path / "one.dcm")
+    check_dicom_series(tmp_path / "series")
+
+
+@pytest.mark.parametrize(
+    ("keep", "reason"),
+    [
+        (-1, "it ends 2047 bytes into its 2048-byte pixel data"),
+        (-600, "ends 1448 bytes into"),
+        (600, "ends before its pixel data"),
+        (200, "no data elements"),
+    ],
+)
+def test_header_check_finds_a_file_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int, reason: str
+) -> None:
+    whole = write_dicom_image(tmp_path / "whole.dcm", np.zeros((32, 32))).read_bytes()  # 2048 bytes of pixels
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(whole[:keep])
+    _never_decode(monkeypatch)
+    with pytest.raises(MedDLError, match="truncated or corrupt") as info:
+        check_dicom_file(path)
+    assert str(path) in str(info.value) and reason in str(info.value)
+
+
+def test_header_check_compares_the_pixel_data_with_rows_and_columns(tmp_path: Path) -> None:
+    path = write_dicom_image(tmp_path / "ct.dcm", np.zeros((8, 8)))
+    dataset = pydicom.dcmread(path)
+    dataset.Rows = 16  # the header now asks for 16 × 8 × 2 bytes, the element holds 8 × 8 × 2
+    dataset.save_as(path)
+    with pytest.raises(MedDLError, match=r"holds 128 bytes but .*\(16 × 8 × 1 × 1 × 16\) need 256 bytes") as info:
+        check_dicom_file(path)
+    assert str(path) in str(info.value)
+    dataset.Rows = 0
+    dataset.save_as(path)
+    with pytest.raises(MedDLError, match="does not describe an image: Rows=0"):
+        check_dicom_file(path)
+
+
+def test_header_check_names_sop_class_of_a_file_without_pixels(tmp_path: Path) -> None:
+    _dataset(BasicTextSRStorage, "SR").save_as(tmp_path / "report.dcm", enforce_file_format=True)
+    with pytest.raises(MedDLError, match="has no pixel data") as info:
+        check_dicom_file(tmp_path / "report.dcm")
+    assert "Basic Text SR Storage" in str(info.value)
+
+
+def _compressed(path: Path, transfer_syntax: str, fragments: list[bytes]) -> Path:
+    from pydicom.encaps import encapsulate
+
+    dataset = _dataset(SecondaryCaptureImageStorage, "OT")
+    dataset.file_meta.TransferSyntaxUID = transfer_syntax
+    dataset.Rows, dataset.Columns = 8, 8
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = encapsulate(fragments)
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_header_check_names_a_transfer_syntax_without_a_decoder(tmp_path: Path) -> None:
+    from pydicom.pixels import get_decoder
+
+    assert not get_decoder(JPEGLSLossless).is_available, "this test needs JPEG-LS to have no decoder installed"
+    path = _compressed(tmp_path / "jls.dcm", JPEGLSLossless, [bytes(64)])
+    with pytest.raises(MedDLError, match="unsupported transfer syntax 'JPEG-LS Lossless Image Compression'") as info:
+        check_dicom_file(path)
+    assert str(path) in str(info.value) and "no decoder for it is installed" in str(info.value)
+
+
+def test_corrupt_compressed_data_passes_the_header_and_fails_in_the_reader(tmp_path: Path) -> None:
+    # 64 zero bytes are not an RLE segment table: only decoding can tell.
+    path = _compressed(tmp_path / "rle.dcm", RLELossless, [bytes(64)])
+    check_dicom_file(path)
+    with pytest.raises(MedDLError, match="decoding failed") as info:
+        read_dicom_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_series_header_check_names_the_bad_slice_and_the_series_problems(tmp_path: Path) -> None:
+    files = write_dicom_series(tmp_path / "cut", np.zeros((3, 8, 8)))
+    files[1].write_bytes(files[1].read_bytes()[:-10])
+    with pytest.raises(MedDLError, match="truncated or corrupt") as info:
+        check_dicom_series(tmp_path / "cut")
+    assert str(files[1]) in str(info.value)
+
+    files = write_dicom_series(tmp_path / "same", np.zeros((2, 4, 4)))
+    dataset = pydicom.dcmread(files[1])
+    dataset.ImagePositionPatient = pydicom.dcmread(files[0]).ImagePositionPatient
+    dataset.save_as(files[1])
+    with pytest.raises(MedDLError, match="lie at the same position"):
+        check_dicom_series(tmp_path / "same")
+    with pytest.raises(MedDLError, match="lie at the same position"):
+        read_dicom_series(tmp_path / "same")

@@ -166,6 +166,103 @@ def test_check_readable_gives_the_reason_or_none(tmp_path: Path) -> None:
     assert check_readable(tmp_path / "bad.png", "auto") == "the file is empty"
 
 
+def _refuse_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every full read fail the test: the header-level check must not decode pixels."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("check_readable decoded the image")
+
+    for name in ("_read_nifti", "_read_pillow", "read_image"):
+        monkeypatch.setattr(f"meddl.io.images.{name}", refuse)
+    monkeypatch.setattr("meddl.io.dicom._pixels", refuse)
+
+
+def _cut(path: Path, keep: int) -> Path:
+    cut = path.with_name(f"cut_{path.name}")
+    cut.write_bytes(path.read_bytes()[:keep])
+    return cut
+
+
+def test_check_readable_reads_headers_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    volume = nib.Nifti1Image(rng.random((12, 12, 12)).astype(np.float32), np.eye(4))
+    nib.save(volume, tmp_path / "a.nii")
+    nib.save(volume, tmp_path / "a.nii.gz")
+    write_dicom_image(tmp_path / "a.dcm", np.zeros((16, 16)))
+    write_dicom_series(tmp_path / "series", np.zeros((3, 8, 8)))
+    _refuse_decoding(monkeypatch)
+    for name in ("a.png", "a.jpg", "a.nii", "a.nii.gz", "a.dcm", "series"):
+        assert check_readable(tmp_path / name) is None, name
+
+
+def test_check_readable_finds_files_cut_short_from_their_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    volume = nib.Nifti1Image(rng.random((12, 12, 12)).astype(np.float32), np.eye(4))
+    nib.save(volume, tmp_path / "a.nii")
+    nib.save(volume, tmp_path / "a.nii.gz")
+    write_dicom_image(tmp_path / "a.dcm", np.zeros((16, 16)))
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "a.png")
+    # A PNG that fails Pillow's verify() is decoded to be sure (verify is stricter than the reader): cut short,
+    # it fails both.
+    png_reason = check_readable(_cut(tmp_path / "a.png", 300))
+    assert png_reason is not None and "truncated or corrupt" in png_reason
+    # 200 bytes off the end: inside the voxels / pixel data; for gzip, the trailer's size becomes arbitrary
+    # bytes, so the stream is counted.
+    cut = {
+        name: _cut(tmp_path / name, (tmp_path / name).stat().st_size - 200) for name in ("a.nii", "a.nii.gz", "a.dcm")
+    }
+    _refuse_decoding(monkeypatch)
+    expected = {
+        "a.nii": "the header describes (12, 12, 12) float32 voxels ending at byte 7264, but the file holds 7064",
+        "a.nii.gz": "voxels ending at byte 7264, but the uncompressed file holds",
+        "a.dcm": "the DICOM file is truncated or corrupt: it ends 312 bytes into its 512-byte pixel data",
+    }
+    for name, path in cut.items():
+        reason = check_readable(path)
+        assert reason is not None and expected[name] in reason, (name, reason)
+        assert str(path) not in reason, "the reason is listed beside the file, without its name"
+
+
+def test_check_readable_does_not_reject_what_the_reader_reads(tmp_path: Path) -> None:
+    import gzip
+
+    # A PNG whose end marker is cut off after whole image data: Pillow's verify() fails, decoding works.
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(tmp_path / "a.png")
+    png = _cut(tmp_path / "a.png", (tmp_path / "a.png").stat().st_size - 5)
+    # A .nii.gz written as two gzip members: the trailer's size is the last member's only.
+    nib.save(nib.Nifti1Image(np.ones((6, 6, 6), dtype=np.int16), np.eye(4)), tmp_path / "a.nii")
+    raw = (tmp_path / "a.nii").read_bytes()
+    (tmp_path / "two.nii.gz").write_bytes(gzip.compress(raw[:100]) + gzip.compress(raw[100:]))
+    for path in (png, tmp_path / "two.nii.gz"):
+        read_image(path)  # the reader reads it …
+        assert check_readable(path) is None  # … so the check passes it
+
+
+def test_check_readable_decode_finds_what_headers_cannot(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless, SecondaryCaptureImageStorage, generate_uid
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = RLELossless
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID = SecondaryCaptureImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID = generate_uid()
+    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = encapsulate([bytes(64)])  # not an RLE segment table
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(tmp_path / "rle.dcm", enforce_file_format=True)
+
+    assert check_readable(tmp_path / "rle.dcm") is None
+    reason = check_readable(tmp_path / "rle.dcm", decode=True)
+    assert reason is not None and "decoding failed" in reason
+
+
 # -- npz ------------------------------------------------------------------------------------------
 
 

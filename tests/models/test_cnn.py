@@ -73,4 +73,50 @@ def test_small_cnn_any_input_size_and_widths() -> None:
 def test_image_size_is_a_user_parameter() -> None:
     assert "image_size" in user_parameters("seed_cnn")
     assert "spatial_dims" not in user_parameters("seed_cnn")
-    assert set(user_parameters("small_cnn")) == {"channels", "dropout"}
+    assert set(user_parameters("small_cnn")) == {"channels", "pools", "global_pool", "dropout"}
+
+
+def _receptive_field(model: SmallCNN, size: int = 48) -> int:
+    """Width of the input region that moves the target layer's centre unit (its receptive field), in pixels."""
+    model.eval()
+    x = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    seen: list[torch.Tensor] = []
+    handle = model.target_layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    model(x)
+    handle.remove()
+    grid = seen[0].shape[-1]
+    seen[0][0, :, grid // 2, grid // 2].sum().backward()
+    columns = torch.nonzero(x.grad[0, 0].abs().sum(dim=0))
+    return int(columns.max() - columns.min() + 1)
+
+
+def test_fewer_pools_give_a_finer_grid_with_about_the_same_receptive_field() -> None:
+    torch.manual_seed(0)
+    grids = {}
+    fields = {}
+    for pools in (2, 1, 0):
+        model = SmallCNN(spatial_dims=2, in_channels=1, out_channels=1, pools=pools)
+        with torch.no_grad():
+            grids[pools] = tuple(model.features(torch.zeros(1, 1, 64, 64)).shape[2:])  # the target layer's output
+        fields[pools] = _receptive_field(model)
+    assert grids == {2: (16, 16), 1: (32, 32), 0: (64, 64)}
+    # Each pool left out doubles the dilation after it: 3×3 convs at dilation 1, 2, 4 without pools.
+    dilations = [m.dilation for m in SmallCNN(2, 1, 1, pools=0).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert dilations == [(1, 1), (2, 2), (4, 4)]
+    assert fields[2] == 18 and 14 <= fields[1] <= 18 and 14 <= fields[0] <= 18, fields
+
+
+def test_global_max_pool_head_and_bad_arguments() -> None:
+    model = SmallCNN(spatial_dims=2, in_channels=1, out_channels=2, global_pool="max")
+    model.eval()
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, 13:16, 13:16] = 3.0
+    shifted = torch.roll(x, shifts=(8, -4), dims=(2, 3))
+    with torch.no_grad():
+        # A small bright spot scores the same wherever it lies (away from the edges, on the pooling grid).
+        torch.testing.assert_close(model(x), model(shifted))
+        assert model(x).shape == (1, 2)
+    with pytest.raises(ValueError, match="pools must be between 0 and len\\(channels\\) - 1 = 2, got 3"):
+        SmallCNN(spatial_dims=2, in_channels=1, out_channels=1, pools=3)
+    with pytest.raises(ValueError, match="global_pool must be 'avg' or 'max', got 'sum'"):
+        SmallCNN(spatial_dims=2, in_channels=1, out_channels=1, global_pool="sum")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -180,6 +181,60 @@ def test_bad_image_inputs_are_clear_errors(tmp_path: Path, capsys: pytest.Captur
     config["data"]["path"] = str(tmp_path / "partial.npz")
     with pytest.raises(MedDLError, match="val_images"):
         Experiment.from_dict(config).run(out=tmp_path / "run3")
+
+
+def _undecodable_dicom(path: Path) -> None:
+    """A DICOM file whose header is whole but whose RLE pixel data cannot be decoded (only decoding tells)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import CTImageStorage, RLELossless, generate_uid
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = RLELossless
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID = CTImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID = generate_uid()
+    dataset.Modality = "CT"
+    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 32, 32, 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 1
+    dataset.PixelData = encapsulate([bytes(64)])  # not an RLE segment table
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def test_each_image_is_read_once_and_undecodable_files_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import meddl.io.images
+
+    manifest = write_phantom_dataset(tmp_path / "data", 24, size=32, fmt="dicom", seed=5)
+    paths = [str((manifest.parent / p).resolve()) for p in pd.read_csv(manifest)["path"]]
+    _undecodable_dicom(Path(paths[5]))
+    reads: dict[str, int] = {}
+    real_read_image = meddl.io.images.read_image
+
+    def counting_read_image(path: str | Path, **kwargs: Any) -> Any:
+        reads[str(path)] = reads.get(str(path), 0) + 1
+        return real_read_image(path, **kwargs)
+
+    monkeypatch.setattr(meddl.io.images, "read_image", counting_read_image)
+    config = image_config(manifest)
+    config["data"].update({"patient_id": None, "on_bad_file": "skip"})
+    config["train"]["epochs"] = 2
+    result = Experiment.from_dict(config).run(out=tmp_path / "run")
+    # The check before the split reads each file into the cache; both epochs, evaluation and heat maps read the
+    # cache: one read per file.
+    assert {path: reads.get(path) for path in paths} == dict.fromkeys(paths, 1)
+    assert result.metrics["data"]["dropped"]["unreadable image files (data.on_bad_file: skip)"] == 1
+    assert any("case_0005.dcm" in w and "decoding failed" in w for w in result.record["warnings"])
+    assert result.metrics["data"]["n_rows_used"] == 23
+
+    # Without the cache, under on_bad_file: error, only headers are checked up front: the file passes, and the
+    # reader stops the run when it meets it, naming it.
+    config["preprocess"]["cache"] = False
+    config["data"]["on_bad_file"] = "error"
+    with pytest.raises(MedDLError, match=r"case_0005\.dcm: .*decoding failed"):
+        Experiment.from_dict(config).run(out=tmp_path / "run_no_cache")
 
 
 @pytest.mark.slow

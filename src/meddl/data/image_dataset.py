@@ -491,6 +491,25 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.cache.put(key, array)
         return array
 
+    def check_item(self, index: int) -> str | None:
+        """Read and preprocess item ``index`` once — into the cache when there is one — and say why it cannot be
+        used, or ``None``.
+
+        This is the whole read, so it finds every problem (a truncated or corrupt file, an image the pipeline
+        refuses); with a cache, the item's first use afterwards reads the cache instead of the file, so checking
+        a data set this way before training costs no second read. An item already in the cache is not read again.
+
+        Returns:
+            The first line of the :class:`~meddl.errors.MedDLError`, without the file name in front, or ``None``.
+        """
+        from meddl.io.images import unreadable_reason
+
+        try:
+            self.preprocessed(index)
+        except MedDLError as exc:
+            return unreadable_reason(exc, self.describe_item(index))
+        return None
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Item ``index`` as ``(image (C, *size) float32, target)``."""
         if index < 0:

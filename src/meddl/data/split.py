@@ -25,7 +25,11 @@ def _patient_table(target: np.ndarray, patient_ids: np.ndarray | None, task: str
     if task == "regression":
         per_patient = rows.groupby("patient", sort=False)["y"].mean()
         n_bins = int(min(5, max(1, per_patient.size // 10)))
-        stratum = pd.qcut(per_patient.rank(method="first"), q=n_bins, labels=False) if n_bins > 1 else 0
+        stratum = (
+            pd.qcut(per_patient.rank(method="first"), q=n_bins, labels=False)
+            if n_bins > 1
+            else pd.Series(0, index=per_patient.index)  # too few patients for bins: one stratum
+        )
         patients = pd.DataFrame({"stratum": stratum})
     else:
         patients = pd.DataFrame({"stratum": rows.groupby("patient", sort=False)["y"].agg(lambda v: v.mode().iloc[0])})

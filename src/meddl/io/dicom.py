@@ -14,12 +14,18 @@
 Errors name the file and the reason: not DICOM, truncated or corrupt, no pixel data (e.g. a Structured
 Report, named by its SOP class and modality), a transfer syntax that cannot be decoded here, several series
 in one folder, mixed slice sizes, missing position tags.
+
+:func:`check_dicom_file` and :func:`check_dicom_series` find the same problems from the headers alone, without
+decoding a pixel: the data elements are parsed with the pixel data skipped over (``defer_size``), and the pixel
+data element's length is checked against *Rows* × *Columns* × frames × samples × bits and against the file's size.
+What only decoding can find (a corrupt compressed codestream) is left to the readers, which name the file.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +34,14 @@ import numpy as np
 from meddl.errors import MedDLError
 from meddl.io.images import DICOM_SUFFIXES, ImageVolume, is_dicom_file
 
-__all__ = ["read_dicom_file", "read_dicom_series"]
+__all__ = ["check_dicom_file", "check_dicom_series", "read_dicom_file", "read_dicom_series"]
 
 # Slices whose spacing differs from the median by more than this fraction are reported in meta["warnings"].
 _SPACING_TOLERANCE = 0.1
 _PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# Values longer than this are skipped over, not read, by the header check (only their offset and length are kept).
+_DEFER_BYTES = 1024
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def read_dicom_file(path: str | Path) -> ImageVolume:
@@ -81,6 +90,90 @@ def read_dicom_series(folder: str | Path) -> ImageVolume:
             with different orientations or two slices at the same position, or an unreadable file.
     """
     folder = Path(folder)
+    files, ignored = _series_files(folder)
+    datasets = [(path, _read_dataset(path)) for path in files]
+    _check_one_series(folder, datasets)
+    if len(datasets) == 1:
+        volume = read_dicom_file(files[0])
+        volume.meta["ignored_files"] = ignored
+        return volume
+    layout = _series_layout(folder, datasets)
+    order = layout.order
+    slices = [_pixels(datasets[i][1], datasets[i][0]) for i in order]  # each (C, H, W)
+    if len({s.shape for s in slices}) > 1:
+        raise MedDLError(f"{folder}: slices decode to different shapes {sorted({s.shape for s in slices})}")
+    array = np.stack(slices, axis=1)  # (C, D, H, W)
+    first = datasets[order[0]][1]
+    row_spacing, column_spacing = _pixel_spacing(first)
+    meta = _meta(first)
+    meta.update(
+        {
+            "orientation": layout.orientation,
+            "position": layout.positions[order[0]].tolist(),
+            "slice_normal": layout.normal.tolist(),
+            "files": [datasets[i][0].name for i in order],
+            "ignored_files": ignored,
+            "warnings": layout.notes,
+        }
+    )
+    return ImageVolume(array, (layout.slice_spacing, row_spacing, column_spacing), str(folder), meta)
+
+
+def check_dicom_file(path: str | Path) -> None:
+    """Check that a DICOM file holds a whole, decodable-looking image, from its header alone.
+
+    The data elements are parsed with long values (the pixel data) skipped over, not read. Found here: a missing
+    or empty file, not DICOM, a header cut short, no pixel data (a Structured Report…), a header that does not
+    describe an image (*Rows* or *Columns* 0, unknown *Bits Allocated*), uncompressed pixel data shorter than
+    *Rows* × *Columns* × frames × samples × bits, a file that ends inside its pixel data, a compressed transfer
+    syntax with no decoder installed, or compressed pixel data that is not a valid sequence of fragments.
+    A corrupt compressed codestream is only found by decoding it: :func:`read_dicom_file` names the file then.
+
+    Args:
+        path: the DICOM file.
+
+    Raises:
+        MedDLError: the problem, naming the file, worded as :func:`read_dicom_file` words it.
+    """
+    path = Path(path)
+    _check_pixel_header(_read_dataset(path, header_only=True), path)
+
+
+def check_dicom_series(folder: str | Path) -> None:
+    """:func:`check_dicom_file` for every slice of a series folder, plus the series checks of
+    :func:`read_dicom_series` (one series, one slice size, orientation and positions present, no two slices at
+    the same position), all from the headers.
+
+    Args:
+        folder: a folder holding the files of one series.
+
+    Raises:
+        MedDLError: the problem, naming the folder or the file, worded as :func:`read_dicom_series` words it.
+    """
+    folder = Path(folder)
+    files, _ = _series_files(folder)
+    datasets = [(path, _read_dataset(path, header_only=True)) for path in files]
+    _check_one_series(folder, datasets)
+    if len(datasets) > 1:
+        _series_layout(folder, datasets)
+    for path, dataset in datasets:
+        _check_pixel_header(dataset, path)
+
+
+@dataclass
+class _SeriesLayout:
+    """Where the slices of a series lie: their order along the slice normal and the spacing between them."""
+
+    order: np.ndarray  # (D,) indices of the datasets, sorted along the normal
+    positions: np.ndarray  # (D, 3) Image Position (Patient) of each dataset, mm
+    normal: np.ndarray  # (3,) unit slice normal
+    orientation: list[float]
+    slice_spacing: float
+    notes: list[str]
+
+
+def _series_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The DICOM files of a series folder and the names of the other files in it (passed over)."""
     if not folder.exists():
         raise MedDLError(f"DICOM series folder not found: {folder}")
     if not folder.is_dir():
@@ -91,12 +184,11 @@ def read_dicom_series(folder: str | Path) -> ImageVolume:
     if not files:
         others = f" ({len(entries)} other file(s), e.g. {entries[0].name!r})" if entries else ""
         raise MedDLError(f"{folder}: no DICOM files in the folder{others}")
-    datasets = [(path, _read_dataset(path)) for path in files]
-    _check_one_series(folder, datasets)
-    if len(datasets) == 1:
-        volume = read_dicom_file(files[0])
-        volume.meta["ignored_files"] = ignored
-        return volume
+    return files, ignored
+
+
+def _series_layout(folder: Path, datasets: Sequence[tuple[Path, Any]]) -> _SeriesLayout:
+    """Check that several slices make one volume (same size and orientation, distinct positions) and order them."""
     _check_same_size(folder, datasets)
     normal, orientation = _common_orientation(folder, datasets)
     positions = np.array([_position(path, dataset) for path, dataset in datasets])  # (D, 3)
@@ -120,30 +212,15 @@ def read_dicom_series(folder: str | Path) -> ImageVolume:
             f"slice gaps vary from {gaps.min():.3f} to {gaps.max():.3f} mm (median {slice_spacing:.3f} mm used); "
             "a slice may be missing"
         )
-    slices = [_pixels(datasets[i][1], datasets[i][0]) for i in order]  # each (C, H, W)
-    if len({s.shape for s in slices}) > 1:
-        raise MedDLError(f"{folder}: slices decode to different shapes {sorted({s.shape for s in slices})}")
-    array = np.stack(slices, axis=1)  # (C, D, H, W)
-    first = datasets[order[0]][1]
-    row_spacing, column_spacing = _pixel_spacing(first)
-    meta = _meta(first)
-    meta.update(
-        {
-            "orientation": orientation,
-            "position": positions[order[0]].tolist(),
-            "slice_normal": normal.tolist(),
-            "files": [datasets[i][0].name for i in order],
-            "ignored_files": ignored,
-            "warnings": notes,
-        }
-    )
-    return ImageVolume(array, (slice_spacing, row_spacing, column_spacing), str(folder), meta)
+    return _SeriesLayout(order, positions, normal, orientation, slice_spacing, notes)
 
 
 # -- reading --------------------------------------------------------------------------------------
 
 
-def _read_dataset(path: Path) -> Any:
+def _read_dataset(path: Path, *, header_only: bool = False) -> Any:
+    """The parsed file; ``header_only`` skips over values longer than ``_DEFER_BYTES`` (the pixel data)
+    without reading them, keeping their offset and length."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -154,7 +231,7 @@ def _read_dataset(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise MedDLError(f"{path}: the file is empty")
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES if header_only else None)
     except InvalidDicomError:
         raise MedDLError(f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
     except Exception as exc:  # pydicom's parser raises many types (EOFError, struct.error, ValueError…) on bad bytes
@@ -201,6 +278,88 @@ def _pixels(dataset: Any, path: Path) -> np.ndarray:
             f"{path}: pixel data of shape {raw.shape} does not match NumberOfFrames={frames}, SamplesPerPixel={samples}"
         )
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_pixel_header(dataset: Any, path: Path) -> None:
+    """What :func:`_pixels` would fail on, found from a ``header_only`` dataset without decoding."""
+    tag = next((name for name in _PIXEL_DATA_TAGS if name in dataset), None)
+    if tag is None:
+        raise _no_pixel_data(path, dataset)
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    bits = int(dataset.get("BitsAllocated", 0) or 0)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if rows < 1 or columns < 1 or bits not in (1, 8, 16, 32, 64) or samples not in (1, 3, 4) or frames < 1:
+        raise MedDLError(
+            f"{path}: the DICOM header does not describe an image: Rows={rows}, Columns={columns}, "
+            f"BitsAllocated={bits}, SamplesPerPixel={samples}, NumberOfFrames={frames}"
+        )
+    transfer_syntax = _transfer_syntax(dataset)
+    element = dataset.get_item(tag, keep_deferred=True)
+    length = int(element.length) if hasattr(element, "length") else len(element.value or b"")
+    if transfer_syntax is not None and transfer_syntax.is_encapsulated and tag == "PixelData":
+        _check_decoder(transfer_syntax, path)
+        _check_fragments(element, frames, path)
+        return
+    needed = (rows * columns * frames * samples * bits + 7) // 8
+    if length == _UNDEFINED_LENGTH or length < needed:
+        shown = "undefined" if length == _UNDEFINED_LENGTH else f"{length} bytes"
+        raise MedDLError(
+            f"{path}: the pixel data cannot be decoded (truncated or corrupt?): the pixel data element holds "
+            f"{shown} but Rows × Columns × frames × samples × bits ({rows} × {columns} × {frames} × {samples} × "
+            f"{bits}) need {needed} bytes"
+        )
+    value_tell = getattr(element, "value_tell", None)
+    deflated = transfer_syntax is not None and "Deflate" in str(getattr(transfer_syntax, "name", ""))
+    if value_tell is not None and not deflated:  # a deflated file's offsets count inflated bytes
+        size = path.stat().st_size
+        if int(value_tell) + needed > size:
+            raise MedDLError(
+                f"{path}: the DICOM file is truncated or corrupt: it ends {size - int(value_tell)} bytes into its "
+                f"{needed}-byte pixel data (file of {size} bytes)"
+            )
+
+
+def _check_decoder(transfer_syntax: Any, path: Path) -> None:
+    """A compressed transfer syntax needs a decoder plugin installed (pydicom names those it could use)."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(transfer_syntax)
+        available = bool(decoder.is_available)
+        missing = "; ".join(decoder.missing_dependencies) if not available else ""
+    except (NotImplementedError, ValueError) as exc:
+        available, missing = False, _first_line(exc)
+    if not available:
+        raise MedDLError(
+            f"{path}: unsupported transfer syntax {transfer_syntax.name!r} ({transfer_syntax}): no decoder for it "
+            f"is installed ({missing}); install one of them or convert the file to an uncompressed transfer syntax"
+        )
+
+
+def _check_fragments(element: Any, frames: int, path: Path) -> None:
+    """Encapsulated pixel data must parse as a Basic Offset Table and at least one fragment per frame."""
+    from pydicom.encaps import parse_fragments
+
+    value = element.value
+    if not isinstance(value, bytes | bytearray):
+        return  # left deferred: a defined length, checked when decoded
+    try:
+        # Skip the Basic Offset Table item: (FFFE,E000) tag, 4-byte length, then its value.
+        table_length = int.from_bytes(value[4:8], "little") if len(value) >= 8 else None
+        if value[:4] != b"\xfe\xff\x00\xe0" or table_length is None:
+            raise ValueError("no Basic Offset Table item at the start of the encapsulated pixel data")
+        fragments, _ = parse_fragments(value[8 + table_length :])
+    except ValueError as exc:
+        raise MedDLError(
+            f"{path}: the DICOM file is truncated or corrupt: its compressed pixel data is not a valid sequence "
+            f"of fragments ({_first_line(exc)})"
+        ) from None
+    if fragments < frames:
+        raise MedDLError(
+            f"{path}: the DICOM file is truncated or corrupt: its compressed pixel data holds {fragments} "
+            f"fragment(s) for {frames} frame(s)"
+        )
 
 
 def _rescale(raw: np.ndarray, dataset: Any, frames: int) -> np.ndarray:

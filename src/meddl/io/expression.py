@@ -125,9 +125,11 @@ def read_expression(
         gene, sample = (ids[row], column) if genes_in_rows else (column, ids[row])
         parts = [f"{count_text} non-numeric cell(s)"] if count_text else []
         parts += [f"{count_blank} blank cell(s)"] if count_blank else []
+        value = body.at[row, column]
+        shown = "a blank cell" if pd.isna(value) else repr(value)
         raise MedDLError(
             f"{path}: {' and '.join(parts)} in the expression values, e.g. gene {gene!r}, sample {sample!r} "
-            f"(row {row}): {body.at[row, column]!r}; every value must be a number"
+            f"(row {row}): {shown}; every value must be a number"
         )
     values = numeric.to_numpy(dtype=np.float64)
     if genes_in_rows:

@@ -44,6 +44,7 @@ __all__ = [
     "is_dicom_file",
     "read_image",
     "read_npz",
+    "unreadable_reason",
 ]
 
 ImageFormat = Literal["auto", "dicom", "nifti", "png", "npz"]
@@ -111,6 +112,23 @@ def read_image(path: str | Path, *, format: ImageFormat = "auto") -> ImageVolume
             the file and the reason.
     """
     path = Path(path)
+    kind = _dispatch(path, format)
+    if kind == "series":
+        from meddl.io.dicom import read_dicom_series
+
+        return read_dicom_series(path)
+    if kind == "dicom":
+        from meddl.io.dicom import read_dicom_file
+
+        return read_dicom_file(path)
+    if kind == "nifti":
+        return _read_nifti(path)
+    return _read_pillow(path)
+
+
+def _dispatch(path: Path, format: ImageFormat) -> str:
+    """Which reader a path needs (``series``, ``dicom``, ``nifti`` or ``png``), after the checks every format
+    shares: the path exists, is not an npz, is a file or a DICOM series folder, and is not empty."""
     if format == "npz":
         raise MedDLError(f"{path}: a .npz holds a whole data set, not one image; read it with read_npz")
     if not path.exists():
@@ -119,20 +137,12 @@ def read_image(path: str | Path, *, format: ImageFormat = "auto") -> ImageVolume
     if path.is_dir():
         if kind != "dicom":
             raise MedDLError(f"{path}: is a folder; only a DICOM series can be read from a folder (format {kind!r})")
-        from meddl.io.dicom import read_dicom_series
-
-        return read_dicom_series(path)
+        return "series"
     if path.stat().st_size == 0:
         raise MedDLError(f"{path}: the file is empty")
-    if kind == "dicom":
-        from meddl.io.dicom import read_dicom_file
-
-        return read_dicom_file(path)
-    if kind == "nifti":
-        return _read_nifti(path)
-    if kind == "png":
-        return _read_pillow(path)
-    raise MedDLError(f"{path}: unknown image format {kind!r}; expected auto, dicom, nifti or png")
+    if kind not in ("dicom", "nifti", "png"):
+        raise MedDLError(f"{path}: unknown image format {kind!r}; expected auto, dicom, nifti or png")
+    return kind
 
 
 def is_dicom_file(path: str | Path) -> bool:
@@ -145,28 +155,66 @@ def is_dicom_file(path: str | Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def check_readable(path: str | Path, format: ImageFormat = "auto") -> str | None:
+def check_readable(path: str | Path, format: ImageFormat = "auto", *, decode: bool = False) -> str | None:
     """Why an image cannot be read, in one line, or ``None`` if it reads.
 
-    Used by ``data.on_bad_file: skip``: the file is read in full (a truncated pixel block is only found by
-    decoding it), and the reason is listed in the report next to the skipped file.
+    Used by ``data.on_bad_file`` to check a data set before training. By default only what a file says about
+    itself is checked, without decoding its pixels, so the check costs a fraction of a read:
+
+    * DICOM: the header (:func:`meddl.io.dicom.check_dicom_file`; every slice of a series folder, with the series
+      checks): pixel data present, *Rows* / *Columns* / *Bits Allocated* sane, uncompressed pixel data as long as
+      they require and inside the file, a decoder installed for a compressed transfer syntax.
+    * NIfTI: the header (nibabel's lazy image), and the file's size — for ``.nii.gz`` the uncompressed size in the
+      gzip trailer — against the data the header describes. When the trailer does not settle it (a multi-member
+      gzip), the stream is decompressed without building the array.
+    * PNG: the header and every chunk's CRC up to the end marker (Pillow's ``verify``), without decompressing.
+      JPEG: the header and the end-of-image marker; a file without one at its end is decoded in full.
+
+    What passes here can still fail to decode (a corrupt compressed codestream); the reader then raises a
+    :class:`~meddl.errors.MedDLError` naming the file when the image is loaded. ``decode=True`` reads the image
+    in full instead, finding every problem at the price of a whole read.
 
     Args:
         path: the file or DICOM series folder.
         format: as for :func:`read_image`.
+        decode: read and decode the whole image (:func:`read_image`) instead of checking headers.
 
     Returns:
         The reason without the file name in front (e.g. ``"the file is empty"``), or ``None``.
     """
     try:
-        read_image(path, format=format)
+        if decode:
+            read_image(path, format=format)
+        else:
+            _check_header(Path(path), format)
     except MedDLError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot be read"
-        for prefix in (f"{path}: ", f"{Path(path)}: "):
-            if message.startswith(prefix):
-                return message[len(prefix) :]
-        return message
+        return unreadable_reason(exc, path)
     return None
+
+
+def unreadable_reason(error: MedDLError, path: str | Path) -> str:
+    """The first line of a reader's error with the file name in front taken off (it is listed beside it)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else "cannot be read"
+    for prefix in (f"{path}: ", f"{Path(path)}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _check_header(path: Path, format: ImageFormat) -> None:
+    kind = _dispatch(path, format)
+    if kind == "series":
+        from meddl.io.dicom import check_dicom_series
+
+        check_dicom_series(path)
+    elif kind == "dicom":
+        from meddl.io.dicom import check_dicom_file
+
+        check_dicom_file(path)
+    elif kind == "nifti":
+        _check_nifti(path)
+    else:
+        _check_pillow(path)
 
 
 def _detect_format(path: Path) -> str:
@@ -226,6 +274,104 @@ def _read_nifti(path: Path) -> ImageVolume:
         "original_affine": original_affine.tolist(),
     }
     return ImageVolume(np.ascontiguousarray(array, dtype=np.float32), spacing, str(path), meta)
+
+
+def _check_nifti(path: Path) -> None:
+    """The NIfTI header, and the bytes on disk against the data it describes (see :func:`check_readable`)."""
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    try:
+        image = nib.load(path)  # lazy: the header only, the data stays on disk behind a proxy
+    except (ImageFileError, OSError, ValueError, EOFError, zlib.error) as exc:
+        raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise MedDLError(f"{path}: expected a NIfTI image, got {type(image).__name__}")
+    proxy: Any = image.dataobj  # where the voxels start (the header's vox_offset as nibabel applies it), shape, dtype
+    shape = tuple(int(n) for n in proxy.shape)
+    if not 2 <= len(shape) <= 4:
+        raise MedDLError(f"{path}: NIfTI image of shape {shape} has {len(shape)} axes; expected 2 to 4")
+    dtype = np.dtype(proxy.dtype)
+    needed = int(proxy.offset) + int(np.prod(shape)) * dtype.itemsize
+    compressed = path.name.lower().endswith(".gz")
+    if compressed:
+        # ISIZE is the uncompressed size modulo 2**32 (of the last gzip member only): when it is exactly the size
+        # the header needs, the stream is whole; a file cut short ends in arbitrary bytes instead, and a
+        # multi-member gzip may disagree too, so anything else is settled by decompressing the stream.
+        if _gzip_trailer_size(path) == needed % 2**32:
+            return
+        stored = _gunzip_size(path)
+    else:
+        stored = path.stat().st_size
+    if stored < needed:
+        raise MedDLError(
+            f"{path}: the NIfTI data cannot be read (truncated or corrupt?): the header describes {shape} {dtype} "
+            f"voxels ending at byte {needed}, but the {'uncompressed ' if compressed else ''}file holds {stored} bytes"
+        )
+
+
+def _gzip_trailer_size(path: Path) -> int | None:
+    """ISIZE, the last 4 bytes of a gzip file (uncompressed size mod 2**32), or None if the file is too short."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() < 18:  # a gzip header (10 bytes) and trailer (8 bytes)
+            return None
+        handle.seek(-4, 2)
+        return int.from_bytes(handle.read(4), "little")
+
+
+def _gunzip_size(path: Path) -> int:
+    """How many bytes a gzip file decompresses to (all members), counted in bounded chunks: no array is built.
+
+    A stream that is cut short or corrupt counts the bytes it gives before the damage (the caller compares them
+    with what it needs), as do bytes that are not gzip data after the last member.
+    """
+    total = 0
+    decompressor = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer around the deflate stream
+    with path.open("rb") as handle:
+        pending = b""
+        while True:
+            if not pending:
+                pending = handle.read(1 << 16)
+                if not pending:
+                    break
+            try:
+                total += len(decompressor.decompress(pending, 1 << 20))
+            except zlib.error:  # corrupt data, or bytes after the last member: count what came before
+                break
+            if decompressor.eof:  # a member ended; another may follow
+                pending = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+            else:
+                pending = decompressor.unconsumed_tail
+        if not decompressor.eof:
+            total += len(decompressor.flush())
+    return total
+
+
+def _check_pillow(path: Path) -> None:
+    """The PNG/JPEG header and structure without decoding the pixels (see :func:`check_readable`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            kind = opened.format
+            opened.verify()  # PNG: every chunk and its CRC up to IEND, not decompressed
+    except UnidentifiedImageError:
+        raise MedDLError(f"{path}: not a readable PNG/JPEG image (unknown or corrupt image data)") from None
+    except Image.DecompressionBombError as exc:
+        raise MedDLError(f"{path}: the image cannot be decoded (truncated or corrupt?): {_first_line(exc)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError):
+        # verify() is stricter than decoding (e.g. a PNG whose end marker is cut off after whole image data
+        # decodes): only a failed decode rejects the file.
+        _read_pillow(path)
+        return
+    if kind == "JPEG":
+        with path.open("rb") as handle:
+            handle.seek(-min(path.stat().st_size, 2), 2)
+            ends_with_marker = handle.read() == b"\xff\xd9"
+        if not ends_with_marker:  # cut short, or trailing bytes after the image: only decoding tells
+            _read_pillow(path)
 
 
 def _read_pillow(path: Path) -> ImageVolume:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -547,6 +547,8 @@ def signal_manifest(
     path_column: str = "path",
     target: str = "label",
     patient_id: str | None = None,
+    *,
+    missing_files: Literal["error", "keep"] = "error",
 ) -> pd.DataFrame:
     """Read a manifest table listing one signal file per row with its label.
 
@@ -557,6 +559,8 @@ def signal_manifest(
         target: the label column. Blank labels are kept as missing (the pipeline drops and counts them).
         patient_id: the column identifying patients (for patient-level splits); without one, each record is
             its own patient (its path).
+        missing_files: ``"error"``: rows naming files that do not exist are an error; ``"keep"``: they are
+            returned, so a caller that skips unreadable records (and counts them) finds them when reading.
 
     Returns:
         Columns ``path`` (absolute, str), ``label``, ``patient_id`` (str) and ``row`` (the manifest's
@@ -581,7 +585,7 @@ def signal_manifest(
         for row, file in zip(frame.index, resolved, strict=True)
         if not file.exists() and not Path(f"{file}.hea").exists()
     ]
-    if missing:
+    if missing and missing_files == "error":
         examples = "; ".join(f"row {row}: {file}" for row, file in missing[:3])
         raise MedDLError(f"{path}: {len(missing)} signal file(s) listed in {path_column!r} do not exist ({examples})")
     # Without a patient column each record is its own patient.

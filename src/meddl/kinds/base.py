@@ -157,6 +157,9 @@ class KindAdapter(ABC):
     def state(self) -> dict[str, Any]:
         """The fitted preprocessing as JSON (``preprocess.json`` in the bundle)."""
 
+    def prepare_external(self, prepared: Prepared) -> None:  # noqa: B027  (optional step)
+        """Finish inputs read for external validation with the fitted state (kinds whose ``fit`` builds inputs)."""
+
     def cleanup(self) -> None:  # noqa: B027  (optional step)
         """Remove scratch files once the bundle is written (default: none)."""
 

@@ -70,6 +70,8 @@ class EHRKind(KindAdapter):
             min_age=c.min_age,
             min_stay_hours=c.min_stay_hours,
             first_stay_only=c.first_stay_only,
+            stay_selection=c.stay_selection,
+            seed=config.train.seed,
             label_codes_top=c.label_codes_top,
         )
         p = self.prep
@@ -81,6 +83,7 @@ class EHRKind(KindAdapter):
             top_labs=p.top_labs,
             codes_top=p.codes_top,
             include_static=p.include_static,
+            include_discharge_codes=p.include_discharge_codes,
         )
         self.vocabulary: Vocabulary | None = None
         self.scaler: SequenceScaler | None = None
@@ -129,16 +132,33 @@ class EHRKind(KindAdapter):
         ]
         first = cohort.flow[0][1] if cohort.flow else cohort.n
         return Prepared(
-            inputs=np.zeros((cohort.n, 0), dtype=np.float32),  # filled by fit(): needs the training patients
+            inputs=np.zeros((cohort.n, 0), dtype=np.float32),  # filled by fit() or prepare_external()
             target=target,
             classes=classes,
             sample_ids=[str(v) for v in cohort.visit_ids],
             patient_ids=np.asarray(cohort.patient_ids).astype(str),
             n_read=int(first),
-            dropped={"excluded by the cohort definition (see Cohort flow)": int(first - cohort.n)},
+            dropped={"excluded by the cohort definition (see Cohort flow)": int(first - cohort.n)}
+            if first > cohort.n
+            else {},
             notes=notes,
             sections=[flow],
         )
+
+    def prepare_external(self, prepared: Prepared) -> None:
+        """External validation: the loaded cohort's features with the bundle's vocabulary (nothing is fitted)."""
+        assert self.cohort is not None, "load() first"
+        if self.vocabulary is None:
+            raise MedDLError("prepare_external needs an adapter restored from a bundle (from_state)")
+        path = self.data.path
+        with _connect(path) as con:
+            features = extract_features(con, self.cohort, self.feature_spec, self.vocabulary, out=self.workdir)
+        if list(features.feature_names) != self.feature_names:
+            raise MedDLError(
+                f"{path}: the features extracted with the bundle's vocabulary have {len(features.feature_names)} "
+                f"channels; the model was trained on {len(self.feature_names)}"
+            )
+        prepared.inputs = features.x
 
     # -- training -----------------------------------------------------------------------------------
     def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
@@ -207,7 +227,8 @@ class EHRKind(KindAdapter):
         order = np.argsort(-predicted)[:MAX_EXPLAINED]
         rows = test_index[order]
         x = np.ascontiguousarray(inputs[rows])
-        attributions = integrated_gradients_sequence(model, x, target=0)  # (N, T, F)
+        labels = self._explained_outputs(scores[order])
+        attributions = _attributions(model, x, labels)  # (N, T, F)
         summary = summarise_attributions(attributions, self.feature_names, self.groups)
         ranking = [
             {"feature": row["feature"], "mean_abs_attribution": float(row["importance"])} for row in summary["features"]
@@ -221,7 +242,10 @@ class EHRKind(KindAdapter):
         case_rows = []
         for j, case in enumerate(summary["cases"][:10]):
             parts = "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
-            case_rows.append([prepared.sample_ids[rows[j]], f"{float(predicted[order[j]]):.2f}", parts])
+            risk = f"{float(predicted[order[j]]):.2f}"
+            if self.config.task == "multilabel":
+                risk = f"{prepared.classes[int(labels[j])]} {risk}"
+            case_rows.append([prepared.sample_ids[rows[j]], risk, parts])
         sections: list[dict[str, Any]] = [
             {
                 "id": "ehr-attributions",
@@ -229,7 +253,12 @@ class EHRKind(KindAdapter):
                 "text": [
                     f"Integrated gradients on the {len(rows)} highest-risk test stays: the contribution of each "
                     "channel (lab value, observed flag, time since measurement, code, demographic) at each step. "
-                    "By group and by time step (mean over stays of the summed absolute contribution):",
+                    + (
+                        "Each stay is explained for its most probable label (named in the table of stays). "
+                        if self.config.task == "multilabel"
+                        else ""
+                    )
+                    + "By group and by time step (mean over stays of the summed absolute contribution):",
                 ],
                 "table": {"columns": ["Group or time step", "Mean |attribution|"], "rows": group_rows + step_rows},
             },
@@ -320,17 +349,37 @@ class EHRKind(KindAdapter):
     ) -> list[str]:
         """The five largest contributions (channel @ step) of each stay."""
         x = self.transform(cases.inputs)
-        attributions = integrated_gradients_sequence(model.cpu().eval(), x, target=0)
+        attributions = self.attributions(model.cpu().eval(), x, scores)
         summary = summarise_attributions(attributions, self.feature_names, self.groups)
         return [
             "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
             for case in summary["cases"]
         ]
 
+    def attributions(self, model: torch.nn.Module, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Integrated gradients, float32 (N, T, F), of each stay's explained output: for a multilabel model its
+        most probable label (``argmax`` of ``scores``, (N, K)), else the single logit. ``x`` is transformed."""
+        return _attributions(model, x, self._explained_outputs(scores))
+
+    def _explained_outputs(self, scores: np.ndarray) -> np.ndarray:
+        """The output explained for each stay: its most probable label (multilabel), else the one logit."""
+        if self.config.task == "multilabel" and scores.ndim == 2:
+            return np.argmax(scores, axis=1)
+        return np.zeros(len(scores), dtype=np.int64)
+
     def cleanup(self) -> None:
         """Remove the memory-mapped feature file (it is rebuilt from the store when needed)."""
         if self.workdir is not None and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _attributions(model: torch.nn.Module, x: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Integrated gradients (N, T, F) of each stay's own output ``outputs[i]``, one call per distinct output."""
+    attributions = np.zeros(x.shape, dtype=np.float32)
+    for output in np.unique(outputs):
+        rows = np.flatnonzero(outputs == output)
+        attributions[rows] = integrated_gradients_sequence(model, x[rows], target=int(output))
+    return attributions
 
 
 def _step_importance_png(steps: list[float], step_hours: float | None) -> bytes | None:

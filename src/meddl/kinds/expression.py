@@ -26,6 +26,7 @@ from meddl.preprocess.expression import ExpressionTransform
 __all__ = ["ExpressionKind"]
 
 TOP_GENES = 15
+CENSORED = "censored before the horizon (outcome unknown)"
 N_CASES = 10
 
 
@@ -47,18 +48,25 @@ class ExpressionKind(KindAdapter):
     def _matrix(self, path: Path) -> ExpressionMatrix:
         return read_expression(path, genes_in_rows=self.data.genes_in_rows)
 
-    def _label_table(self) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    def _label_table(self) -> tuple[pd.DataFrame, set[str], list[str]]:
+        """The label table, with the label derived from a censored outcome where configured, and the sample ids
+        whose outcome is unknown because they were censored before the horizon."""
         path = self.data.labels
         if not path.is_absolute():
             path = (self.data.path.parent / path).resolve()
         frame = read_table(path)
-        dropped: dict[str, int] = {}
+        censored: set[str] = set()
         notes: list[str] = []
         if self.data.survival_time is not None:
             time_column, event_column = self.data.survival_time, str(self.data.survival_event)
             for column in (time_column, event_column):
                 if column not in frame.columns:
                     raise MedDLError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
+            if self.data.target in frame.columns:
+                raise MedDLError(
+                    f"{path}: column {self.data.target!r} already exists, but data.target names the label computed "
+                    f"from {time_column!r}/{event_column!r}; choose another data.target"
+                )
             time = pd.to_numeric(frame[time_column], errors="coerce").to_numpy(dtype=float)
             event = frame[event_column].map(_as_event).to_numpy()
             bad = np.flatnonzero(np.isnan(time) | pd.isna(event))
@@ -70,26 +78,30 @@ class ExpressionKind(KindAdapter):
                 )
             horizon = float(self.data.horizon or 0.0)
             label, known = fixed_horizon_labels(time, event.astype(bool), horizon)
-            frame[self.data.target] = pd.Series(label, dtype="Int64").where(known)
-            dropped["censored before the horizon (outcome unknown)"] = int((~known).sum())
+            # read_table indexes rows by their spreadsheet row: align the labels by position, not by index.
+            frame[self.data.target] = pd.Series(label, index=frame.index, dtype="Int64").where(known)
+            if self.data.sample_column in frame.columns:
+                censored = set(frame.loc[~known, self.data.sample_column].astype(str).str.strip())
             notes.append(
                 f"label: {event_column} by {horizon:g} ({time_column} units); samples censored before the horizon "
                 "have an unknown outcome and are left out"
             )
-        return frame, dropped, notes
+        return frame, censored, notes
 
     def load(self, log: Log) -> Prepared:
         matrix = self._matrix(self.data.path)
-        labels, dropped, notes = self._label_table()
+        labels, censored_ids, notes = self._label_table()
         matrix, values, joined = join_labels(matrix, labels, self.data.sample_column, self.data.target)
+        dropped: dict[str, int] = {}
+        if self.data.survival_time is not None:
+            # Counted among the matrix's samples: a censored label row without a profile is no dropped sample.
+            dropped[CENSORED] = sum(sample in censored_ids for sample in matrix.samples)
         dropped["samples without a label row"] = int(joined.get("samples_without_label", 0))  # type: ignore[call-overload]
         unmatched = int(joined.get("labels_without_sample", 0))  # type: ignore[call-overload]
         if unmatched:
             notes.append(f"{unmatched} label row(s) name a sample absent from the matrix: {joined.get('examples')}")
         target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
-        dropped["missing label"] = int((~has_label).sum()) - dropped.get(
-            "censored before the horizon (outcome unknown)", 0
-        )
+        dropped["missing label"] = int((~has_label).sum()) - dropped.get(CENSORED, 0)
         self.genes = list(matrix.genes)
         self.classes = classes
         samples = np.asarray(matrix.samples)[has_label]
@@ -97,7 +109,7 @@ class ExpressionKind(KindAdapter):
         if self.data.patient_id:
             if self.data.patient_id not in labels.columns:
                 raise MedDLError(f"{self.data.labels}: no column {self.data.patient_id!r} (data.patient_id)")
-            by_sample = labels.set_index(labels[self.data.sample_column].astype(str))[self.data.patient_id]
+            by_sample = labels.set_index(labels[self.data.sample_column].astype(str).str.strip())[self.data.patient_id]
             patients = by_sample.reindex(samples).astype(str).to_numpy()
         log(f"{len(samples)} labelled samples × {len(self.genes)} genes")
         notes.insert(0, f"{len(matrix.samples)} samples × {len(self.genes)} genes read from {self.data.path.name}")
@@ -224,13 +236,28 @@ class ExpressionKind(KindAdapter):
         return adapter
 
     def read_for_prediction(self, path: Path) -> PredictionInputs:
-        """A matrix of new samples in the training matrix's layout; genes are matched by name."""
+        """A matrix of new samples; genes are matched by name, in any column order, extra genes ignored.
+
+        Only the genes the model uses (those kept by the fitted gene selection) must be present: a training
+        gene that the selection dropped may be missing, since no prediction depends on it.
+
+        Raises:
+            MedDLError: naming the file and the genes the model uses that the matrix lacks.
+        """
         matrix = self._matrix(path)
         position = {g: j for j, g in enumerate(matrix.genes)}
-        missing = [g for g in self.genes if g not in position]
+        used = set(self.selected_genes)
+        missing = [g for g in self.genes if g in used and g not in position]
         if missing:
-            raise MedDLError(f"{path}: {len(missing)} gene(s) the model was trained on are missing, e.g. {missing[:5]}")
-        values = np.asarray(matrix.values, dtype=np.float32)[:, [position[g] for g in self.genes]]
+            raise MedDLError(
+                f"{path}: {len(missing)} gene(s) the model uses are missing, e.g. {missing[:5]}; the model needs "
+                f"the {len(used)} genes listed under 'transform' in the bundle's preprocess.json"
+            )
+        given = np.asarray(matrix.values, dtype=np.float32)
+        values = np.zeros((len(matrix.samples), len(self.genes)), dtype=np.float32)  # (N, training genes)
+        for j, gene in enumerate(self.genes):
+            if gene in position:  # an absent gene is one the selection dropped: its column is never read
+                values[:, j] = given[:, position[gene]]
         n = len(matrix.samples)
         return PredictionInputs(values, [str(s) for s in matrix.samples], [""] * n, np.ones(n, dtype=bool))
 

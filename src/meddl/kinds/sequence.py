@@ -174,7 +174,9 @@ class SequenceKind(KindAdapter):
     def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
         if self._one_hot:
             return {"in_channels": 4}
-        return {"vocab_size": int(self.encoder.vocab_size)}
+        vocab_size = self.encoder.vocab_size
+        assert vocab_size is not None, "a k-mer encoder knows its vocabulary"
+        return {"vocab_size": int(vocab_size)}
 
     def dataset(self, inputs: np.ndarray, target: np.ndarray, *, train: bool) -> Dataset:
         if train and self._one_hot and (self.prep.reverse_complement or self.prep.max_shift):
@@ -206,18 +208,40 @@ class SequenceKind(KindAdapter):
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
 
     # -- explanations -------------------------------------------------------------------------------
-    def _contributions(self, model: torch.nn.Module, inputs: np.ndarray, sequences: list[str]) -> np.ndarray:
-        """Per-base contribution (N, L) to the positive logit: integrated gradients, summed over the one-hot
-        channels (one-hot models) or spread from each k-mer token over the bases it covers (token models)."""
+    def explained_logits(self, scores: np.ndarray) -> np.ndarray:
+        """The logit each case's explanation is taken for: its predicted class (multiclass), else logit 0.
+
+        Args:
+            scores: (N,) positive-class probabilities or values, or (N, K) class probabilities.
+
+        Returns:
+            (N,) int64 logit indices.
+        """
+        if self.config.task == "multiclass" and scores.ndim == 2:
+            return np.argmax(scores, axis=1).astype(np.int64)
+        return np.zeros(len(scores), dtype=np.int64)
+
+    def _contributions(
+        self, model: torch.nn.Module, inputs: np.ndarray, sequences: list[str], logits: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-base contribution (N, L) to each sequence's logit ``logits[i]`` (default: logit 0 for all, the
+        positive class of a binary model): integrated gradients, summed over the one-hot channels (one-hot
+        models) or spread from each k-mer token over the bases it covers (token models)."""
         model = model.cpu().eval()
-        if self._one_hot:
-            attributions = integrated_gradients_sequence(model, inputs, target=0)  # (N, 4, L), × (input − baseline)
-            return per_base_contributions(attributions)
-        token_scores = token_attributions(model, inputs, target=0)  # (N, L - k + 1)
-        k = self.prep.k
+        if logits is None:
+            logits = np.zeros(len(inputs), dtype=np.int64)
         per_base = np.zeros((len(inputs), self.prep.length), dtype=np.float32)
-        for offset in range(k):
-            per_base[:, offset : offset + token_scores.shape[1]] += token_scores / k
+        for logit in np.unique(logits):
+            rows = np.flatnonzero(logits == logit)
+            if self._one_hot:
+                # (n, 4, L), × (input − baseline)
+                attributions = integrated_gradients_sequence(model, inputs[rows], target=int(logit))
+                per_base[rows] = per_base_contributions(attributions)
+                continue
+            token_scores = token_attributions(model, inputs[rows], target=int(logit))  # (n, L - k + 1)
+            k = self.prep.k
+            for offset in range(k):
+                per_base[rows, offset : offset + token_scores.shape[1]] += token_scores / k
         return per_base
 
     def explain(
@@ -231,12 +255,14 @@ class SequenceKind(KindAdapter):
     ) -> dict[str, Any]:
         if self.config.task not in {"binary", "multiclass"}:
             return {}
-        predicted = scores if scores.ndim == 1 else 1.0 - scores[:, 0]
-        order = np.argsort(-predicted)[:MAX_EXPLAINED]  # the most confidently positive test sequences
+        # Binary: the most confidently positive test sequences; multiclass: the most confident predictions, each
+        # explained towards the class it was predicted.
+        predicted = scores if scores.ndim == 1 else scores.max(axis=1)
+        order = np.argsort(-predicted, kind="stable")[:MAX_EXPLAINED]
         rows = test_index[order]
         sequences = [prepared.extra["sequences"][i] for i in rows]
         bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
-        contributions = self._contributions(model, inputs[rows], sequences)
+        contributions = self._contributions(model, inputs[rows], sequences, self.explained_logits(scores[order]))
         seqlets = find_seqlets(contributions, bases)
         clusters = discover_motifs(seqlets, seed=self.config.train.seed)
         # Clusters of a handful of seqlets are noise (chance high-attribution windows), not learned motifs.
@@ -346,7 +372,7 @@ class SequenceKind(KindAdapter):
     ) -> list[str]:
         """An attribution logo PNG per sequence (integrated gradients per base)."""
         sequences = cases.extra["sequences"]
-        contributions = self._contributions(model, cases.inputs, sequences)
+        contributions = self._contributions(model, cases.inputs, sequences, self.explained_logits(scores))
         bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
         written = []
         for j, case_id in enumerate(np.asarray(cases.ids)[cases.usable]):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from meddl.config import ExperimentConfig, SignalDataConfig, SignalPreprocessConfig
@@ -74,10 +75,36 @@ class SignalKind(KindAdapter):
             self.channel_names = _selected_channels(signal.channels, self.prep.channels)
         return self.pipeline.transform(signal)
 
-    def load(self, log: Log) -> Prepared:
-        manifest = signal_manifest(
-            self.data.path, path_column=self.data.path_column, target=self.data.target, patient_id=self.data.patient_id
+    def _manifest(self) -> pd.DataFrame:
+        """The manifest's rows (absolute ``path``, ``label``, ``patient_id``).
+
+        With ``on_bad_file: error`` a row naming a missing file stops the run with one error naming the rows and
+        files; with ``skip`` such rows are kept here, fail to read in :meth:`load` and are skipped and counted
+        there like any other unreadable record.
+        """
+        d = self.data
+        return signal_manifest(
+            d.path,
+            path_column=d.path_column,
+            target=d.target,
+            patient_id=d.patient_id,
+            missing_files="error" if d.on_bad_file == "error" else "keep",
         )
+
+    def _check_settings(self) -> None:
+        """Settings that would fail on every record are one configuration error, not a bad record each."""
+        p = self.prep
+        nyquist = p.sampling_rate / 2
+        if p.bandpass and max(p.bandpass) >= nyquist:
+            raise MedDLError(
+                f"preprocess.bandpass {list(p.bandpass)} reaches the Nyquist frequency {nyquist:g} Hz of "
+                f"preprocess.sampling_rate {p.sampling_rate:g} Hz; lower the high cut-off below {nyquist:g} Hz "
+                "or raise preprocess.sampling_rate"
+            )
+
+    def load(self, log: Log) -> Prepared:
+        self._check_settings()
+        manifest = self._manifest()
         n_read = len(manifest)
         log(f"reading and filtering {n_read} record(s)")
         arrays: list[np.ndarray] = []

@@ -4,7 +4,8 @@
   filters) each followed by 2× max pooling, a 512-unit dense layer and the output layer. At 224×224×3 with one
   output it has the Keras parameter count, 44,396,609.
 * ``small_cnn`` — a compact network for small images and the demo: conv → batch norm → ReLU blocks, global
-  average pooling and a linear head. It trains on 64×64 phantoms in seconds on a CPU.
+  average (or max) pooling and a linear head. It trains on 64×64 phantoms in seconds on a CPU. ``pools`` trades
+  2× pools for dilation, so the last block keeps a finer grid for Grad-CAM at about the same receptive field.
 
 Both expose ``target_layer``, the last convolutional block, for Grad-CAM (``meddl.explain.images.grad_cam``).
 """
@@ -28,6 +29,12 @@ _ADAPTIVE_AVG_POOL: dict[int, type[nn.Module]] = {
     2: nn.AdaptiveAvgPool2d,
     3: nn.AdaptiveAvgPool3d,
 }
+_ADAPTIVE_MAX_POOL: dict[int, type[nn.Module]] = {
+    1: nn.AdaptiveMaxPool1d,
+    2: nn.AdaptiveMaxPool2d,
+    3: nn.AdaptiveMaxPool3d,
+}
+_GLOBAL_POOL = {"avg": _ADAPTIVE_AVG_POOL, "max": _ADAPTIVE_MAX_POOL}
 
 
 def _check_spatial_dims(spatial_dims: int) -> None:
@@ -121,16 +128,24 @@ class SeedCNN(nn.Module):
 
 @register_model("small_cnn")
 class SmallCNN(nn.Module):
-    """A compact CNN: conv 3 → batch norm → ReLU blocks, 2× max pool between blocks, global average pool, linear.
+    """A compact CNN: conv 3 → batch norm → ReLU blocks, 2× max pool between the first blocks, global pool, linear.
 
-    Any input size works (the global pool removes the spatial axes). The last block keeps a resolution of
-    input / 2^(len(channels) − 1), e.g. 16×16 on 64×64 images, so Grad-CAM maps are not too coarse.
+    Any input size works (the global pool removes the spatial axes). By default a 2× max pool sits between every
+    two blocks, so the last block has input / 2^(len(channels) − 1) resolution (16×16 on 64×64 images).
+    ``pools`` keeps fewer of them, the first ones, and replaces each one left out by doubling the dilation of the
+    blocks after it (the "atrous" trick of DeepLab): the receptive field stays the same while the last block, the
+    one Grad-CAM explains, keeps a finer grid (``pools=1``: 32×32 on 64×64 images), so heat maps can point at
+    lesions a few pixels wide. ``global_pool="max"`` scores an image by its most suspicious location instead of
+    the mean over the image, which suits findings that are small and may be anywhere.
 
     Args:
         spatial_dims: 1 (signals), 2 (images) or 3 (volumes).
         in_channels: input channels.
         out_channels: 1 for binary or regression, the number of classes for multiclass.
         channels: width of each convolution block.
+        pools: how many 2× max pools to keep, between the first blocks (0 to ``len(channels) − 1``); default
+            ``len(channels) − 1``, one between every two blocks.
+        global_pool: ``"avg"`` (global average pooling) or ``"max"`` (global max pooling) before the head.
         dropout: dropout before the linear head.
 
     Attributes:
@@ -143,27 +158,41 @@ class SmallCNN(nn.Module):
         in_channels: int,
         out_channels: int,
         channels: Sequence[int] = (16, 32, 64),
+        pools: int | None = None,
+        global_pool: str = "avg",
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
         _check_spatial_dims(spatial_dims)
         if not channels:
             raise ValueError("channels must list at least one block width")
+        n_pools = len(channels) - 1 if pools is None else int(pools)
+        if not 0 <= n_pools <= len(channels) - 1:
+            raise ValueError(f"pools must be between 0 and len(channels) - 1 = {len(channels) - 1}, got {pools}")
+        if global_pool not in _GLOBAL_POOL:
+            raise ValueError(f"global_pool must be 'avg' or 'max', got {global_pool!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         conv, norm, pool = _CONV[spatial_dims], _BATCH_NORM[spatial_dims], _MAX_POOL[spatial_dims]
         layers: list[nn.Module] = []
         width = in_channels
+        dilation = 1
         for i, size in enumerate(channels):
-            if i > 0:
+            if 0 < i <= n_pools:
                 layers.append(pool(kernel_size=2))
+            elif i > n_pools:
+                dilation *= 2  # a pool left out: dilate instead, keeping the receptive field
             layers.append(
-                nn.Sequential(conv(width, int(size), kernel_size=3, padding=1, bias=False), norm(int(size)), nn.ReLU())
+                nn.Sequential(
+                    conv(width, int(size), kernel_size=3, padding=dilation, dilation=dilation, bias=False),
+                    norm(int(size)),
+                    nn.ReLU(),
+                )
             )
             width = int(size)
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            _ADAPTIVE_AVG_POOL[spatial_dims](1),
+            _GLOBAL_POOL[global_pool][spatial_dims](1),
             nn.Flatten(),  # (B, C)
             nn.Dropout(dropout),
             nn.Linear(width, out_channels),

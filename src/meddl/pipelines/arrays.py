@@ -327,9 +327,15 @@ def evaluate_external_arrays(
 
     bundle = load_array_bundle(bundle_path)
     cfg = bundle.config
-    data_config = cfg.data.model_copy(update={"path": Path(data).resolve()})
+    # A reference genome stays the one the model was trained with; a labels table is looked for beside the new data.
+    update: dict[str, Any] = {"path": Path(data).resolve()}
+    reference = getattr(cfg.data, "reference", None)
+    if reference is not None and not reference.is_absolute():
+        update["reference"] = (cfg.data.path.parent / reference).resolve()
+    data_config = cfg.data.model_copy(update=update)
     adapter = type(bundle.adapter).from_state(cfg.model_copy(update={"data": data_config}), bundle.state)
     prepared = adapter.load(lambda message: None)
+    adapter.prepare_external(prepared)
     inputs = adapter.transform(prepared.inputs)
     scores = scores_from_outputs(bundle.task, adapter.outputs(bundle.model, inputs), bundle.target_scale)
     evaluation_model = evaluate_predictions(

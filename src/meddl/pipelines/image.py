@@ -2,7 +2,9 @@
 Grad-CAM heat maps → report → bundle.
 
 Images are read lazily, one item at a time, through an on-disk cache of preprocessed arrays keyed by a hash of
-the preprocessing settings, so a data set larger than memory trains with bounded memory.
+the preprocessing settings, so a data set larger than memory trains with bounded memory. Before the split every
+file is checked (``data.on_bad_file``); with the cache, the check is the one read of each file: it decodes and
+preprocesses the image into the cache, and training reads the cache (see ``ImagePipelineRun._file_check``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,9 +92,27 @@ def _beside(manifest: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else (manifest.parent / candidate).resolve()
 
 
-def load_image_items(data: ImageDataConfig, task: str, *, log: Any = None) -> ImageItems:
-    """Read the manifest (or npz), encode labels, check every file can be read (skip or fail)."""
+def load_image_items(
+    data: ImageDataConfig,
+    task: str,
+    *,
+    log: Any = None,
+    check: Callable[[str], str | None] | None = None,
+    checking: str = "checking {n} image header(s)",
+) -> ImageItems:
+    """Read the manifest (or npz), encode labels, check every file can be read (skip or fail).
+
+    Args:
+        data: the experiment's ``data`` section.
+        task: the experiment's task.
+        log: optional ``callable(str)`` for progress messages.
+        check: ``path -> reason or None``, run on every image of a manifest; default the header-level
+            :func:`~meddl.io.images.check_readable` (nothing decoded: a file that only fails to decode is
+            reported by the reader, naming it, when it is loaded).
+        checking: the progress message before the check (``{n}``: the number of images).
+    """
     say = log or (lambda message: None)
+    check = check or (lambda item: check_readable(item, data.format))
     path = data.path
     source = path.name
     if data.format == "npz" or path.suffix.lower() == ".npz":
@@ -134,10 +155,10 @@ def load_image_items(data: ImageDataConfig, task: str, *, log: Any = None) -> Im
     n_read = len(manifest)
     dropped: dict[str, int] = {}
     skipped: list[tuple[str, str]] = []
-    say(f"checking {n_read} image(s) can be read")
+    say(checking.format(n=n_read))
     keep = np.ones(n_read, dtype=bool)
     for i, item in enumerate(manifest["path"]):
-        reason = check_readable(item, data.format)
+        reason = check(str(item))
         if reason is not None:
             if data.on_bad_file == "error":
                 raise MedDLError(f"{item}: {reason} (set data.on_bad_file: skip to leave such files out)")
@@ -209,6 +230,33 @@ class ImagePipelineRun:
             )
 
     # -- datasets -------------------------------------------------------------------------------
+    def _file_check(self) -> tuple[Callable[[str], str | None], str]:
+        """How every image file is checked before the split, and the progress message for it.
+
+        * With the preprocessing cache (the default), each file is read, decoded and preprocessed into the cache:
+          every problem is found before training, and the first epoch reads the cache — one read per file.
+        * Without it, under ``on_bad_file: skip``, each file is decoded in full (every bad file must be found and
+          listed before the split), and read again in training: nothing keeps the decoded image.
+        * Without it, under ``on_bad_file: error``, only headers are checked (:func:`check_readable`); a file
+          that passes but cannot be decoded stops training with the reader's error, naming the file.
+        """
+        fmt = self.data.format
+        if self.cache is not None:
+            pipeline, cache = self.pipeline, self.cache
+
+            def read_into_cache(path: str) -> str | None:
+                one = ImageDataset([ImageItem(Path(path), fmt)], np.zeros(1), pipeline, train=False, cache=cache)
+                return one.check_item(0)
+
+            return read_into_cache, "reading and preprocessing {n} image(s) into the cache (training reads the cache)"
+        if self.data.on_bad_file == "skip":
+            return (
+                lambda path: check_readable(path, fmt, decode=True),
+                "decoding {n} image(s) to find unreadable ones (preprocess.cache is off: they are read again in "
+                "training)",
+            )
+        return lambda path: check_readable(path, fmt), "checking {n} image header(s)"
+
     def _dataset(self, items: ImageItems, split: str, index: np.ndarray, *, train: bool) -> ImageDataset:
         sources: Any
         if items.arrays is not None:  # npz: the split's own rows, keyed in the cache by file and row
@@ -233,7 +281,11 @@ class ImagePipelineRun:
         source = self.data.path.name
 
         say(f"reading {self.data.path}")
-        items = load_image_items(self.data, cfg.task, log=say)
+        # The deterministic preprocessing has no fitted state, so the pipeline and its cache exist before the split.
+        self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=cfg.train.seed)
+        self.cache = _cache(self.prep, self.data, self.pipeline)
+        check, checking = self._file_check()
+        items = load_image_items(self.data, cfg.task, log=say, check=check, checking=checking)
         if items.given_splits is not None:
             splits = items.given_splits
         else:
@@ -250,8 +302,6 @@ class ImagePipelineRun:
         index = {name: np.flatnonzero(splits == name) for name in ("train", "validation", "test")}
         say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " images")
 
-        self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=cfg.train.seed)
-        self.cache = _cache(self.prep, self.data, self.pipeline)
         train_data = self._dataset(items, "train", index["train"], train=True)
         val_data = self._dataset(items, "validation", index["validation"], train=False)
         test_data = self._dataset(items, "test", index["test"], train=False)
@@ -313,7 +363,7 @@ class ImagePipelineRun:
             seed=cfg.train.seed,
             class_names=items.classes,
         )
-        say("explaining test cases (Grad-CAM)")
+        say(f"explaining test cases ({'occlusion' if cfg.explain.heatmap == 'occlusion' else 'Grad-CAM'})")
         examples, localization = self._explain(items, index["test"], test_data, test_scores, model, out)
 
         record = {

@@ -86,7 +86,7 @@ class SignalPipeline:
         if self.normalize not in _NORMALIZE:
             raise MedDLError(f"preprocess.normalize must be one of {list(_NORMALIZE)}, got {self.normalize!r}")
         if self.fs is not None and not float(self.fs) > 0:
-            raise MedDLError(f"preprocess.fs must be a positive number of Hz, got {self.fs!r}")
+            raise MedDLError(f"preprocess.sampling_rate must be a positive number of Hz, got {self.fs!r}")
         if self.length_seconds is not None and not float(self.length_seconds) > 0:
             raise MedDLError(f"preprocess.length_seconds must be positive, got {self.length_seconds!r}")
         if self.bandpass is not None:
@@ -141,7 +141,7 @@ class SignalPipeline:
             if (high if high is not None else low or 0.0) >= nyquist:
                 raise MedDLError(
                     f"{source}: preprocess.bandpass {self.bandpass!r} reaches the Nyquist frequency {nyquist:g} Hz "
-                    f"of a {fs:g} Hz signal; lower the cut-off or raise preprocess.fs"
+                    f"of a {fs:g} Hz signal; lower the cut-off or raise preprocess.sampling_rate"
                 )
         return low, high
 
