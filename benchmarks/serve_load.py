@@ -10,7 +10,10 @@
    ``--requests`` POSTs to ``/models/<name>/predict`` (one record each, the same body every time) over
    ``--connections`` keep-alive connections, then the smaller ``--explain-requests`` run against ``/explain``.
    Every request goes to 127.0.0.1; each run is bounded both in count and in time (``--time-limit``).
-5. Prints one JSON line: per server and endpoint the requests, errors (non-2xx answers and transport errors),
+5. Trains a small image bundle (``small_cnn`` on 64×64 DICOM phantoms), serves it with ``meddl serve`` and
+   loads ``/models/phantoms/explain`` with ``--image-requests`` uploads of one phantom (multipart, the
+   Grad-CAM overlay PNG in each answer), reported under ``image``.
+6. Prints one JSON line: per server and endpoint the requests, errors (non-2xx answers and transport errors),
    requests/s, p50/p90/p99/max latency in ms and the server's CPU time per request; the MedDL/bare ratios;
    the targets (p99 ≤ 20 ms, ≥ 500 requests/s, no errors on MedDL's predict route) and whether they are met.
 
@@ -54,7 +57,7 @@ TARGET_P99_MS = 20.0
 TARGET_RPS = 500.0
 TARGET_ERRORS = 0
 HOST = "127.0.0.1"  # all traffic stays on loopback
-IMAGE = "not available: image bundles are not implemented yet"
+JSON = "application/json"
 
 # The "bare" comparison server. It includes exactly:
 #   - uvicorn with the settings `meddl serve` uses (uvicorn.run(app, host, port, access_log=False,
@@ -142,8 +145,10 @@ if __name__ == "__main__":
 
 WRK_SCRIPT = """
 wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/json"
+local file = assert(io.open([==[{body_file}]==], "rb"))
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = [==[{content_type}]==]
 local limit = {limit}
 local threads = {{}}
 completed = 0
@@ -245,6 +250,43 @@ def train_bundle(folder: Path, quick: bool) -> tuple[Path, dict[str, Any]]:
     return out, record
 
 
+def train_image_bundle(folder: Path, quick: bool) -> tuple[Path, Path]:
+    """A small binary ``small_cnn`` bundle on 64×64 DICOM phantoms (the demo's settings at small size), and one
+    phantom with a lesion to upload."""
+    import pandas as pd
+
+    from meddl import Experiment
+    from meddl.data.phantoms import write_phantom_dataset
+
+    n = 80 if quick else 160
+    manifest = write_phantom_dataset(folder / "phantoms", n, spatial_dims=2, size=64, fmt="dicom", seed=0)
+    config = {
+        "name": "phantoms",
+        "task": "binary",
+        "data": {"kind": "image", "path": str(manifest), "positive_label": "lesion", "spatial_dims": 2},
+        "preprocess": {"size": [64, 64], "normalize": "zscore"},
+        "model": {"arch": "small_cnn", "pools": 1},
+        "train": {"epochs": 2 if quick else 4, "batch_size": 32, "learning_rate": 0.003, "seed": 0, "progress": False},
+        "evaluate": {"bootstrap": 20},
+        "explain": {"heatmap": "gradcam"},
+    }
+    out = folder / "image_bundle"
+    Experiment.from_dict(config).run(out=out)
+    cases = pd.read_csv(manifest)
+    case = cases[cases["label"] == "lesion"].iloc[0]
+    return out, manifest.parent / str(case["path"])
+
+
+def multipart_body(path: Path) -> tuple[bytes, str]:
+    """A multipart/form-data body holding one file in the field ``file``, and its content type."""
+    boundary = "meddl-serve-load-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 # -- the servers -------------------------------------------------------------------------------------------
 
 
@@ -330,10 +372,12 @@ def _summary(latencies_s: list[float], requests: int, errors: int, elapsed_s: fl
     }
 
 
-async def _python_load(port: int, path: str, body: bytes, n: int, connections: int, limit_s: float) -> dict:
+async def _python_load(
+    port: int, path: str, body: bytes, n: int, connections: int, limit_s: float, content_type: str = JSON
+) -> dict:
     """Closed loop: ``connections`` keep-alive sockets, each sending the next request when its answer is in."""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     request = head + body
@@ -395,17 +439,29 @@ async def _python_load(port: int, path: str, body: bytes, n: int, connections: i
     return _summary(latencies, state["done"], state["errors"], time.perf_counter() - started)
 
 
-def python_load(port: int, path: str, body: bytes, n: int, connections: int, limit_s: float) -> dict[str, Any]:
-    return asyncio.run(_python_load(port, path, body, n, connections, limit_s))
+def python_load(
+    port: int, path: str, body: bytes, n: int, connections: int, limit_s: float, content_type: str = JSON
+) -> dict[str, Any]:
+    return asyncio.run(_python_load(port, path, body, n, connections, limit_s, content_type))
 
 
 def wrk_load(
-    wrk: str, folder: Path, port: int, path: str, body: bytes, n: int, connections: int, limit_s: float
+    wrk: str,
+    folder: Path,
+    port: int,
+    path: str,
+    body: bytes,
+    n: int,
+    connections: int,
+    limit_s: float,
+    content_type: str = JSON,
 ) -> dict[str, Any]:
     """``wrk`` with a Lua script that stops each of its threads after its share of ``n`` answers."""
     threads = min(2, connections)
     script = folder / "load.lua"
-    script.write_text(WRK_SCRIPT.format(body=body.decode(), limit=math.ceil(n / threads)))
+    body_file = folder / "load-body.bin"  # read by the script: the body may be binary (an uploaded image)
+    body_file.write_bytes(body)
+    script.write_text(WRK_SCRIPT.format(body_file=body_file, content_type=content_type, limit=math.ceil(n / threads)))
     command = [
         wrk,
         f"-t{threads}",
@@ -457,12 +513,22 @@ def wrk_load(
 
 
 def measure(
-    server: Server, generator: str, folder: Path, path: str, body: bytes, n: int, warmup: int, args: Any
+    server: Server,
+    generator: str,
+    folder: Path,
+    path: str,
+    body: bytes,
+    n: int,
+    warmup: int,
+    args: Any,
+    content_type: str = JSON,
 ) -> dict[str, Any]:
     def load(count: int) -> dict[str, Any]:
         if generator == "wrk":
-            return wrk_load(args.wrk, folder, server.port, path, body, count, args.connections, args.time_limit)
-        return python_load(server.port, path, body, count, args.connections, args.time_limit)
+            return wrk_load(
+                args.wrk, folder, server.port, path, body, count, args.connections, args.time_limit, content_type
+            )
+        return python_load(server.port, path, body, count, args.connections, args.time_limit, content_type)
 
     if warmup:
         warm = load(warmup)
@@ -483,6 +549,31 @@ def measure(
     return result
 
 
+def measure_image(folder: Path, generator: str, quick: bool, n: int, args: Any) -> dict[str, Any]:
+    """Explain uploads (one DICOM phantom each, Grad-CAM overlay PNG in the answer) against ``meddl serve`` of a
+    small image bundle, under the same closed-loop load as the tabular runs (no bare comparison)."""
+    t0 = time.perf_counter()
+    bundle_path, case = train_image_bundle(folder, quick)
+    train_s = time.perf_counter() - t0
+    log(f"trained the image bundle in {train_s:.1f}s: {bundle_path}")
+    port = free_port()
+    command = [sys.executable, "-m", "meddl", "serve", str(bundle_path), "--port", str(port), "--host", HOST]
+    command += ["--no-audit-log"] if args.no_audit_log else ["--audit-log", str(folder / "audit-image.jsonl")]
+    server = Server("meddl-image", command, port, folder)
+    body, content_type = multipart_body(case)
+    with running([server]):
+        server.wait_healthy()
+        result = measure(
+            server, generator, folder, "/models/phantoms/explain", body, n, max(n // 10, 5), args, content_type
+        )
+    return {
+        "endpoint": "meddl explain (image upload: one 64×64 DICOM phantom, Grad-CAM overlay PNG answered)",
+        "bundle": {"task": "binary", "arch": "small_cnn", "size": [64, 64], "train_s": round(train_s, 1)},
+        "upload_bytes": len(body),
+        **result,
+    }
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -497,10 +588,14 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=None, help="seconds at most per load run (180)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed")
     parser.add_argument("--no-audit-log", action="store_true", help="run meddl serve with --no-audit-log")
+    parser.add_argument(
+        "--image-requests", type=int, default=None, help="explain uploads to the image bundle (500; 0 skips it)"
+    )
     args = parser.parse_args()
     quick = args.quick
     n_predict = args.requests or (1_000 if quick else 20_000)
     n_explain = args.explain_requests or (200 if quick else 2_000)
+    n_image = args.image_requests if args.image_requests is not None else (100 if quick else 500)
     warmup = args.warmup if args.warmup is not None else (100 if quick else 500)
     args.time_limit = args.time_limit or (20.0 if quick else 180.0)
     args.wrk = shutil.which("wrk")
@@ -572,6 +667,9 @@ def main() -> None:
             if not args.no_audit_log and (folder / "audit.jsonl").exists():
                 with (folder / "audit.jsonl").open("rb") as handle:
                     audit_lines = sum(1 for _ in handle)
+        image: dict[str, Any] = {"skipped": "--image-requests 0"}
+        if n_image:
+            image = measure_image(folder, generator, quick, n_image, args)
 
     meddl_predict = results["meddl"]["predict"]
     met = {
@@ -618,7 +716,7 @@ def main() -> None:
             "errors": TARGET_ERRORS,
             "met": met,
         },
-        "image": IMAGE,
+        "image": image,
         "wall_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(report, allow_nan=False))

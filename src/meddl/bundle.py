@@ -170,6 +170,20 @@ class Bundle(BundleInfo):
         """
         return self._encode(features)
 
+    def encode_records(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`encode` for records already validated against :meth:`input_schema` (numbers as numbers, levels
+        as text, None for missing), without building a DataFrame: the API's path for a few records.
+
+        Args:
+            records: One mapping per case, keyed by input column.
+
+        Returns:
+            ``(matrix, usable)``: the (n, n_features) float32 matrix, equal to ``encode(features(frame))`` for the
+            same rows, and the (n,) bool mask of rows that can be scored.
+        """
+        matrix = self.preprocessor.transform_records(records)
+        return matrix, np.isfinite(matrix).all(axis=1)
+
     def scores_of(self, matrix: np.ndarray) -> np.ndarray:
         """Probabilities or predictions for already-encoded rows (all scorable)."""
         return scores_from_outputs(self.task, self._outputs(matrix), self.target_scale)
@@ -180,9 +194,10 @@ class Bundle(BundleInfo):
         usable = np.isfinite(matrix).all(axis=1)
         return matrix, usable
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _outputs(self, matrix: np.ndarray) -> np.ndarray:
-        self.model.eval()
+        if self.model.training:
+            self.model.eval()
         out = [self.model(torch.as_tensor(matrix[i : i + 4096])).float() for i in range(0, len(matrix), 4096)]
         return torch.cat(out).numpy() if out else np.zeros((0, 1))
 
@@ -282,6 +297,39 @@ class Bundle(BundleInfo):
             order = np.argsort(-np.abs(row))[:k]
             result[i] = [
                 {"feature": names[j], "value": _jsonable(features.iloc[i][names[j]]), "contribution": float(row[j])}
+                for j in order
+            ]
+        return result
+
+    def record_contributions(
+        self,
+        records: list[dict[str, Any]],
+        matrix: np.ndarray,
+        usable: np.ndarray,
+        *,
+        top_k: int | None = None,
+    ) -> list[list[dict]]:
+        """:meth:`contributions` of records already encoded by :meth:`encode_records` (no second encoding).
+
+        Args:
+            records: The validated records, one mapping per case.
+            matrix: Their (n, n_features) encoded matrix.
+            usable: (n,) bool: which rows can be scored.
+            top_k: Variables per row (default ``explain.top_k`` of the experiment).
+
+        Returns:
+            Per record, the ``top_k`` ``{"feature", "value", "contribution"}`` by absolute contribution; an
+            empty list for a record that cannot be scored.
+        """
+        result: list[list[dict]] = [[] for _ in range(len(records))]
+        if not usable.any():
+            return result
+        grouped, names = self.attributions(matrix[usable])
+        k = top_k or self.config.explain.top_k
+        for row, i in zip(grouped, np.flatnonzero(usable), strict=True):
+            order = np.argsort(-np.abs(row))[:k]
+            result[i] = [
+                {"feature": names[j], "value": _jsonable(records[i].get(names[j])), "contribution": float(row[j])}
                 for j in order
             ]
         return result

@@ -479,3 +479,67 @@ def test_from_state_requires_the_full_config(train: pd.DataFrame) -> None:
     del state["config"]["scale"]
     with pytest.raises(MedDLError, match=r"config is missing key\(s\): 'scale'"):
         TabularPreprocessor.from_state(state, arrays)
+
+
+# ---------------------------------------------------------------- transform_records (the serving fast path)
+
+
+def random_record(rng: np.random.Generator) -> dict:
+    """One JSON-like record mixing every cell form a client may send: numbers as int or float, None, absent
+    keys, blank strings, NaN, numeric text, booleans, unseen categories and binary levels as text."""
+    numeric_cells = [lambda: float(rng.normal(60, 10)), lambda: int(rng.integers(20, 90)), lambda: None]
+    numeric_cells += [lambda: float("nan"), lambda: " ", lambda: "absent"]
+    record: dict = {}
+    for column in NUMERIC:
+        value = numeric_cells[int(rng.integers(len(numeric_cells)))]()
+        if value != "absent":
+            record[column] = value
+    record["sex"] = [" F", "M", None, "X", "", 1][int(rng.integers(6))]
+    record["smoker"] = [0, 1, 0.0, 1.0, "1", "0", None, 2, "yes", float("nan")][int(rng.integers(10))]
+    record["site"] = ["north", "south ", "east", "west", None, "", 3, 2.0][int(rng.integers(8))]
+    record["flag"] = [True, False, None, 1, 0.0, "True", "nope"][int(rng.integers(7))]
+    return record
+
+
+@pytest.mark.parametrize("missing", ["median", "drop", "knn", "iterative", "most_frequent"])
+def test_transform_records_equals_the_dataframe_path(train: pd.DataFrame, missing: str) -> None:
+    rng = np.random.default_rng(5)
+    fit_frame = train.assign(flag=rng.choice([True, False], len(train)).astype(object))
+    columns = {"numeric": NUMERIC, "binary": [*BINARY, "flag"], "categorical": CATEGORICAL}
+    prep = TabularPreprocessor(**columns, missing=missing, random_state=0).fit(fit_frame)
+    records = [random_record(rng) for _ in range(400)]
+    for start in range(0, 400, 8):  # the API sends a handful of records at a time
+        batch = records[start : start + 8]
+        expected = prep.transform(pd.DataFrame.from_records(batch, columns=prep.input_columns_))
+        np.testing.assert_array_equal(prep.transform_records(batch), expected)
+    single = [{"age": 61, "crp": 4.5, "sbp": 130.0, "sex": "M", "smoker": 1, "site": "south", "flag": True}]
+    assert prep.transform_records(single).dtype == np.float32
+    np.testing.assert_array_equal(
+        prep.transform_records(single), prep.transform(pd.DataFrame.from_records(single, columns=prep.input_columns_))
+    )
+
+
+def test_transform_records_codes_plain_cells_without_a_dataframe(
+    train: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prep = TabularPreprocessor(numeric=NUMERIC, binary=BINARY, categorical=CATEGORICAL).fit(train)
+    record = {"age": 61, "crp": None, "sbp": 130.5, "sex": "F", "smoker": "1", "site": "mars"}
+    expected = prep.transform(pd.DataFrame.from_records([record], columns=prep.input_columns_))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the fast path built a DataFrame")
+
+    monkeypatch.setattr(pd.DataFrame, "from_records", refuse)
+    np.testing.assert_array_equal(prep.transform_records([record]), expected)
+    assert prep.transform_records([]).shape == (0, prep.n_features_out_)
+
+
+def test_transform_records_falls_back_to_the_dataframe_errors(train: pd.DataFrame) -> None:
+    prep = TabularPreprocessor(numeric=NUMERIC, binary=BINARY, categorical=CATEGORICAL).fit(train)
+    good = {"age": 61, "crp": 3.0, "sbp": 130.5, "sex": "F", "smoker": 1, "site": "north"}
+    with pytest.raises(MedDLError, match=r"column 'crp' has 1 non-numeric values, e.g. 'high' \(row 1\)"):
+        prep.transform_records([good, {**good, "crp": "high"}])
+    with pytest.raises(MedDLError, match="column 'age' has 1 infinite values"):
+        prep.transform_records([{**good, "age": float("inf")}])
+    coerced = prep.transform_records([{**good, "age": " 61.0 "}])  # numeric text is coerced, as in transform
+    np.testing.assert_array_equal(coerced, prep.transform_records([good]))

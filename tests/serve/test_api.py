@@ -130,3 +130,51 @@ def test_two_bundles_with_one_name_are_refused(served_bundle: Path) -> None:
 
     with pytest.raises(MedDLError, match="already served"):
         create_app(Settings(bundles=[served_bundle, served_bundle], audit_log=None))
+
+
+def test_predict_with_nulls_matches_the_bundle_and_notes_the_imputed_fields(
+    client: TestClient, served_bundle: Path, valid_record: dict
+) -> None:
+    """The API encodes records without a DataFrame: its answers must be the bundle's DataFrame answers."""
+    records = [valid_record, {**valid_record, "bmi": None, "smoker": None}, {**valid_record, "age": 18}]
+    answer = client.post("/models/clinic/predict", json={"records": records})
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["predictions"]
+    bundle = load_bundle(served_bundle)
+    expected = bundle.scores(pd.DataFrame(records))
+    np.testing.assert_allclose([p["probability"] for p in items], expected, rtol=1e-6)
+    assert items[1]["note"] == "imputed (not measured): bmi, smoker" and items[0]["note"] == ""
+    explained = client.post("/models/clinic/explain", json={"records": records}).json()["predictions"]
+    reference = bundle.contributions(pd.DataFrame(records))
+    for item, contributions in zip(explained, reference, strict=True):
+        assert item["contributions"] == contributions
+
+
+def test_concurrent_image_explains_all_succeed(tmp_path: Path) -> None:
+    """Grad-CAM hooks the model while it runs; concurrent requests once broke each other's graphs (HTTP 500)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from meddl import Experiment
+    from meddl.data.phantoms import write_phantom_dataset
+
+    manifest = write_phantom_dataset(tmp_path / "data", 24, size=64, fmt="png", seed=4)
+    config = {
+        "name": "scans",
+        "task": "binary",
+        "data": {"kind": "image", "path": str(manifest), "positive_label": "lesion"},
+        "preprocess": {"size": [64, 64]},
+        "model": {"arch": "small_cnn", "pools": 1},
+        "train": {"epochs": 1, "batch_size": 8, "progress": False},
+        "evaluate": {"bootstrap": 10},
+    }
+    Experiment.from_dict(config).run(out=tmp_path / "run")
+    client = TestClient(create_app(Settings(bundles=[tmp_path / "run"], audit_log=None)), raise_server_exceptions=False)
+    image = next((tmp_path / "data" / "images").glob("*.png"))
+    data = image.read_bytes()
+
+    def explain(_: int) -> int:
+        return client.post("/models/scans/explain", files={"file": (image.name, data)}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(explain, range(64)))
+    assert statuses == [200] * 64

@@ -75,7 +75,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
 
 REQUIRED_TABLES = ("patients", "visits")
 
-SCHEMA_SQL = "\n".join(
-    f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{name} {kind}' for name, kind in columns.items())});"
-    for table, columns in TABLE_COLUMNS.items()
-) + "\nCREATE TABLE IF NOT EXISTS meddl_meta (key VARCHAR PRIMARY KEY, value VARCHAR);"
+SCHEMA_SQL = (
+    "\n".join(
+        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{name} {kind}' for name, kind in columns.items())});"
+        for table, columns in TABLE_COLUMNS.items()
+    )
+    + "\nCREATE TABLE IF NOT EXISTS meddl_meta (key VARCHAR PRIMARY KEY, value VARCHAR);"
+)

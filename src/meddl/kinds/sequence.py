@@ -152,8 +152,15 @@ class SequenceKind(KindAdapter):
             f"{len(records)} sequences read from {path.name}; centre-cropped or N-padded to {self.prep.length} bases; "
             f"encoding {self.prep.encoding}" + (f" (k = {self.prep.k})" if self.prep.encoding == "kmer" else ""),
         ]
-        if self.prep.reverse_complement:
+        if self._one_hot and self.prep.reverse_complement:
             notes.append("reverse-complement augmentation in training; predictions average both strands")
+        if self._one_hot and self.prep.max_shift:
+            notes.append(f"random shifts of up to {self.prep.max_shift} bases in training")
+        if not self._one_hot and (self.prep.reverse_complement or self.prep.max_shift):
+            notes.append(
+                "k-mer tokens: reverse-complement and shift augmentation apply to one-hot encodings only, so this "
+                "model was trained and predicts on the given strand as is"
+            )
         return Prepared(
             inputs=self.encoder.transform(sequences),
             target=target,

@@ -18,7 +18,7 @@ import yaml
 
 from meddl import __version__
 from meddl.bundle import BUNDLE_FORMAT, save_weights
-from meddl.config import ExperimentConfig
+from meddl.config import EHRDataConfig, ExperimentConfig
 from meddl.data import split_assignments
 from meddl.errors import MedDLError
 from meddl.evaluate import (
@@ -243,7 +243,7 @@ class ArrayPipelineRun:
             "n_rows_read": prepared.n_read,
             "n_rows_used": len(prepared.target),
             "n_patients": len(np.unique(prepared.patient_ids)) if prepared.patient_ids is not None else None,
-            "target": getattr(cfg.data, "target", None) or cfg.data.cohort.outcome,
+            "target": cfg.data.cohort.outcome if isinstance(cfg.data, EHRDataConfig) else cfg.data.target,
             "classes": prepared.classes,
             "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
             "dropped": dict(prepared.dropped),

@@ -10,6 +10,7 @@ and re-applied exactly after loading.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -178,6 +179,55 @@ def _binary_keys(series: pd.Series, kind: str) -> list[Any]:
         else:
             keys.append(_level_label(value))
     return keys
+
+
+_EXACT_INT = 2**53  # integers up to this size convert to float64 exactly, as pandas would convert them
+_NEEDS_FRAME = object()  # a record cell that only the DataFrame path codes exactly
+
+
+def _record_binary_key(value: Any, kind: str, labels: Mapping[str, Any]) -> Any:
+    """`_binary_keys` of one JSON cell; `_NEEDS_FRAME` when only the DataFrame path reproduces it exactly.
+
+    Args:
+        value: The cell (None for a key absent from the record).
+        kind: The column's comparison kind: 'bool', 'numeric' or 'string'.
+        labels: ``_level_label(level) -> level`` of the column's two training levels.
+    """
+    tp = type(value)
+    if value is None or (tp is float and math.isnan(value)):
+        return None
+    if tp is str:
+        if value.strip() == "":
+            return None
+        if kind == "numeric":
+            # pd.to_numeric gives exactly the level for the level's own text form; anything else is left to it.
+            return labels.get(value.strip(), _NEEDS_FRAME)
+        return str(value) if kind == "bool" else value.strip()
+    if tp is int and abs(value) > _EXACT_INT:
+        return _NEEDS_FRAME
+    if tp is bool:
+        return value if kind == "bool" else (_NEEDS_FRAME if kind == "numeric" else str(value))
+    if tp is int or tp is float:
+        if kind == "bool":
+            return bool(value)
+        if kind == "numeric":
+            return float(value)
+        return _level_label(value)
+    return _NEEDS_FRAME
+
+
+def _record_label(value: Any) -> Any:
+    """The category label of one JSON cell (None when missing); `_NEEDS_FRAME` for other types."""
+    tp = type(value)
+    if value is None or (tp is float and math.isnan(value)):
+        return None
+    if tp is str:
+        return value.strip() or None
+    if tp is int and abs(value) > _EXACT_INT:
+        return _NEEDS_FRAME
+    if tp is bool or tp is int or tp is float:
+        return _level_label(value)
+    return _NEEDS_FRAME
 
 
 def _check_choice(value: Any, choices: Sequence[str], field: str) -> None:
@@ -683,8 +733,99 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         """
         self._check_is_fitted()
         frame = self._check_frame(frame, self.input_columns_, "transform")
+        return self._assemble(self._encode(frame), len(frame))
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """`transform` for a few records given as mappings (e.g. parsed JSON), without building a DataFrame.
+
+        The result is exactly ``transform(pd.DataFrame.from_records(records, columns=input_columns_))`` (a key
+        absent from a record counts as missing). Cells of the plain JSON types (None, bool, int, float, str) are
+        coded directly; a record holding anything the direct coding cannot reproduce bit for bit (a non-blank
+        string in a numeric column, a boolean in a numeric column, an infinite number, an integer beyond 2**53,
+        a string that is not one of a numeric binary column's levels as written, another type) goes through
+        the DataFrame path instead, so errors and coercions stay those of `transform`.
+
+        Args:
+            records: One mapping per row, keyed by input column name; other keys are ignored.
+
+        Returns:
+            (len(records), n_features_out_) float32 matrix, columns named by `feature_names_out_`.
+
+        Raises:
+            NotFittedError: before `fit` (or `load`).
+            MedDLError: as `transform` (via the DataFrame path) for values it rejects.
+        """
+        self._check_is_fitted()
+        encoded = self._encode_records(records)
+        if encoded is None:
+            frame = pd.DataFrame.from_records(list(records), columns=self.input_columns_)
+            frame.index = pd.RangeIndex(len(frame))
+            return self.transform(frame)
+        return self._assemble(encoded, len(records))
+
+    def _encode_records(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+        """`_encode` of records, cell by cell; None when a cell needs the DataFrame path (see `transform_records`)."""
+        n = len(records)
+        numeric = self._config["numeric"]
+        binary = self._config["binary"]
+        categorical = self._config["categorical"]
+        numeric_matrix = np.empty((n, len(numeric)), dtype="float64")  # (n, n_numeric)
+        binary_matrix = np.full((n, len(binary)), np.nan)  # (n, n_binary)
+        binary_missing = np.zeros((n, len(binary)), dtype=bool)
+        category_codes = {c: np.full(n, -1, dtype="int64") for c in categorical}
+        category_absent = {c: np.zeros(n, dtype=bool) for c in categorical}
+        binary_specs = [self.binary_levels_[c] for c in binary]
+        binary_labels = [{_level_label(level): level for level in spec["levels"]} for spec in binary_specs]
+        category_index = [
+            {c: i for i, c in enumerate(self.categories_[column]["categories"])} for column in categorical
+        ]
+        for i, record in enumerate(records):
+            for j, column in enumerate(numeric):
+                value = record.get(column)
+                if value is None or (type(value) is str and value.strip() == ""):
+                    numeric_matrix[i, j] = np.nan
+                elif type(value) is float and not math.isinf(value):
+                    numeric_matrix[i, j] = value  # NaN stays NaN: missing
+                elif type(value) is int and abs(value) <= _EXACT_INT:
+                    numeric_matrix[i, j] = float(value)
+                else:
+                    return None
+            for j, spec in enumerate(binary_specs):
+                key = _record_binary_key(record.get(binary[j]), spec["kind"], binary_labels[j])
+                if key is _NEEDS_FRAME:
+                    return None
+                if key is None:
+                    binary_missing[i, j] = True
+                    continue
+                levels = spec["levels"]
+                if key == levels[0] and type(key) is type(levels[0]):
+                    binary_matrix[i, j] = 0.0
+                elif key == levels[1] and type(key) is type(levels[1]):
+                    binary_matrix[i, j] = 1.0
+                else:
+                    binary_matrix[i, j] = self._binary_codes([key], levels)[0]
+            for j, column in enumerate(categorical):
+                label = _record_label(record.get(column))
+                if label is _NEEDS_FRAME:
+                    return None
+                if label is None:
+                    category_absent[column][i] = True
+                else:
+                    category_codes[column][i] = category_index[j].get(label, -1)
+        return {
+            "numeric": numeric_matrix,
+            "binary": binary_matrix,
+            "binary_missing": binary_missing,
+            "binary_unseen": np.isnan(binary_matrix) & ~binary_missing,
+            "categorical": {
+                c: (category_codes[c], category_absent[c], (category_codes[c] < 0) & ~category_absent[c])
+                for c in categorical
+            },
+        }
+
+    def _assemble(self, encoded: dict[str, Any], n: int) -> np.ndarray:
+        """Impute, scale, one-hot encode and append indicators to encoded columns (see `_encode`)."""
         missing = self._config["missing"]
-        encoded = self._encode(frame)
         numeric_matrix: np.ndarray = encoded["numeric"]
         binary_matrix: np.ndarray = encoded["binary"]
         numeric_missing = np.isnan(numeric_matrix)
@@ -693,7 +834,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         if missing in _SIMPLE_STRATEGIES:
             if self.numeric_fill_ is not None:
                 numeric_matrix = np.where(numeric_missing, np.asarray(self.numeric_fill_), numeric_matrix)
-        elif missing in _JOINT_STRATEGIES and len(frame) and numeric_matrix.shape[1] + binary_matrix.shape[1]:
+        elif missing in _JOINT_STRATEGIES and n and numeric_matrix.shape[1] + binary_matrix.shape[1]:
             imputed = self._impute_joint(np.hstack([numeric_matrix, binary_matrix]))
             n_numeric = numeric_matrix.shape[1]
             numeric_matrix, binary_matrix = imputed[:, :n_numeric], imputed[:, n_numeric:]
@@ -703,7 +844,6 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
                 binary_matrix[binary_imputed[:, j], j] = float(fill)
 
         parts: list[np.ndarray] = [self._scale(numeric_matrix), binary_matrix]
-        n = len(frame)
         for column in self._config["categorical"]:
             codes, absent, _ = encoded["categorical"][column]
             spec = self.categories_[column]

@@ -27,6 +27,7 @@ __all__ = ["AuditLog", "GuardMiddleware", "access_logger"]
 access_logger = logging.getLogger("meddl.serve.access")
 TOKEN_COOKIE = "meddl_token"
 OPEN_PATHS = {"/health"}
+PREDICTION_SUFFIXES = ("/predict", "/explain", "/predict_sequences", "/explain_sequences")
 
 
 class AuditLog:
@@ -140,7 +141,7 @@ class GuardMiddleware:
                     ),
                     receive,
                 )
-        if method == "POST" and path.startswith("/models/") and path.endswith(("/predict", "/explain")):
+        if method == "POST" and path.startswith("/models/") and path.endswith(PREDICTION_SUFFIXES):
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type not in {"application/json", "multipart/form-data"}:
                 shown = content_type or "none"

@@ -84,9 +84,23 @@ def _upload_schema(kind: str, bundle: Any) -> dict[str, Any]:
         }
     from meddl.serve.routers.predictions import UPLOAD_SUFFIXES
 
+    if kind == "ehr":
+        from meddl.io.ehr_schema import REQUIRED_TABLES, TABLE_COLUMNS
+
+        return {
+            "upload": None,
+            "json": "application/json: one list of rows per event-store table, times ISO 8601",
+            "tables": {table: dict(columns) for table, columns in TABLE_COLUMNS.items()},
+            "required_tables": list(REQUIRED_TABLES),
+        }
     if kind not in UPLOAD_SUFFIXES:
-        return {"upload": None, "use": f"`meddl predict {bundle.path} --data <event store>`"}
-    return {"upload": "multipart/form-data, field 'file'", "formats": list(UPLOAD_SUFFIXES[kind])}
+        return {"upload": None, "use": f"`meddl predict {bundle.path} --data <file>`"}
+    schema: dict[str, Any] = {"upload": "multipart/form-data, field 'file'", "formats": list(UPLOAD_SUFFIXES[kind])}
+    if kind == "sequence":
+        schema["json"] = (
+            'application/json to predict_sequences / explain_sequences: {"sequences": [{"id": …, "sequence": …}]}'
+        )
+    return schema
 
 
 def load_models(paths: list[Path]) -> dict[str, ServedModel]:

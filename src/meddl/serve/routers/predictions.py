@@ -8,10 +8,10 @@ category with 422 naming it.
 # No `from __future__ import annotations` here: FastAPI must see the generated model classes, which are
 # local variables of `add_model_routes`, as real annotations.
 
+import threading
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -25,29 +25,31 @@ __all__ = ["UPLOAD_SUFFIXES", "add_file_routes", "add_image_routes", "add_model_
 IMAGE_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".png", ".jpg", ".jpeg")
 
 
-def _frame(served: ServedModel, body: BaseModel) -> tuple[pd.DataFrame, list[Any]]:
+def _records(served: ServedModel, body: BaseModel) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The validated records as plain dicts keyed by column name, and their case ids."""
     records = [record.model_dump(by_alias=True) for record in body.records]  # type: ignore[attr-defined]
     case_ids = [record.pop("case_id", None) for record in records]
-    columns = list(served.bundle.info["column_types"])
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    frame.index = pd.RangeIndex(len(frame))
-    return frame, case_ids
+    return records, case_ids
 
 
-def _predictions(served: ServedModel, frame: pd.DataFrame, case_ids: list[Any], explain: bool) -> list[dict[str, Any]]:
+def _predictions(
+    served: ServedModel, records: list[dict[str, Any]], case_ids: list[Any], explain: bool
+) -> list[dict[str, Any]]:
     """Score validated records. The schema already refused unseen categories and (for models trained with
-    ``missing: drop``) nulls, so every row is scorable; a null sent for an imputing model is noted."""
+    ``missing: drop``) nulls, so every row is scorable; a null sent for an imputing model is noted.
+
+    The records are encoded directly, without a DataFrame: a few records per request, where pandas would cost
+    more than the model."""
     bundle = served.bundle
-    matrix, usable = bundle.encode(frame)
+    matrix, usable = bundle.encode_records(records)
     scores = bundle.scores_of(matrix[usable]) if usable.any() else np.zeros((0,))
     score_of = dict(zip(np.flatnonzero(usable).tolist(), scores, strict=True))
-    missing = frame.isna().to_numpy()
-    columns = frame.columns
-    contributions = bundle.contributions(frame, source="request") if explain else None
+    columns = list(bundle.info["column_types"])
+    contributions = bundle.record_contributions(records, matrix, usable) if explain else None
     classes = bundle.classes
     out = []
-    for i in range(len(frame)):
-        imputed = [str(columns[j]) for j in np.flatnonzero(missing[i])]
+    for i, record in enumerate(records):
+        imputed = [column for column in columns if record.get(column) is None]
         item: dict[str, Any] = {
             "case_id": case_ids[i],
             "label": None,
@@ -88,8 +90,8 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
         n = len(body.records)  # type: ignore[attr-defined]
         if n > settings.max_batch:
             raise HTTPException(413, detail=f"{n} records in one request; the limit is {settings.max_batch}")
-        frame, case_ids = _frame(served, body)
-        predictions = _predictions(served, frame, case_ids, explain)
+        records, case_ids = _records(served, body)
+        predictions = _predictions(served, records, case_ids, explain)
         request_id = request.state.request_id
         request.app.state.audit.record(
             request_id=request_id,
@@ -152,6 +154,10 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
 
     name = served.name
     bundle = served.bundle
+    # Grad-CAM hooks the model's target layer while it runs: a forward pass of another request in between (the
+    # routes run in the thread pool) would feed the hook its activations and break the gradient graph. Model
+    # work of one image bundle is therefore serialised; reading and decoding uploads stays concurrent.
+    model_lock = threading.Lock()
 
     def run(upload: UploadFile, request: Request, explain: bool) -> JSONResponse:
         filename = upload.filename or "upload"
@@ -166,7 +172,9 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
             except MedDLError as exc:
                 reason = str(exc).replace(str(path), filename)
                 raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
-        score = np.atleast_1d(bundle._scores(image.unsqueeze(0))[0])
+        with model_lock:
+            score = np.atleast_1d(bundle._scores(image.unsqueeze(0))[0])
+            heatmap = bundle.heatmap(image, score) if explain else None
         classes = bundle.classes
         item: dict[str, Any] = {"case_id": filename, "note": "", "threshold": bundle.threshold}
         if bundle.task == "binary":
@@ -183,10 +191,10 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
                 if bundle.task == "multiclass"
                 else ";".join(c for c, p in zip(classes, score, strict=True) if p >= 0.5),
             )
-        if explain:
+        if heatmap is not None:
             from meddl.explain.images import overlay_png
 
-            shown, heat = bundle.heatmap(image, score)
+            shown, heat = heatmap
             item["heatmap_png"] = base64.b64encode(overlay_png(shown, heat)).decode("ascii")
         request_id = request.state.request_id
         request.app.state.audit.record(
@@ -256,16 +264,28 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(upload.file.read())
+
+            def shown(text: str) -> str:
+                """The server's temporary path never reaches the client: the upload's own name stands for it."""
+                return text.replace(str(path), filename)
+
             try:
-                frame = bundle.predict(path, explain_dir=Path(folder) / "explained" if explain else None)
+                cases = bundle.read(path)
+                # Counted before any scoring or explaining, so an oversized file costs no model time.
+                if len(cases.ids) > settings.max_batch:
+                    raise HTTPException(
+                        413, detail=f"{len(cases.ids)} cases in one file; the limit is {settings.max_batch}"
+                    )
+                if not cases.usable.any():  # e.g. a single signal record that cannot be read
+                    reasons = "; ".join(dict.fromkeys(n.removeprefix("not scored: ") for n in cases.notes if n))
+                    raise MedDLError(reasons or "no case in the file can be scored")
+                frame = bundle.predict_cases(cases, explain_dir=Path(folder) / "explained" if explain else None)
             except MedDLError as exc:
-                reason = str(exc).replace(str(path), filename)
-                raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
-            if len(frame) > settings.max_batch:
-                raise HTTPException(413, detail=f"{len(frame)} cases in one file; the limit is {settings.max_batch}")
+                raise HTTPException(422, detail=f"{filename}: cannot be used: {shown(str(exc))}") from None
             items = [_file_item(bundle, row, probability_columns, explain) for row in frame.to_dict("records")]
         for item in items:
-            item["case_id"] = str(item["case_id"]).replace(str(path), filename)
+            item["case_id"] = shown(str(item["case_id"]))
+            item["note"] = shown(str(item["note"]))
         request_id = request.state.request_id
         request.app.state.audit.record(
             request_id=request_id,
