@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from meddl.train import Trainer
 
-__all__ = ["RunTiming", "fit_timed"]
+__all__ = ["TARGET_RATIO", "RunTiming", "fit_timed", "summarise_pairs"]
+
+TARGET_RATIO = 0.95  # MedDL samples/s over the plain loop's, every training benchmark
 
 
 @dataclass
@@ -60,3 +64,43 @@ def fit_timed(trainer: Trainer, train: Any, val: Any) -> RunTiming:
     trainer.fit(train, val)
     timing.fit_seconds = time.perf_counter() - started
     return timing
+
+
+def summarise_pairs(results: dict[str, list[RunTiming]], epochs: int) -> dict[str, Any]:
+    """Medians and per-repetition ratios (MedDL / plain) of paired runs ``results["meddl"][i]``,
+    ``results["plain"][i]``; the first run of each side gives the training-loss comparison."""
+
+    def median(side: str, value: Callable[[RunTiming], float]) -> float:
+        return statistics.median(value(t) for t in results[side])
+
+    pairs = list(zip(results["meddl"], results["plain"], strict=True))
+    ratios = [m.samples_per_s / p.samples_per_s for m, p in pairs]
+    cpu_ratios = [m.samples_per_cpu_s / p.samples_per_cpu_s for m, p in pairs]
+    fit_ratios = [p.fit_seconds / m.fit_seconds for m, p in pairs]
+    meddl_losses, plain_losses = results["meddl"][0].train_losses, results["plain"][0].train_losses
+    return {
+        "meddl_samples_per_s": round(median("meddl", lambda t: t.samples_per_s), 1),
+        "plain_samples_per_s": round(median("plain", lambda t: t.samples_per_s), 1),
+        "ratio": round(statistics.median(ratios), 4),
+        "ratios": [round(r, 4) for r in ratios],
+        # The same on process CPU time: less sensitive to other work on a shared machine.
+        "meddl_samples_per_cpu_s": round(median("meddl", lambda t: t.samples_per_cpu_s), 1),
+        "plain_samples_per_cpu_s": round(median("plain", lambda t: t.samples_per_cpu_s), 1),
+        "cpu_ratio": round(statistics.median(cpu_ratios), 4),
+        "cpu_ratios": [round(r, 4) for r in cpu_ratios],
+        # Fastest run of each side (as timeit does): the least disturbed by other work.
+        "best_ratio": round(
+            max(t.samples_per_cpu_s for t in results["meddl"]) / max(t.samples_per_cpu_s for t in results["plain"]), 4
+        ),
+        "meddl_validation_share": round(median("meddl", lambda t: t.validation_share), 4),
+        "plain_validation_share": round(median("plain", lambda t: t.validation_share), 4),
+        "meddl_validation_s_per_epoch": round(median("meddl", lambda t: t.validation_seconds) / epochs, 4),
+        "plain_validation_s_per_epoch": round(median("plain", lambda t: t.validation_seconds) / epochs, 4),
+        # Whole fit (training + validation + the trainer's bookkeeping, e.g. copying the best weights).
+        "fit_speed_ratio": round(statistics.median(fit_ratios), 4),
+        "max_train_loss_difference": float(max(abs(a - b) for a, b in zip(meddl_losses, plain_losses, strict=True))),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": statistics.median(ratios) >= TARGET_RATIO,
+        "epochs": epochs,
+        "repeats": len(pairs),
+    }

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from _timing import RunTiming, fit_timed  # benchmarks/_timing.py, beside this script
+from _timing import RunTiming, fit_timed, summarise_pairs  # benchmarks/_timing.py, beside this script
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
@@ -73,7 +73,6 @@ from meddl.pipelines.common import validation_metrics
 from meddl.preprocess.images import ImagePipeline
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
-TARGET_RATIO = 0.95
 LEARNING_RATE = 1e-3  # the image template's train section
 WEIGHT_DECAY = 1e-4
 GRAD_CLIP = 1.0
@@ -227,38 +226,13 @@ def compare_training(
                 f"(train {timing.train_seconds:.2f}s, validation {timing.validation_seconds:.2f}s)"
             )
 
-    def median(side: str, value: Callable[[RunTiming], float]) -> float:
-        return statistics.median(value(t) for t in results[side])
-
-    pairs = list(zip(results["meddl"], results["plain"], strict=True))
-    ratios = [m.samples_per_s / p.samples_per_s for m, p in pairs]
-    cpu_ratios = [m.samples_per_cpu_s / p.samples_per_cpu_s for m, p in pairs]
-    fit_ratios = [p.fit_seconds / m.fit_seconds for m, p in pairs]
-    meddl_losses, plain_losses = results["meddl"][0].train_losses, results["plain"][0].train_losses
+    figures = summarise_pairs(results, epochs)
     return {
-        "meddl_samples_per_s": round(median("meddl", lambda t: t.samples_per_s), 1),
-        "plain_samples_per_s": round(median("plain", lambda t: t.samples_per_s), 1),
-        "ratio": round(statistics.median(ratios), 4),
-        "ratios": [round(r, 4) for r in ratios],
-        "meddl_samples_per_cpu_s": round(median("meddl", lambda t: t.samples_per_cpu_s), 1),
-        "plain_samples_per_cpu_s": round(median("plain", lambda t: t.samples_per_cpu_s), 1),
-        "cpu_ratio": round(statistics.median(cpu_ratios), 4),
-        "best_ratio": round(
-            max(t.samples_per_s for t in results["meddl"]) / max(t.samples_per_s for t in results["plain"]), 4
-        ),
-        "meddl_validation_share": round(median("meddl", lambda t: t.validation_share), 4),
-        "plain_validation_share": round(median("plain", lambda t: t.validation_share), 4),
-        # Whole fit (training + validation + the trainer's bookkeeping, e.g. copying the best weights).
-        "fit_speed_ratio": round(statistics.median(fit_ratios), 4),
-        "max_train_loss_difference": float(max(abs(a - b) for a, b in zip(meddl_losses, plain_losses, strict=True))),
-        "target_ratio": TARGET_RATIO,
-        "meets_target": statistics.median(ratios) >= TARGET_RATIO,
+        **figures,
         "n_train": len(train),
         "n_val": len(val),
         "image_size": list(train.pipeline.size),
-        "epochs": epochs,
         "batch_size": batch_size,
-        "repeats": repeats,
     }
 
 

@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -42,14 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from _timing import RunTiming, fit_timed  # benchmarks/_timing.py, beside this script
+from _timing import TARGET_RATIO, RunTiming, fit_timed, summarise_pairs  # benchmarks/_timing.py, beside this script
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from meddl.pipelines.common import validation_metrics
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
-TARGET_RATIO = 0.95
 WEIGHT_DECAY = 1e-4  # the train section's default
 GRAD_CLIP = 1.0
 
@@ -173,42 +171,6 @@ def run_plain(
     return timing
 
 
-def summarise(results: dict[str, list[RunTiming]], epochs: int) -> dict[str, Any]:
-    """Medians and per-repetition ratios (MedDL / plain) of paired runs."""
-
-    def median(side: str, value: Callable[[RunTiming], float]) -> float:
-        return statistics.median(value(t) for t in results[side])
-
-    pairs = list(zip(results["meddl"], results["plain"], strict=True))
-    ratios = [m.samples_per_s / p.samples_per_s for m, p in pairs]
-    cpu_ratios = [m.samples_per_cpu_s / p.samples_per_cpu_s for m, p in pairs]
-    fit_ratios = [p.fit_seconds / m.fit_seconds for m, p in pairs]
-    meddl_losses, plain_losses = results["meddl"][0].train_losses, results["plain"][0].train_losses
-    return {
-        "meddl_samples_per_s": round(median("meddl", lambda t: t.samples_per_s), 1),
-        "plain_samples_per_s": round(median("plain", lambda t: t.samples_per_s), 1),
-        "ratio": round(statistics.median(ratios), 4),
-        "ratios": [round(r, 4) for r in ratios],
-        # The same on process CPU time: less sensitive to other work on a shared machine.
-        "meddl_samples_per_cpu_s": round(median("meddl", lambda t: t.samples_per_cpu_s), 1),
-        "plain_samples_per_cpu_s": round(median("plain", lambda t: t.samples_per_cpu_s), 1),
-        "cpu_ratio": round(statistics.median(cpu_ratios), 4),
-        # Fastest run of each side (as timeit does): the least disturbed by other work.
-        "best_ratio": round(
-            max(t.samples_per_s for t in results["meddl"]) / max(t.samples_per_s for t in results["plain"]), 4
-        ),
-        "meddl_validation_share": round(median("meddl", lambda t: t.validation_share), 4),
-        "plain_validation_share": round(median("plain", lambda t: t.validation_share), 4),
-        # Whole fit (training + validation + the trainer's bookkeeping, e.g. copying the best weights).
-        "fit_speed_ratio": round(statistics.median(fit_ratios), 4),
-        "max_train_loss_difference": float(max(abs(a - b) for a, b in zip(meddl_losses, plain_losses, strict=True))),
-        "target_ratio": TARGET_RATIO,
-        "meets_target": statistics.median(ratios) >= TARGET_RATIO,
-        "epochs": epochs,
-        "repeats": len(pairs),
-    }
-
-
 def compare_training(
     name: str,
     build: BuildNetwork,
@@ -233,7 +195,7 @@ def compare_training(
         repeats: measured pairs.
 
     Returns:
-        The figures of :func:`summarise` plus the training and validation sizes and the batch size.
+        The figures of :func:`_timing.summarise_pairs` plus the training and validation sizes and the batch size.
     """
     if task not in ("binary", "regression"):
         raise ValueError(f"task must be 'binary' or 'regression', got {task!r}")
@@ -254,7 +216,7 @@ def compare_training(
                 f"(train {timing.train_seconds:.2f}s, validation {timing.validation_seconds:.2f}s)"
             )
     return {
-        **summarise(results, epochs),
+        **summarise_pairs(results, epochs),
         "n_train": len(train),
         "n_val": len(val),
         "input_shape": list(train.tensors[0].shape[1:]),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _timing import RunTiming, fit_timed  # benchmarks/_timing.py, beside this script
+from _timing import TARGET_RATIO, RunTiming, fit_timed, summarise_pairs  # benchmarks/_timing.py, beside this script
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
@@ -47,7 +46,6 @@ from meddl.models import MLP, FTTransformer
 from meddl.pipelines.common import validation_metrics
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
-TARGET_RATIO = 0.95
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
 GRAD_CLIP = 1.0
@@ -186,38 +184,8 @@ def compare(
                 f"(train {timing.train_seconds:.2f}s, validation {timing.validation_seconds:.2f}s)"
             )
 
-    def median(side: str, value: Callable[[RunTiming], float]) -> float:
-        return statistics.median(value(t) for t in results[side])
-
-    pairs = list(zip(results["meddl"], results["plain"], strict=True))
-    ratios = [m.samples_per_s / p.samples_per_s for m, p in pairs]
-    cpu_ratios = [m.samples_per_cpu_s / p.samples_per_cpu_s for m, p in pairs]
-    fit_ratios = [p.fit_seconds / m.fit_seconds for m, p in pairs]
-    meddl_losses, plain_losses = results["meddl"][0].train_losses, results["plain"][0].train_losses
-    return {
-        "meddl_samples_per_s": round(median("meddl", lambda t: t.samples_per_s), 1),
-        "plain_samples_per_s": round(median("plain", lambda t: t.samples_per_s), 1),
-        "ratio": round(statistics.median(ratios), 4),
-        "ratios": [round(r, 4) for r in ratios],
-        # The same on process CPU time: less sensitive to other work on a shared machine.
-        "meddl_samples_per_cpu_s": round(median("meddl", lambda t: t.samples_per_cpu_s), 1),
-        "plain_samples_per_cpu_s": round(median("plain", lambda t: t.samples_per_cpu_s), 1),
-        "cpu_ratio": round(statistics.median(cpu_ratios), 4),
-        "cpu_ratios": [round(r, 4) for r in cpu_ratios],
-        # Fastest run of each side (as timeit does): the least disturbed by other work.
-        "best_ratio": round(
-            max(t.samples_per_cpu_s for t in results["meddl"]) / max(t.samples_per_cpu_s for t in results["plain"]), 4
-        ),
-        "meddl_validation_share": round(median("meddl", lambda t: t.validation_share), 4),
-        "plain_validation_share": round(median("plain", lambda t: t.validation_share), 4),
-        "meddl_validation_s_per_epoch": round(median("meddl", lambda t: t.validation_seconds) / epochs, 4),
-        "plain_validation_s_per_epoch": round(median("plain", lambda t: t.validation_seconds) / epochs, 4),
-        # Whole fit (training + validation + the trainer's bookkeeping, e.g. copying the best weights).
-        "fit_speed_ratio": round(statistics.median(fit_ratios), 4),
-        "max_train_loss_difference": float(max(abs(a - b) for a, b in zip(meddl_losses, plain_losses, strict=True))),
-        "epochs": epochs,
-        "repeats": repeats,
-    }
+    figures = summarise_pairs(results, epochs)
+    return figures
 
 
 def main() -> None:

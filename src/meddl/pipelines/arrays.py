@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from meddl import __version__
 from meddl.bundle import BUNDLE_FORMAT, save_weights
@@ -35,6 +34,7 @@ from meddl.models.registry import output_argument
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    external_evaluation,
     finish_bundle,
     now_utc,
     prepare_run_folder,
@@ -42,7 +42,6 @@ from meddl.pipelines.common import (
     validation_metrics,
 )
 from meddl.preprocess import class_weights
-from meddl.report import write_report
 from meddl.train import Trainer, make_loss, output_size, scores_from_outputs, seed_everything
 
 __all__ = ["ArrayPipelineRun", "evaluate_external_arrays"]
@@ -338,45 +337,15 @@ def evaluate_external_arrays(
     adapter.prepare_external(prepared)
     inputs = adapter.transform(prepared.inputs)
     scores = scores_from_outputs(bundle.task, adapter.outputs(bundle.model, inputs), bundle.target_scale)
-    evaluation_model = evaluate_predictions(
-        bundle.task,
-        prepared.target,
-        scores,
-        threshold=bundle.threshold,
+    return external_evaluation(
+        bundle,
+        data,
+        out,
+        target=prepared.target,
+        scores=scores,
         groups=prepared.patient_ids,
-        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
-        level=cfg.evaluate.confidence_level,
-        seed=cfg.train.seed,
-        class_names=bundle.classes,
+        n_read=prepared.n_read,
+        dropped=prepared.dropped,
+        n_bootstrap=n_bootstrap,
+        sections=prepared.sections,
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {
-        "kind": "external_evaluation",
-        "name": bundle.name,
-        "task": bundle.task,
-        "created": now_utc(),
-        "meddl_version": __version__,
-        "bundle_hash": bundle.bundle_hash,
-        "config_yaml": yaml.safe_dump({"bundle": str(bundle.path), "data": str(data)}, sort_keys=False),
-        "data": {
-            "path": str(data),
-            "n_rows_read": prepared.n_read,
-            "n_rows_used": len(prepared.target),
-            "dropped": prepared.dropped,
-            "classes": bundle.classes,
-        },
-        "evaluation": {
-            "split": Path(data).name,
-            "threshold": bundle.threshold,
-            "threshold_rule": bundle.info.get("threshold_rule"),
-            "model": evaluation_model,
-            "baselines": {},
-        },
-        "sections": prepared.sections,
-        "warnings": [],
-    }
-    metrics = clean_json({"test": evaluation_model["metrics"], "threshold": bundle.threshold, "data": record["data"]})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    write_report(record, out / "report.html")
-    return RunResult(out, record, metrics)

@@ -14,7 +14,7 @@ import numpy as np
 
 from meddl.bundle import load_bundle, write_manifest
 from meddl.config import ExperimentConfig
-from meddl.evaluate import higher_is_better, main_metric
+from meddl.evaluate import evaluate_predictions, higher_is_better, main_metric
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
 from meddl.report import write_model_card, write_report
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
@@ -22,6 +22,7 @@ from meddl.train import DistributedContext, TrainerSettings, init_distributed, s
 __all__ = [
     "RunResult",
     "clean_json",
+    "external_evaluation",
     "finish_bundle",
     "now_utc",
     "prepare_run_folder",
@@ -130,3 +131,67 @@ def finish_bundle(out: Path, record: dict[str, Any], files: list[str]) -> None:
     write_report(record, out / "report.html")
     write_manifest(out, [*files, "model_card.md", "report.html"])
     (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")
+
+
+def external_evaluation(
+    bundle: Any,
+    data: str | Path,
+    out: str | Path,
+    *,
+    target: np.ndarray,
+    scores: np.ndarray,
+    groups: np.ndarray | None,
+    n_read: int,
+    dropped: dict[str, int],
+    n_bootstrap: int | None = None,
+    sections: list[dict[str, Any]] | None = None,
+) -> RunResult:
+    """A bundle's scores on another site's labelled data judged as in training (threshold, CIs by patient), with
+    ``metrics.json`` and the external-validation report written to ``out``."""
+    import yaml
+
+    from meddl import __version__
+
+    cfg = bundle.config
+    evaluation_model = evaluate_predictions(
+        bundle.task,
+        target,
+        scores,
+        threshold=bundle.threshold,
+        groups=groups,
+        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
+        level=cfg.evaluate.confidence_level,
+        seed=cfg.train.seed,
+        class_names=bundle.classes,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "kind": "external_evaluation",
+        "name": bundle.name,
+        "task": bundle.task,
+        "created": now_utc(),
+        "meddl_version": __version__,
+        "bundle_hash": bundle.bundle_hash,
+        "config_yaml": yaml.safe_dump({"bundle": str(bundle.path), "data": str(data)}, sort_keys=False),
+        "data": {
+            "path": str(data),
+            "n_rows_read": n_read,
+            "n_rows_used": len(target),
+            "dropped": dropped,
+            "classes": bundle.classes,
+        },
+        "evaluation": {
+            "split": Path(data).name,
+            "threshold": bundle.threshold,
+            "threshold_rule": bundle.info.get("threshold_rule"),
+            "model": evaluation_model,
+            "baselines": {},
+        },
+        "sections": sections or [],
+        "warnings": [],
+    }
+    metrics = clean_json({"test": evaluation_model["metrics"], "threshold": bundle.threshold, "data": record["data"]})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_report(record, out / "report.html")
+    return RunResult(out, record, metrics)

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from meddl import __version__
 from meddl.bundle import BUNDLE_FORMAT, save_weights
@@ -36,6 +35,7 @@ from meddl.models.registry import _constructor
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    external_evaluation,
     finish_bundle,
     now_utc,
     prepare_run_folder,
@@ -44,7 +44,6 @@ from meddl.pipelines.common import (
 )
 from meddl.preprocess import class_weights
 from meddl.preprocess.images import ImagePipeline
-from meddl.report import write_report
 from meddl.train import (
     Trainer,
     make_loss,
@@ -568,45 +567,14 @@ def evaluate_external_image(
     data_config = bundle.config.data.model_copy(update={"path": Path(data), "on_bad_file": "error"})
     items = load_image_items(data_config, bundle.task)
     scores = bundle.scores([s for s in items.sources])
-    cfg = bundle.config
-    evaluation_model = evaluate_predictions(
-        bundle.task,
-        items.target,
-        scores,
-        threshold=bundle.threshold,
+    return external_evaluation(
+        bundle,
+        data,
+        out,
+        target=items.target,
+        scores=scores,
         groups=items.patient_ids,
-        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
-        level=cfg.evaluate.confidence_level,
-        seed=cfg.train.seed,
-        class_names=bundle.classes,
+        n_read=items.n_read,
+        dropped=items.dropped,
+        n_bootstrap=n_bootstrap,
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {
-        "kind": "external_evaluation",
-        "name": bundle.name,
-        "task": bundle.task,
-        "created": now_utc(),
-        "meddl_version": __version__,
-        "bundle_hash": bundle.bundle_hash,
-        "config_yaml": yaml.safe_dump({"bundle": str(bundle.path), "data": str(data)}, sort_keys=False),
-        "data": {
-            "path": str(data),
-            "n_rows_read": items.n_read,
-            "n_rows_used": len(items.target),
-            "dropped": items.dropped,
-            "classes": bundle.classes,
-        },
-        "evaluation": {
-            "split": Path(data).name,
-            "threshold": bundle.threshold,
-            "threshold_rule": bundle.info.get("threshold_rule"),
-            "model": evaluation_model,
-            "baselines": {},
-        },
-        "warnings": [],
-    }
-    metrics = clean_json({"test": evaluation_model["metrics"], "threshold": bundle.threshold, "data": record["data"]})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    write_report(record, out / "report.html")
-    return RunResult(out, record, metrics)
