@@ -40,6 +40,7 @@ from meddl.pipelines.common import (
     prepare_run_folder,
     trainer_settings,
     validation_metrics,
+    write_run_metrics,
 )
 from meddl.preprocess import class_weights
 from meddl.train import Trainer, make_loss, output_size, scores_from_outputs, seed_everything
@@ -300,19 +301,7 @@ class ArrayPipelineRun:
                 "split": splits,
             }
         ).to_csv(out / "splits.csv", index=False)
-        metrics = clean_json(
-            {
-                "test": evaluation["model"]["metrics"],
-                "threshold": evaluation["threshold"],
-                "threshold_rule": evaluation["threshold_rule"],
-                "baselines": {k: v["metrics"] for k, v in evaluation["baselines"].items()},
-                "per_label": evaluation["model"].get("per_label"),
-                "explanation_quality": explained.get("metrics"),
-                "data": record["data"],
-                "training": {k: v for k, v in record["training"].items() if k != "history"},
-            }
-        )
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        metrics = write_run_metrics(out, record, explanation_quality=explained.get("metrics"))
         files = ["config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json", "splits.csv"]
         finish_bundle(out, record, files)
         return metrics

@@ -28,6 +28,7 @@ __all__ = [
     "prepare_run_folder",
     "trainer_settings",
     "validation_metrics",
+    "write_run_metrics",
 ]
 
 
@@ -121,6 +122,26 @@ def prepare_run_folder(out: Path, *, resume: bool, device: str) -> DistributedCo
     context.barrier()
     out.mkdir(parents=True, exist_ok=True)
     return context
+
+
+def write_run_metrics(out: Path, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """``metrics.json`` of a training run: test metrics with CIs, threshold, baselines, data and training summary
+    (plus a kind's own figures in ``extra``); returns what it wrote."""
+    evaluation = record["evaluation"]
+    metrics = clean_json(
+        {
+            "test": evaluation["model"]["metrics"],
+            "threshold": evaluation["threshold"],
+            "threshold_rule": evaluation["threshold_rule"],
+            "baselines": {k: v["metrics"] for k, v in evaluation.get("baselines", {}).items()},
+            "per_label": evaluation["model"].get("per_label"),
+            **extra,
+            "data": record["data"],
+            "training": {k: v for k, v in record["training"].items() if k != "history"},
+        }
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    return metrics
 
 
 def finish_bundle(out: Path, record: dict[str, Any], files: list[str]) -> None:

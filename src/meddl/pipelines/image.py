@@ -41,6 +41,7 @@ from meddl.pipelines.common import (
     prepare_run_folder,
     trainer_settings,
     validation_metrics,
+    write_run_metrics,
 )
 from meddl.preprocess import class_weights
 from meddl.preprocess.images import ImagePipeline
@@ -538,19 +539,7 @@ class ImagePipelineRun:
                 "split": splits,
             }
         ).to_csv(out / "splits.csv", index=False)
-        metrics = clean_json(
-            {
-                "test": record["evaluation"]["model"]["metrics"],
-                "threshold": threshold,
-                "threshold_rule": info["threshold_rule"],
-                "baselines": {},
-                "per_label": record["evaluation"]["model"].get("per_label"),
-                "localization": record.get("localization"),
-                "data": record["data"],
-                "training": {k: v for k, v in record["training"].items() if k != "history"},
-            }
-        )
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+        metrics = write_run_metrics(out, record, localization=record.get("localization"))
         files = ["config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json", "splits.csv"]
         finish_bundle(out, record, files)
         return metrics
