@@ -131,9 +131,9 @@ def image_demo_experiment(out: Path, *, quick: bool = False) -> Path:
             "progress": False,
         },
         "evaluate": {"bootstrap": 100 if quick else 1000, "threshold": "youden"},
-        # Grad-CAM draws every test case's heat map (one backward pass each); occlusion (one forward pass per
-        # window, too slow for every case on two CPU cores) is scored beside it on the lesion cases.
-        "explain": {"heatmap": "gradcam", "occlusion_window": 5, "occlusion_stride": 3},
+        # Occlusion draws every test case's heat map (it finds 44/46 lesions against Grad-CAM's 36/46 on this
+        # network, whose 32x32 Grad-CAM grid still misses the smallest ones); Grad-CAM is scored beside it.
+        "explain": {"heatmap": "occlusion", "occlusion_window": 5, "occlusion_stride": 3},
     }
     path = folder / "small_cnn.yaml"
     path.write_text("# Synthetic DICOM phantoms: lesion vs normal\n" + yaml.safe_dump(experiment, sort_keys=False))
@@ -204,7 +204,7 @@ def _image_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict
     from meddl.experiment import Experiment
 
     rows = []
-    say("synthetic DICOM phantoms (lesion vs normal) — small_cnn, with Grad-CAM heat maps")
+    say("synthetic DICOM phantoms (lesion vs normal) — small_cnn, with occlusion heat maps")
     experiment = Experiment.from_yaml(image_demo_experiment(out, quick=quick))
     result = experiment.run(out=out / "phantoms" / "runs" / "small_cnn")
     game = result.metrics.get("localization") or {}
