@@ -238,7 +238,7 @@ class EHRKind(KindAdapter):
             [f"{k * step_hours:g}–{(k + 1) * step_hours:g} h" if step_hours else f"step {k + 1}", f"{value:.4f}"]
             for k, value in enumerate(summary["steps"])
         ]
-        group_rows = [[name, f"{value:.4f}"] for name, value in summary["groups"].items()]
+        group_rows = [[name, f"{value:.4f}"] for name, value in summary["groups"].items() if name != "mask"]
         case_rows = []
         for j, case in enumerate(summary["cases"][:10]):
             parts = "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
