@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meddl.train import Trainer
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
 
-__all__ = ["TARGET_RATIO", "RunTiming", "fit_timed", "summarise_pairs"]
+from meddl.pipelines.common import validation_metrics
+from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
+
+__all__ = [
+    "TARGET_RATIO",
+    "RunTiming",
+    "compare_training",
+    "cosine_factor",
+    "fit_timed",
+    "run_meddl",
+    "run_plain",
+    "summarise_pairs",
+]
 
 TARGET_RATIO = 0.95  # MedDL samples/s over the plain loop's, every training benchmark
+WEIGHT_DECAY = 1e-4  # the train section's default
+GRAD_CLIP = 1.0
+
+BuildNetwork = Callable[[], nn.Module]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -103,4 +127,171 @@ def summarise_pairs(results: dict[str, list[RunTiming]], epochs: int) -> dict[st
         "meets_target": statistics.median(ratios) >= TARGET_RATIO,
         "epochs": epochs,
         "repeats": len(pairs),
+    }
+
+
+# -- the shared comparison on tensors: MedDL's Trainer against a plain loop on the same tensors -----------------------
+
+
+def cosine_factor(epochs: int) -> Callable[[int], float]:
+    """The trainer's cosine schedule with no warm-up, stepped once per epoch."""
+
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, epochs))))
+
+    return factor
+
+
+def _seeded(build: BuildNetwork, seed: int) -> nn.Module:
+    seed_everything(seed)  # the same initial weights on both sides
+    return build()
+
+
+def run_meddl(
+    build: BuildNetwork,
+    task: str,
+    train: Dataset,
+    val: Dataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> RunTiming:
+    """``Trainer.fit`` as ``ArrayPipelineRun.run`` calls it; its epoch and validation methods are timed in place.
+
+    ``train`` may be any dataset the pipeline hands the trainer (e.g. ``AugmentedSequences``), not only tensors.
+    """
+    monitor, mode = ("auroc", "max") if task == "binary" else ("loss", "min")
+    settings = TrainerSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=WEIGHT_DECAY,
+        scheduler="cosine",
+        patience=epochs + 1,  # early stopping never triggers
+        monitor=monitor,
+        monitor_mode=mode,  # type: ignore[arg-type]
+        seed=seed,
+        device="cpu",
+        precision="32",
+        grad_clip=GRAD_CLIP,
+        progress=False,
+        num_workers=0,
+    )
+    model = _seeded(build, seed)
+    trainer = Trainer(model, make_loss(task), settings, metric_fn=validation_metrics(task), checkpoint_dir=None)
+    return fit_timed(trainer, train, val)
+
+
+def run_plain(
+    build: BuildNetwork,
+    task: str,
+    train: TensorDataset,
+    val: TensorDataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> RunTiming:
+    """The loop a PyTorch user would write by hand for the same job (binary or regression, one output)."""
+    model = _seeded(build, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_factor(epochs))
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+        nn.functional.binary_cross_entropy_with_logits if task == "binary" else nn.functional.mse_loss
+    )
+    metric_fn = validation_metrics(task)
+    x_train, y_train = train.tensors
+    x_val, y_val = val.tensors
+    n = len(x_train)
+    val_batch = max(batch_size, 256)
+    timing = RunTiming()
+    started_fit = time.perf_counter()
+    torch.manual_seed(seed)  # the dropout stream starts where the trainer's does
+    for epoch in range(1, epochs + 1):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        model.train()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+        total, count = 0.0, 0
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            inputs, targets = x_train[index], y_train[index]
+            loss = criterion(model(inputs).reshape(-1), targets)  # (B, 1) → (B,)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+            optimizer.step()
+            total += loss.item() * len(targets)
+            count += len(targets)
+        timing.train_seconds += time.perf_counter() - started
+        timing.train_cpu_seconds += time.process_time() - started_cpu
+        timing.samples += count
+        timing.train_losses.append(total / count)
+
+        started = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            outputs = torch.cat([model(x_val[i : i + val_batch]) for i in range(0, len(x_val), val_batch)])
+            val_loss = float(criterion(outputs.reshape(-1), y_val))
+            metrics = metric_fn(outputs.numpy(), y_val.numpy())
+        timing.validation_seconds += time.perf_counter() - started
+        assert math.isfinite(val_loss) and metrics, "validation produced no usable figures"
+        scheduler.step()
+    timing.fit_seconds = time.perf_counter() - started_fit
+    return timing
+
+
+def compare_training(
+    name: str,
+    build: BuildNetwork,
+    task: str,
+    train: TensorDataset,
+    val: TensorDataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    repeats: int,
+    seed: int,
+) -> dict[str, Any]:
+    """MedDL's ``Trainer`` against the plain loop, ``repeats`` alternating pairs after one warm-up run each.
+
+    Args:
+        name: label for the progress lines.
+        build: makes the network (called after seeding, so both sides start from the same weights).
+        task: ``"binary"`` or ``"regression"`` (one output).
+        train, val: ``TensorDataset`` of (inputs, float32 targets of shape (N,)).
+        epochs, batch_size, learning_rate, seed: the same on both sides.
+        repeats: measured pairs.
+
+    Returns:
+        The figures of :func:`_timing.summarise_pairs` plus the training and validation sizes and the batch size.
+    """
+    if task not in ("binary", "regression"):
+        raise ValueError(f"task must be 'binary' or 'regression', got {task!r}")
+    runners = {"meddl": run_meddl, "plain": run_plain}
+    settings = {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    # Warm-up: first calls pay for lazy initialisation (allocator, kernels) that neither side should carry.
+    warm = TensorDataset(*(t[: batch_size * 4] for t in train.tensors))
+    for runner in runners.values():
+        runner(build, task, warm, val, epochs=1, **settings)  # type: ignore[arg-type]
+    results: dict[str, list[RunTiming]] = {"meddl": [], "plain": []}
+    for repeat in range(repeats):
+        order = ("meddl", "plain") if repeat % 2 == 0 else ("plain", "meddl")
+        for side in order:
+            timing = runners[side](build, task, train, val, epochs=epochs, **settings)  # type: ignore[arg-type]
+            results[side].append(timing)
+            log(
+                f"{name} repeat {repeat + 1}/{repeats} {side:5s}: {timing.samples_per_s:8.1f} samples/s "
+                f"(train {timing.train_seconds:.2f}s, validation {timing.validation_seconds:.2f}s)"
+            )
+    return {
+        **summarise_pairs(results, epochs),
+        "n_train": len(train),
+        "n_val": len(val),
+        "input_shape": list(train.tensors[0].shape[1:]),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
     }

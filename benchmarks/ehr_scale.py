@@ -23,7 +23,7 @@ cores, and MedDL's peak RSS must not grow with the number of events (``meddl_pea
 to 1).
 
 Then **training throughput** on those features (``training``): MedDL's ``Trainer`` against a hand-written
-PyTorch loop (``signal_throughput.compare_training``: the same ``gru`` network from the same seed, AdamW, cosine
+PyTorch loop (``_timing.compare_training``: the same ``gru`` network from the same seed, AdamW, cosine
 schedule, clipping at 1.0, the same per-epoch permutation and validation work; ratio = MedDL / plain samples per
 second, target ≥ 0.95) on the first ``--train-stays`` stays of MedDL's (N, T, F) features of the large store,
 standardised as the EHR pipeline does (``SequenceScaler`` on the lab-value channels, fitted on the training
@@ -394,7 +394,7 @@ def training_speed(
 ) -> dict[str, Any]:
     """MedDL's ``Trainer`` against a plain PyTorch loop on the ``gru`` and MedDL's extracted features."""
     import torch
-    from signal_throughput import compare_training  # benchmarks/, beside this script
+    from _timing import compare_training  # benchmarks/_timing.py, beside this script
     from torch.utils.data import TensorDataset
 
     from meddl.models import build_model

@@ -23,7 +23,7 @@ SRF, NFKB1) sampled from their PFMs on a random strand — written as FASTA with
    ``token_attributions`` (integrated gradients through the embedding) spread evenly over the k bases each
    token covers, as the sequence kind explains token models.
 
-2. **Trainer overhead.** MedDL's ``Trainer`` against a hand-written PyTorch loop (``signal_throughput
+2. **Trainer overhead.** MedDL's ``Trainer`` against a hand-written PyTorch loop (``_timing
    .compare_training``: same network from the same seed, AdamW, cosine schedule, clipping at 1.0, the same
    per-epoch permutation and validation work) on ``sequence_cnn`` (the demo's parameters) and the same
    ``(N, 4, 200)`` one-hot ``TensorDataset`` of the sequence_cnn run's training and validation split. The
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from signal_throughput import TARGET_RATIO, compare_training, run_meddl  # benchmarks/, beside this script
+from _timing import TARGET_RATIO, compare_training, run_meddl  # benchmarks/_timing.py, beside this script
 from torch import nn
 from torch.utils.data import TensorDataset
 

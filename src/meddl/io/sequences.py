@@ -191,6 +191,8 @@ def read_sequence_table(
     sequence_column: str = "sequence",
     label_column: str | None = "label",
     id_column: str | None = None,
+    *,
+    table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Read a CSV/TSV/Parquet table of sequences.
 
@@ -200,6 +202,8 @@ def read_sequence_table(
         label_column: column holding the label, kept as read (missing labels stay missing; the pipeline counts
             them); ``None`` for a table without labels (prediction).
         id_column: column of unique record ids; ``None`` names records ``row<N>`` after their spreadsheet row.
+        table: the file as ``read_table`` already returned it (the caller read it for other columns); ``path``
+            then only names the file in messages.
 
     Returns:
         A frame with columns ``id`` (str), ``sequence`` (upper-case str), ``label`` (absent when
@@ -209,7 +213,8 @@ def read_sequence_table(
         MedDLError: a column is missing, a sequence is empty or has an invalid base (row, position and character
             named), or an id is empty or repeated (both rows named).
     """
-    table = read_table(path)
+    if table is None:
+        table = read_table(path)
     wanted = [c for c in (sequence_column, label_column, id_column) if c is not None]
     for column in wanted:
         if column not in table.columns:

@@ -46,8 +46,9 @@ CLASSES = {
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    EventStore.open(path, read_only=True).close()  # a clear error if this is not a MedDL event store
-    con = duckdb.connect(str(path), read_only=True)
+    """The store's connection, opened once (``EventStore.open`` gives a clear error for anything but a MedDL
+    event store); the caller closes it (``with _connect(path) as con``)."""
+    con = EventStore.open(path, read_only=True).connection
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     return con
 

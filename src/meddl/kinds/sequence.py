@@ -102,6 +102,7 @@ class SequenceKind(KindAdapter):
             sequence_column=self.data.sequence_column,
             label_column=label_column,
             id_column=id_column if id_given else None,
+            table=table,
         )
         if self.data.patient_id and self.data.patient_id in table.columns:
             frame["patient_id"] = table[self.data.patient_id].astype(str).to_numpy()
