@@ -51,3 +51,34 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     for metric in ("auroc", "brier", "accuracy"):
         assert two["test"][metric]["value"] == pytest.approx(one["test"][metric]["value"], abs=1e-3), metric
     assert two["training"]["epochs_run"] == one["training"]["epochs_run"]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_an_ehr_store_extracts_features_per_rank(tmp_path: Path) -> None:
+    """Each rank extracts the EHR features into its own scratch folder (two writers on one memory-mapped file
+    would corrupt it) and every scratch folder is gone afterwards; metrics match one process."""
+    from meddl.data.ehr_synth import synthetic_ehr
+
+    synthetic_ehr(tmp_path / "events.duckdb", n_patients=300, seed=2)
+    config = {
+        "name": "ehr-ddp",
+        "task": "binary",
+        "data": {"kind": "ehr", "path": "events.duckdb", "cohort": {"outcome": "mortality"}},
+        "preprocess": {"top_labs": 6, "codes_top": 20},
+        "model": {"arch": "gru", "hidden": 16, "dropout": 0.0},
+        "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+        "evaluate": {"bootstrap": 20},
+    }
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": "29519"}
+    single = [sys.executable, "-m", "meddl", "train", str(experiment), "--quiet", "--out", str(tmp_path / "one")]
+    subprocess.run(single, check=True, env=env, capture_output=True)
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519"]
+    ddp += ["-m", "meddl", "train", str(experiment), "--quiet", "--out", str(tmp_path / "two")]
+    result = subprocess.run(ddp, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not [p.name for p in (tmp_path / "two").iterdir() if p.name.startswith("work")]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["test"]["auroc"]["value"] == pytest.approx(one["test"]["auroc"]["value"], abs=1e-3)

@@ -81,7 +81,8 @@ class ArrayPipelineRun:
         context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
 
         say(f"reading {cfg.data.path}")
-        self.adapter.workdir = out / "work"
+        # scratch space per process: under torchrun every rank extracts its own copy (no two writers on one file)
+        self.adapter.workdir = out / ("work" if context.world_size == 1 else f"work-rank{context.rank}")
         prepared = self.adapter.load(say)
         if len(prepared.target) == 0:
             raise MedDLError(f"{cfg.data.path}: no labelled sample left to train on")
@@ -125,6 +126,7 @@ class ArrayPipelineRun:
         result = trainer.fit(datasets["train"], datasets["validation"], resume=resume)
         model = trainer.module.eval()
         if not context.is_main:
+            self.adapter.cleanup()
             return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
 
         say("evaluating on the test split")
