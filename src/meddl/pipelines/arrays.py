@@ -20,20 +20,13 @@ from meddl.bundle import BUNDLE_FORMAT, save_weights
 from meddl.config import EHRDataConfig, ExperimentConfig
 from meddl.data import split_assignments
 from meddl.errors import MedDLError
-from meddl.evaluate import (
-    choose_threshold,
-    compare_to_baseline,
-    evaluate_predictions,
-    fit_baseline,
-    main_metric,
-    predict_baseline,
-)
 from meddl.kinds.base import KindAdapter, Prepared, adapter_for
 from meddl.models import build_model
 from meddl.models.registry import output_argument
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    evaluate_on_test,
     external_evaluation,
     finish_bundle,
     now_utc,
@@ -176,66 +169,30 @@ class ArrayPipelineRun:
         test_scores: np.ndarray,
     ) -> dict[str, Any]:
         cfg = self.config
-        e = cfg.evaluate
-        y_val, y_test = prepared.target[index["validation"]], prepared.target[index["test"]]
-        groups = prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None
-
-        def judge(score_val: np.ndarray, score_test: np.ndarray) -> tuple[dict[str, Any], float | None]:
-            threshold = None
-            if cfg.task == "binary":
-                threshold = float(
-                    choose_threshold(
-                        y_val, score_val, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity
-                    )
-                )
-            result = evaluate_predictions(
-                cfg.task,
-                y_test,
-                score_test,
-                threshold=threshold,
-                groups=groups,
-                n_bootstrap=e.bootstrap,
-                level=e.confidence_level,
-                seed=cfg.train.seed,
-                class_names=prepared.classes or None,
-            )
-            return result, threshold
-
-        model_eval, threshold = judge(val_scores, test_scores)
-        baselines: dict[str, Any] = {}
-        comparisons: dict[str, Any] = {}
-        names = cfg.baselines if cfg.task != "multilabel" else []
+        regression = cfg.task == "regression"
+        names = (
+            [n for n in cfg.baselines if (n == "linear_regression") == regression] if cfg.task != "multilabel" else []
+        )
         flat = self.adapter.baseline_features(prepared, inputs) if names else None
+        baseline_data = None
         if flat is not None:
-            for name in names:
-                if (name == "linear_regression") != (cfg.task == "regression"):
-                    continue
-                estimator = fit_baseline(
-                    name, cfg.task, flat[index["train"]], prepared.target[index["train"]], seed=cfg.train.seed
-                )
-                base_val = predict_baseline(estimator, cfg.task, flat[index["validation"]])
-                base_test = predict_baseline(estimator, cfg.task, flat[index["test"]])
-                baselines[name], base_threshold = judge(base_val, base_test)
-                comparisons[name] = compare_to_baseline(
-                    cfg.task,
-                    y_test,
-                    test_scores,
-                    base_test,
-                    metric=main_metric(cfg.task),
-                    threshold_model=threshold if threshold is not None else 0.5,
-                    threshold_baseline=base_threshold if base_threshold is not None else 0.5,
-                    groups=groups,
-                    n_bootstrap=e.bootstrap,
-                    seed=cfg.train.seed,
-                )
-        return {
-            "split": "test",
-            "threshold": threshold,
-            "threshold_rule": e.threshold if cfg.task == "binary" else None,
-            "model": model_eval,
-            "baselines": baselines,
-            "comparisons": comparisons,
-        }
+            baseline_data = (
+                flat[index["train"]],
+                prepared.target[index["train"]],
+                flat[index["validation"]],
+                flat[index["test"]],
+            )
+        return evaluate_on_test(
+            cfg,
+            y_val=prepared.target[index["validation"]],
+            y_test=prepared.target[index["test"]],
+            model_val=val_scores,
+            model_test=test_scores,
+            groups=prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None,
+            class_names=prepared.classes or None,
+            baselines=names,
+            baseline_data=baseline_data,
+        )
 
     # -- records ----------------------------------------------------------------------------------
     def _data_summary(self, prepared: Prepared, splits: np.ndarray) -> dict[str, Any]:

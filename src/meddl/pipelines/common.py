@@ -14,7 +14,15 @@ import numpy as np
 
 from meddl.bundle import load_bundle, write_manifest
 from meddl.config import ExperimentConfig
-from meddl.evaluate import evaluate_predictions, higher_is_better, main_metric
+from meddl.evaluate import (
+    choose_threshold,
+    compare_to_baseline,
+    evaluate_predictions,
+    fit_baseline,
+    higher_is_better,
+    main_metric,
+    predict_baseline,
+)
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
 from meddl.report import write_model_card, write_report
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
@@ -22,10 +30,12 @@ from meddl.train import DistributedContext, TrainerSettings, init_distributed, s
 __all__ = [
     "RunResult",
     "clean_json",
+    "evaluate_on_test",
     "external_evaluation",
     "finish_bundle",
     "now_utc",
     "prepare_run_folder",
+    "threshold_on_validation",
     "trainer_settings",
     "validation_metrics",
     "write_run_metrics",
@@ -216,3 +226,80 @@ def external_evaluation(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_report(record, out / "report.html")
     return RunResult(out, record, metrics)
+
+
+def threshold_on_validation(config: ExperimentConfig, y: np.ndarray, scores: np.ndarray) -> float | None:
+    """The binary decision threshold chosen on the validation split by ``evaluate.threshold``; None otherwise."""
+    if config.task != "binary":
+        return None
+    e = config.evaluate
+    return float(
+        choose_threshold(y, scores, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity)
+    )
+
+
+def evaluate_on_test(
+    config: ExperimentConfig,
+    *,
+    y_val: np.ndarray,
+    y_test: np.ndarray,
+    model_val: np.ndarray,
+    model_test: np.ndarray,
+    groups: np.ndarray | None,
+    class_names: list[str] | None,
+    baselines: list[str],
+    baseline_data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The model's test metrics with bootstrap CIs at the threshold chosen on validation, and each classical
+    baseline fitted on ``baseline_data`` = (X_train, y_train, X_val, X_test), judged the same way and compared with
+    the model by a paired bootstrap."""
+    e = config.evaluate
+
+    def judge(score_val: np.ndarray, score_test: np.ndarray) -> tuple[dict[str, Any], float | None]:
+        threshold = threshold_on_validation(config, y_val, score_val)
+        result = evaluate_predictions(
+            config.task,
+            y_test,
+            score_test,
+            threshold=threshold,
+            groups=groups,
+            n_bootstrap=e.bootstrap,
+            level=e.confidence_level,
+            seed=config.train.seed,
+            class_names=class_names,
+        )
+        return result, threshold
+
+    model_eval, threshold = judge(model_val, model_test)
+    fitted: dict[str, Any] = {}
+    comparisons: dict[str, Any] = {}
+    if baseline_data is not None:
+        X_train, y_train, X_val, X_test = baseline_data
+        for name in baselines:
+            estimator = fit_baseline(
+                name, config.task, X_train, y_train, sample_weight=sample_weight, seed=config.train.seed
+            )
+            base_val = predict_baseline(estimator, config.task, X_val)
+            base_test = predict_baseline(estimator, config.task, X_test)
+            fitted[name], base_threshold = judge(base_val, base_test)
+            comparisons[name] = compare_to_baseline(
+                config.task,
+                y_test,
+                model_test,
+                base_test,
+                metric=main_metric(config.task),
+                threshold_model=threshold if threshold is not None else 0.5,
+                threshold_baseline=base_threshold if base_threshold is not None else 0.5,
+                groups=groups,
+                n_bootstrap=e.bootstrap,
+                seed=config.train.seed,
+            )
+    return {
+        "split": "test",
+        "threshold": threshold,
+        "threshold_rule": e.threshold if config.task == "binary" else None,
+        "model": model_eval,
+        "baselines": fitted,
+        "comparisons": comparisons,
+    }

@@ -23,13 +23,9 @@ from meddl.config import DataConfig, ExperimentConfig, PreprocessConfig
 from meddl.data import PreparedTable, kfold_assignments, prepare_table, split_assignments, splits_frame
 from meddl.errors import MedDLError
 from meddl.evaluate import (
-    choose_threshold,
-    compare_to_baseline,
     evaluate_predictions,
-    fit_baseline,
     higher_is_better,
     main_metric,
-    predict_baseline,
 )
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
@@ -38,9 +34,11 @@ from meddl.models import build_model
 from meddl.pipelines.common import (
     RunResult,
     clean_json,
+    evaluate_on_test,
     finish_bundle,
     now_utc,
     prepare_run_folder,
+    threshold_on_validation,
     trainer_settings,
     validation_metrics,
 )
@@ -244,79 +242,31 @@ class TabularPipeline:
         return scores_from_outputs(self.config.task, outputs, fitted.target_scale)
 
     def _threshold(self, y: np.ndarray, scores: np.ndarray) -> float | None:
-        if self.config.task != "binary":
-            return None
-        e = self.config.evaluate
-        return float(
-            choose_threshold(y, scores, e.threshold, fixed=e.fixed_threshold, target_sensitivity=e.target_sensitivity)
-        )
+        return threshold_on_validation(self.config, y, scores)
 
     def _evaluate(self, table: PreparedTable, masks: dict[str, np.ndarray], fitted: _Fitted) -> dict[str, Any]:
         cfg = self.config
-        e = cfg.evaluate
         val, test = masks["validation"], masks["test"]
-        groups = table.patient_ids[test] if table.patient_ids is not None else None
-        y_val, y_test = table.target[val], table.target[test]
-
-        def judge(score_val: np.ndarray, score_test: np.ndarray) -> tuple[dict[str, Any], float | None]:
-            threshold = self._threshold(y_val, score_val)
-            result = evaluate_predictions(
-                cfg.task,
-                y_test,
-                score_test,
-                threshold=threshold,
-                groups=groups,
-                n_bootstrap=e.bootstrap,
-                level=e.confidence_level,
-                seed=cfg.train.seed,
-                class_names=table.classes or None,
-            )
-            return result, threshold
-
-        model_val = self._score(fitted, table.features.loc[val])
-        model_test = self._score(fitted, table.features.loc[test])
-        model_eval, threshold = judge(model_val, model_test)
-        baselines: dict[str, Any] = {}
-        comparisons: dict[str, Any] = {}
-        X_val = fitted.preprocessor.transform(table.features.loc[val])
-        X_test = fitted.preprocessor.transform(table.features.loc[test])
+        baseline_data = None
+        if cfg.baselines:
+            X_val = fitted.preprocessor.transform(table.features.loc[val])
+            X_test = fitted.preprocessor.transform(table.features.loc[test])
+            baseline_data = (fitted.X_train, fitted.y_train, X_val, X_test)
         sample_weight = None
         if fitted.sample_weight_classes is not None:
             sample_weight = fitted.sample_weight_classes[fitted.y_train.astype(int)]
-        metric = main_metric(cfg.task)
-        for name in cfg.baselines:
-            estimator = fit_baseline(
-                name,
-                cfg.task,
-                fitted.X_train,
-                fitted.y_train,
-                sample_weight=sample_weight,
-                seed=cfg.train.seed,
-            )
-            base_val = predict_baseline(estimator, cfg.task, X_val)
-            base_test = predict_baseline(estimator, cfg.task, X_test)
-            baselines[name], base_threshold = judge(base_val, base_test)
-            comparisons[name] = compare_to_baseline(
-                cfg.task,
-                y_test,
-                model_test,
-                base_test,
-                metric=metric,
-                threshold_model=threshold if threshold is not None else 0.5,
-                threshold_baseline=base_threshold if base_threshold is not None else 0.5,
-                groups=groups,
-                n_bootstrap=e.bootstrap,
-                seed=cfg.train.seed,
-            )
-        evaluation = {
-            "split": "test",
-            "threshold": threshold,
-            "threshold_rule": e.threshold if cfg.task == "binary" else None,
-            "model": model_eval,
-            "baselines": baselines,
-            "comparisons": comparisons,
-        }
-        return evaluation
+        return evaluate_on_test(
+            cfg,
+            y_val=table.target[val],
+            y_test=table.target[test],
+            model_val=self._score(fitted, table.features.loc[val]),
+            model_test=self._score(fitted, table.features.loc[test]),
+            groups=table.patient_ids[test] if table.patient_ids is not None else None,
+            class_names=table.classes or None,
+            baselines=cfg.baselines,
+            baseline_data=baseline_data,
+            sample_weight=sample_weight,
+        )
 
     def _subgroups(
         self,
