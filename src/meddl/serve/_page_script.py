@@ -1,0 +1,491 @@
+"""The script of the clinicians' page (:data:`meddl.serve._page.PAGE_HTML`), inlined in its ``<script>``.
+
+It reads everything from the JSON API and writes every value from it with ``textContent``, never as HTML. Kept
+as a Python string because the package ships no data files from this folder; its hash goes into the page's
+Content-Security-Policy (:data:`meddl.serve._page.PAGE_HEADERS`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCRIPT"]
+
+SCRIPT = r"""
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { models: [], detail: null, fields: [], ticket: 0 };
+
+  // Builds an element; text goes through textContent so nothing from the API is ever parsed as HTML.
+  function make(tag, attributes, text) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes || {})) {
+      if (key === "className") node.className = value;
+      else node.setAttribute(key, value);
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  const isNumber = (value) => typeof value === "number" && isFinite(value);
+  const number = (value) => (isNumber(value) ? String(Number(value.toPrecision(4))).replace("-", "\u2212") : "");
+  const percent = (p) => (100 * p).toFixed(1) + "%";
+  const quoted = (text) => "\u2018" + text + "\u2019";
+  const modelPath = (name) => "/models/" + encodeURIComponent(name);
+
+  function withCi(metric) {
+    if (!metric || !isNumber(metric.value)) return "not reported";
+    const ci = metric.ci;
+    const text = metric.value.toFixed(2);
+    if (Array.isArray(ci) && isNumber(ci[0]) && isNumber(ci[1])) {
+      return text + " (" + ci[0].toFixed(2) + "\u2013" + ci[1].toFixed(2) + ")";
+    }
+    return text;
+  }
+
+  async function api(path, options) {
+    let response;
+    try {
+      response = await fetch(path, Object.assign({ credentials: "same-origin", cache: "no-store" }, options || {}));
+    } catch (error) {
+      return { ok: false, status: 0, body: null };
+    }
+    let body = null;
+    try {
+      const type = response.headers.get("content-type") || "";
+      body = type.includes("application/json") ? await response.json() : await response.text();
+    } catch (error) {
+      body = null;
+    }
+    return { ok: response.ok, status: response.status, body: body };
+  }
+
+  function problem(result) {
+    if (result.status === 0) return "The server could not be reached; check the connection and try again.";
+    if (result.status === 401) {
+      return "Access token missing or wrong: open this page with the link (…/?token=…) your administrator gave you.";
+    }
+    const body = result.body;
+    if (body && typeof body === "object") {
+      if (typeof body.message === "string") return body.message;
+      if (typeof body.detail === "string") return body.detail;
+    }
+    return "The server answered with status " + result.status + ".";
+  }
+
+  function showPageError(message) {
+    const box = $("page-error");
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  // ---- model choice -------------------------------------------------------------------------------------
+
+  async function start() {
+    const result = await api("/models");
+    if (!result.ok || !Array.isArray(result.body)) {
+      showPageError(problem(result));
+      return;
+    }
+    state.models = result.body;
+    if (!state.models.length) {
+      showPageError("This server serves no model.");
+      return;
+    }
+    const select = $("model-select");
+    if (state.models.length > 1) {
+      for (const model of state.models) select.appendChild(make("option", { value: model.name }, model.name));
+      select.hidden = false;
+      select.addEventListener("change", () => chooseModel(select.value));
+    } else {
+      $("model-name").textContent = state.models[0].name;
+    }
+    await chooseModel(state.models[0].name);
+  }
+
+  async function chooseModel(name) {
+    const ticket = ++state.ticket;  // a slower answer for a model chosen earlier must not win
+    clearErrors();
+    showResult(false);
+    const result = await api(modelPath(name));
+    if (ticket !== state.ticket) return;
+    if (!result.ok || !result.body || typeof result.body !== "object") {
+      showPageError(problem(result));
+      return;
+    }
+    showPageError("");
+    const detail = result.body;
+    state.detail = detail;
+    state.fields = [];
+    renderModel(detail);
+    const box = $("fields");
+    box.replaceChildren();
+    const builder = FORM_BUILDERS[detail.kind];
+    const image = detail.kind === "image";
+    $("form-title").textContent = image ? "Image" : "Patient values";
+    $("result-empty").textContent = image
+      ? "Choose the patient's image file and press \u201cGet suggestion\u201d."
+      : "Fill in the patient's values and press \u201cGet suggestion\u201d.";
+    box.className = image ? "" : "fields";
+    $("case-form").hidden = !builder;
+    $("unsupported").hidden = Boolean(builder);
+    if (!builder) {
+      $("unsupported").textContent =
+        "Models of kind " + quoted(String(detail.kind)) + " cannot be used from this page yet; use the API.";
+      return;
+    }
+    builder(detail, box);
+  }
+
+  const TASK_WORDS = { binary: "Yes/no suggestion", multiclass: "Class suggestion", regression: "Predicted value" };
+  const HEADLINE_METRICS = [["auroc", "AUROC"], ["auroc_macro", "AUROC (macro)"], ["rmse", "RMSE"], ["mae", "MAE"]];
+
+  function renderModel(detail) {
+    const facts = [(TASK_WORDS[detail.task] || detail.task) + " for " + quoted(String(detail.target || "?"))];
+    if (Array.isArray(detail.classes) && detail.classes.length) facts.push("classes: " + detail.classes.join(" / "));
+    for (const [key, words] of HEADLINE_METRICS) {
+      if (detail.metrics && detail.metrics[key]) {
+        facts.push("test " + words + " " + withCi(detail.metrics[key]));
+        break;
+      }
+    }
+    if (detail.created) facts.push("trained " + String(detail.created).slice(0, 10));
+    $("model-facts").textContent = facts.join(" \u00b7 ");
+    $("model-description").textContent = detail.description || "";
+    $("model-description").hidden = !detail.description;
+    const card = $("link-card");
+    card.hidden = !detail.model_card;
+    card.setAttribute("href", modelPath(detail.name) + "/card");
+    $("link-report").setAttribute("href", modelPath(detail.name) + "/report");
+  }
+
+  // ---- the form: one builder and one reader per model kind --------------------------------------------------
+  // A reader returns {request: {headers, body}, problems}: JSON records for a table, one uploaded file
+  // (multipart field "file") for an image model. A kind without a builder gets the "use the API" line.
+
+  function buildTabularForm(detail, box) {
+    state.fields = (detail.input_schema || []).map((entry) => addField(entry, box));
+  }
+
+  function addField(entry, box) {
+    const column = String(entry.name);
+    const unit = entry.unit ? String(entry.unit) : "";
+    const wrap = make("div", { className: "field" });
+    const label = make("label", { for: "field-" + column });
+    label.appendChild(make("span", { className: "name" }, column));
+    if (unit) label.appendChild(make("span", { className: "unit" }, unit));
+    wrap.appendChild(label);
+    const row = make("div", { className: "control" });
+    let control;
+    let hint = "";
+    if (entry.type === "numeric") {
+      control = make("input", {
+        type: "number", step: "any", id: "field-" + column, name: column, inputmode: "decimal", autocomplete: "off",
+      });
+      const range = entry.typical_range || [];
+      if (isNumber(range[0]) && isNumber(range[1])) {
+        const span = number(range[0]) + " to " + number(range[1]);  // an en dash would read as a minus sign
+        control.setAttribute("placeholder", span);
+        hint = "training 5th\u201395th centile: " + span + (unit ? " " + unit : "");
+      }
+    } else {
+      control = make("select", { id: "field-" + column, name: column });
+      for (const level of entry.allowed || []) control.appendChild(make("option", { value: String(level) }, level));
+      control.selectedIndex = -1;  // nothing chosen until the clinician chooses
+    }
+    row.appendChild(control);
+    let missing = null;
+    if (entry.nullable) {
+      missing = make("input", { type: "checkbox", id: "missing-" + column, name: "missing-" + column });
+      const missingLabel = make("label", { className: "missing" });
+      missingLabel.appendChild(missing);
+      missingLabel.appendChild(document.createTextNode("not measured"));
+      missing.addEventListener("change", () => { control.disabled = missing.checked; });
+      row.appendChild(missingLabel);
+    }
+    wrap.appendChild(row);
+    if (hint) wrap.appendChild(make("p", { className: "hint" }, hint));
+    const error = make("p", { className: "field-error", id: "error-" + column });
+    error.hidden = true;
+    wrap.appendChild(error);
+    box.appendChild(wrap);
+    return { entry: entry, column: column, control: control, missing: missing, wrap: wrap, error: error };
+  }
+
+  const IMAGE_ACCEPT = [".dcm", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg"];
+
+  function buildImageForm(detail, box) {
+    const schema = detail.input_schema || {};
+    const wrap = make("div", { className: "field file-field" });
+    const label = make("label", { for: "image-file" });
+    label.appendChild(make("span", { className: "name" }, "Image file"));
+    wrap.appendChild(label);
+    const control = make("input", { type: "file", id: "image-file", name: "file", accept: IMAGE_ACCEPT.join(",") });
+    wrap.appendChild(control);
+    const formats = Array.isArray(schema.formats) && schema.formats.length
+      ? schema.formats.map(String).join(", ") : "DICOM, NIfTI, PNG or JPEG";
+    const dims = isNumber(schema.spatial_dims) ? " \u00b7 " + String(schema.spatial_dims) + "-D images" : "";
+    wrap.appendChild(make("p", { className: "hint" }, "one file per case: " + formats + dims));
+    box.appendChild(wrap);
+  }
+
+  function readImageFile() {
+    const files = $("image-file").files;
+    if (!files || !files.length) {
+      return { request: null, problems: [{ column: null, message: "Choose an image file first." }] };
+    }
+    const data = new FormData();
+    data.append("file", files[0], files[0].name);
+    // No content-type header: the browser writes the multipart boundary itself.
+    return { request: { headers: { accept: "application/json" }, body: data }, problems: [] };
+  }
+
+  function readTabularRecord() {
+    const record = {};
+    const problems = [];
+    for (const field of state.fields) {
+      if (field.missing && field.missing.checked) {
+        record[field.column] = null;
+      } else if (field.entry.type === "numeric") {
+        if (field.control.validity.badInput) problems.push({ column: field.column, message: "not a number" });
+        // An empty box is left out of the request on purpose: the server answers with the field's name.
+        else if (field.control.value.trim() !== "") record[field.column] = Number(field.control.value);
+      } else if (field.control.selectedIndex >= 0) {
+        record[field.column] = field.control.value;
+      }
+    }
+    return {
+      request: {
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ records: [record] }),
+      },
+      problems: problems,
+    };
+  }
+
+  const FORM_BUILDERS = { tabular: buildTabularForm, image: buildImageForm };
+  const RECORD_READERS = { tabular: readTabularRecord, image: readImageFile };
+
+  // ---- errors -----------------------------------------------------------------------------------------------
+
+  function clearErrors() {
+    const box = $("form-error");
+    box.replaceChildren();
+    box.hidden = true;
+    for (const field of state.fields) {
+      field.wrap.classList.remove("invalid");
+      field.error.hidden = true;
+      field.error.textContent = "";
+    }
+  }
+
+  // items: [{column, message, type}] (column may be null when the error is about the whole request)
+  function showFormError(message, items) {
+    const box = $("form-error");
+    box.replaceChildren(make("p", {}, message));
+    if (items.length) {
+      const list = make("ul");
+      for (const item of items) {
+        list.appendChild(make("li", {}, item.column ? item.column + ": " + item.message : item.message));
+        const field = state.fields.find((f) => f.column === item.column);
+        if (!field) continue;
+        let advice = "";
+        if (item.type === "missing") {
+          advice = field.missing ? " \u2014 enter a value or tick \u201cnot measured\u201d" : " \u2014 enter a value";
+        }
+        field.wrap.classList.add("invalid");
+        field.error.textContent = item.message + advice;
+        field.error.hidden = false;
+      }
+      box.appendChild(list);
+    }
+    box.hidden = false;
+  }
+
+  function fieldErrors(body) {
+    if (!body || !Array.isArray(body.detail)) return [];
+    return body.detail.map((item) => {
+      const path = String(item.field || "");
+      const column = path.replace(/^records\[\d+\]\.?/, "") || null;
+      return { column: column === "records" ? null : column, message: String(item.message || ""), type: item.type };
+    });
+  }
+
+  // ---- submit and result ------------------------------------------------------------------------------------
+
+  async function submit(event) {
+    event.preventDefault();
+    const detail = state.detail;
+    const reader = detail && RECORD_READERS[detail.kind];
+    if (!reader) return;
+    clearErrors();
+    const read = reader();
+    if (read.problems.length) {
+      showResult(false);
+      showFormError(detail.kind === "image" ? "No image to score." : "Please correct the marked values.",
+        read.problems);
+      return;
+    }
+    const button = $("submit");
+    button.disabled = true;
+    button.textContent = "Computing\u2026";
+    const result = await api(modelPath(detail.name) + "/explain", {
+      method: "POST", headers: read.request.headers, body: read.request.body,
+    });
+    button.disabled = false;
+    button.textContent = "Get suggestion";
+    if (detail !== state.detail) return;  // the model was changed while this one was computing
+    if (!result.ok || !result.body || !Array.isArray(result.body.predictions)) {
+      showResult(false);
+      const items = result.status === 422 ? fieldErrors(result.body) : [];
+      showFormError(items.length ? "The values could not be scored:" : problem(result), items);
+      return;
+    }
+    renderResult(detail, result.body);
+  }
+
+  function showResult(visible) {
+    $("result-body").hidden = !visible;
+    $("result-empty").hidden = visible;
+    $("stale").hidden = true;
+    $("result").classList.remove("is-stale");
+  }
+
+  function renderResult(detail, body) {
+    const prediction = body.predictions[0] || {};
+    const classes = Array.isArray(detail.classes) ? detail.classes : [];
+    const regression = detail.task === "regression";
+    const positive = detail.task === "binary" && classes.length === 2 ? String(classes[1]) : null;
+
+    $("result-caption").textContent = regression ? "Predicted " + String(detail.target || "value") : "Suggestion";
+    if (regression) {
+      $("result-label").textContent = isNumber(prediction.prediction) ? number(prediction.prediction) : "not scored";
+    } else {
+      $("result-label").textContent = prediction.label !== null && prediction.label !== undefined
+        ? String(prediction.label) : "not scored";
+    }
+
+    // Probability: of the positive class (binary) or of the suggested class (multiclass).
+    let probability = null;
+    let of = null;
+    if (positive !== null && isNumber(prediction.probability)) {
+      probability = prediction.probability;
+      of = positive;
+    } else if (prediction.probabilities && prediction.label in prediction.probabilities) {
+      probability = prediction.probabilities[prediction.label];
+      of = String(prediction.label);
+    }
+    $("probability-line").hidden = probability === null;
+    $("scale").hidden = probability === null;
+    if (probability !== null) {
+      $("probability-of").textContent = "Probability of " + quoted(of) + ": ";
+      $("result-probability").textContent = percent(probability);
+      $("scale-fill").style.width = (100 * probability).toFixed(1) + "%";
+    }
+    const threshold = isNumber(prediction.threshold) ? prediction.threshold : null;
+    $("scale-mark").hidden = threshold === null;
+    $("scale-legend").hidden = threshold === null;
+    if (threshold !== null) {
+      $("scale-mark").style.left = (100 * threshold).toFixed(1) + "%";
+      $("scale-legend").textContent = "bar: probability \u00b7 line: threshold " + percent(threshold);
+    }
+
+    const classList = $("result-classes");
+    classList.replaceChildren();
+    if (detail.task === "multiclass" && prediction.probabilities) {
+      for (const [name, p] of Object.entries(prediction.probabilities)) {
+        const item = make("li");
+        item.appendChild(make("span", {}, name));
+        item.appendChild(make("span", {}, isNumber(p) ? percent(p) : ""));
+        classList.appendChild(item);
+      }
+    }
+    classList.hidden = !classList.children.length;
+
+    const point = detail.operating_point;
+    $("operating-point").hidden = !point || threshold === null;
+    if (point && threshold !== null) {
+      $("result-threshold").textContent =
+        percent(threshold) + " (" + threshold.toFixed(3) + (point.rule ? ", chosen by " + point.rule : "") + ")";
+      $("result-sensitivity").textContent = withCi(point.sensitivity);
+      $("result-specificity").textContent = withCi(point.specificity);
+      $("threshold-meaning").textContent = point.meaning || "";
+    }
+
+    $("result-note").textContent = prediction.note || "";
+    $("result-note").hidden = !prediction.note;
+
+    renderFactors(prediction.contributions || [], regression ? null : (positive !== null ? positive : of));
+    renderHeatmap(prediction.heatmap_png);
+
+    $("result-meta").textContent =
+      "Request " + String(body.request_id) + " \u00b7 model " + String(body.model) +
+      " \u00b7 bundle " + String(body.bundle_hash).slice(0, 12);
+    $("result-notice").textContent = body.notice || "";
+    showResult(true);
+  }
+
+  // Only a plain base64 string becomes a data: URL, so nothing else from the answer can reach the src.
+  function renderHeatmap(png) {
+    const image = $("heatmap");
+    const valid = typeof png === "string" && png.length > 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(png);
+    $("heatmap-section").hidden = !valid;
+    if (valid) image.setAttribute("src", "data:image/png;base64," + png);
+    else image.removeAttribute("src");
+  }
+
+  function renderFactors(contributions, towards) {
+    const list = $("factors");
+    list.replaceChildren();
+    $("factors-section").hidden = !contributions.length;
+    if (!contributions.length) return;
+    $("factors-caption").textContent =
+      (towards !== null ? "Effect on the probability of " + quoted(towards) : "Effect on the predicted value") +
+      ", strongest first (integrated gradients).";
+    const largest = Math.max(...contributions.map((c) => Math.abs(Number(c.contribution) || 0))) || 1;
+    for (const factor of contributions) {
+      const size = Number(factor.contribution) || 0;
+      const effect = size > 0 ? "raises" : size < 0 ? "lowers" : "no effect";
+      const item = make("li", { className: size > 0 ? "raises" : "lowers" });
+      item.setAttribute("title", "contribution " + size.toFixed(3) + " (logit units)");
+      const name = make("span", { className: "factor-name" }, String(factor.feature));
+      const value = factor.value === null || factor.value === undefined
+        ? "not measured"
+        : (isNumber(factor.value) ? number(factor.value) : String(factor.value));
+      name.appendChild(make("span", { className: "factor-value" }, " = " + value));
+      const bar = make("span", { className: "factor-bar" });
+      const fill = make("span", { className: "fill" });
+      fill.style.width = (100 * Math.abs(size) / largest).toFixed(1) + "%";
+      bar.appendChild(fill);
+      item.appendChild(name);
+      item.appendChild(bar);
+      item.appendChild(make("span", { className: "factor-effect" }, effect));
+      list.appendChild(item);
+    }
+  }
+
+  function markStale() {
+    if (!$("result-body").hidden) {
+      $("stale").hidden = false;
+      $("result").classList.add("is-stale");
+    }
+  }
+
+  function reset() {
+    setTimeout(() => {  // after the browser's own reset of the values
+      for (const field of state.fields) {
+        field.control.disabled = false;
+        if (field.control.tagName === "SELECT") field.control.selectedIndex = -1;
+      }
+      clearErrors();
+      showResult(false);
+    }, 0);
+  }
+
+  const form = $("case-form");
+  form.addEventListener("submit", submit);
+  form.addEventListener("input", markStale);
+  form.addEventListener("change", markStale);
+  form.addEventListener("reset", reset);
+  start();
+})();
+"""
