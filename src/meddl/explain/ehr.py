@@ -1,6 +1,6 @@
 """Explanations of EHR sequence models: integrated gradients per channel and step, RETAIN's attention.
 
-* `integrated_gradients_sequence` — captum ``IntegratedGradients`` from a baseline that is zero on every channel
+* `ehr_integrated_gradients` — ``compute_integrated_gradients`` from a baseline that is zero on every channel
   except the step mask (channel 0), which keeps the input's values: padding stays padding along the whole path,
   so the attributions explain the values at real steps, never the sequence length. Channel 0 gets 0.
 * `summarise_attributions` — the report's view: top channels overall, importance per group and per step, and
@@ -19,9 +19,15 @@ import torch
 from torch import nn
 
 from meddl.errors import MedDLError
+from meddl.explain.attribution import compute_integrated_gradients
 from meddl.models.ehr import Retain, step_lengths
 
-__all__ = ["integrated_gradients_sequence", "retain_explanations", "summarise_attributions"]
+__all__ = [
+    "ehr_integrated_gradients",
+    "integrated_gradients_sequence",
+    "retain_explanations",
+    "summarise_attributions",
+]
 
 
 def _as_input(x: torch.Tensor | np.ndarray, model: nn.Module) -> torch.Tensor:
@@ -32,20 +38,21 @@ def _as_input(x: torch.Tensor | np.ndarray, model: nn.Module) -> torch.Tensor:
     return tensor.to(parameter.device if parameter is not None else torch.device("cpu"))
 
 
-def integrated_gradients_sequence(
+def ehr_integrated_gradients(
     model: nn.Module,
     x: torch.Tensor | np.ndarray,
-    target: int = 0,
+    target: int | Sequence[int] | np.ndarray = 0,
     n_steps: int = 32,
     *,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Integrated gradients of one output for every step and channel.
+    """Integrated gradients of one output for every step and channel (``compute_integrated_gradients``).
 
     Args:
-        model: a network mapping (B, T, F) (channel 0 = step mask) to (B, outputs) logits.
+        model: a network mapping (B, T, F) (channel 0 = step mask) to (B, outputs) logits; evaluated in eval
+            mode, its mode restored afterwards.
         x: (N, T, F) inputs, preprocessed as the model sees them.
-        target: the output index to explain (0 for a binary model).
+        target: the output index to explain (0 for a binary model), one for all cases or one per case.
         n_steps: points on the integration path (Gauss-Legendre, captum's default method).
         batch_size: cases per attribution call.
 
@@ -53,27 +60,18 @@ def integrated_gradients_sequence(
         float32 (N, T, F); channel 0 and padding steps are 0. For each case the sum approximates
         ``logit(x) − logit(baseline)``, the baseline being x with every channel but the mask set to 0.
     """
-    from captum.attr import IntegratedGradients
-
     inputs = _as_input(x, model)
-    was_training = model.training
-    model.eval()
-    explainer = IntegratedGradients(model)
-    chunks = []
-    try:
-        # cuDNN RNNs refuse backward in eval mode; the native kernels give the same numbers.
-        with torch.backends.cudnn.flags(enabled=False):
-            for start in range(0, len(inputs), batch_size):
-                batch = inputs[start : start + batch_size]
-                baseline = torch.zeros_like(batch)
-                baseline[:, :, 0] = batch[:, :, 0]
-                attribution = explainer.attribute(batch, baselines=baseline, target=target, n_steps=n_steps)
-                chunks.append(attribution.detach().cpu())
-    finally:
-        model.train(was_training)
-    if not chunks:
-        return np.zeros(tuple(inputs.shape), dtype=np.float32)
-    return torch.cat(chunks).numpy().astype(np.float32)
+    baseline = torch.zeros_like(inputs)
+    baseline[:, :, 0] = inputs[:, :, 0]
+    # cuDNN RNNs refuse backward in eval mode; the native kernels give the same numbers.
+    return compute_integrated_gradients(
+        model, inputs, baseline, target=target, n_steps=n_steps, batch_size=batch_size, cudnn=False
+    )
+
+
+integrated_gradients_sequence = ehr_integrated_gradients
+"""The former name of `ehr_integrated_gradients` (not to be confused with `meddl.explain.sequences`'s), kept for
+callers."""
 
 
 def summarise_attributions(
@@ -87,7 +85,7 @@ def summarise_attributions(
     """Summaries of (N, T, F) attributions for a report (JSON-able).
 
     Args:
-        attributions: (N, T, F) attributions (e.g. from `integrated_gradients_sequence`).
+        attributions: (N, T, F) attributions (e.g. from `ehr_integrated_gradients`).
         feature_names: F channel names.
         groups: optional channel indices per group (``EHRFeatures.groups``).
         top: channels listed in ``features``.

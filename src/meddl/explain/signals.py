@@ -1,6 +1,6 @@
 """Which moments of a signal drove a network's output — integrated gradients over time, drawn on the trace.
 
-* ``integrated_gradients_signal`` — captum's ``IntegratedGradients`` from an all-zero baseline (a flat line,
+* ``signal_integrated_gradients`` — ``compute_integrated_gradients`` from an all-zero baseline (a flat line,
   the channel mean after z-score normalisation). Attributions are signed, in the output's units, and sum
   (over channels and time) to f(x) − f(0) up to the integration error (completeness).
 * ``trace_png`` — each channel's trace as a line coloured by its attribution (blue = pushed the output down,
@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["integrated_gradients_signal", "trace_png"]
+from meddl.explain.attribution import compute_integrated_gradients
+
+__all__ = ["integrated_gradients_signal", "signal_integrated_gradients", "trace_png"]
 
 _MAX_CHANNELS = 3
 
 
-def integrated_gradients_signal(
+def signal_integrated_gradients(
     model: nn.Module,
     x: torch.Tensor | np.ndarray,
     target: int | Sequence[int] | np.ndarray = 0,
@@ -30,10 +32,10 @@ def integrated_gradients_signal(
     *,
     batch_size: int = 16,
 ) -> np.ndarray:
-    """Integrated gradients of one output per signal, from a zero baseline.
+    """Integrated gradients of one output per signal, from a zero baseline (``compute_integrated_gradients``).
 
     Args:
-        model: a network mapping (N, C, L) to (N, outputs).
+        model: a network mapping (N, C, L) to (N, outputs); evaluated in eval mode, its mode restored afterwards.
         x: (N, C, L) preprocessed signals, as the network sees them.
         target: the output to explain — 0 for regression or a binary model's single logit; one int for all
             signals or one per signal (multiclass: usually the predicted class).
@@ -43,41 +45,24 @@ def integrated_gradients_signal(
     Returns:
         (N, C, L) float32 signed attributions.
     """
-    from captum.attr import IntegratedGradients
-
     inputs = torch.as_tensor(x, dtype=torch.float32)
     if inputs.ndim != 3:
         raise ValueError(f"x must be (N, C, L), got shape {tuple(inputs.shape)}")
     if n_steps < 2:
         raise ValueError(f"n_steps must be at least 2, got {n_steps}")
-    parameter = next(model.parameters(), None)
-    inputs = inputs.to(parameter.device if parameter is not None else torch.device("cpu"))
     targets = np.asarray(target, dtype=np.int64)
     if targets.ndim == 0:
         targets = np.full(len(inputs), int(targets), dtype=np.int64)
     if targets.shape != (len(inputs),):
         raise ValueError(f"target must be an int or have one entry per signal ({len(inputs)}), got {targets.shape}")
-    was_training = model.training
-    model.eval()
-    explainer = IntegratedGradients(model)
-    chunks = []
-    try:
-        # cuDNN's LSTM cannot run backward in eval mode; captum needs gradients, so run RNNs without cuDNN.
-        with torch.backends.cudnn.flags(enabled=False):
-            for start in range(0, len(inputs), batch_size):
-                batch = inputs[start : start + batch_size]
-                attributions = explainer.attribute(
-                    batch,
-                    baselines=torch.zeros_like(batch),
-                    target=torch.as_tensor(targets[start : start + batch_size], device=batch.device),
-                    n_steps=n_steps,
-                )  # (b, C, L)
-                chunks.append(attributions.detach().cpu())
-    finally:
-        model.train(was_training)
-    if not chunks:
-        return np.zeros(tuple(inputs.shape), dtype=np.float32)
-    return torch.cat(chunks).numpy().astype(np.float32)
+    # cuDNN's LSTM cannot run backward in eval mode; captum needs gradients, so run the networks without cuDNN.
+    return compute_integrated_gradients(
+        model, inputs, None, target=targets, n_steps=n_steps, batch_size=batch_size, cudnn=False
+    )
+
+
+integrated_gradients_signal = signal_integrated_gradients
+"""The former name of `signal_integrated_gradients`, kept for callers."""
 
 
 def trace_png(

@@ -3,8 +3,9 @@
 * Permutation importance (scikit-learn's ``permutation_importance``) on the raw columns of the test split:
   how much the test metric drops when one variable is shuffled. It speaks in the clinic's variables
   (``smoker``, not ``smoker=current``) and covers the whole pipeline, preprocessing included.
-* Integrated gradients (captum) on the encoded features, summed back to the variable each came from, with
-  the training-set mean patient as the baseline: a signed contribution per variable per case.
+* Integrated gradients (``compute_integrated_gradients``) on the encoded features, summed back to the variable
+  each came from, with the training-set mean patient as the baseline: a signed contribution per variable per
+  case.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
+
+from meddl.explain.attribution import compute_integrated_gradients
 
 __all__ = [
     "format_top_features",
     "group_attributions",
     "integrated_gradients",
     "permutation_importance_table",
+    "tabular_integrated_gradients",
 ]
 
 
@@ -79,7 +82,7 @@ def permutation_importance_table(
     return sorted(rows, key=lambda r: -float(r["importance"]))
 
 
-def integrated_gradients(
+def tabular_integrated_gradients(
     model: nn.Module,
     features: np.ndarray,
     baseline: np.ndarray,
@@ -88,10 +91,10 @@ def integrated_gradients(
     steps: int = 32,
     batch_size: int = 512,
 ) -> np.ndarray:
-    """Integrated-gradient attributions (captum) of each encoded feature, per case.
+    """Integrated-gradient attributions of each encoded feature, per case (``compute_integrated_gradients``).
 
     Args:
-        model: network mapping (B, F) → (B, outputs).
+        model: network mapping (B, F) → (B, outputs); evaluated in eval mode, its mode restored afterwards.
         features: (N, F) encoded features.
         baseline: (F,) reference input (the mean training patient).
         target_index: output index per case (multiclass: the predicted class) or one index for all.
@@ -99,23 +102,17 @@ def integrated_gradients(
         batch_size: cases per captum call.
 
     Returns:
-        (N, F) attributions in logit units; each row sums (up to integration error) to
-        ``model(x) - model(baseline)`` for its target output.
+        (N, F) float32 attributions in logit units; each row sums (up to integration error) to
+        ``model(x) - model(baseline)`` for its target output. With no cases, (0, F) zeros.
     """
-    from captum.attr import IntegratedGradients
+    if len(features) == 0:
+        return np.zeros((0, features.shape[1]))
+    targets = np.broadcast_to(np.asarray(target_index), (len(features),)).astype(np.int64)
+    return compute_integrated_gradients(model, features, baseline, target=targets, n_steps=steps, batch_size=batch_size)
 
-    model.eval()
-    device = next(model.parameters()).device
-    explainer = IntegratedGradients(lambda x: model(x))
-    base = torch.as_tensor(baseline, dtype=torch.float32, device=device).unsqueeze(0)
-    targets = np.broadcast_to(np.asarray(target_index), (len(features),))
-    chunks = []
-    for start in range(0, len(features), batch_size):
-        x = torch.as_tensor(features[start : start + batch_size], dtype=torch.float32, device=device)
-        target = torch.as_tensor(targets[start : start + batch_size].copy(), dtype=torch.long, device=device)
-        attributions = explainer.attribute(x, baselines=base.expand_as(x), target=target, n_steps=steps)
-        chunks.append(attributions.detach().cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, features.shape[1]))
+
+integrated_gradients = tabular_integrated_gradients
+"""The former name of `tabular_integrated_gradients` (``meddl.explain.integrated_gradients``), kept for callers."""
 
 
 def group_attributions(attributions: np.ndarray, source_columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
