@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from meddl.pipelines.common import validation_metrics
+from meddl.run.common import validation_metrics
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
 __all__ = [

@@ -69,8 +69,8 @@ from meddl.data.image_dataset import ImageCache, ImageDataset, ImageItem
 from meddl.data.phantoms import write_phantom_dataset
 from meddl.io.images import check_readable
 from meddl.models import build_model
-from meddl.pipelines.common import validation_metrics
 from meddl.preprocess.images import ImagePipeline
+from meddl.run.common import validation_metrics
 from meddl.train import Trainer, TrainerSettings, make_loss, seed_everything
 
 LEARNING_RATE = 1e-3  # the image template's train section

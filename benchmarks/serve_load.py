@@ -66,7 +66,7 @@ JSON = "application/json"
 #     the `dict` annotation only checks that the body is a JSON object), run in FastAPI's thread pool as a
 #     plain `def` route, as MedDL's routes are;
 #   - the same numerical work on the same bundle objects: a one-row-per-record pandas DataFrame over the
-#     bundle's input columns, `bundle.preprocessor.transform(frame)`, `bundle.model` under torch.no_grad()
+#     bundle's input columns, `bundle.modality.fitted.transform(frame)`, `bundle.model` under torch.no_grad()
 #     and a sigmoid (binary task); for /explain additionally `integrated_gradients` on `bundle.model` with the
 #     bundle's baseline, `group_attributions` and the top-k variables by absolute contribution;
 #   - a small JSON dict answer (probability, label; contributions for /explain) serialised by FastAPI without
@@ -102,7 +102,7 @@ app = FastAPI()
 
 def _score(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, np.ndarray, list[dict[str, Any]]]:
     frame = pd.DataFrame.from_records(records, columns=columns)
-    matrix = bundle.preprocessor.transform(frame)
+    matrix = bundle.modality.fitted.transform(frame)
     with torch.no_grad():
         positive = torch.sigmoid(model(torch.as_tensor(matrix, dtype=torch.float32))[:, 0]).tolist()
     out = [{"probability": p, "label": classes[1] if p >= threshold else classes[0]} for p in positive]
@@ -129,7 +129,7 @@ def predict(name: str, body: dict[str, Any]) -> dict[str, Any]:
 def explain(name: str, body: dict[str, Any]) -> dict[str, Any]:
     frame, matrix, out = _score(body["records"])
     raw = integrated_gradients(model, matrix.astype(np.float32), baseline, target_index=0)
-    grouped, names = group_attributions(raw, bundle.preprocessor.source_columns_)
+    grouped, names = group_attributions(raw, bundle.modality.fitted.source_columns_)
     for i, row in enumerate(grouped):
         order = np.argsort(-np.abs(row))[:top_k]
         out[i]["contributions"] = [

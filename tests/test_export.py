@@ -61,7 +61,7 @@ def _test_split(bundle: Bundle, csv: Path) -> tuple[pd.DataFrame, np.ndarray]:
     splits = pd.read_csv(bundle.path / "splits.csv")
     rows = splits.loc[splits["split"] == "test", "row"].to_numpy()
     frame = read_table(csv).loc[rows]
-    matrix = bundle.preprocessor.transform(bundle.features(frame)).astype(np.float32)
+    matrix = bundle.modality.fitted.transform(bundle.modality.features_of(frame)).astype(np.float32)
     return frame, matrix
 
 
@@ -121,8 +121,8 @@ def test_sidecar_describes_inputs_and_outputs(bundles: dict[str, Path], tmp_path
     assert sidecar["classes"] == ["no", "yes"]
     assert sidecar["threshold"] == pytest.approx(bundle.threshold)
     assert sidecar["input"]["name"] == "features"
-    assert sidecar["input"]["feature_names"] == list(bundle.preprocessor.feature_names_out_)
-    assert sidecar["input"]["shape"] == ["batch", bundle.info["in_features"]]
+    assert sidecar["input"]["feature_names"] == list(bundle.modality.fitted.feature_names_out_)
+    assert sidecar["input"]["shape"] == ["batch", bundle.info["data_arguments"]["in_features"]]
     assert "encoded" in sidecar["input"]["note"] and "preprocess.json" in sidecar["input"]["note"]
     assert sidecar["output"]["name"] == "logits"
     assert sidecar["output"]["shape"] == ["batch", 1]

@@ -16,13 +16,12 @@ from rich.console import Console
 
 from meddl import __version__
 from meddl.errors import MedDLError
+from meddl.modalities.registry import kinds
 
 # Piped output (CI logs, files) gets wide lines instead of rich's 80-column default, so paths stay whole.
 out_console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-KINDS_AVAILABLE = ("tabular", "image", "sequence", "expression", "signal", "ehr")
-ARRAY_KINDS = ("sequence", "expression", "signal", "ehr")
 _PATH = click.Path(path_type=Path)
 
 
@@ -37,11 +36,11 @@ def app() -> None:
 
 
 @app.command()
-@click.argument("kind", default="tabular", metavar="[tabular|image|sequence|expression|signal|ehr]")
+@click.argument("kind", default="tabular", metavar="[" + "|".join(kinds()) + "]")
 def init(kind: str) -> None:
     """Print an annotated example experiment file."""
-    if kind not in KINDS_AVAILABLE:
-        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS_AVAILABLE)}")
+    if kind not in kinds():
+        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(kinds())}")
     text = resources.files("meddl").joinpath("templates", f"{kind}.yaml").read_text(encoding="utf-8")
     sys.stdout.write(text)
 
@@ -85,16 +84,11 @@ def predict(
 ) -> None:
     """Predict for new patients: probabilities, the label at the chosen threshold, explanations."""
     from meddl.bundle import load_bundle
-    from meddl.io import read_table, write_table
+    from meddl.io import write_table
 
     model = load_bundle(bundle)
-    kind = getattr(model, "info", {}).get("kind", "tabular")
     if variants is not None:
-        if kind != "sequence":
-            raise MedDLError(f"--variants needs a sequence model; {bundle} is a {kind} model")
-        from meddl.kinds.sequence import score_variants
-
-        table = score_variants(model, variants, reference)  # type: ignore[arg-type]
+        table = model.modality.score_variants(model, variants, reference)
         write_table(table, out)
         flagged = int((~table["ref_matches"]).sum())
         err_console.print(
@@ -105,37 +99,16 @@ def predict(
         return
     if data is None:
         raise MedDLError("give --data (new cases) or, for a sequence model, --variants file.vcf")
-    if kind in ARRAY_KINDS:
-        explain_dir = out.parent / f"{out.stem}_explanations" if explain else None
-        predictions = model.predict(data, explain_dir=explain_dir)  # type: ignore[call-arg, arg-type]
-        write_table(predictions, out)
-        n_notes = int((predictions["note"] != "").sum())
-        err_console.print(
-            f"wrote {len(predictions)} predictions to {out}"
-            + (f" ({n_notes} case(s) carry a note: see the 'note' column)" if n_notes else "")
-            + (f"; explanations in {explain_dir}" if explain_dir else ""),
-            highlight=False,
-        )
-        return
-    if getattr(model, "info", {}).get("kind") == "image":
-        from meddl.image_bundle import image_sources
-
-        sources = image_sources(data, model.spatial_dims)  # type: ignore[attr-defined]
-        heatmaps = out.parent / f"{out.stem}_heatmaps" if explain else None
-        predictions = model.predict(sources, heatmap_dir=heatmaps)  # type: ignore[call-arg, arg-type]
-        write_table(predictions, out)
-        err_console.print(
-            f"wrote {len(predictions)} predictions to {out}" + (f"; heat maps in {heatmaps}" if heatmaps else ""),
-            highlight=False,
-        )
-        return
-    frame = read_table(data, na_values=model.data_config.na_values)
-    predictions = model.predict(frame, explain=explain, top_k=top_k, source=data.name)
+    folder = model.modality.explanation_files
+    explain_dir = out.parent / f"{out.stem}_{folder}" if explain and folder else None
+    predictions = model.predict(data, explain=explain, explain_dir=explain_dir, top_k=top_k)
     write_table(predictions, out)
     n_notes = int((predictions["note"] != "").sum())
     err_console.print(
         f"wrote {len(predictions)} predictions to {out}"
-        + (f" ({n_notes} row(s) carry a note: see the 'note' column)" if n_notes else "")
+        + (f" ({n_notes} case(s) carry a note: see the 'note' column)" if n_notes else "")
+        + (f"; {folder.replace('_', ' ')} in {explain_dir}" if folder and explain_dir else ""),
+        highlight=False,
     )
 
 
@@ -146,7 +119,7 @@ def predict(
 @click.option("--bootstrap", type=click.IntRange(min=0), default=None, help="bootstrap resamples (default: as trained)")
 def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None:
     """External validation: the same metrics with CIs on new data, and which variables shifted."""
-    from meddl.experiment import evaluate_external
+    from meddl.run import evaluate_external
 
     result = evaluate_external(bundle, data, out, n_bootstrap=bootstrap)
     _print_metrics(f"{result.record['name']} on {data.name}", result.metrics, result.path)
@@ -165,34 +138,9 @@ def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None
 def explain(bundle: Path, input_path: Path, out: Path) -> None:
     """Why each case got its prediction: per-variable contributions (tables), a heat map (images), an attribution
     logo (sequences), a trace with attribution over time (signals), top genes (expression), attention (EHR)."""
-    import numpy as np
-    import pandas as pd
-
     from meddl.bundle import load_bundle
-    from meddl.io import read_table, write_table
 
-    model = load_bundle(bundle)
-    kind = getattr(model, "info", {}).get("kind", "tabular")
-    if kind == "image":
-        written = model.explain_file(input_path, out)  # type: ignore[attr-defined]
-        err_console.print(f"wrote the heat map of {input_path} to {written}", highlight=False)
-        return
-    if kind in ARRAY_KINDS:
-        out.mkdir(parents=True, exist_ok=True)
-        predictions = model.predict(input_path, explain_dir=out)  # type: ignore[call-arg, arg-type]
-        write_table(predictions, out / "explanations.csv")
-        err_console.print(f"wrote explanations of {len(predictions)} case(s) to {out}", highlight=False)
-        return
-    frame = read_table(input_path, na_values=model.data_config.na_values)
-    features = model.features(frame, input_path.name)
-    matrix = model.preprocessor.transform(features)
-    usable = np.isfinite(matrix).all(axis=1)
-    grouped, names = model.attributions(matrix[usable]) if usable.any() else (np.zeros((0, 0)), [])
-    table = pd.DataFrame(np.nan, index=range(len(frame)), columns=names)
-    table.loc[np.flatnonzero(usable)] = grouped
-    table.insert(0, "row", frame.index.to_numpy())
-    write_table(table, out)
-    err_console.print(f"wrote contributions for {int(usable.sum())} of {len(frame)} cases to {out}")
+    err_console.print(load_bundle(bundle).explain(input_path, out), highlight=False)
 
 
 @app.command()

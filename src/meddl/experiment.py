@@ -1,4 +1,4 @@
-"""An experiment: one YAML file run through the pipeline of its data kind.
+"""An experiment: one YAML file run through the one training run (:mod:`meddl.run`).
 
 ``Experiment.from_yaml("exp.yaml").run(out="runs/pima")`` is what ``meddl train`` calls, and
 :func:`evaluate_external` is ``meddl evaluate``: the same figures on another site's data.
@@ -11,7 +11,7 @@ from typing import Any
 
 from meddl.config import ExperimentConfig, load_config, parse_config
 from meddl.models import check_model_params
-from meddl.pipelines.common import RunResult
+from meddl.run import RunResult, TrainingRun, evaluate_external
 
 __all__ = ["Experiment", "RunResult", "evaluate_external"]
 
@@ -43,7 +43,8 @@ class Experiment:
         return cls(parse_config(raw), base_dir)
 
     def run(self, out: str | Path | None = None, *, resume: bool = False, log: Any = None) -> RunResult:
-        """Train, evaluate, explain and write the bundle folder.
+        """Train, evaluate, explain and write the bundle folder (any data kind: the modality registered for
+        ``data.kind`` reads and preprocesses; the run is the same for all).
 
         Args:
             out: the run folder (default ``runs/<name>``); its previous contents are replaced unless resuming.
@@ -53,38 +54,4 @@ class Experiment:
         Returns:
             The run folder, metrics and run record.
         """
-        if self.config.data.kind == "image":
-            from meddl.pipelines.image import ImagePipelineRun
-
-            return ImagePipelineRun(self.config).run(out, resume=resume, log=log)
-        if self.config.data.kind != "tabular":
-            from meddl.pipelines.arrays import ArrayPipelineRun
-
-            return ArrayPipelineRun(self.config).run(out, resume=resume, log=log)
-        from meddl.pipelines.tabular import TabularPipeline
-
-        return TabularPipeline(self.config).run(out, resume=resume, log=log)
-
-
-def evaluate_external(
-    bundle_path: str | Path, data: str | Path, out: str | Path, *, n_bootstrap: int | None = None
-) -> RunResult:
-    """Evaluate a trained bundle on another site's data: the same metrics with CIs (tables: and feature shift)."""
-    import json
-
-    kind = (
-        json.loads((Path(bundle_path) / "model.json").read_text()).get("kind", "tabular")
-        if (Path(bundle_path) / "model.json").exists()
-        else "tabular"
-    )
-    if kind == "image":
-        from meddl.pipelines.image import evaluate_external_image
-
-        return evaluate_external_image(bundle_path, data, out, n_bootstrap=n_bootstrap)
-    if kind != "tabular":
-        from meddl.pipelines.arrays import evaluate_external_arrays
-
-        return evaluate_external_arrays(bundle_path, data, out, n_bootstrap=n_bootstrap)
-    from meddl.pipelines.tabular import evaluate_external_tabular
-
-    return evaluate_external_tabular(bundle_path, data, out, n_bootstrap=n_bootstrap)
+        return TrainingRun(self.config).run(out, resume=resume, log=log)

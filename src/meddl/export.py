@@ -46,12 +46,17 @@ def _sha256(path: Path) -> str:
 
 
 def _check_batch(bundle: Bundle) -> np.ndarray:
-    """(N, F) float32 rows to compare ONNX Runtime with PyTorch on: the training mean, zeros and random
-    rows around it (fixed seed, so an export is reproducible)."""
-    n_features = int(bundle.info["in_features"])
-    baseline = np.asarray(bundle.info.get("explain_baseline") or np.zeros(n_features), dtype=np.float32)
-    random_rows = np.random.default_rng(0).normal(size=(_CHECK_ROWS - 2, n_features)).astype(np.float32)
-    return np.vstack([baseline, np.zeros(n_features, dtype=np.float32), baseline + random_rows])  # (N, F)
+    """(N, ...) rows to compare ONNX Runtime with PyTorch on, shaped as the model's ``input_spec``: for float
+    inputs the training mean (tables), zeros and random rows around it; for token inputs random tokens of the
+    vocabulary (fixed seed, so an export is reproducible)."""
+    spec = bundle.info["input_spec"]
+    shape, rng = [int(n) for n in spec["shape"]], np.random.default_rng(0)
+    if spec["dtype"].startswith("int"):
+        vocabulary = int(bundle.info["data_arguments"].get("vocab_size", 2))
+        return rng.integers(0, vocabulary, size=(_CHECK_ROWS, *shape)).astype(np.int64)
+    baseline = np.asarray(bundle.info.get("explain_baseline") or np.zeros(shape), dtype=np.float32).reshape(shape)
+    random_rows = rng.normal(size=(_CHECK_ROWS - 2, *shape)).astype(np.float32)
+    return np.concatenate([baseline[None], np.zeros((1, *shape), dtype=np.float32), baseline + random_rows])
 
 
 def _output_transform(bundle: Bundle) -> dict[str, Any]:
@@ -92,20 +97,9 @@ def _output_transform(bundle: Bundle) -> dict[str, Any]:
 
 
 def _sidecar(bundle: Bundle, onnx_path: Path, opset: int, max_difference: float) -> dict[str, Any]:
-    preprocessor = bundle.preprocessor
-    missing = preprocessor.missing
-    n_out = int(bundle.info["out_features"])
-    encoding_note = (
-        "The inputs are the bundle's encoded features, not the raw table: numeric columns imputed and scaled, "
-        "binary columns coded 0/1, categorical columns one-hot encoded, and missing-value indicators appended, "
-        f"all by MedDL's fitted preprocessing state (preprocess.json in {bundle.path}). Encode raw rows with "
-        "meddl.load_bundle(path).preprocessor.transform(bundle.features(frame)) before calling the graph."
-    )
-    if missing == "drop":
-        encoding_note += (
-            " This bundle was trained with preprocess.missing: drop, so a row with a missing value encodes to "
-            "NaN and cannot be scored."
-        )
+    spec = bundle.info["input_spec"]
+    arguments = bundle.info["data_arguments"]
+    n_out = int(arguments.get("out_features", arguments.get("out_channels", 1)))
     return {
         "format": ONNX_FORMAT,
         "onnx_file": onnx_path.name,
@@ -126,12 +120,10 @@ def _sidecar(bundle: Bundle, onnx_path: Path, opset: int, max_difference: float)
         "target": bundle.info.get("target"),
         "input": {
             "name": INPUT_NAME,
-            "dtype": "float32",
-            "shape": ["batch", len(preprocessor.feature_names_out_)],
-            "feature_names": list(preprocessor.feature_names_out_),
-            "source_columns": list(preprocessor.source_columns_),
-            "raw_columns": bundle.feature_columns,
-            "note": encoding_note,
+            "dtype": spec["dtype"],
+            "shape": ["batch", *spec["shape"]],
+            "kind": bundle.kind,
+            **bundle.modality.export_description(),
         },
         "output": {
             "name": OUTPUT_NAME,
@@ -147,14 +139,14 @@ def _sidecar(bundle: Bundle, onnx_path: Path, opset: int, max_difference: float)
     }
 
 
-def _export_graph(model: torch.nn.Module, n_features: int, path: Path, opset: int | None) -> None:
+def _export_graph(model: torch.nn.Module, example_rows: np.ndarray, path: Path, opset: int | None) -> None:
     """Trace ``model`` to ``path`` with the TorchScript exporter and a dynamic batch axis.
 
     The TorchScript exporter handles ``nn.TransformerEncoder`` without extra packages; its deprecation
     warnings and the tracer's warnings about shape assertions inside ``multi_head_attention_forward`` are
     silenced because the export is checked numerically at other batch sizes afterwards.
     """
-    example = torch.zeros(_TRACE_ROWS, n_features, dtype=torch.float32)  # (B, F)
+    example = torch.as_tensor(example_rows[:_TRACE_ROWS])  # (B, ...) as the model's input_spec
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -248,21 +240,21 @@ def export_onnx(bundle: str | Path, out: str | Path, *, opset: int | None = None
     out = Path(out)
     _check_out(out)
     model = loaded.model.float().eval()
-    n_features = int(loaded.info["in_features"])
+    check = _check_batch(loaded)
     # Written beside the target and moved into place only after every check passes.
     handle, temporary = tempfile.mkstemp(suffix=".onnx", prefix=f".{out.name}.", dir=out.parent)
     os.close(handle)
     staging = Path(temporary)
     try:
         try:
-            _export_graph(model, n_features, staging, opset)
+            _export_graph(model, check, staging, opset)
         except Exception as exc:  # the exporter raises many types (ValueError, OnnxExporterError, ...)
             raise MedDLError(
-                f"{loaded.path}: ONNX export of arch {loaded.info['arch']!r} failed"
+                f"{loaded.path}: ONNX cannot express arch {loaded.info['arch']!r} ({loaded.kind} model)"
                 + (f" at opset {opset}" if opset is not None else "")
                 + f": {type(exc).__name__}: {exc}"
             ) from None
-        max_difference = _verify(staging, model, _check_batch(loaded), out)
+        max_difference = _verify(staging, model, check, out)
         import onnx
 
         written_opset = next(

@@ -15,7 +15,7 @@ import yaml
 from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.expression import gse7390_cohort, synthetic_expression
-from meddl.kinds.expression import ExpressionKind
+from meddl.modalities.expression import ExpressionModality
 
 CENSORED = "censored before the horizon (outcome unknown)"
 
@@ -220,7 +220,7 @@ def test_survival_horizon_excludes_and_counts_censored_samples(
         "yes": int((known["metastasis_5y"] == "yes").sum()),
     }
     # Each sample keeps its own outcome (labels aligned by sample, not shifted by the table's row numbers).
-    prepared = ExpressionKind(load_bundle(run).config).load(lambda message: None)
+    prepared = ExpressionModality(load_bundle(run).config).load(lambda message: None)
     expected = known.set_index("sample_id").loc[prepared.sample_ids, "metastasis_5y"].eq("yes").astype(int)
     np.testing.assert_array_equal(prepared.target, expected.to_numpy())
     assert "logistic_regression" in metrics["baselines"]

@@ -250,6 +250,6 @@ def test_3d_dicom_series_volumes_train_and_predict(tmp_path: Path) -> None:
     assert result.metrics["test"]["auroc"]["value"] is not None
     assert set(result.metrics["localization"]["by_method"]) == {"gradcam", "occlusion"}
     bundle = load_bundle(tmp_path / "run")
-    predictions = bundle.predict([first_series], heatmap_dir=tmp_path / "heat")
+    predictions = bundle.predict([first_series], explain_dir=tmp_path / "heat")
     assert 0.0 <= predictions["probability_lesion"].iloc[0] <= 1.0
     assert Path(predictions["heatmap"].iloc[0]).read_bytes().startswith(b"\x89PNG")

@@ -239,7 +239,7 @@ def test_multiclass_motifs_are_explained_towards_the_predicted_class(tmp_path: P
     bundle = load_bundle(tmp_path / "run")
     cases = bundle.read(tmp_path / "sites.csv")
     scores = bundle.scores(cases.inputs)
-    logits = bundle.adapter.explained_logits(scores)  # type: ignore[attr-defined]
+    logits = bundle.modality.explained_logits(scores)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(logits, np.argmax(scores, axis=1))  # not always class 0 ('CTCF')
     assert len(set(logits.tolist())) > 1
     table.head(6).drop(columns=["site"]).to_csv(tmp_path / "few.csv", index=False)

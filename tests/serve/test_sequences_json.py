@@ -58,7 +58,7 @@ def test_predict_sequences_matches_the_bundle_and_the_upload_route(
     items = answer.json()["predictions"]
     assert [p["case_id"] for p in items] == ["s0", "s1", "s2", "short"]
     bundle = load_bundle(path)
-    expected = bundle.scores(bundle.adapter.encoder.transform([*sequences, sequences[0][:40]]))
+    expected = bundle.scores(bundle.modality.encoder.transform([*sequences, sequences[0][:40]]))
     np.testing.assert_allclose([p["probability"] for p in items], expected, rtol=1e-6)
     assert items[3]["note"] == f"length 40 fitted to the model's {LENGTH}-base window" and items[0]["note"] == ""
     for item in items:
@@ -85,8 +85,8 @@ def test_explain_sequences_returns_per_base_attributions_and_a_logo(
     item = answer.json()["predictions"][0]
     assert item["window"] == sequences[0] and len(item["attributions"]) == LENGTH
     bundle = load_bundle(path)
-    inputs = bundle.adapter.encoder.transform([sequences[0]])
-    expected = bundle.adapter._contributions(bundle.model, inputs, [sequences[0]])[0]
+    inputs = bundle.modality.encoder.transform([sequences[0]])
+    expected = bundle.modality._contributions(bundle.model, inputs, [sequences[0]])[0]
     np.testing.assert_allclose(item["attributions"], expected, rtol=1e-4, atol=1e-6)
     assert base64.b64decode(item["logo_png"]).startswith(b"\x89PNG")
 

@@ -18,8 +18,8 @@ from meddl import Experiment, load_bundle
 from meddl.data.ecg import write_ecg_dataset
 from meddl.data.expression import synthetic_expression
 from meddl.data.motifs import planted_motif_dataset, write_planted_dataset
+from meddl.modalities import get_modality
 from meddl.serve import Settings, create_app
-from meddl.serve.routers.predictions import UPLOAD_SUFFIXES
 
 FAST = {"batch_size": 32, "seed": 0, "progress": False}
 
@@ -115,7 +115,8 @@ def test_model_detail_shows_the_upload_schema(served: dict[str, Any]) -> None:
         detail = client.get(f"/models/{name}").json()
         assert detail["kind"] == kind
         schema = detail["input_schema"]
-        assert schema["upload"].startswith("multipart/form-data") and schema["formats"] == list(UPLOAD_SUFFIXES[kind])
+        assert schema["upload"].startswith("multipart/form-data")
+        assert schema["formats"] == list(get_modality(kind).upload_suffixes)
         paths = client.get("/openapi.json").json()["paths"]
         assert "multipart/form-data" in paths[f"/models/{name}/predict"]["post"]["requestBody"]["content"]
 

@@ -18,7 +18,7 @@ from meddl.evaluate.metrics import (
     multiclass_metrics,
     regression_metrics,
 )
-from meddl.evaluate.threshold import THRESHOLD_RULES, choose_threshold
+from meddl.evaluate.threshold import THRESHOLD_RULES, choose_threshold, decision_threshold, predicted_labels
 
 __all__ = [
     "BASELINES",
@@ -33,6 +33,7 @@ __all__ = [
     "compare_to_baseline",
     "confusion_matrix",
     "decision_curve",
+    "decision_threshold",
     "default_baselines",
     "evaluate_predictions",
     "expected_calibration_error",
@@ -43,6 +44,7 @@ __all__ = [
     "paired_bootstrap_difference",
     "pr_points",
     "predict_baseline",
+    "predicted_labels",
     "regression_metrics",
     "roc_points",
 ]

@@ -15,7 +15,7 @@ from meddl.evaluate.metrics import (
     _validate_probabilities,
 )
 
-__all__ = ["THRESHOLD_RULES", "choose_threshold"]
+__all__ = ["THRESHOLD_RULES", "choose_threshold", "decision_threshold", "predicted_labels"]
 
 THRESHOLD_RULES = ("fixed", "youden", "sensitivity")
 
@@ -85,3 +85,33 @@ def choose_threshold(
     sensitivity_if_k = np.arange(1, positive_scores.size + 1) / positive_scores.size
     k = int(np.argmax(sensitivity_if_k >= target_sensitivity))
     return float(positive_scores[k])
+
+
+def decision_threshold(threshold: float | None) -> float:
+    """The threshold a binary model's label is taken at: the one chosen on validation, or 0.5 when none was
+    chosen. A chosen threshold of 0.0 stays 0.0 (it is a value, not a missing one)."""
+    return 0.5 if threshold is None else float(threshold)
+
+
+def predicted_labels(task: str, scores: np.ndarray, classes: list[str], threshold: float | None) -> list[str]:
+    """The label of each case from its scores — the one place a threshold is applied.
+
+    Args:
+        task: ``binary`` (scores: (N,) P(positive)), ``multiclass`` ((N, K) probabilities, the most probable class),
+            or ``multilabel`` ((N, K) probabilities, every label at or above 0.5, joined by ``;``).
+        scores: the model's probabilities.
+        classes: class (or label) names, the positive class last for binary.
+        threshold: the binary decision threshold chosen on validation (None: 0.5).
+
+    Returns:
+        One label per case.
+    """
+    scores = np.asarray(scores)
+    if task == "binary":
+        cut = decision_threshold(threshold)
+        return [classes[1] if p >= cut else classes[0] for p in scores.reshape(-1)]
+    if task == "multiclass":
+        return [classes[int(k)] for k in np.argmax(scores, axis=1)]
+    if task == "multilabel":
+        return [";".join(c for c, p in zip(classes, row, strict=True) if p >= 0.5) for row in scores]
+    raise MedDLError(f"task {task!r} has no labels (regression predicts a value)")

@@ -56,17 +56,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health.router)
     prediction_router = APIRouter()
+    add_routes = {
+        "records": predictions.add_model_routes,
+        "upload_image": predictions.add_image_routes,
+        "upload_cases": predictions.add_file_routes,
+        "events": ehr.add_ehr_routes,
+    }
     for model in served.values():
-        if model.kind == "image":
-            predictions.add_image_routes(prediction_router, model)
-        elif model.kind in predictions.UPLOAD_SUFFIXES:
-            predictions.add_file_routes(prediction_router, model)
-            if model.kind == "sequence":
-                sequences.add_sequence_routes(prediction_router, model)
-        elif model.kind == "ehr":
-            ehr.add_ehr_routes(prediction_router, model)
-        elif model.kind == "tabular":
-            predictions.add_model_routes(prediction_router, model)
+        add_routes[model.request_style](prediction_router, model)
+        if "predict_sequences" in model.actions:
+            sequences.add_sequence_routes(prediction_router, model)
     app.include_router(prediction_router)  # before models.router, whose catch-all answers unknown names
     app.include_router(models.router)
     app.include_router(page.router)

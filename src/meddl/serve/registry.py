@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from meddl.bundle import load_bundle
+from meddl.bundle import Bundle, load_bundle
 from meddl.errors import MedDLError
 from meddl.serve.schemas import build_request_model
 
@@ -17,13 +17,22 @@ __all__ = ["ServedModel", "load_models"]
 
 @dataclass
 class ServedModel:
-    bundle: Any  # a tabular Bundle or an ImageBundle
-    record_model: type[BaseModel] | None  # tabular: one case; None for images (uploaded files)
+    bundle: Bundle
+    record_model: type[BaseModel] | None  # JSON records: one case; None for uploads and event rows
     request_model: type[BaseModel] | None
 
     @property
     def kind(self) -> str:
-        return str(self.bundle.info.get("kind") or "tabular")
+        return self.bundle.kind
+
+    @property
+    def request_style(self) -> str:
+        """How requests reach the model: ``records``, ``upload_image``, ``upload_cases`` or ``events``."""
+        return self.bundle.modality.request_style
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return ("predict", "explain", *self.bundle.modality.extra_actions)
 
     @property
     def name(self) -> str:
@@ -67,40 +76,12 @@ class ServedModel:
             **self.summary(),
             "target": b.info.get("target"),
             "description": b.config.data.description,
-            "input_schema": b.input_schema() if self.kind == "tabular" else _upload_schema(self.kind, b),
+            "input_schema": b.modality.request_schema(),
             "operating_point": operating_point,
             "metrics": test,
             "baselines": b.metrics.get("baselines", {}),
             "model_card": card_path.read_text(encoding="utf-8") if card_path.exists() else None,
         }
-
-
-def _upload_schema(kind: str, bundle: Any) -> dict[str, Any]:
-    if kind == "image":
-        return {
-            "upload": "multipart/form-data, field 'file'",
-            "formats": ["DICOM (.dcm)", "NIfTI (.nii, .nii.gz)", "PNG", "JPEG"],
-            "spatial_dims": bundle.spatial_dims,
-        }
-    from meddl.serve.routers.predictions import UPLOAD_SUFFIXES
-
-    if kind == "ehr":
-        from meddl.io.ehr_schema import REQUIRED_TABLES, TABLE_COLUMNS
-
-        return {
-            "upload": None,
-            "json": "application/json: one list of rows per event-store table, times ISO 8601",
-            "tables": {table: dict(columns) for table, columns in TABLE_COLUMNS.items()},
-            "required_tables": list(REQUIRED_TABLES),
-        }
-    if kind not in UPLOAD_SUFFIXES:
-        return {"upload": None, "use": f"`meddl predict {bundle.path} --data <file>`"}
-    schema: dict[str, Any] = {"upload": "multipart/form-data, field 'file'", "formats": list(UPLOAD_SUFFIXES[kind])}
-    if kind == "sequence":
-        schema["json"] = (
-            'application/json to predict_sequences / explain_sequences: {"sequences": [{"id": …, "sequence": …}]}'
-        )
-    return schema
 
 
 def load_models(paths: list[Path]) -> dict[str, ServedModel]:
@@ -115,9 +96,9 @@ def load_models(paths: list[Path]) -> dict[str, ServedModel]:
                 f"{path}: a bundle named {bundle.name!r} is already served from {models[bundle.name].bundle.path}; "
                 "rename one experiment (the name routes requests)"
             )
-        if bundle.info.get("kind", "tabular") != "tabular":
+        if bundle.modality.request_style != "records":
             models[bundle.name] = ServedModel(bundle, None, None)
             continue
-        record, request = build_request_model(bundle)  # type: ignore[arg-type]
+        record, request = build_request_model(bundle)
         models[bundle.name] = ServedModel(bundle, record, request)
     return models

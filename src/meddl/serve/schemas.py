@@ -63,7 +63,7 @@ def build_request_model(bundle: Bundle) -> tuple[type[BaseModel], type[BaseModel
     """The record model (one case) and the request model (``{"records": [...]}``) for ``bundle``."""
     fields: dict[str, Any] = {}
     taken: set[str] = {"case_id"}
-    for entry in bundle.input_schema():
+    for entry in bundle.modality.input_schema():  # type: ignore[attr-defined]
         annotated: Any
         name = python_name(entry["name"], taken)
         description = entry["type"] + (f", unit {entry['unit']}" if entry.get("unit") else "")

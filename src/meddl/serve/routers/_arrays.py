@@ -24,7 +24,7 @@ def prediction_item(bundle: Any, case_id: str, score: np.ndarray | float, note: 
     """One scored case as the API's prediction item (the shape of ``schemas.Prediction``).
 
     Args:
-        bundle: An ``ArrayBundle`` (task, classes, threshold).
+        bundle: A :class:`~meddl.bundle.Bundle` (task, classes, threshold; its ``labels`` applies the threshold).
         case_id: The client's id of the case, echoed back.
         score: Its output of ``bundle.scores``: P(positive) (binary), class probabilities (multiclass,
             multilabel) or the predicted value (regression).
@@ -49,18 +49,14 @@ def prediction_item(bundle: Any, case_id: str, score: np.ndarray | float, note: 
         item["prediction"] = float(values[0])
     elif bundle.task == "binary":
         positive = float(values[0])
-        threshold = float(bundle.threshold if bundle.threshold is not None else 0.5)
         item.update(
             probability=positive,
             probabilities={classes[0]: 1.0 - positive, classes[1]: positive},
-            label=classes[1] if positive >= threshold else classes[0],
+            label=bundle.labels(values[:1])[0],
         )
-    elif bundle.task == "multiclass":
+    else:  # multiclass: the most probable class; multilabel: every class at 0.5
         item["probabilities"] = {c: float(p) for c, p in zip(classes, values, strict=True)}
-        item["label"] = classes[int(np.argmax(values))]
-    else:  # multilabel: every class at 0.5
-        item["probabilities"] = {c: float(p) for c, p in zip(classes, values, strict=True)}
-        item["label"] = ";".join(c for c, p in zip(classes, values, strict=True) if p >= 0.5)
+        item["label"] = bundle.labels(values[None, :])[0]
     return item
 
 

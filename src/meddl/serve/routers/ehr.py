@@ -178,7 +178,7 @@ def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[di
     """Score every visit of the request with an EHR bundle, in the request's order of visits.
 
     Args:
-        served: A served EHR bundle (``bundle.adapter`` is an ``EHRKind``).
+        served: A served EHR bundle (``bundle.modality`` is an ``EHRModality``).
         body: A validated, consistent `EHRRequest` (see `check_stays`).
         explain: Add ``contributions`` to each item: the ``TOP_CONTRIBUTIONS`` (channel, time step) entries
             with the largest integrated-gradient attribution to the first output (binary: the positive class),
@@ -188,7 +188,7 @@ def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[di
         One prediction item per visit; ``case_id`` is the visit id.
     """
     bundle = served.bundle
-    adapter = bundle.adapter
+    modality: Any = bundle.modality  # the style-specific API of this route's modality
     with tempfile.TemporaryDirectory(prefix="meddl-ehr-") as folder:
         path = Path(folder) / "request.duckdb"
         write_store(body, path)
@@ -197,13 +197,13 @@ def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[di
     position = {visit: i for i, visit in enumerate(cases.ids)}
     contributions: list[list[dict[str, Any]]] | None = None
     if explain:
-        x = adapter.transform(cases.inputs)  # (N, T, F)
+        x = modality.transform(cases.inputs)  # (N, T, F)
         # each stay towards its explained output (its most probable label for multilabel models)
-        attributions = adapter.attributions(bundle.model.cpu().eval(), x, scores)
+        attributions = modality.attributions(bundle.model.cpu().eval(), x, scores)
         summary = summarise_attributions(
-            attributions, adapter.feature_names, adapter.groups, top_per_case=TOP_CONTRIBUTIONS
+            attributions, modality.feature_names, modality.groups, top_per_case=TOP_CONTRIBUTIONS
         )
-        grid_hours = adapter.feature_spec.bin_hours if adapter.feature_spec.mode == "grid" else None
+        grid_hours = modality.feature_spec.bin_hours if modality.feature_spec.mode == "grid" else None
         contributions = [
             [
                 {

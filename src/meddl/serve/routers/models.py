@@ -51,10 +51,5 @@ def model_report(name: str, request: Request) -> HTMLResponse:
 @router.post("/{name}/{action}", include_in_schema=False)
 def unknown_model(name: str, action: str, request: Request) -> None:
     """Reached only when no model route matched: name the models that are served."""
-    served = _served(request, name)
-    actions = (
-        "predict, explain, predict_sequences or explain_sequences"
-        if served.kind == "sequence"
-        else "predict or explain"
-    )
-    raise HTTPException(404, detail=f"unknown action {action!r}; use {actions}")
+    actions = _served(request, name).actions
+    raise HTTPException(404, detail=f"unknown action {action!r}; use {', '.join(actions[:-1])} or {actions[-1]}")

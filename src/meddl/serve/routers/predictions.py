@@ -17,12 +17,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from meddl.serve.registry import ServedModel
+from meddl.serve.routers._arrays import prediction_item
 from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["UPLOAD_SUFFIXES", "add_file_routes", "add_image_routes", "add_model_routes"]
-
-IMAGE_SUFFIXES = (".dcm", ".nii.gz", ".nii", ".png", ".jpg", ".jpeg")
+__all__ = ["add_file_routes", "add_image_routes", "add_model_routes"]
 
 
 def _records(served: ServedModel, body: BaseModel) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -41,39 +40,26 @@ def _predictions(
     The records are encoded directly, without a DataFrame: a few records per request, where pandas would cost
     more than the model."""
     bundle = served.bundle
-    matrix, usable = bundle.encode_records(records)
-    scores = bundle.scores_of(matrix[usable]) if usable.any() else np.zeros((0,))
+    modality: Any = bundle.modality  # a records-style modality: encode_records, contributions
+    matrix, usable = modality.encode_records(records)
+    scores = bundle.scores(matrix[usable]) if usable.any() else np.zeros((0,))
     score_of = dict(zip(np.flatnonzero(usable).tolist(), scores, strict=True))
     columns = list(bundle.info["column_types"])
-    contributions = bundle.record_contributions(records, matrix, usable) if explain else None
-    classes = bundle.classes
+    contributions = modality.contributions(bundle.model, records, matrix, usable) if explain else None
     out = []
     for i, record in enumerate(records):
         imputed = [column for column in columns if record.get(column) is None]
-        item: dict[str, Any] = {
-            "case_id": case_ids[i],
-            "label": None,
-            "probability": None,
-            "probabilities": None,
-            "prediction": None,
-            "threshold": None,
-            "note": f"imputed (not measured): {', '.join(imputed)}" if imputed else "",
-            "contributions": None,
-        }
+        note = f"imputed (not measured): {', '.join(imputed)}" if imputed else ""
         score = score_of.get(i)
         if score is None:
-            item["note"] = "not scored: " + (item["note"] or "missing values")
-        elif bundle.task == "regression":
-            item["prediction"] = float(score)
-        elif bundle.task == "binary":
-            positive = float(score)
-            item["probabilities"] = {classes[0]: 1.0 - positive, classes[1]: positive}
-            item["probability"] = positive
-            item["threshold"] = bundle.threshold
-            item["label"] = classes[1] if positive >= float(bundle.threshold or 0.5) else classes[0]
+            item: dict[str, Any] = {**prediction_item(bundle, case_ids[i], 0.0), "label": None}
+            item.update(probability=None, probabilities=None, prediction=None, threshold=None)
+            item["note"] = "not scored: " + (note or "missing values")
         else:
-            item["probabilities"] = {c: float(p) for c, p in zip(classes, score, strict=True)}
-            item["label"] = classes[int(np.argmax(score))]
+            item = prediction_item(bundle, case_ids[i], score, note)
+            if bundle.task != "binary":
+                item["threshold"] = None
+        item["contributions"] = None
         if contributions is not None:
             item["contributions"] = contributions[i]
         out.append(item)
@@ -154,6 +140,8 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
 
     name = served.name
     bundle = served.bundle
+    modality: Any = bundle.modality  # an image modality: tensor, heatmap
+    suffixes = modality.upload_suffixes
     # Grad-CAM hooks the model's target layer while it runs: a forward pass of another request in between (the
     # routes run in the thread pool) would feed the hook its activations and break the gradient graph. Model
     # work of one image bundle is therefore serialised; reading and decoding uploads stays concurrent.
@@ -161,36 +149,23 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
 
     def run(upload: UploadFile, request: Request, explain: bool) -> JSONResponse:
         filename = upload.filename or "upload"
-        suffix = next((s for s in IMAGE_SUFFIXES if filename.lower().endswith(s)), None)
+        suffix = next((s for s in suffixes if filename.lower().endswith(s)), None)
         if suffix is None:
-            raise HTTPException(415, detail=f"{filename!r}: expected one of {', '.join(IMAGE_SUFFIXES)}")
+            raise HTTPException(415, detail=f"{filename!r}: expected one of {', '.join(suffixes)}")
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(upload.file.read())
             try:
-                image = bundle.tensor(path)
+                image = modality.tensor(path)
             except MedDLError as exc:
                 reason = str(exc).replace(str(path), filename)
                 raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
         with model_lock:
-            score = np.atleast_1d(bundle._scores(image.unsqueeze(0))[0])
-            heatmap = bundle.heatmap(image, score) if explain else None
-        classes = bundle.classes
-        item: dict[str, Any] = {"case_id": filename, "note": "", "threshold": bundle.threshold}
-        if bundle.task == "binary":
-            positive = float(score[0])
-            item.update(
-                probability=positive,
-                probabilities={classes[0]: 1.0 - positive, classes[1]: positive},
-                label=classes[1] if positive >= float(bundle.threshold or 0.5) else classes[0],
-            )
-        else:
-            item.update(
-                probabilities={c: float(p) for c, p in zip(classes, score, strict=True)},
-                label=classes[int(np.argmax(score))]
-                if bundle.task == "multiclass"
-                else ";".join(c for c, p in zip(classes, score, strict=True) if p >= 0.5),
-            )
+            score = np.atleast_1d(bundle.scores([image])[0])
+            heatmap = modality.heatmap(bundle.model, image, score) if explain else None
+        item = {
+            k: v for k, v in prediction_item(bundle, filename, score).items() if v is not None or k in {"threshold"}
+        }
         if heatmap is not None:
             from meddl.explain.images import overlay_png
 
@@ -229,15 +204,6 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
         )
 
 
-# What each array kind accepts as one uploaded file (WFDB needs two files, so signals come as DICOM, .npy or CSV;
-# an EHR model reads a whole event store and is used with `meddl predict`, not by upload).
-UPLOAD_SUFFIXES = {
-    "sequence": (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".csv", ".tsv", ".bed"),
-    "expression": (".csv", ".tsv", ".parquet"),
-    "signal": (".dcm", ".npy", ".csv"),
-}
-
-
 def add_file_routes(router: APIRouter, served: ServedModel) -> None:
     """Predict / explain for sequence, expression and signal bundles: one uploaded file of cases per request.
 
@@ -253,7 +219,7 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
 
     name = served.name
     bundle = served.bundle
-    suffixes = UPLOAD_SUFFIXES[served.kind]
+    suffixes = bundle.modality.upload_suffixes
     probability_columns = [f"probability_{c}" for c in bundle.classes]
 
     def run(upload: UploadFile, request: Request, settings: Settings, explain: bool) -> JSONResponse:
@@ -331,7 +297,7 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
     from pathlib import Path
 
     note = str(row.get("note") or "")
-    item: dict[str, Any] = {"case_id": row["id"], "note": note, "threshold": bundle.threshold}
+    item: dict[str, Any] = {"case_id": row.get("id", row.get("path")), "note": note, "threshold": bundle.threshold}
     scored = not note.startswith("not scored")
     if bundle.task == "regression":
         item["prediction"] = float(row["prediction"]) if scored else None

@@ -78,7 +78,7 @@ def sequence_items(served: ServedModel, cases: list[SequenceCase], *, explain: b
     """Score sequences with a sequence bundle; with ``explain`` add per-base attributions and the logo.
 
     Args:
-        served: A served sequence bundle (``bundle.adapter`` is a ``SequenceKind``).
+        served: A served sequence bundle (``bundle.modality`` is a ``SequenceModality``).
         cases: Validated sequences (upper-case bases).
         explain: Add ``window`` (the fitted sequence the model saw, ``length`` bases), ``attributions``
             (``length`` floats: integrated gradients per base of the window, to the first output — the positive
@@ -88,10 +88,10 @@ def sequence_items(served: ServedModel, cases: list[SequenceCase], *, explain: b
         One prediction item per sequence, in order.
     """
     bundle = served.bundle
-    adapter = bundle.adapter
-    length = int(adapter.prep.length)
+    modality: Any = bundle.modality  # the style-specific API of this route's modality
+    length = int(modality.prep.length)
     windows = [fit_length(case.sequence, length) for case in cases]
-    inputs = adapter.encoder.transform(windows)  # (N, 4, L) one-hot or (N, L - k + 1) tokens
+    inputs = modality.encoder.transform(windows)  # (N, 4, L) one-hot or (N, L - k + 1) tokens
     scores = bundle.scores(inputs)
     items = []
     for case, score in zip(cases, scores, strict=True):
@@ -100,7 +100,7 @@ def sequence_items(served: ServedModel, cases: list[SequenceCase], *, explain: b
         items.append(prediction_item(bundle, case.id, score, note))
     if explain:
         # each case towards its explained logit (its predicted class for multiclass models)
-        contributions = adapter._contributions(bundle.model, inputs, windows, adapter.explained_logits(scores))
+        contributions = modality._contributions(bundle.model, inputs, windows, modality.explained_logits(scores))
         bases = one_hot(windows, length, ambiguous="zeros")  # (N, 4, L)
         for j, item in enumerate(items):
             drawn = bases[j] * contributions[j][None, :]  # (4, L): each base's contribution drawn on it

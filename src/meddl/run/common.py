@@ -1,9 +1,9 @@
-"""What every data kind's pipeline shares: the run result, JSON hygiene, validation metrics for the trainer."""
+"""What a training run and an external evaluation share: the run result, validation metrics for the trainer, the
+trainer's settings, the run folder, test evaluation with baselines, and the files every run writes."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from meddl._json import clean_json
 from meddl.bundle import load_bundle, write_manifest
 from meddl.config import ExperimentConfig
 from meddl.evaluate import (
     choose_threshold,
     compare_to_baseline,
+    decision_threshold,
     evaluate_predictions,
     fit_baseline,
     higher_is_better,
@@ -27,11 +29,12 @@ from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabe
 from meddl.report import write_model_card, write_report
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
+OPTIONAL_METRICS = ("cross_validation", "subgroups", "localization", "explanation_quality", "derived_defaults")
+
 __all__ = [
     "RunResult",
     "clean_json",
     "evaluate_on_test",
-    "external_evaluation",
     "finish_bundle",
     "now_utc",
     "prepare_run_folder",
@@ -44,19 +47,6 @@ __all__ = [
 
 def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def clean_json(value: Any) -> Any:
-    """NaN/inf → None and NumPy scalars → Python, so JSON stays strict."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def validation_metrics(task: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
@@ -134,9 +124,10 @@ def prepare_run_folder(out: Path, *, resume: bool, device: str) -> DistributedCo
     return context
 
 
-def write_run_metrics(out: Path, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """``metrics.json`` of a training run: test metrics with CIs, threshold, baselines, data and training summary
-    (plus a kind's own figures in ``extra``); returns what it wrote."""
+def write_run_metrics(out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """``metrics.json`` of a training run: test metrics with CIs, threshold, baselines and the paired comparisons,
+    the confusion matrix, what the run measured beyond that (cross-validation, subgroups, localization of heat
+    maps, explanation quality), the data and training summary; returns what it wrote."""
     evaluation = record["evaluation"]
     metrics = clean_json(
         {
@@ -144,9 +135,11 @@ def write_run_metrics(out: Path, record: dict[str, Any], **extra: Any) -> dict[s
             "threshold": evaluation["threshold"],
             "threshold_rule": evaluation["threshold_rule"],
             "baselines": {k: v["metrics"] for k, v in evaluation.get("baselines", {}).items()},
+            "comparisons": evaluation.get("comparisons", {}),
+            "confusion_matrix": evaluation["model"].get("confusion_matrix"),
             "per_label": evaluation["model"].get("per_label"),
-            **extra,
-            "data": record["data"],
+            **{key: record[key] for key in OPTIONAL_METRICS if record.get(key) is not None},
+            "data": {k: v for k, v in record["data"].items() if k != "columns"},
             "training": {k: v for k, v in record["training"].items() if k != "history"},
         }
     )
@@ -162,70 +155,6 @@ def finish_bundle(out: Path, record: dict[str, Any], files: list[str]) -> None:
     write_report(record, out / "report.html")
     write_manifest(out, [*files, "model_card.md", "report.html"])
     (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")
-
-
-def external_evaluation(
-    bundle: Any,
-    data: str | Path,
-    out: str | Path,
-    *,
-    target: np.ndarray,
-    scores: np.ndarray,
-    groups: np.ndarray | None,
-    n_read: int,
-    dropped: dict[str, int],
-    n_bootstrap: int | None = None,
-    sections: list[dict[str, Any]] | None = None,
-) -> RunResult:
-    """A bundle's scores on another site's labelled data judged as in training (threshold, CIs by patient), with
-    ``metrics.json`` and the external-validation report written to ``out``."""
-    import yaml
-
-    from meddl import __version__
-
-    cfg = bundle.config
-    evaluation_model = evaluate_predictions(
-        bundle.task,
-        target,
-        scores,
-        threshold=bundle.threshold,
-        groups=groups,
-        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
-        level=cfg.evaluate.confidence_level,
-        seed=cfg.train.seed,
-        class_names=bundle.classes,
-    )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {
-        "kind": "external_evaluation",
-        "name": bundle.name,
-        "task": bundle.task,
-        "created": now_utc(),
-        "meddl_version": __version__,
-        "bundle_hash": bundle.bundle_hash,
-        "config_yaml": yaml.safe_dump({"bundle": str(bundle.path), "data": str(data)}, sort_keys=False),
-        "data": {
-            "path": str(data),
-            "n_rows_read": n_read,
-            "n_rows_used": len(target),
-            "dropped": dropped,
-            "classes": bundle.classes,
-        },
-        "evaluation": {
-            "split": Path(data).name,
-            "threshold": bundle.threshold,
-            "threshold_rule": bundle.info.get("threshold_rule"),
-            "model": evaluation_model,
-            "baselines": {},
-        },
-        "sections": sections or [],
-        "warnings": [],
-    }
-    metrics = clean_json({"test": evaluation_model["metrics"], "threshold": bundle.threshold, "data": record["data"]})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    write_report(record, out / "report.html")
-    return RunResult(out, record, metrics)
 
 
 def threshold_on_validation(config: ExperimentConfig, y: np.ndarray, scores: np.ndarray) -> float | None:
@@ -289,8 +218,8 @@ def evaluate_on_test(
                 model_test,
                 base_test,
                 metric=main_metric(config.task),
-                threshold_model=threshold if threshold is not None else 0.5,
-                threshold_baseline=base_threshold if base_threshold is not None else 0.5,
+                threshold_model=decision_threshold(threshold),
+                threshold_baseline=decision_threshold(base_threshold),
                 groups=groups,
                 n_bootstrap=e.bootstrap,
                 seed=config.train.seed,

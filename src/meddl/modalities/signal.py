@@ -18,10 +18,11 @@ from meddl.config import ExperimentConfig, SignalDataConfig, SignalPreprocessCon
 from meddl.errors import MedDLError
 from meddl.explain.signals import integrated_gradients_signal, trace_png
 from meddl.io.signals import read_signal, signal_manifest
-from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, encode_labels, register_kind
+from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared, encode_labels
+from meddl.modalities.registry import register
 from meddl.preprocess.signals import SignalPipeline
 
-__all__ = ["SignalKind", "signal_features"]
+__all__ = ["SignalModality", "signal_features"]
 
 N_TRACES = 6
 SIGNAL_SUFFIXES = (".hea", ".dcm", ".npy", ".csv", ".tsv")
@@ -49,10 +50,17 @@ def signal_features(inputs: np.ndarray, sampling_rate: float) -> np.ndarray:
     return np.concatenate(parts, axis=2).reshape(n, -1).astype(np.float32)
 
 
-@register_kind
-class SignalKind(KindAdapter):
+@register
+class SignalModality(Modality):
+    """Physiological signals (ECG) in, a finding out, with the stretch of the trace that drove it.
+
+    One upload is one file: WFDB needs two files, so signals are uploaded as DICOM waveforms, .npy or CSV.
+    """
+
     kind = "signal"
+    title = "physiological signal"
     explain_title = "Attribution over time"
+    upload_suffixes = (".dcm", ".npy", ".csv")
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
@@ -67,6 +75,22 @@ class SignalKind(KindAdapter):
             normalize=self.prep.normalize,
         )
         self.channel_names: list[str] = []
+
+    @classmethod
+    def example(cls, folder: Path) -> ModalityExample:
+        from meddl.data.ecg import write_ecg_dataset
+
+        manifest = write_ecg_dataset(folder / "records", 60, task="heart_rate", fmt="wfdb", fs=100, duration=4, seed=0)
+        experiment = {
+            "name": "example-signal",
+            "task": "regression",
+            "data": {"kind": "signal", "path": str(Path(manifest).relative_to(folder)), "target": "heart_rate"},
+            "preprocess": {"sampling_rate": 50, "bandpass": [0.5, 20.0], "length_seconds": 4},
+            "model": {"arch": "cnn1d"},
+            "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+            "evaluate": {"bootstrap": 20},
+        }
+        return ModalityExample(experiment, manifest, manifest, manifest)
 
     def _read(self, path: Path) -> np.ndarray:
         signal = read_signal(path, fs=self.data.sampling_rate)
@@ -150,6 +174,10 @@ class SignalKind(KindAdapter):
     def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
         return {"in_channels": int(inputs.shape[1])}
 
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Amplitude and spectrum of each record (see :func:`signal_profile`)."""
+        return signal_profile(np.asarray(prepared.inputs)[index], self.prep.sampling_rate)
+
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         return signal_features(inputs, self.prep.sampling_rate)
 
@@ -220,7 +248,7 @@ class SignalKind(KindAdapter):
         return {"pipeline": self.pipeline.to_state(), "channels": self.channel_names}
 
     @classmethod
-    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> SignalKind:
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> SignalModality:
         adapter = cls(config)
         adapter.pipeline = SignalPipeline.from_state(state["pipeline"])
         adapter.channel_names = list(state["channels"])
@@ -256,9 +284,10 @@ class SignalKind(KindAdapter):
         return PredictionInputs(inputs, [str(s) for s in sources], notes, np.array(usable, dtype=bool))
 
     def explain_cases(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[str]:
         """The trace of each record with its attribution over time, as a PNG."""
+        assert out is not None, "explanation files need a folder (Bundle.predict_cases checks it)"
         attributions = integrated_gradients_signal(model.cpu().eval(), cases.inputs, target=self._target(scores))
         written = []
         for j, case_id in enumerate(np.asarray(cases.ids)[cases.usable]):
@@ -268,6 +297,23 @@ class SignalKind(KindAdapter):
             )
             written.append(str(target))
         return written
+
+
+def signal_profile(inputs: np.ndarray, sampling_rate: float) -> dict[str, np.ndarray]:
+    """Per record (averaged over channels): amplitude (SD, 5th–95th percentile range), dominant frequency and the
+    share of power in four bands — the amplitude and spectrum a shift report compares."""
+    features = signal_features(np.asarray(inputs, dtype=np.float32), sampling_rate)
+    per_channel = features.reshape(len(inputs), -1, 12)  # (N, C, 12): mean, SD, 5 quantiles, dominant, 4 bands
+    mean = per_channel.mean(axis=1)  # (N, 12)
+    return {
+        "amplitude SD": mean[:, 1],
+        "amplitude 5th–95th percentile range": mean[:, 6] - mean[:, 2],
+        "dominant frequency (Hz)": mean[:, 7],
+        "power share 0.5–3 Hz": mean[:, 8],
+        "power share 3–8 Hz": mean[:, 9],
+        "power share 8–15 Hz": mean[:, 10],
+        "power share 15–40 Hz": mean[:, 11],
+    }
 
 
 def _selected_channels(available: list[str], wanted: list[str] | int | None) -> list[str]:

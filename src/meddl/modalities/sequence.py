@@ -8,6 +8,7 @@ motifs, and each motif's best JASPAR matches; ``meddl predict --variants`` score
 from __future__ import annotations
 
 import base64
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset
 
 from meddl.config import ExperimentConfig, SequenceDataConfig, SequencePreprocessConfig
 from meddl.errors import MedDLError
+from meddl.evaluate.shift import describe
 from meddl.explain.sequences import (
     discover_motifs,
     find_seqlets,
@@ -36,7 +38,16 @@ from meddl.io.sequences import (
     read_sequence_table,
 )
 from meddl.io.tables import read_table
-from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, batched_outputs, encode_labels, register_kind
+from meddl.modalities.base import (
+    Log,
+    Modality,
+    ModalityExample,
+    PredictionInputs,
+    Prepared,
+    batched_outputs,
+    encode_labels,
+)
+from meddl.modalities.registry import register
 from meddl.preprocess.sequences import (
     AugmentedSequences,
     KmerTokenizer,
@@ -46,7 +57,7 @@ from meddl.preprocess.sequences import (
     reverse_complement_one_hot,
 )
 
-__all__ = ["SequenceKind", "sequence_format"]
+__all__ = ["SequenceModality", "sequence_format"]
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 MAX_EXPLAINED = 400  # test sequences attributed for motif discovery
@@ -66,10 +77,15 @@ def sequence_format(path: Path, declared: str = "auto") -> str:
     return "table"
 
 
-@register_kind
-class SequenceKind(KindAdapter):
+@register
+class SequenceModality(Modality):
+    """DNA sequences in, a call out, with the bases and motifs that drove it."""
+
     kind = "sequence"
+    title = "DNA sequence"
     explain_title = "Motifs"
+    upload_suffixes = (*FASTA_SUFFIXES[:5], ".csv", ".tsv", ".bed")
+    extra_actions = ("predict_sequences", "explain_sequences")
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
@@ -79,6 +95,27 @@ class SequenceKind(KindAdapter):
         self.encoder = SequenceEncoder(
             encoding=self.prep.encoding, length=self.prep.length, k=self.prep.k, ambiguous=self.prep.ambiguous
         )
+
+    @classmethod
+    def example(cls, folder: Path) -> ModalityExample:
+        from meddl.data.motifs import planted_motif_dataset, write_planted_dataset
+
+        paths = write_planted_dataset(folder, planted_motif_dataset(160, length=60, seed=0), formats=("fasta",))
+        experiment = {
+            "name": "example-sequence",
+            "task": "binary",
+            "data": {
+                "kind": "sequence",
+                "path": str(Path(paths["fasta"]).relative_to(folder)),
+                "target": "label",
+                "positive_label": 1,
+            },
+            "preprocess": {"length": 60},
+            "model": {"arch": "sequence_cnn", "filters": [8], "kernel_sizes": [9], "hidden": 8},
+            "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+            "evaluate": {"bootstrap": 20},
+        }
+        return ModalityExample(experiment, paths["fasta"], paths["fasta"], paths["fasta"])
 
     # -- reading ------------------------------------------------------------------------------------
     def _records(self, path: Path) -> tuple[list[SequenceRecord], pd.DataFrame | None]:
@@ -171,7 +208,7 @@ class SequenceKind(KindAdapter):
             n_read=len(records),
             dropped={"missing label": int((~has_label).sum())},
             notes=notes,
-            extra={"sequences": sequences},
+            extra={"sequences": sequences, "lengths": lengths},
         )
 
     # -- training -------------------------------------------------------------------------------
@@ -214,6 +251,42 @@ class SequenceKind(KindAdapter):
         rows = np.repeat(np.arange(len(sequences)), tokens.shape[1])
         np.add.at(counts, (rows, tokens.reshape(-1)), 1.0)
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+
+    # -- shift -----------------------------------------------------------------------------------------
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per sequence: its length as read, GC content and 3-mer frequencies (the k-mer spectrum)."""
+        sequences = [prepared.extra["sequences"][i] for i in index]
+        measures = {"sequence length (bases)": np.asarray(prepared.extra["lengths"], dtype=float)[index]}
+        measures["GC content"] = np.array([_gc_content(s) for s in sequences])
+        spectrum = kmer_spectrum(sequences, k=3)  # (N, 64)
+        for j, kmer in enumerate(KMER3):
+            measures[f"3-mer {kmer}"] = spectrum[:, j]
+        return measures
+
+    def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
+        """Length and GC content (standardised mean difference) and the 3-mer spectrum (total variation distance
+        between the mean spectra; its three most shifted 3-mers follow)."""
+        rows = super().shift(prepared)
+        kmers = [r for r in rows if r["column"].startswith("3-mer ")]
+        rest = [r for r in rows if not r["column"].startswith("3-mer ")]
+        train = self.info.get("training_profile") or self.training_profile_ or {}
+        if kmers and train:
+            new = describe(self.profile(prepared, np.arange(len(prepared.target))))
+            names = [f"3-mer {k}" for k in KMER3 if f"3-mer {k}" in train and f"3-mer {k}" in new]
+            p = np.array([train[n]["mean"] for n in names])
+            q = np.array([new[n]["mean"] for n in names])
+            tvd = 0.5 * float(np.abs(p / max(p.sum(), 1e-12) - q / max(q.sum(), 1e-12)).sum())
+            rest.append(
+                {
+                    "column": "3-mer spectrum",
+                    "kind": "distribution",
+                    "train": f"{len(names)} 3-mers",
+                    "new": f"{len(names)} 3-mers",
+                    "score": tvd,
+                    "measure": "total variation distance",
+                }
+            )
+        return sorted(rest, key=lambda r: -r["score"]) + kmers[:3]
 
     # -- explanations -------------------------------------------------------------------------------
     def explained_logits(self, scores: np.ndarray) -> np.ndarray:
@@ -355,7 +428,7 @@ class SequenceKind(KindAdapter):
         return {"encoder": self.encoder.to_state(), "preprocess": self.prep.model_dump(mode="json")}
 
     @classmethod
-    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> SequenceKind:
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> SequenceModality:
         adapter = cls(config)
         adapter.encoder = SequenceEncoder.from_state(state["encoder"])
         return adapter
@@ -375,10 +448,22 @@ class SequenceKind(KindAdapter):
             extra={"sequences": sequences},
         )
 
+    def request_schema(self) -> dict[str, Any]:
+        return {
+            **super().request_schema(),
+            "json": (
+                'application/json to predict_sequences / explain_sequences: {"sequences": [{"id": …, "sequence": …}]}'
+            ),
+        }
+
+    def score_variants(self, bundle: Any, vcf: Path, reference: Path | None = None) -> pd.DataFrame:
+        return score_variants(bundle, vcf, reference)
+
     def explain_cases(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[str]:
         """An attribution logo PNG per sequence (integrated gradients per base)."""
+        assert out is not None, "explanation files need a folder (Bundle.predict_cases checks it)"
         sequences = cases.extra["sequences"]
         contributions = self._contributions(model, cases.inputs, sequences, self.explained_logits(scores))
         bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
@@ -388,6 +473,29 @@ class SequenceKind(KindAdapter):
             target.write_bytes(logo_png(bases[j] * contributions[j][None, :], title=str(case_id), kind="weight"))
             written.append(str(target))
         return written
+
+
+KMER3 = ["".join(p) for p in itertools.product("ACGT", repeat=3)]
+
+
+def _gc_content(sequence: str) -> float:
+    """The share of G and C among the A, C, G and T bases of ``sequence`` (NaN when it has none)."""
+    upper = sequence.upper()
+    acgt = sum(upper.count(b) for b in "ACGT")
+    return (upper.count("G") + upper.count("C")) / acgt if acgt else float("nan")
+
+
+def kmer_spectrum(sequences: list[str], k: int = 3) -> np.ndarray:
+    """(N, 4**k) frequencies of each k-mer over A/C/G/T in each sequence (k-mers with another letter are skipped)."""
+    index = {"".join(p): j for j, p in enumerate(itertools.product("ACGT", repeat=k))}
+    out = np.zeros((len(sequences), len(index)), dtype=np.float64)
+    for i, sequence in enumerate(sequences):
+        upper = sequence.upper()
+        for start in range(len(upper) - k + 1):
+            j = index.get(upper[start : start + k])
+            if j is not None:
+                out[i, j] += 1.0
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1.0)
 
 
 def _safe(name: str) -> str:
@@ -403,7 +511,7 @@ def score_variants(bundle: Any, vcf: Path, reference: Path | None = None) -> pd.
     """
     from meddl.io.variants import read_vcf, variant_windows
 
-    adapter: SequenceKind = bundle.adapter
+    adapter: SequenceModality = bundle.modality
     genome = reference or adapter.data.reference
     if genome is None:
         raise MedDLError("--variants needs the reference genome FASTA: pass --reference genome.fa")

@@ -20,20 +20,26 @@ from meddl.errors import MedDLError
 from meddl.explain.tabular import integrated_gradients
 from meddl.io.expression import ExpressionMatrix, join_labels, read_expression
 from meddl.io.tables import read_table
-from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, encode_labels, register_kind
+from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared, encode_labels
+from meddl.modalities.registry import register
 from meddl.preprocess.expression import ExpressionTransform
 
-__all__ = ["ExpressionKind"]
+__all__ = ["ExpressionModality"]
 
 TOP_GENES = 15
 CENSORED = "censored before the horizon (outcome unknown)"
 N_CASES = 10
 
 
-@register_kind
-class ExpressionKind(KindAdapter):
+@register
+class ExpressionModality(Modality):
+    """A gene-expression profile per sample in, a call out, with the genes that drove it."""
+
     kind = "expression"
+    title = "gene expression"
     explain_title = "Genes"
+    upload_suffixes = (".csv", ".tsv", ".parquet")
+    explanation_files = None  # the top genes, as text
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
@@ -44,6 +50,31 @@ class ExpressionKind(KindAdapter):
         self.genes: list[str] = []
         self.transformer: ExpressionTransform | None = None
         self.classes: list[str] = []
+
+    @classmethod
+    def example(cls, folder: Path) -> ModalityExample:
+        from meddl.data.expression import synthetic_expression
+
+        folder.mkdir(parents=True, exist_ok=True)
+        counts, labels, _ = synthetic_expression(120, 60, 8, seed=0)
+        counts.reset_index().to_csv(folder / "counts.csv", index=False)
+        labels.to_csv(folder / "labels.csv", index=False)
+        experiment = {
+            "name": "example-expression",
+            "task": "binary",
+            "data": {
+                "kind": "expression",
+                "path": "counts.csv",
+                "labels": "labels.csv",
+                "target": "response",
+                "positive_label": "yes",
+            },
+            "preprocess": {"log": "auto", "select": "variance", "n_genes": 30},
+            "model": {"arch": "mlp", "hidden": [16]},
+            "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+            "evaluate": {"bootstrap": 20},
+        }
+        return ModalityExample(experiment, folder / "counts.csv", folder / "counts.csv", folder / "counts.csv")
 
     def _matrix(self, path: Path) -> ExpressionMatrix:
         return read_expression(path, genes_in_rows=self.data.genes_in_rows)
@@ -143,6 +174,17 @@ class ExpressionKind(KindAdapter):
     def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
         return {"in_features": int(inputs.shape[1])}
 
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per sample, on the values as read: mean, SD and the share of genes above zero (library size and
+        depth shift across sites), and the mean of the genes the model uses after its transform."""
+        raw = np.asarray(prepared.inputs, dtype=np.float64)[index]
+        return {
+            "mean expression (as read)": raw.mean(axis=1),
+            "SD of expression (as read)": raw.std(axis=1),
+            "share of genes above zero": (raw > 0).mean(axis=1),
+            "mean of the model's genes (transformed)": np.asarray(self.transform(prepared.inputs[index])).mean(axis=1),
+        }
+
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         return inputs  # the same preprocessed genes the network sees
 
@@ -229,7 +271,7 @@ class ExpressionKind(KindAdapter):
         return {"genes": self.genes, "transform": self.transformer.to_state()}
 
     @classmethod
-    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ExpressionKind:
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ExpressionModality:
         adapter = cls(config)
         adapter.genes = list(state["genes"])
         adapter.transformer = ExpressionTransform.from_state(state["transform"])
@@ -262,7 +304,7 @@ class ExpressionKind(KindAdapter):
         return PredictionInputs(values, [str(s) for s in matrix.samples], [""] * n, np.ones(n, dtype=bool))
 
     def explain_cases(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[str]:
         """The five genes that contributed most to each sample's prediction."""
         genes = self.selected_genes

@@ -31,10 +31,11 @@ from meddl.data.ehr_cohort import (
 from meddl.errors import MedDLError
 from meddl.explain.ehr import integrated_gradients_sequence, retain_explanations, summarise_attributions
 from meddl.io.ehr import EventStore
-from meddl.kinds.base import KindAdapter, Log, PredictionInputs, Prepared, register_kind
+from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
+from meddl.modalities.registry import register
 from meddl.preprocess.ehr import SequenceScaler
 
-__all__ = ["EHRKind"]
+__all__ = ["EHRModality"]
 
 MAX_EXPLAINED = 500
 MEMORY_LIMIT = "1GB"  # DuckDB keeps blocks it has read up to its limit; capping it keeps extraction's RSS flat
@@ -53,10 +54,25 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-@register_kind
-class EHRKind(KindAdapter):
+@register
+class EHRModality(Modality):
+    """Stays in an EHR event store in, a risk out, with the events and hours that drove it."""
+
     kind = "ehr"
+    title = "EHR event store"
     explain_title = "What drove the risk"
+    request_style = "events"
+    explanation_files = None  # the largest contributions, as text
+
+    def request_schema(self) -> dict[str, Any]:
+        from meddl.io.ehr_schema import REQUIRED_TABLES, TABLE_COLUMNS
+
+        return {
+            "upload": None,
+            "json": "application/json: one list of rows per event-store table, times ISO 8601",
+            "tables": {table: dict(columns) for table, columns in TABLE_COLUMNS.items()},
+            "required_tables": list(REQUIRED_TABLES),
+        }
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
@@ -91,6 +107,28 @@ class EHRKind(KindAdapter):
         self.feature_names: list[str] = []
         self.groups: dict[str, list[int]] = {}
         self.cohort: EHRCohort | None = None
+
+    @classmethod
+    def example(cls, folder: Path) -> ModalityExample:
+        from meddl.data.ehr_synth import synthetic_ehr
+
+        folder.mkdir(parents=True, exist_ok=True)
+        synthetic_ehr(folder / "events.duckdb", n_patients=300, seed=0)
+        experiment = {
+            "name": "example-ehr",
+            "task": "binary",
+            "data": {
+                "kind": "ehr",
+                "path": "events.duckdb",
+                "cohort": {"outcome": "mortality", "observation_hours": 24},
+            },
+            "preprocess": {"mode": "grid", "bin_hours": 6},
+            "model": {"arch": "gru", "hidden": 16},
+            "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+            "evaluate": {"bootstrap": 20},
+        }
+        store = folder / "events.duckdb"
+        return ModalityExample(experiment, store, store, store)
 
     # -- reading: the cohort ------------------------------------------------------------------------
     def load(self, log: Log) -> Prepared:
@@ -198,6 +236,23 @@ class EHRKind(KindAdapter):
 
     def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
         return {"in_features": int(inputs.shape[2])}
+
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per stay: how often each lab is measured (share of time steps observed: the event rate) and its mean
+        value where observed (the lab distribution), on the values as extracted (before scaling)."""
+        x = np.asarray(prepared.inputs[index], dtype=np.float64)  # (N, T, F)
+        measures: dict[str, np.ndarray] = {}
+        observed = self.groups.get("lab_observed", [])
+        for value_channel, observed_channel in zip(self.groups.get("lab_value", []), observed, strict=False):
+            name = self.feature_names[value_channel].removeprefix("lab:").removesuffix(":value")
+            seen = x[:, :, observed_channel] > 0  # (N, T)
+            measures[f"{name}: share of hours measured"] = seen.mean(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                measures[f"{name}: mean value"] = (x[:, :, value_channel] * seen).sum(axis=1) / seen.sum(axis=1)
+        codes = self.groups.get("codes", [])
+        if codes:
+            measures["codes per stay"] = x[:, :, codes].sum(axis=(1, 2))
+        return measures
 
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         """Each channel's mean over a stay's real steps and its value at the last real step: the sequence
@@ -320,7 +375,7 @@ class EHRKind(KindAdapter):
         }
 
     @classmethod
-    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> EHRKind:
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> EHRModality:
         adapter = cls(config)
         adapter.cohort_spec = CohortSpec.from_state(state["cohort"])
         adapter.feature_spec = FeatureSpec.from_state(state["features"])
@@ -346,7 +401,7 @@ class EHRKind(KindAdapter):
         )
 
     def explain_cases(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[str]:
         """The five largest contributions (channel @ step) of each stay."""
         x = self.transform(cases.inputs)

@@ -1,0 +1,203 @@
+"""One :class:`Bundle` for every data kind: a verified run folder, its fitted modality and its network.
+
+``model.json`` always names the data ``kind``; the modality registered for that kind rebuilds the fitted
+preprocessing from the folder, and the network is rebuilt from its architecture and ``data_arguments``. Prediction
+never drops a case: one that cannot be read or scored gets a ``note``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from meddl.bundle.files import BUNDLE_FORMAT, load_weights, verify_manifest
+from meddl.config import ExperimentConfig, parse_config
+from meddl.errors import MedDLError
+from meddl.evaluate import predicted_labels
+from meddl.modalities import Modality, PredictionInputs, get_modality
+from meddl.models import build_model
+from meddl.train.objectives import scores_from_outputs
+
+__all__ = ["Bundle", "load_bundle"]
+
+
+@dataclass
+class Bundle:
+    """A trained model of any data kind, loaded from its run folder (hashes verified first)."""
+
+    path: Path
+    config: ExperimentConfig
+    info: dict[str, Any]
+    modality: Modality
+    model: torch.nn.Module
+    metrics: dict[str, Any]
+    bundle_hash: str
+
+    # -- what the model is ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.info["name"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.info["kind"])
+
+    @property
+    def task(self) -> str:
+        return str(self.info["task"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.get("classes") or [])
+
+    @property
+    def threshold(self) -> float | None:
+        value = self.info.get("threshold")
+        return None if value is None else float(value)
+
+    @property
+    def target_scale(self) -> tuple[float, float] | None:
+        scale = self.info.get("target_scale")
+        return (float(scale[0]), float(scale[1])) if scale else None
+
+    # -- prediction -----------------------------------------------------------------------------
+    def read(self, source: Any, name: str | None = None) -> PredictionInputs:
+        """New cases (a file, folder, manifest — or a DataFrame for tables), in the format the model was trained
+        on; a case that cannot be read gets a note."""
+        if name is not None:
+            return self.modality.read_for_prediction(source, name)  # type: ignore[call-arg]
+        return self.modality.read_for_prediction(source)
+
+    @torch.inference_mode()
+    def _outputs(self, inputs: Any) -> np.ndarray:
+        return self.modality.outputs(self.model, self.modality.model_inputs(inputs))
+
+    def scores(self, inputs: Any) -> np.ndarray:
+        """P(positive) (binary), class probabilities (multiclass, multilabel) or values (regression) for inputs as
+        :meth:`read` returns them (``cases.inputs``); NaN where a row cannot be scored."""
+        return scores_from_outputs(self.task, self._outputs(inputs), self.target_scale)
+
+    def labels(self, scores: np.ndarray) -> list[str]:
+        """The label of each case at the bundle's threshold (classification)."""
+        return predicted_labels(self.task, scores, self.classes, self.threshold)
+
+    def predict(
+        self,
+        data: Any,
+        *,
+        explain: bool = False,
+        explain_dir: Path | None = None,
+        top_k: int | None = None,
+        source: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per case, in order: the case's id columns, ``probability_<class>`` and ``prediction`` (the label
+        at the threshold chosen on validation, or the predicted value), a ``note`` when the case needs a look, and
+        with ``explain`` (or an ``explain_dir`` for explanation files) the case's explanation.
+
+        Args:
+            data: new cases: a file, folder or manifest path (every kind), a list of image files, or a DataFrame.
+            explain: add each case's explanation (files go to ``explain_dir`` when the kind writes files).
+            explain_dir: folder for explanation files (heat maps, logos, traces); implies ``explain``.
+            top_k: variables per case in a table's explanation.
+            source: the name errors give the input (default: the file name).
+        """
+        cases = self.read(data, source)
+        if top_k is not None:
+            cases.extra["top_k"] = top_k
+        return self.predict_cases(cases, explain=explain, explain_dir=explain_dir)
+
+    def predict_cases(
+        self, cases: PredictionInputs, *, explain: bool = False, explain_dir: Path | None = None
+    ) -> pd.DataFrame:
+        """As :meth:`predict`, for cases already read with :meth:`read` (so a caller can check them first)."""
+        n = len(cases.ids)
+        frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(n))
+        rows = np.flatnonzero(cases.usable)
+        scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
+        if self.task == "regression":
+            frame["prediction"] = np.nan
+            frame.loc[rows, "prediction"] = scores
+        else:
+            matrix = scores.reshape(len(rows), -1)
+            names = self.classes[1:] if self.task == "binary" else self.classes
+            for k, name in enumerate(names):
+                frame[f"probability_{name}"] = np.nan
+                frame.loc[rows, f"probability_{name}"] = matrix[:, k]
+            labels = np.array([None] * n, dtype=object)
+            labels[rows] = self.labels(scores) if len(rows) else []
+            frame["prediction"] = labels
+        frame["note"] = cases.notes
+        if explain or explain_dir is not None:
+            if explain_dir is None and self.modality.explanation_files:
+                raise MedDLError(
+                    f"{self.kind} explanations are files ({self.modality.explanation_files}): give explain_dir"
+                )
+            if explain_dir is not None:
+                explain_dir.mkdir(parents=True, exist_ok=True)
+            explained = np.array([""] * n, dtype=object)
+            if len(rows):
+                explained[rows] = self.modality.explain_cases(self.model, cases, scores, explain_dir)
+            frame[self.modality.explanation_column] = explained
+        return frame
+
+    def explain(self, data: Any, out: Path) -> str:
+        """``meddl explain``: write the explanation of ``data``'s cases to ``out``; returns what was written.
+
+        Tables write a CSV of per-variable contributions, an image model the heat-map PNG of one image, the other
+        kinds a folder of explanation files with ``explanations.csv``.
+        """
+        cases = self.read(data)
+        scores = self.scores(cases.inputs) if cases.usable.any() else np.zeros(0)
+        written = self.modality.explain_file(self.model, cases, scores, Path(out))
+        if written is not None:
+            return written
+        out.mkdir(parents=True, exist_ok=True)
+        predictions = self.predict_cases(cases, explain_dir=out)
+        from meddl.io import write_table
+
+        write_table(predictions, out / "explanations.csv")
+        return f"wrote explanations of {len(predictions)} case(s) to {out}"
+
+    def contributions(self, data: Any, *, top_k: int | None = None) -> list[list[dict[str, Any]]]:
+        """Per case, its largest contributions (``feature``, ``value``, ``contribution``); empty for a case that
+        cannot be scored (kinds whose explanations are per-variable)."""
+        cases = self.read(data)
+        return self.modality.case_contributions(self.model, cases, top_k=top_k)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and verify a bundle (a run folder written by ``meddl train``): hashes first, nothing unpickled.
+
+    Raises:
+        MedDLError: the folder is not a bundle, a file is missing or damaged, or a hash does not match.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MedDLError(f"bundle not found: {folder} (expected a run folder written by `meddl train`)")
+    bundle_hash = verify_manifest(folder)
+    try:
+        info = json.loads((folder / "model.json").read_text())
+        raw_config = yaml.safe_load((folder / "config.yaml").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise MedDLError(f"{folder}: a bundle file cannot be read ({type(exc).__name__}: {exc})") from None
+    if info.get("format") != BUNDLE_FORMAT:
+        raise MedDLError(f"{folder / 'model.json'}: unsupported bundle format {info.get('format')!r}")
+    if "kind" not in info or "data_arguments" not in info:
+        raise MedDLError(
+            f"{folder / 'model.json'}: written by an older MedDL (no 'kind' / 'data_arguments'); retrain it with "
+            "`meddl train`"
+        )
+    config = parse_config(raw_config, source=str(folder / "config.yaml"))
+    modality = get_modality(info["kind"]).load_state(config, folder, info)
+    model = build_model(info["arch"], info["params"], **info["data_arguments"])
+    load_weights(model, folder / "model.safetensors", info["arch"])
+    model.eval()
+    return Bundle(folder, config, info, modality, model, metrics, bundle_hash)

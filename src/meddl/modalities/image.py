@@ -1,0 +1,472 @@
+"""Medical images (``data.kind: image``): DICOM files and series, NIfTI, PNG/JPEG, MedMNIST-style npz.
+
+Images are read lazily, one item at a time, through an on-disk cache of preprocessed arrays keyed by a hash of the
+preprocessing settings, so a data set larger than memory trains with bounded memory. Before the split every file is
+checked (``data.on_bad_file``); with the cache, the check is the one read of each file: it decodes and preprocesses
+the image into the cache, and training reads the cache. Explanations are heat maps (Grad-CAM or occlusion, as
+``explain.heatmap`` says — in training, ``meddl predict/explain`` and the server alike) scored by the pointing game
+on lesion masks; external evaluation compares intensity, size and spacing with the training images.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from meddl.config import ExperimentConfig, ImageDataConfig, ImagePreprocessConfig
+from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
+from meddl.data.image_items import ImageItems, load_image_items
+from meddl.errors import MedDLError
+from meddl.explain.images import best_slice, grad_cam, occlusion_map, overlay_png, pointing_game
+from meddl.io.images import IMAGE_SUFFIXES, check_readable, is_dicom_file, read_image
+from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
+from meddl.modalities.registry import register
+from meddl.models.registry import _constructor
+from meddl.preprocess.images import ImagePipeline
+
+__all__ = ["ImageModality", "image_sources"]
+
+N_EXAMPLES = 8
+N_SHIFT_IMAGES = 200  # images read per side to describe intensity, size and spacing for the shift report
+
+
+@register
+class ImageModality(Modality):
+    """Images in, a CNN's findings out, with a heat map of where they were seen."""
+
+    kind = "image"
+    title = "medical image"
+    request_style = "upload_image"
+    explanation_files = "heatmaps"
+    explain_suffix = ".png"
+    explanation_column = "heatmap"
+    upload_suffixes = tuple(IMAGE_SUFFIXES)
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config.data, ImageDataConfig) and isinstance(config.preprocess, ImagePreprocessConfig), (
+            "the image modality needs data.kind: image"
+        )
+        self.data: ImageDataConfig = config.data
+        self.prep: ImagePreprocessConfig = config.preprocess
+        if len(self.prep.size) != self.data.spatial_dims:
+            raise MedDLError(
+                f"preprocess.size has {len(self.prep.size)} value(s) but data.spatial_dims is {self.data.spatial_dims}"
+            )
+        # The deterministic preprocessing has no fitted state, so the pipeline exists before the split.
+        self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=config.train.seed)
+        self.cache: ImageCache | None = None
+
+    @classmethod
+    def example(cls, folder: Path) -> ModalityExample:
+        from meddl.data.phantoms import write_phantom_dataset
+
+        manifest = write_phantom_dataset(folder / "scans", 80, spatial_dims=2, size=32, fmt="dicom", seed=0)
+        experiment = {
+            "name": "example-image",
+            "task": "binary",
+            "data": {
+                "kind": "image",
+                "path": str(manifest.relative_to(folder)),
+                "target": "label",
+                "positive_label": "lesion",
+                "spatial_dims": 2,
+            },
+            "preprocess": {"size": [32, 32]},
+            "model": {"arch": "small_cnn"},
+            "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
+            "evaluate": {"bootstrap": 20},
+        }
+        first = sorted((manifest.parent / "images").glob("*"))[0]
+        return ModalityExample(experiment, manifest.parent / "images", first, manifest)
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.data.spatial_dims
+
+    # -- training -----------------------------------------------------------------------------------
+    def load(self, log: Log) -> Prepared:
+        self.cache = _cache(self.prep, self.data, self.pipeline)
+        check, checking = self._file_check()
+        items = load_image_items(self.data, self.config.task, log=log, check=check, checking=checking)
+        return self._prepared(items)
+
+    def _prepared(self, items: ImageItems) -> Prepared:
+        return Prepared(
+            inputs=items,
+            target=items.target,
+            classes=items.classes,
+            sample_ids=[_source_name(s) for s in items.sources],
+            patient_ids=items.patient_ids,
+            n_read=items.n_read,
+            dropped=dict(items.dropped),
+            notes=[
+                f"{self.data.spatial_dims}D images, preprocessed to {'×'.join(map(str, self.prep.size))}",
+                *[f"skipped {p}: {r}" for p, r in items.skipped[:20]],
+            ],
+            given_splits=items.given_splits,
+            extra={"items": items},
+        )
+
+    def _file_check(self) -> tuple[Callable[[str], str | None], str]:
+        """How every image file is checked before the split, and the progress message for it.
+
+        * With the preprocessing cache (the default), each file is read, decoded and preprocessed into the cache:
+          every problem is found before training, and the first epoch reads the cache — one read per file.
+        * Without it, under ``on_bad_file: skip``, each file is decoded in full (every bad file must be found and
+          listed before the split), and read again in training: nothing keeps the decoded image.
+        * Without it, under ``on_bad_file: error``, only headers are checked (:func:`check_readable`); a file
+          that passes but cannot be decoded stops training with the reader's error, naming the file.
+        """
+        fmt = self.data.format
+        if self.cache is not None:
+            pipeline, cache = self.pipeline, self.cache
+
+            def read_into_cache(path: str) -> str | None:
+                one = ImageDataset([ImageItem(Path(path), fmt)], np.zeros(1), pipeline, train=False, cache=cache)
+                return one.check_item(0)
+
+            return read_into_cache, "reading and preprocessing {n} image(s) into the cache (training reads the cache)"
+        if self.data.on_bad_file == "skip":
+            return (
+                lambda path: check_readable(path, fmt, decode=True),
+                "decoding {n} image(s) to find unreadable ones (preprocess.cache is off: they are read again in "
+                "training)",
+            )
+        return lambda path: check_readable(path, fmt), "checking {n} image header(s)"
+
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-image intensity (mean, SD), size and spacing along each axis, read raw (before preprocessing), of up
+        to ``N_SHIFT_IMAGES`` images of ``index``."""
+        return _image_profile(prepared.extra["items"], index, self.data.format)
+
+    def _dataset(self, items: ImageItems, index: np.ndarray, target: np.ndarray, *, train: bool) -> ImageDataset:
+        sources: Any
+        if items.arrays is not None:
+            assert items.given_splits is not None, "an npz data set carries its splits"
+            splits = items.given_splits
+            split = str(splits[index[0]]) if len(index) else "test"
+            whole_split = np.array_equal(index, np.flatnonzero(splits == split))
+            if whole_split:  # the split's own rows, keyed in the cache by file and row
+                sources = ArraySource(
+                    items.arrays[split],
+                    spatial_dims=self.data.spatial_dims,
+                    source=str(self.data.path),
+                    name=split,
+                    channels_first=True,
+                )
+            else:  # rows of several splits (external evaluation) or a few rows: the arrays themselves
+                first = {name: int(np.argmax(splits == name)) for name in np.unique(splits)}
+                sources = [items.arrays[str(splits[i])][i - first[splits[i]]] for i in index]
+        else:
+            sources = [ImageItem(Path(items.sources[i]), self.data.format) for i in index]
+        return ImageDataset(sources, target, self.pipeline, train=train, cache=self.cache, seed=self.config.train.seed)
+
+    def training_dataset(self, prepared: Prepared, index: np.ndarray, target: np.ndarray, *, train: bool) -> Dataset:
+        return self._dataset(prepared.extra["items"], index, target, train=train)
+
+    def model_arguments(self, inputs: ImageItems) -> dict[str, Any]:
+        first = np.flatnonzero(inputs.given_splits == "validation")[:1] if inputs.given_splits is not None else None
+        index = first if first is not None and len(first) else np.array([0])
+        image, _ = self._dataset(inputs, index, inputs.target[index], train=False)[0]
+        arguments: dict[str, Any] = {"spatial_dims": self.data.spatial_dims, "in_channels": int(image.shape[0])}
+        arch, params = self.config.model.arch, self.config.model.params
+        if "image_size" in inspect.signature(_constructor(arch, "model").__init__).parameters:
+            arguments["image_size"] = list(params.get("image_size", self.prep.size))
+        return arguments
+
+    @torch.no_grad()
+    def prepared_outputs(self, model: torch.nn.Module, prepared: Prepared, index: np.ndarray) -> np.ndarray:
+        dataset = self._dataset(prepared.extra["items"], index, prepared.target[index], train=False)
+        return self._outputs_of(model, [dataset[i][0] for i in range(len(dataset))])
+
+    @torch.no_grad()
+    def outputs(self, model: torch.nn.Module, inputs: Any) -> np.ndarray:
+        return self._outputs_of(model, list(inputs))
+
+    def model_inputs(self, inputs: Any) -> list[torch.Tensor]:
+        """Preprocessed images as they are; image files are read and preprocessed (errors name the file)."""
+        return [image if isinstance(image, torch.Tensor) else self.tensor(image) for image in inputs]
+
+    @staticmethod
+    def _outputs_of(model: torch.nn.Module, images: list[torch.Tensor], batch_size: int = 256) -> np.ndarray:
+        model.eval()
+        device = next(model.parameters()).device
+        out = [
+            model(torch.stack(images[i : i + batch_size]).to(device)).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+        return torch.cat(out).numpy() if out else np.zeros((0, 1), dtype=np.float32)
+
+    # -- explanations ----------------------------------------------------------------------------------
+    def heat(self, model: torch.nn.Module, images: torch.Tensor, targets: Any, method: str | None = None) -> np.ndarray:
+        """Heat maps of ``images`` (N, C, *size) by ``method`` (default ``explain.heatmap``)."""
+        x = self.config.explain
+        if (method or x.heatmap) == "occlusion":
+            return occlusion_map(model, images, targets, window=x.occlusion_window, stride=x.occlusion_stride)
+        return grad_cam(model, images, targets)
+
+    def _heat_targets(self, scores: np.ndarray) -> Any:
+        return 0 if self.config.task in {"binary", "multilabel"} else np.argmax(np.atleast_2d(scores), axis=1)
+
+    def heatmap(self, model: torch.nn.Module, image: torch.Tensor, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The heat map of one preprocessed image; returns (the 2D slice shown, its heat map)."""
+        target = 0 if self.config.task == "binary" else int(np.argmax(score))
+        heat = self.heat(model, image.unsqueeze(0), target)[0]
+        return self._shown(image.numpy(), heat)
+
+    def _shown(self, array: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.data.spatial_dims == 3:
+            k = best_slice(heat)
+            return array[:, k], heat[k]
+        return array, heat
+
+    def explain(
+        self,
+        model: torch.nn.Module,
+        prepared: Prepared,
+        inputs: Any,
+        test_index: np.ndarray,
+        scores: np.ndarray,
+        out: Path,
+    ) -> dict[str, Any]:
+        """A heat map for every test case (PNG in ``heatmaps/``), examples for the report, and the pointing game
+        on lesion masks — for both Grad-CAM and occlusion, so the two can be compared on the same cases."""
+        cfg = self.config
+        items: ImageItems = prepared.extra["items"]
+        method = cfg.explain.heatmap
+        heat_dir = out / "heatmaps"
+        heat_dir.mkdir(exist_ok=True)
+        test_data = self._dataset(items, test_index, items.target[test_index], train=False)
+        examples: list[dict[str, Any]] = []
+        order = np.argsort(-(scores if scores.ndim == 1 else scores.max(axis=1)))
+        show = set(order[: N_EXAMPLES // 2].tolist()) | set(order[-(N_EXAMPLES // 2) :].tolist())
+        images = torch.stack([test_data[position][0] for position in range(len(test_index))])  # (N, C, *size)
+        heats = self.heat(model, images, self._heat_targets(scores), method)  # one batched pass over the test split
+        lesion_rows: list[int] = []
+        lesion_masks: list[np.ndarray] = []
+        for position, item_index in enumerate(test_index):
+            mask_path = items.mask_paths[item_index]
+            if mask_path is not None and self.prep.resize_mode == "resize":
+                mask = _mask_on_grid(read_image(mask_path).array, self.prep.size)
+                if mask.any():
+                    lesion_rows.append(position)
+                    lesion_masks.append(mask)
+            array, heat_2d = self._shown(images[position].numpy(), heats[position])
+            png = overlay_png(array, heat_2d, heat_dir / f"case_{position:04d}.png")
+            if position in show:
+                label = items.classes[int(items.target[item_index])] if cfg.task != "multilabel" else "—"
+                described = f"P({items.classes[-1]}) = {float(scores[position]):.2f}" if cfg.task == "binary" else ""
+                examples.append(
+                    {
+                        "title": f"Test case {position + 1}",
+                        "caption": f"true label {label}; {described}; heat map: {method}",
+                        "overlay_png": base64.b64encode(png).decode("ascii"),
+                    }
+                )
+        if not lesion_rows or cfg.task != "binary":
+            return {"examples": examples}
+        masks = np.stack(lesion_masks)
+        rows = np.array(lesion_rows)
+        other = "gradcam" if method == "occlusion" else "occlusion"
+        # A peak within one pixel of a small lesion counts (a heat map's grid is coarser than the image's).
+        games = {
+            method: pointing_game(heats[rows], masks, tolerance=1),
+            other: pointing_game(self.heat(model, images[rows], 0, other), masks, tolerance=1),
+        }
+        method_note = f"{method}, peak within 1 pixel of the lesion mask"
+        localization = {"method": method_note, **games[method], "by_method": games}
+        return {"examples": examples, "localization": localization}
+
+    def input_spec(self, prepared: Prepared) -> dict[str, Any]:
+        channels = self.model_arguments(prepared.extra["items"])["in_channels"]
+        return {"shape": [int(channels), *map(int, self.prep.size)], "dtype": "float32"}
+
+    def export_description(self) -> dict[str, Any]:
+        return {
+            "note": "One preprocessed image per row (channels first): read, resampled, windowed and resized by "
+            "MedDL's fitted pipeline (preprocess.json in the bundle); bundle.modality.tensor(path) gives it."
+        }
+
+    def warnings(self, prepared: Prepared, test_index: np.ndarray) -> list[str]:
+        return [f"skipped {path}: {reason}" for path, reason in prepared.extra["items"].skipped]
+
+    def splits_table(self, prepared: Prepared, splits: np.ndarray) -> pd.DataFrame:
+        items: ImageItems = prepared.extra["items"]
+        return pd.DataFrame(
+            {
+                "row": items.rows,
+                "path": [_source_name(s) for s in items.sources],
+                "patient_id": items.patient_ids if items.patient_ids is not None else None,
+                "split": splits,
+            }
+        )
+
+    # -- bundle -------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return self.pipeline.to_state()
+
+    def save_state(self, folder: Path) -> list[str]:
+        from meddl._json import clean_json
+
+        (folder / "preprocess.json").write_text(json.dumps(clean_json(self.state()), indent=2) + "\n")
+        return ["preprocess.json"]
+
+    def bundle_info(self, prepared: Prepared) -> dict[str, Any]:
+        return {
+            **super().bundle_info(prepared),
+            "spatial_dims": self.data.spatial_dims,
+            "image_format": self.data.format,
+        }
+
+    @classmethod
+    def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ImageModality:
+        modality = cls(config)
+        modality.pipeline = ImagePipeline.from_state(state)
+        return modality
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def tensor(self, source: str | Path) -> torch.Tensor:
+        """One preprocessed image (C, *size) from a file or DICOM series folder."""
+        volume = read_image(source, format=self.info.get("image_format", self.data.format))
+        return torch.from_numpy(self.pipeline.deterministic(volume))
+
+    def read_for_prediction(self, source: Any) -> PredictionInputs:
+        """Every image of a file, folder or manifest; an image that cannot be read gets a note, not a row."""
+        if isinstance(source, list | tuple):
+            sources = [Path(s) for s in source]
+        else:
+            sources = image_sources(Path(source), self.data.spatial_dims)
+        images, notes = [], []
+        for path in sources:
+            try:
+                images.append(self.tensor(path))
+                notes.append("")
+            except MedDLError as exc:
+                notes.append(f"not scored: {exc}")
+        usable = np.array([note == "" for note in notes], dtype=bool)
+        return PredictionInputs(
+            inputs=images, ids=[str(s) for s in sources], notes=notes, usable=usable, columns={"path": sources}
+        )
+
+    def explain_cases(
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
+    ) -> list[Any]:
+        """A heat-map overlay PNG per image (``explain.heatmap``), in ``out``."""
+        assert out is not None, "heat maps are written to a folder"
+        written = []
+        for j, (image, case_id) in enumerate(zip(cases.inputs, np.asarray(cases.ids)[cases.usable], strict=True)):
+            shown, heat = self.heatmap(model, image, np.atleast_1d(scores[j]))
+            target = out / f"{int(np.flatnonzero(cases.usable)[j]):05d}_{Path(str(case_id)).name.split('.')[0]}.png"
+            overlay_png(shown, heat, target)
+            written.append(str(target))
+        return written
+
+    def explain_file(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
+        """``meddl explain`` of one image: its heat-map overlay written to ``out``."""
+        if len(cases.inputs) != 1:
+            raise MedDLError(f"`meddl explain` of an image model takes one image; {len(cases.ids)} found")
+        shown, heat = self.heatmap(model, cases.inputs[0], np.atleast_1d(scores[0]))
+        overlay_png(shown, heat, out)
+        return f"wrote the heat map of {cases.ids[0]} to {out}"
+
+    def request_schema(self) -> dict[str, Any]:
+        return {**super().request_schema(), "spatial_dims": self.data.spatial_dims}
+
+    # -- external evaluation ----------------------------------------------------------------------------
+    def load_external(self, path: Path, log: Log) -> Prepared:
+        data_config = self.data.model_copy(update={"path": Path(path), "on_bad_file": "error"})
+        items = load_image_items(data_config, self.config.task)
+        self.cache = None  # new files: read and preprocess each (the training cache holds other images)
+        return self._prepared(items)
+
+
+def _image_profile(items: ImageItems, index: np.ndarray, fmt: str) -> dict[str, np.ndarray]:
+    """Per-image intensity (mean, standard deviation), size and spacing along each axis of up to
+    ``N_SHIFT_IMAGES`` images of ``index`` (read raw, before preprocessing)."""
+    measures: dict[str, list[float]] = {}
+    chosen = index[np.linspace(0, len(index) - 1, min(len(index), N_SHIFT_IMAGES)).astype(int)] if len(index) else []
+    for i in chosen:
+        if items.arrays is not None:
+            assert items.given_splits is not None, "an npz data set carries its splits"
+            split = str(items.given_splits[i])
+            position = int(np.sum(items.given_splits[:i] == split))
+            array, spacing = items.arrays[split][position], None
+        else:
+            try:
+                volume = read_image(items.sources[i], format=fmt)  # type: ignore[arg-type]
+            except MedDLError:
+                continue
+            array, spacing = volume.array, volume.spacing
+        values = {"intensity mean": float(array.mean()), "intensity SD": float(array.std())}
+        for axis, size in enumerate(array.shape[1:]):
+            values[f"size axis {axis}"] = float(size)
+        for axis, step in enumerate(spacing or ()):
+            values[f"spacing axis {axis} (mm)"] = float(step)
+        for name, value in values.items():
+            measures.setdefault(name, []).append(value)
+    return {name: np.asarray(values) for name, values in measures.items()}
+
+
+def _source_name(source: Any) -> str:
+    return source if isinstance(source, str) else f"{source[0]}#{source[1]}[{source[2]}]"
+
+
+def _cache(prep: ImagePreprocessConfig, data: ImageDataConfig, pipeline: ImagePipeline) -> ImageCache | None:
+    """The on-disk cache of preprocessed images, in a folder named by the preprocessing settings' hash."""
+    if not prep.cache:
+        return None
+    root = prep.cache_dir or (data.path.parent if data.path.is_file() else data.path) / ".meddl-cache"
+    return ImageCache.for_pipeline(root, pipeline)
+
+
+def _mask_on_grid(mask: np.ndarray, size: list[int]) -> np.ndarray:
+    """A lesion mask (C, *spatial) mapped to the preprocessed grid (nearest neighbour, as ``resize`` maps the
+    whole field of view onto ``size``)."""
+    tensor = torch.from_numpy((mask.max(axis=0) > 0).astype(np.float32))[None, None]  # (1, 1, *spatial)
+    resized = torch.nn.functional.interpolate(tensor, size=tuple(size), mode="nearest")
+    return resized[0, 0].numpy().astype(np.uint8)
+
+
+def image_sources(path: Path, spatial_dims: int) -> list[Path]:
+    """What to predict on: one file, a manifest CSV's ``path`` column, or a folder's images.
+
+    In a folder, each image file is one case; for 3D models a folder of DICOM slices is one series, and each
+    sub-folder of DICOM slices is one series.
+    """
+    if not path.exists():
+        raise MedDLError(f"not found: {path}")
+    if path.is_file() and path.suffix.lower() in {".csv", ".tsv"}:
+        from meddl.io.tables import read_table
+
+        manifest = read_table(path)
+        if "path" not in manifest.columns:
+            raise MedDLError(f"{path}: a manifest needs a 'path' column")
+        return [(path.parent / str(p)).resolve() for p in manifest["path"]]
+    if path.is_file():
+        return [path]
+    entries = sorted(path.iterdir())
+    dicom_files = [p for p in entries if p.is_file() and is_dicom_file(p)]
+    if spatial_dims == 3 and dicom_files:
+        return [path]
+    sources: list[Path] = []
+    for entry in entries:
+        if entry.is_dir():
+            if any(is_dicom_file(p) for p in entry.iterdir() if p.is_file()) and spatial_dims == 3:
+                sources.append(entry)
+            else:
+                sources += image_sources(entry, spatial_dims)
+        elif entry.suffix.lower() in IMAGE_SUFFIXES or entry.name.endswith(".nii.gz") or is_dicom_file(entry):
+            sources.append(entry)
+    if not sources:
+        raise MedDLError(f"{path}: no image files found")
+    return sources

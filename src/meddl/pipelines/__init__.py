@@ -1,1 +1,0 @@
-"""One pipeline per data kind; ``meddl.Experiment`` picks the one ``data.kind`` names."""

@@ -1,0 +1,363 @@
+"""One training run for every data kind and task.
+
+read (the modality) → patient-level split → preprocessing fitted on the training split (the modality) → the one
+trainer → test evaluation (threshold chosen on validation, bootstrap CIs, classical baselines, paired comparisons,
+subgroups, k-fold estimate) → explanations (the modality) → run record → report, model card, bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from meddl import __version__
+from meddl._json import clean_json
+from meddl.bundle import BUNDLE_FORMAT, save_weights
+from meddl.config import ExperimentConfig
+from meddl.data import kfold_assignments, split_assignments
+from meddl.errors import MedDLError
+from meddl.evaluate import evaluate_predictions, main_metric
+from meddl.modalities import Modality, Prepared, get_modality
+from meddl.models import build_model
+from meddl.models.registry import output_argument
+from meddl.preprocess import class_weights
+from meddl.run.common import (
+    RunResult,
+    evaluate_on_test,
+    finish_bundle,
+    now_utc,
+    prepare_run_folder,
+    threshold_on_validation,
+    trainer_settings,
+    validation_metrics,
+    write_run_metrics,
+)
+from meddl.train import Trainer, make_loss, output_size, scores_from_outputs, seed_everything
+
+__all__ = ["TrainingRun"]
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class _Fitted:
+    """A model trained on one split, with what scoring more rows needs."""
+
+    model: torch.nn.Module
+    result: Any
+    params: dict[str, Any]
+    data_arguments: dict[str, Any]
+    target_scale: tuple[float, float] | None
+
+
+class TrainingRun:
+    """Runs one experiment of any data kind (``meddl.Experiment.run`` and ``meddl train`` call this)."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.modality: Modality = get_modality(config.data.kind)(config)
+
+    # -- splits ---------------------------------------------------------------------------------
+    def _splits(self, prepared: Prepared) -> np.ndarray:
+        if prepared.given_splits is not None:
+            return prepared.given_splits
+        cfg = self.config
+        split = cfg.data.split
+        multilabel = cfg.task == "multilabel"
+        return split_assignments(
+            prepared.target[:, 0] if multilabel else prepared.target,
+            task="binary" if multilabel else cfg.task,
+            fractions=(split.train, split.validation, split.test),
+            patient_ids=prepared.patient_ids,
+            dates=prepared.dates,
+            seed=cfg.train.seed,
+            source=cfg.data.path.name,
+        )
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(self, out: str | Path | None = None, *, resume: bool = False, log: Any = None) -> RunResult:
+        """Train, evaluate, explain and write the bundle folder.
+
+        Args:
+            out: the run folder (default ``runs/<name>``); its previous contents are replaced unless resuming.
+            resume: continue training from ``out/checkpoints/checkpoint.pt``.
+            log: optional ``callable(str)`` for progress messages.
+
+        Returns:
+            The run folder, metrics and run record.
+        """
+        say = log or (lambda message: None)
+        cfg = self.config
+        out = Path(out) if out else Path("runs") / cfg.name
+        context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
+
+        say(f"reading {cfg.data.path}")
+        # scratch space per process: under torchrun every rank extracts its own copy (no two writers on one file)
+        self.modality.workdir = out / ("work" if context.world_size == 1 else f"work-rank{context.rank}")
+        prepared = self.modality.load(say)
+        if len(prepared.target) == 0:
+            raise MedDLError(f"{cfg.data.path}: no labelled sample left to train on")
+        splits = self._splits(prepared)
+        index = {name: np.flatnonzero(splits == name) for name in SPLITS}
+        for name in SPLITS:
+            if len(index[name]) == 0:
+                raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} samples in all)")
+        say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " samples")
+
+        fitted = self._fit(prepared, index, out / "checkpoints", resume=resume, say=say)
+        model = fitted.model
+        if not context.is_main:
+            self.modality.cleanup()
+            return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
+
+        say("evaluating on the test split")
+        val_scores = self._scores(fitted, prepared, index["validation"])
+        test_scores = self._scores(fitted, prepared, index["test"])
+        evaluation = self._evaluate(prepared, index, val_scores, test_scores)
+        subgroups = self._subgroups(prepared, index["test"], test_scores, evaluation["threshold"])
+        say("explaining test predictions")
+        self.modality.target_scale_ = fitted.target_scale
+        explained = self.modality.explain(
+            model, prepared, self.modality.features(prepared), index["test"], test_scores, out
+        )
+        cross_validation = self._cross_validate(prepared, say) if getattr(cfg.data.split, "folds", None) else None
+
+        record: dict[str, Any] = {
+            "kind": "train",
+            "name": cfg.name,
+            "task": cfg.task,
+            "created": now_utc(),
+            "meddl_version": __version__,
+            "config_yaml": cfg.to_yaml(),
+            "data": self._data_summary(prepared, splits),
+            "model": {
+                "arch": cfg.model.arch,
+                "params": fitted.params,
+                "n_parameters": int(sum(p.numel() for p in model.parameters())),
+            },
+            "training": fitted.result.as_dict(cfg.monitor),
+            "evaluation": evaluation,
+            "sections": [*prepared.sections, *explained.get("sections", [])],
+            "explanations": explained.get("explanations", {}),
+            "examples": explained.get("examples", []),
+            "warnings": [*self.modality.warnings(prepared, index["test"]), *explained.get("warnings", [])],
+            "localization": explained.get("localization"),
+            "explanation_quality": explained.get("metrics"),
+            "cross_validation": cross_validation,
+            "subgroups": subgroups,
+            "derived_defaults": self.modality.derived_defaults(prepared) or None,
+        }
+        record = {k: v for k, v in record.items() if v is not None}
+        metrics = self._write_bundle(out, record, prepared, splits, fitted)
+        self.modality.cleanup()
+        say(f"wrote {out}")
+        return RunResult(out, record, metrics)
+
+    # -- training -------------------------------------------------------------------------------------
+    def _fit(
+        self,
+        prepared: Prepared,
+        index: dict[str, np.ndarray],
+        checkpoint_dir: Path | None,
+        *,
+        resume: bool = False,
+        say: Any = None,
+    ) -> _Fitted:
+        """Fit the modality's preprocessing on ``index['train']`` and train a model (validation: early stopping)."""
+        cfg = self.config
+        self.modality.fit(prepared, index["train"])
+        self.modality.forget_features()
+        self.modality.describe_training(prepared, index["train"])
+        target = prepared.target
+        target_scale = None
+        if cfg.task == "regression":
+            train_target = target[index["train"]]
+            mean, std = float(np.mean(train_target)), float(np.std(train_target))
+            target_scale = (mean, std if std > 0 else 1.0)
+            target = (target - target_scale[0]) / target_scale[1]
+        weights = None
+        if getattr(cfg.preprocess, "imbalance", "none") == "class_weight" and cfg.task in {"binary", "multiclass"}:
+            weights = class_weights(prepared.target[index["train"]], len(prepared.classes))
+        seed_everything(cfg.train.seed)
+        data_arguments = self.modality.model_arguments(self.modality.features(prepared))
+        params = dict(cfg.model.params)
+        data_arguments[output_argument(cfg.model.arch)] = output_size(cfg.task, len(prepared.classes))
+        model = build_model(cfg.model.arch, params, **data_arguments)
+        datasets = {
+            name: self.modality.training_dataset(prepared, index[name], target[index[name]], train=name == "train")
+            for name in ("train", "validation")
+        }
+        trainer = Trainer(
+            model,
+            make_loss(cfg.task, weights),
+            trainer_settings(cfg),
+            metric_fn=validation_metrics(cfg.task),
+            checkpoint_dir=checkpoint_dir,
+        )
+        if say:
+            say(f"training {cfg.model.arch} on {len(index['train'])} samples ({trainer.device})")
+        result = trainer.fit(datasets["train"], datasets["validation"], resume=resume)
+        return _Fitted(trainer.module.eval(), result, params, data_arguments, target_scale)
+
+    def _scores(self, fitted: _Fitted, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+        outputs = self.modality.prepared_outputs(fitted.model, prepared, rows)
+        return scores_from_outputs(self.config.task, outputs, fitted.target_scale)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        prepared: Prepared,
+        index: dict[str, np.ndarray],
+        val_scores: np.ndarray,
+        test_scores: np.ndarray,
+    ) -> dict[str, Any]:
+        cfg = self.config
+        wrong_kind = "logistic_regression" if cfg.task == "regression" else "linear_regression"
+        names = [n for n in cfg.baselines if n != wrong_kind] if cfg.task != "multilabel" else []
+        baseline = self.modality.baseline_data(prepared, index) if names else None
+        return evaluate_on_test(
+            cfg,
+            y_val=prepared.target[index["validation"]],
+            y_test=prepared.target[index["test"]],
+            model_val=val_scores,
+            model_test=test_scores,
+            groups=prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None,
+            class_names=prepared.classes or None,
+            baselines=names if baseline is not None else [],
+            baseline_data=baseline[:4] if baseline is not None else None,
+            sample_weight=baseline[4] if baseline is not None else None,
+        )
+
+    def _subgroups(
+        self, prepared: Prepared, test: np.ndarray, scores: np.ndarray, threshold: float | None
+    ) -> list[dict[str, Any]] | None:
+        """Test metrics with CIs per level of each ``evaluate.subgroups`` column (numeric: quartiles).
+
+        The threshold is the one chosen for everyone: the question is how the deployed rule behaves per group.
+        Groups smaller than ``evaluate.min_subgroup_size`` are listed with their size but not scored.
+        """
+        cfg = self.config
+        if not cfg.evaluate.subgroups:
+            return None
+        y = prepared.target[test]
+        patients = prepared.patient_ids[test] if prepared.patient_ids is not None else None
+        out: list[dict[str, Any]] = []
+        for column in cfg.evaluate.subgroups:
+            labels = self.modality.subgroup_labels(prepared, column, test)
+            for level in sorted(labels.unique()):
+                member = (labels == level).to_numpy()
+                entry: dict[str, Any] = {"column": column, "group": str(level), "n": int(member.sum()), "metrics": {}}
+                if member.sum() >= cfg.evaluate.min_subgroup_size:
+                    entry["metrics"] = evaluate_predictions(
+                        cfg.task,
+                        y[member],
+                        scores[member],
+                        threshold=threshold,
+                        groups=patients[member] if patients is not None else None,
+                        n_bootstrap=cfg.evaluate.bootstrap,
+                        level=cfg.evaluate.confidence_level,
+                        seed=cfg.train.seed,
+                        class_names=prepared.classes or None,
+                    )["metrics"]
+                out.append(entry)
+        return out
+
+    def _cross_validate(self, prepared: Prepared, say: Any) -> dict[str, Any]:
+        """k-fold estimate: fold k is the test set, fold k+1 the validation set, the rest trains."""
+        cfg = self.config
+        folds = int(cfg.data.split.folds or 0)
+        assignment = kfold_assignments(
+            prepared.target, task=cfg.task, folds=folds, patient_ids=prepared.patient_ids, seed=cfg.train.seed
+        )
+        metric = main_metric(cfg.task)
+        per_fold = []
+        for k in range(folds):
+            say(f"cross-validation fold {k + 1}/{folds}")
+            test, val = assignment == k, assignment == (k + 1) % folds
+            index = {"train": np.flatnonzero(~(test | val)), "validation": np.flatnonzero(val)}
+            fitted = self._fit(prepared, index, None)
+            threshold = threshold_on_validation(
+                cfg, prepared.target[val], self._scores(fitted, prepared, index["validation"])
+            )
+            result = evaluate_predictions(
+                cfg.task,
+                prepared.target[test],
+                self._scores(fitted, prepared, np.flatnonzero(test)),
+                threshold=threshold,
+                n_bootstrap=0,
+                class_names=prepared.classes or None,
+            )
+            per_fold.append(result["metrics"][metric]["value"])
+        values = np.array([v for v in per_fold if v is not None], dtype=float)
+        return {
+            "folds": folds,
+            "metric": metric,
+            "per_fold": per_fold,
+            "mean": float(values.mean()) if len(values) else None,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+        }
+
+    # -- records ----------------------------------------------------------------------------------
+    def _data_summary(self, prepared: Prepared, splits: np.ndarray) -> dict[str, Any]:
+        cfg = self.config
+        cohort = getattr(cfg.data, "cohort", None)
+        summary: dict[str, Any] = {
+            "path": str(cfg.data.path),
+            "n_rows_read": prepared.n_read,
+            "n_rows_used": len(prepared.target),
+            "n_patients": len(np.unique(prepared.patient_ids)) if prepared.patient_ids is not None else None,
+            "target": cohort.outcome if cohort is not None else getattr(cfg.data, "target", None),
+            "classes": prepared.classes,
+            "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
+            "dropped": dict(prepared.dropped),
+            "splits": {name: int((splits == name).sum()) for name in SPLITS},
+            "notes": [*([cfg.data.description] if cfg.data.description else []), *prepared.notes],
+            **self.modality.data_summary(prepared, splits),
+        }
+        if cfg.task in {"binary", "multiclass"}:
+            summary["class_balance"] = {
+                name: {
+                    label: int(((splits == name) & (prepared.target == k)).sum())
+                    for k, label in enumerate(prepared.classes)
+                }
+                for name in SPLITS
+            }
+        return summary
+
+    def _write_bundle(
+        self, out: Path, record: dict[str, Any], prepared: Prepared, splits: np.ndarray, fitted: _Fitted
+    ) -> dict[str, Any]:
+        cfg = self.config
+        (out / "config.yaml").write_text(cfg.to_yaml())
+        save_weights(fitted.model.cpu(), out / "model.safetensors")
+        state_files = self.modality.save_state(out)
+        evaluation = record["evaluation"]
+        info = {
+            "format": BUNDLE_FORMAT,
+            "kind": cfg.data.kind,
+            "name": cfg.name,
+            "task": cfg.task,
+            "arch": cfg.model.arch,
+            "params": fitted.params,
+            "data_arguments": fitted.data_arguments,
+            "classes": prepared.classes,
+            "target": record["data"]["target"],
+            "target_scale": list(fitted.target_scale) if fitted.target_scale else None,
+            "threshold": evaluation["threshold"],
+            "threshold_rule": evaluation["threshold_rule"],
+            "input_spec": self.modality.input_spec(prepared),
+            **self.modality.bundle_info(prepared),
+            "meddl_version": __version__,
+            "created": record["created"],
+        }
+        (out / "model.json").write_text(json.dumps(clean_json(info), indent=2) + "\n")
+        self.modality.splits_table(prepared, splits).to_csv(out / "splits.csv", index=False)
+        metrics = write_run_metrics(out, record)
+        files = ["config.yaml", "model.json", "model.safetensors", *state_files, "metrics.json", "splits.csv"]
+        finish_bundle(out, record, files)
+        return metrics
