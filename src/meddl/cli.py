@@ -36,7 +36,7 @@ def app() -> None:
 
 
 @app.command()
-@click.argument("kind", default="tabular", metavar="[" + "|".join(kinds()) + "]")
+@click.argument("kind", default=kinds()[0], metavar="[" + "|".join(kinds()) + "]")
 def init(kind: str) -> None:
     """Print an annotated example experiment file."""
     if kind not in kinds():

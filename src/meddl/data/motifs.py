@@ -287,7 +287,8 @@ def planted_motif_dataset(
     alphabet = np.frombuffer(BASES.encode(), dtype=np.uint8)
     sequences = [row.tobytes().decode() for row in alphabet[codes]]
     frame = pd.DataFrame(sites, columns=["sequence", "matrix_id", "name", "start", "end", "strand"])
-    frame = frame.sort_values(["sequence", "start"], kind="stable").reset_index(drop=True)
+    order = ["sequence", "start"]
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     return PlantedMotifs(sequences, labels, frame, chosen, rule)
 
 

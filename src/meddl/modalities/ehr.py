@@ -412,6 +412,52 @@ class EHRModality(Modality):
             for case in summary["cases"]
         ]
 
+    # -- stays sent as event-store rows (the server) -------------------------------------------------------
+    def read_event_rows(self, rows: dict[str, list[dict[str, Any]]]) -> PredictionInputs:
+        """Stays given as rows of the event-store tables (already validated), written to a temporary store and
+        featurised as :meth:`read_for_prediction` does; one case per visit, ordered by visit id."""
+        import tempfile
+
+        from meddl.io.ehr import EventStore
+        from meddl.io.ehr_schema import TABLE_COLUMNS
+
+        with tempfile.TemporaryDirectory(prefix="meddl-ehr-") as folder:
+            path = Path(folder) / "request.duckdb"
+            store = EventStore.create(path)
+            try:
+                for table, columns in TABLE_COLUMNS.items():
+                    values = [tuple(row.get(c) for c in columns) for row in rows.get(table, [])]
+                    if values:
+                        placeholders = ", ".join("?" for _ in columns)
+                        store.connection.executemany(
+                            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values
+                        )
+            finally:
+                store.close()
+            return self.read_for_prediction(path)
+
+    def stay_contributions(
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, top: int
+    ) -> list[list[dict[str, Any]]]:
+        """Per stay, the ``top`` (channel, time step) entries with the largest integrated-gradient attribution to
+        its explained output: ``{"feature", "step", "hours_from_start" (grid mode), "contribution"}``."""
+        x = self.transform(cases.inputs)  # (N, T, F)
+        attributions = self.attributions(model.cpu().eval(), x, scores)
+        summary = summarise_attributions(attributions, self.feature_names, self.groups, top_per_case=top)
+        grid_hours = self.feature_spec.bin_hours if self.feature_spec.mode == "grid" else None
+        return [
+            [
+                {
+                    "feature": entry["feature"],
+                    "step": int(entry["step"]),
+                    "hours_from_start": float(entry["step"] * grid_hours) if grid_hours else None,
+                    "contribution": float(entry["value"]),
+                }
+                for entry in case
+            ]
+            for case in summary["cases"]
+        ]
+
     def attributions(self, model: torch.nn.Module, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Integrated gradients, float32 (N, T, F), of each stay's explained output: for a multilabel model its
         most probable label (``argmax`` of ``scores``, (N, K)), else the single logit. ``x`` is transformed."""

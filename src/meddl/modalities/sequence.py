@@ -30,8 +30,10 @@ from meddl.explain.sequences import (
     token_attributions,
 )
 from meddl.io.sequences import (
+    ALLOWED_BASES,
     SequenceRecord,
     cut_intervals,
+    first_invalid_base,
     header_labels,
     read_bed,
     read_fasta,
@@ -455,6 +457,59 @@ class SequenceModality(Modality):
                 'application/json to predict_sequences / explain_sequences: {"sequences": [{"id": …, "sequence": …}]}'
             ),
         }
+
+    # -- sequences sent as text (the server's predict_sequences) ------------------------------------------
+    allowed_bases = ALLOWED_BASES
+
+    @staticmethod
+    def clean_sequence(value: str) -> str:
+        """A pasted sequence as bases: whitespace removed, upper case; ``ValueError`` naming the first invalid base."""
+        sequence = "".join(value.split()).upper()  # line breaks and spaces of a pasted sequence are not bases
+        if not sequence:
+            raise ValueError("the sequence is empty")
+        invalid = first_invalid_base(sequence)
+        if invalid is not None:
+            position, character = invalid
+            raise ValueError(
+                f"invalid base {character!r} at position {position}; allowed are {ALLOWED_BASES} "
+                "(IUPAC codes, case-insensitive)"
+            )
+        return sequence
+
+    def read_texts(self, ids: list[str], sequences: list[str]) -> PredictionInputs:
+        """Sequences given as text, each fitted to the model's window (a note says when its length differed)."""
+        length = self.prep.length
+        windows = [fit_length(sequence, length) for sequence in sequences]
+        notes = [
+            "" if len(s) == length else f"length {len(s)} fitted to the model's {length}-base window" for s in sequences
+        ]
+        return PredictionInputs(
+            inputs=self.encoder.transform(windows),  # (N, 4, L) one-hot or (N, L - k + 1) tokens
+            ids=list(ids),
+            notes=notes,
+            usable=np.ones(len(windows), dtype=bool),
+            extra={"sequences": windows},
+        )
+
+    def base_explanations(
+        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Per case: the ``window`` the model saw, integrated gradients per base of it (``attributions``, logit
+        units, towards the predicted class of a multiclass model) and the attribution logo (``logo_png``)."""
+        windows = cases.extra["sequences"]
+        contributions = self._contributions(model, cases.inputs, windows, self.explained_logits(scores))
+        bases = one_hot(windows, self.prep.length, ambiguous="zeros")  # (N, 4, L)
+        out = []
+        for j, case_id in enumerate(cases.ids):
+            drawn = bases[j] * contributions[j][None, :]  # (4, L): each base's contribution drawn on it
+            out.append(
+                {
+                    "window": windows[j],
+                    "attributions": [float(v) for v in contributions[j]],
+                    "logo_png": base64.b64encode(logo_png(drawn, title=str(case_id), kind="weight")).decode("ascii"),
+                }
+            )
+        return out
 
     def score_variants(self, bundle: Any, vcf: Path, reference: Path | None = None) -> pd.DataFrame:
         return score_variants(bundle, vcf, reference)

@@ -119,8 +119,8 @@ SCRIPT = r"""
     renderModel(detail);
     const box = $("fields");
     box.replaceChildren();
-    const builder = FORM_BUILDERS[detail.kind];
-    const image = detail.kind === "image";
+    const builder = FORM_BUILDERS[detail.request_style];
+    const image = detail.request_style === "upload_image";
     $("form-title").textContent = image ? "Image" : "Patient values";
     $("result-empty").textContent = image
       ? "Choose the patient's image file and press \u201cGet suggestion\u201d."
@@ -158,7 +158,7 @@ SCRIPT = r"""
     $("link-report").setAttribute("href", modelPath(detail.name) + "/report");
   }
 
-  // ---- the form: one builder and one reader per model kind --------------------------------------------------
+  // ---- the form: one builder and one reader per request style ---------------------------------------------
   // A reader returns {request: {headers, body}, problems}: JSON records for a table, one uploaded file
   // (multipart field "file") for an image model. A kind without a builder gets the "use the API" line.
 
@@ -262,8 +262,9 @@ SCRIPT = r"""
     };
   }
 
-  const FORM_BUILDERS = { tabular: buildTabularForm, image: buildImageForm };
-  const RECORD_READERS = { tabular: readTabularRecord, image: readImageFile };
+  // keyed by how the model takes a request (JSON records, one uploaded image), never by the data kind's name
+  const FORM_BUILDERS = { records: buildTabularForm, upload_image: buildImageForm };
+  const RECORD_READERS = { records: readTabularRecord, upload_image: readImageFile };
 
   // ---- errors -----------------------------------------------------------------------------------------------
 
@@ -315,14 +316,14 @@ SCRIPT = r"""
   async function submit(event) {
     event.preventDefault();
     const detail = state.detail;
-    const reader = detail && RECORD_READERS[detail.kind];
+    const reader = detail && RECORD_READERS[detail.request_style];
     if (!reader) return;
     clearErrors();
     const read = reader();
     if (read.problems.length) {
       showResult(false);
-      showFormError(detail.kind === "image" ? "No image to score." : "Please correct the marked values.",
-        read.problems);
+      const image = detail.request_style === "upload_image";
+      showFormError(image ? "No image to score." : "Please correct the marked values.", read.problems);
       return;
     }
     const button = $("submit");

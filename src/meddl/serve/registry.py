@@ -44,6 +44,7 @@ class ServedModel:
             "name": b.name,
             "task": b.task,
             "kind": self.kind,
+            "request_style": self.request_style,
             "arch": b.info["arch"],
             "classes": b.classes,
             "threshold": b.threshold,

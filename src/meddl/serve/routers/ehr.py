@@ -10,11 +10,11 @@ every visit is scored with the training vocabulary. Explain adds each stay's lar
 (integrated gradients per channel and time step).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the request model, generated per served model
+# from the tables its modality declares, as a real annotation.
 
 import datetime as dt
-import tempfile
-from pathlib import Path
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,14 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from meddl.explain.ehr import summarise_attributions
-from meddl.io.ehr import EventStore
-from meddl.io.ehr_schema import REQUIRED_TABLES, TABLE_COLUMNS
 from meddl.serve.registry import ServedModel
 from meddl.serve.routers._arrays import check_batch, prediction_item, respond
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["ROW_MODELS", "EHRRequest", "add_ehr_routes", "check_stays", "ehr_items", "write_store"]
+__all__ = ["add_ehr_routes", "check_stays", "ehr_items", "ehr_request"]
 
 TOP_CONTRIBUTIONS = 5  # (channel, step) entries listed per stay by explain
 _SQL_TYPES: dict[str, Any] = {
@@ -79,20 +76,26 @@ def _row_model(table: str, columns: dict[str, str]) -> type[BaseModel]:
     )
 
 
-ROW_MODELS: dict[str, type[BaseModel]] = {table: _row_model(table, columns) for table, columns in TABLE_COLUMNS.items()}
-"""One generated row model per event-store table (``TABLE_COLUMNS``)."""
+@functools.cache
+def _request_model(tables: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], required: tuple[str, ...]) -> Any:
+    fields: dict[str, Any] = {}
+    for table, columns in tables:
+        model = _row_model(table, dict(columns))
+        fields[table] = (
+            list[model],  # type: ignore[valid-type]
+            Field(..., min_length=1, description=f"{table} rows (at least one)")
+            if table in required
+            else Field(default_factory=list, description=f"{table} rows"),
+        )
+    return create_model("EHRRequest", __config__=ConfigDict(extra="forbid"), **fields)
 
-_REQUEST_FIELDS: dict[str, Any] = {
-    table: (
-        list[model],  # type: ignore[valid-type]
-        Field(..., min_length=1, description=f"{table} rows (at least one)")
-        if table in REQUIRED_TABLES
-        else Field(default_factory=list, description=f"{table} rows"),
-    )
-    for table, model in ROW_MODELS.items()
-}
-EHRRequest: type[BaseModel] = create_model("EHRRequest", __config__=ConfigDict(extra="forbid"), **_REQUEST_FIELDS)
-"""The request body: one list of rows per event-store table; ``patients`` and ``visits`` are required."""
+
+def ehr_request(served: ServedModel) -> type[BaseModel]:
+    """The request body for a served model: one list of rows per event-store table its modality declares (the
+    required tables at least one row each)."""
+    schema = served.bundle.modality.request_schema()
+    tables = tuple((table, tuple(columns.items())) for table, columns in schema["tables"].items())
+    return _request_model(tables, tuple(schema["required_tables"]))  # type: ignore[no-any-return]
 
 
 def _error(table: str, index: int, column: str, message: str) -> dict[str, Any]:
@@ -160,20 +163,6 @@ def check_stays(body: BaseModel) -> list[dict[str, Any]]:
     return errors
 
 
-def write_store(body: BaseModel, path: Path) -> None:
-    """Write the request's rows to a new event store at ``path`` (schema from ``SCHEMA_SQL``)."""
-    store = EventStore.create(path)
-    try:
-        connection = store.connection
-        for table, columns in TABLE_COLUMNS.items():
-            rows = [tuple(getattr(row, c) for c in columns) for row in getattr(body, table)]
-            if rows:
-                placeholders = ", ".join("?" for _ in columns)
-                connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
-    finally:
-        store.close()
-
-
 def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[dict[str, Any]]:
     """Score every visit of the request with an EHR bundle, in the request's order of visits.
 
@@ -188,34 +177,15 @@ def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[di
         One prediction item per visit; ``case_id`` is the visit id.
     """
     bundle = served.bundle
-    modality: Any = bundle.modality  # the style-specific API of this route's modality
-    with tempfile.TemporaryDirectory(prefix="meddl-ehr-") as folder:
-        path = Path(folder) / "request.duckdb"
-        write_store(body, path)
-        cases = bundle.read(path)  # every visit, ordered by visit_id
+    modality: Any = bundle.modality  # an events-style modality: read_event_rows, stay_contributions
+    rows = {table: [row.model_dump() for row in getattr(body, table)] for table in type(body).model_fields}
+    cases = modality.read_event_rows(rows)  # every visit, ordered by visit_id
     scores = bundle.scores(cases.inputs)
     position = {visit: i for i, visit in enumerate(cases.ids)}
     contributions: list[list[dict[str, Any]]] | None = None
     if explain:
-        x = modality.transform(cases.inputs)  # (N, T, F)
         # each stay towards its explained output (its most probable label for multilabel models)
-        attributions = modality.attributions(bundle.model.cpu().eval(), x, scores)
-        summary = summarise_attributions(
-            attributions, modality.feature_names, modality.groups, top_per_case=TOP_CONTRIBUTIONS
-        )
-        grid_hours = modality.feature_spec.bin_hours if modality.feature_spec.mode == "grid" else None
-        contributions = [
-            [
-                {
-                    "feature": entry["feature"],
-                    "step": int(entry["step"]),
-                    "hours_from_start": float(entry["step"] * grid_hours) if grid_hours else None,
-                    "contribution": float(entry["value"]),
-                }
-                for entry in case
-            ]
-            for case in summary["cases"]
-        ]
+        contributions = modality.stay_contributions(bundle.model, cases, scores, TOP_CONTRIBUTIONS)
     items = []
     for row in body.visits:  # type: ignore[attr-defined]
         i = position[row.visit_id]
@@ -229,6 +199,7 @@ def ehr_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[di
 def add_ehr_routes(router: APIRouter, served: ServedModel) -> None:
     """Register ``/models/{name}/predict`` and ``/explain`` (JSON stays) for an EHR bundle."""
     name = served.name
+    EHRRequest = ehr_request(served)
 
     def run(body: BaseModel, request: Request, settings: Settings, explain: bool) -> JSONResponse:
         check_batch(len(body.visits), settings, "visits")  # type: ignore[attr-defined]
