@@ -195,9 +195,11 @@ class Modality(ABC):
             "bundle.modality.model_inputs(...)."
         }
 
-    def derived_defaults(self, prepared: Prepared) -> dict[str, Any]:
-        """Settings this run took from the data rather than the experiment file (written to the run record)."""
-        return {}
+    def derived_defaults(self, prepared: Prepared) -> dict[str, dict[str, Any]]:
+        """Settings this modality took from the data because the experiment file left them out (e.g. a sequence
+        length from the sequences' lengths): ``{"preprocess.length": {"value": 60, "why": "..."}}``, written to
+        the run record and the report."""
+        return dict(getattr(self, "derived_", {}))
 
     # -- training: batches and outputs ------------------------------------------------------------------
     def dataset(self, inputs: np.ndarray, target: np.ndarray, *, train: bool) -> Dataset:

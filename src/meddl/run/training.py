@@ -37,7 +37,7 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
-from meddl.train import Trainer, make_loss, output_size, scores_from_outputs, seed_everything
+from meddl.train import Trainer, batch_size_for, make_loss, output_size, scores_from_outputs, seed_everything
 
 __all__ = ["TrainingRun"]
 
@@ -108,6 +108,9 @@ class TrainingRun:
             if len(index[name]) == 0:
                 raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} samples in all)")
         say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " samples")
+        derived = self._derive_defaults(prepared, index)
+        for setting, entry in derived.items():
+            say(f"{setting}: {entry['value']} (from the data: {entry['why']})")
 
         fitted = self._fit(prepared, index, out / "checkpoints", resume=resume, say=say)
         model = fitted.model
@@ -134,7 +137,7 @@ class TrainingRun:
             "created": now_utc(),
             "meddl_version": __version__,
             "config_yaml": cfg.to_yaml(),
-            "data": self._data_summary(prepared, splits),
+            "data": self._data_summary(prepared, splits, derived),
             "model": {
                 "arch": cfg.model.arch,
                 "params": fitted.params,
@@ -150,13 +153,24 @@ class TrainingRun:
             "explanation_quality": explained.get("metrics"),
             "cross_validation": cross_validation,
             "subgroups": subgroups,
-            "derived_defaults": self.modality.derived_defaults(prepared) or None,
+            "derived_defaults": derived or None,
         }
         record = {k: v for k, v in record.items() if v is not None}
         metrics = self._write_bundle(out, record, prepared, splits, fitted)
         self.modality.cleanup()
         say(f"wrote {out}")
         return RunResult(out, record, metrics)
+
+    def _derive_defaults(self, prepared: Prepared, index: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        """Settings the experiment file left out, taken from the data and written into the config (so the bundle's
+        config.yaml reproduces the run) and into the run record: ``{setting: {"value", "why"}}``."""
+        derived = dict(self.modality.derived_defaults(prepared))
+        train = self.config.train
+        if "batch_size" not in train.model_fields_set:
+            size, why = batch_size_for(len(index["train"]))
+            train.batch_size = size
+            derived["train.batch_size"] = {"value": size, "why": why}
+        return derived
 
     # -- training -------------------------------------------------------------------------------------
     def _fit(
@@ -303,7 +317,9 @@ class TrainingRun:
         }
 
     # -- records ----------------------------------------------------------------------------------
-    def _data_summary(self, prepared: Prepared, splits: np.ndarray) -> dict[str, Any]:
+    def _data_summary(
+        self, prepared: Prepared, splits: np.ndarray, derived: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         cfg = self.config
         cohort = getattr(cfg.data, "cohort", None)
         summary: dict[str, Any] = {
@@ -316,7 +332,11 @@ class TrainingRun:
             "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
             "dropped": dict(prepared.dropped),
             "splits": {name: int((splits == name).sum()) for name in SPLITS},
-            "notes": [*([cfg.data.description] if cfg.data.description else []), *prepared.notes],
+            "notes": [
+                *([cfg.data.description] if cfg.data.description else []),
+                *prepared.notes,
+                *[f"{k}: {v['value']} taken from the data ({v['why']})" for k, v in (derived or {}).items()],
+            ],
             **self.modality.data_summary(prepared, splits),
         }
         if cfg.task in {"binary", "multiclass"}:

@@ -1,5 +1,6 @@
 """One trainer for every model family (early stopping, checkpoints, resume, DDP)."""
 
+from meddl.train.defaults import batch_size_for
 from meddl.train.distributed import (
     DistributedContext,
     current_context,
@@ -14,6 +15,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainerSettings",
+    "batch_size_for",
     "current_context",
     "init_distributed",
     "make_loss",
