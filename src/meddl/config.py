@@ -174,7 +174,12 @@ class SequencePreprocessConfig(_Section):
     """Encoding of bases; augmentation on the training split only."""
 
     kind: Literal["sequence"] = "sequence"
-    length: int = Field(200, ge=8, description="every sequence is centre-cropped or N-padded to this length")
+    length: int | None = Field(
+        None,
+        ge=8,
+        description="every sequence is centre-cropped or N-padded to this length; default: from the training "
+        "sequences' lengths (the longest, or the 95th percentile when a few are much longer), written to the run",
+    )
     encoding: Literal["onehot", "kmer"] = Field("onehot", description="kmer: tokens for embedding models")
     k: int = Field(3, ge=1, le=8, description="k-mer size (encoding: kmer)")
     ambiguous: Literal["uniform", "zeros"] = Field("uniform", description="N and IUPAC codes: base fractions or 0")

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from meddl.errors import MedDLError
 from meddl.evaluate import (
@@ -17,6 +19,7 @@ from meddl.evaluate import (
     predict_baseline,
     regression_metrics,
 )
+from meddl.evaluate.baselines import LOGISTIC_CS
 
 
 def _tabular(task: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +44,11 @@ def test_default_baselines() -> None:
 def test_binary_baselines_learn(name: str) -> None:
     X, y = _tabular("binary")
     estimator = fit_baseline(name, "binary", X[:200], y[:200], seed=0)
-    expected_type = LogisticRegression if name == "logistic_regression" else HistGradientBoostingClassifier
-    assert isinstance(estimator, expected_type)
+    if name == "logistic_regression":
+        assert isinstance(estimator, Pipeline)
+        assert isinstance(estimator[0], StandardScaler) and isinstance(estimator[-1], LogisticRegression)
+    else:
+        assert isinstance(estimator, HistGradientBoostingClassifier)
     scores = predict_baseline(estimator, "binary", X[200:])
     assert scores.shape == (100,)
     np.testing.assert_allclose(scores, estimator.predict_proba(X[200:])[:, 1])
@@ -79,6 +85,43 @@ def test_regression_baselines_learn(name: str) -> None:
     predictions = predict_baseline(estimator, "regression", X[200:])
     assert predictions.shape == (100,)
     assert regression_metrics(y[200:], predictions)["r2"] > 0.8
+
+
+def test_logistic_regression_does_not_depend_on_feature_units() -> None:
+    # k-mer frequencies of a 200-base window are ~1/200 each; an unscaled L2-penalised fit (C = 1) shrank to the
+    # class prior and predicted the majority class for every row. Standardised columns make units irrelevant.
+    X, y = _tabular("multiclass")
+    small = fit_baseline("logistic_regression", "multiclass", X[:200] * 1e-3, y[:200])
+    plain = fit_baseline("logistic_regression", "multiclass", X[:200], y[:200])
+    predicted = predict_baseline(small, "multiclass", X[200:] * 1e-3)
+    np.testing.assert_allclose(predicted, predict_baseline(plain, "multiclass", X[200:]), atol=1e-6)
+    assert len(np.unique(predicted.argmax(axis=1))) == 3
+
+
+def test_logistic_regression_learns_small_imbalanced_frequency_features() -> None:
+    # The failure on a 3-class DNA set (52 % one class): features that sum to 1 over 256 columns, most of the
+    # mass on one uninformative column (padding), informative columns of ~0.005.
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, size=600, p=[0.52, 0.24, 0.24])
+    counts = rng.poisson(0.2, size=(600, 256)).astype(float)
+    counts[:, 0] += 140  # padding windows
+    counts[y == 1, 1] += 2  # a class-specific k-mer, twice
+    counts[y == 2, 2] += 2
+    X = counts / counts.sum(axis=1, keepdims=True)
+    estimator = fit_baseline("logistic_regression", "multiclass", X[:400], y[:400])
+    predicted = predict_baseline(estimator, "multiclass", X[400:]).argmax(axis=1)
+    assert len(np.unique(predicted)) == 3
+    recall = [np.mean(predicted[y[400:] == k] == k) for k in range(3)]
+    assert np.mean(recall) > 0.7
+
+
+def test_logistic_regression_chooses_its_penalty_by_cross_validation() -> None:
+    X, y = _tabular("binary")
+    estimator = fit_baseline("logistic_regression", "binary", X, y, seed=3)
+    assert estimator.chosen_c_ in LOGISTIC_CS
+    assert estimator.chosen_c_ == estimator[-1].C
+    again = fit_baseline("logistic_regression", "binary", X, y, seed=3)
+    np.testing.assert_array_equal(predict_baseline(estimator, "binary", X), predict_baseline(again, "binary", X))
 
 
 def test_gradient_boosting_is_seeded() -> None:

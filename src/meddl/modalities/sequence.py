@@ -52,11 +52,13 @@ from meddl.modalities.base import (
 from meddl.modalities.registry import register
 from meddl.preprocess.sequences import (
     AugmentedSequences,
-    KmerTokenizer,
     SequenceEncoder,
+    baseline_sequence_features,
     fit_length,
+    kmer_spectrum,
     one_hot,
     reverse_complement_one_hot,
+    sequence_length_choice,
 )
 
 __all__ = ["SequenceModality", "sequence_format"]
@@ -94,9 +96,24 @@ class SequenceModality(Modality):
         assert isinstance(config.data, SequenceDataConfig) and isinstance(config.preprocess, SequencePreprocessConfig)
         self.data: SequenceDataConfig = config.data
         self.prep: SequencePreprocessConfig = config.preprocess
+        self.derived_: dict[str, dict[str, Any]] = {}
+        if self.prep.length is not None:
+            self._window(self.window)
+
+    @property
+    def window(self) -> int:
+        """The window every sequence is fitted to (bases): given, or taken from the data by :meth:`load`."""
+        assert self.prep.length is not None, "the window is known once the sequences are read"
+        return self.prep.length
+
+    def _window(self, length: int, why: str | None = None) -> None:
+        """Fix the window every sequence is fitted to (``why``: it came from the data, not the experiment file)."""
+        self.prep.length = int(length)  # into the config, so the bundle's config.yaml reproduces the run
         self.encoder = SequenceEncoder(
             encoding=self.prep.encoding, length=self.prep.length, k=self.prep.k, ambiguous=self.prep.ambiguous
         )
+        if why is not None:
+            self.derived_["preprocess.length"] = {"value": int(length), "why": why}
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -131,7 +148,10 @@ class SequenceModality(Modality):
             reference = self.data.reference
             if not reference.is_absolute():
                 reference = (self.data.path.parent / reference).resolve()
-            return cut_intervals(read_bed(path), reference, self.prep.length), None
+            intervals = read_bed(path)
+            if self.prep.length is None:  # the window from the intervals' widths, before they are cut
+                self._window(*sequence_length_choice((intervals["end"] - intervals["start"]).to_numpy()))
+            return cut_intervals(intervals, reference, self.window), None
         id_column = self.data.id_column
         table = read_table(path)
         id_given = id_column in table.columns
@@ -185,11 +205,13 @@ class SequenceModality(Modality):
         labels, patients = self._labels(records, table)
         target, classes, has_label = encode_labels(labels, self.config, path.name)
         kept = [r for r, keep in zip(records, has_label, strict=True) if keep]
-        sequences = [fit_length(r.sequence, self.prep.length) for r in kept]
         lengths = np.array([len(r.sequence) for r in kept])
-        log(f"{len(kept)} labelled sequences (length {int(lengths.min())}–{int(lengths.max())} → {self.prep.length})")
+        if self.prep.length is None:  # lengths carry no label: all labelled sequences may set the window
+            self._window(*sequence_length_choice(lengths))
+        sequences = [fit_length(r.sequence, self.window) for r in kept]
+        log(f"{len(kept)} labelled sequences (length {int(lengths.min())}–{int(lengths.max())} → {self.window})")
         notes = [
-            f"{len(records)} sequences read from {path.name}; centre-cropped or N-padded to {self.prep.length} bases; "
+            f"{len(records)} sequences read from {path.name}; centre-cropped or N-padded to {self.window} bases; "
             f"encoding {self.prep.encoding}" + (f" (k = {self.prep.k})" if self.prep.encoding == "kmer" else ""),
         ]
         if self._one_hot and self.prep.reverse_complement:
@@ -245,14 +267,9 @@ class SequenceModality(Modality):
         return (forward + reverse) / 2.0
 
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
-        """k-mer spectrum (k = 4, both strands counted) per sequence, as frequencies: the classical baseline."""
-        tokenizer = KmerTokenizer(k=4)
-        sequences = prepared.extra["sequences"]
-        tokens = tokenizer.encode(sequences, self.prep.length)  # (N, L - 3)
-        counts = np.zeros((len(sequences), tokenizer.vocab_size), dtype=np.float32)
-        rows = np.repeat(np.arange(len(sequences)), tokens.shape[1])
-        np.add.at(counts, (rows, tokens.reshape(-1)), 1.0)
-        return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        """The classical baseline's features: the 4-mer spectrum over real bases (padding and N count for nothing)
+        beside the base at each position of the window (splice sites and other fixed-position signals)."""
+        return baseline_sequence_features(prepared.extra["sequences"], self.window)
 
     # -- shift -----------------------------------------------------------------------------------------
     def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -260,7 +277,7 @@ class SequenceModality(Modality):
         sequences = [prepared.extra["sequences"][i] for i in index]
         measures = {"sequence length (bases)": np.asarray(prepared.extra["lengths"], dtype=float)[index]}
         measures["GC content"] = np.array([_gc_content(s) for s in sequences])
-        spectrum = kmer_spectrum(sequences, k=3)  # (N, 64)
+        spectrum = kmer_spectrum(sequences, k=3)  # (N, 64), real bases only
         for j, kmer in enumerate(KMER3):
             measures[f"3-mer {kmer}"] = spectrum[:, j]
         return measures
@@ -313,7 +330,7 @@ class SequenceModality(Modality):
         model = model.cpu().eval()
         if logits is None:
             logits = np.zeros(len(inputs), dtype=np.int64)
-        per_base = np.zeros((len(inputs), self.prep.length), dtype=np.float32)
+        per_base = np.zeros((len(inputs), self.window), dtype=np.float32)
         for logit in np.unique(logits):
             rows = np.flatnonzero(logits == logit)
             if self._one_hot:
@@ -344,7 +361,7 @@ class SequenceModality(Modality):
         order = np.argsort(-predicted, kind="stable")[:MAX_EXPLAINED]
         rows = test_index[order]
         sequences = [prepared.extra["sequences"][i] for i in rows]
-        bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
+        bases = one_hot(sequences, self.window, ambiguous="zeros")
         contributions = self._contributions(model, inputs[rows], sequences, self.explained_logits(scores[order]))
         seqlets = find_seqlets(contributions, bases)
         clusters = discover_motifs(seqlets, seed=self.config.train.seed)
@@ -437,9 +454,9 @@ class SequenceModality(Modality):
 
     def read_for_prediction(self, path: Path) -> PredictionInputs:
         records, _ = self._records(path)
-        sequences = [fit_length(r.sequence, self.prep.length) for r in records]
+        sequences = [fit_length(r.sequence, self.window) for r in records]
         notes = [
-            "" if len(r.sequence) == self.prep.length else f"length {len(r.sequence)} fitted to {self.prep.length}"
+            "" if len(r.sequence) == self.window else f"length {len(r.sequence)} fitted to {self.window}"
             for r in records
         ]
         return PredictionInputs(
@@ -478,7 +495,7 @@ class SequenceModality(Modality):
 
     def read_texts(self, ids: list[str], sequences: list[str]) -> PredictionInputs:
         """Sequences given as text, each fitted to the model's window (a note says when its length differed)."""
-        length = self.prep.length
+        length = self.window
         windows = [fit_length(sequence, length) for sequence in sequences]
         notes = [
             "" if len(s) == length else f"length {len(s)} fitted to the model's {length}-base window" for s in sequences
@@ -498,7 +515,7 @@ class SequenceModality(Modality):
         units, towards the predicted class of a multiclass model) and the attribution logo (``logo_png``)."""
         windows = cases.extra["sequences"]
         contributions = self._contributions(model, cases.inputs, windows, self.explained_logits(scores))
-        bases = one_hot(windows, self.prep.length, ambiguous="zeros")  # (N, 4, L)
+        bases = one_hot(windows, self.window, ambiguous="zeros")  # (N, 4, L)
         out = []
         for j, case_id in enumerate(cases.ids):
             drawn = bases[j] * contributions[j][None, :]  # (4, L): each base's contribution drawn on it
@@ -512,6 +529,8 @@ class SequenceModality(Modality):
         return out
 
     def score_variants(self, bundle: Any, vcf: Path, reference: Path | None = None) -> pd.DataFrame:
+        from meddl.modalities.sequence_variants import score_variants
+
         return score_variants(bundle, vcf, reference)
 
     def explain_cases(
@@ -521,7 +540,7 @@ class SequenceModality(Modality):
         assert out is not None, "explanation files need a folder (Bundle.predict_cases checks it)"
         sequences = cases.extra["sequences"]
         contributions = self._contributions(model, cases.inputs, sequences, self.explained_logits(scores))
-        bases = one_hot(sequences, self.prep.length, ambiguous="zeros")
+        bases = one_hot(sequences, self.window, ambiguous="zeros")
         written = []
         for j, case_id in enumerate(np.asarray(cases.ids)[cases.usable]):
             target = out / f"{j:05d}_{_safe(str(case_id))}.png"
@@ -530,7 +549,7 @@ class SequenceModality(Modality):
         return written
 
 
-KMER3 = ["".join(p) for p in itertools.product("ACGT", repeat=3)]
+KMER3 = ["".join(p) for p in itertools.product("ACGT", repeat=3)]  # kmer_spectrum's column order
 
 
 def _gc_content(sequence: str) -> float:
@@ -540,58 +559,5 @@ def _gc_content(sequence: str) -> float:
     return (upper.count("G") + upper.count("C")) / acgt if acgt else float("nan")
 
 
-def kmer_spectrum(sequences: list[str], k: int = 3) -> np.ndarray:
-    """(N, 4**k) frequencies of each k-mer over A/C/G/T in each sequence (k-mers with another letter are skipped)."""
-    index = {"".join(p): j for j, p in enumerate(itertools.product("ACGT", repeat=k))}
-    out = np.zeros((len(sequences), len(index)), dtype=np.float64)
-    for i, sequence in enumerate(sequences):
-        upper = sequence.upper()
-        for start in range(len(upper) - k + 1):
-            j = index.get(upper[start : start + k])
-            if j is not None:
-                out[i, j] += 1.0
-    return out / np.maximum(out.sum(axis=1, keepdims=True), 1.0)
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
-
-
-def score_variants(bundle: Any, vcf: Path, reference: Path | None = None) -> pd.DataFrame:
-    """REF and ALT predictions and their difference for every variant of a VCF (sequence models).
-
-    The model sees a window of its training length centred on each variant. A variant whose VCF REF does not
-    match the reference genome is flagged in ``ref_matches`` / ``note`` and not scored: its effect would be
-    computed against a sequence nobody observed.
-    """
-    from meddl.io.variants import read_vcf, variant_windows
-
-    adapter: SequenceModality = bundle.modality
-    genome = reference or adapter.data.reference
-    if genome is None:
-        raise MedDLError("--variants needs the reference genome FASTA: pass --reference genome.fa")
-    if not genome.is_absolute() and reference is None:
-        genome = (adapter.data.path.parent / genome).resolve()
-    windows = variant_windows(read_vcf(vcf), genome, adapter.prep.length)
-    table = windows.table[["chrom", "pos", "id", "ref", "alt", "ref_matches", "reference_base"]].copy()
-    table["note"] = [
-        "" if ok else f"VCF REF {ref!r} differs from the reference {base!r}: not scored"
-        for ok, ref, base in zip(table["ref_matches"], table["ref"], table["reference_base"], strict=True)
-    ]
-    usable = table["ref_matches"].to_numpy(dtype=bool)
-    name = bundle.classes[1] if bundle.task == "binary" else "score"
-    for column in (f"ref_{name}", f"alt_{name}", "difference"):
-        table[column] = np.nan
-    if usable.any():
-        ref_inputs = adapter.encoder.transform([s for s, ok in zip(windows.ref, usable, strict=True) if ok])
-        alt_inputs = adapter.encoder.transform([s for s, ok in zip(windows.alt, usable, strict=True) if ok])
-        ref_scores, alt_scores = bundle.scores(ref_inputs), bundle.scores(alt_inputs)
-        if ref_scores.ndim == 2:  # multiclass: the probability of the class the REF allele is called
-            chosen = np.argmax(ref_scores, axis=1)
-            ref_scores = ref_scores[np.arange(len(chosen)), chosen]
-            alt_scores = alt_scores[np.arange(len(chosen)), chosen]
-        rows = np.flatnonzero(usable)
-        table.loc[rows, f"ref_{name}"] = ref_scores
-        table.loc[rows, f"alt_{name}"] = alt_scores
-        table.loc[rows, "difference"] = alt_scores - ref_scores
-    return table

@@ -8,6 +8,12 @@
 * ``KmerTokenizer``: a fixed vocabulary — ``[PAD]`` = 0, ``[UNK]`` = 1 (a k-mer with an ambiguity code), then
   the 4**k k-mers in lexicographic ACGT order (``AAA`` = 2, ``AAC`` = 3, …). Longer sequences are centre-cropped;
   shorter ones are left-aligned and padded with ``[PAD]`` at the right end (token models mask token 0).
+* Defaults taken from the training data (``sequence_length_default``, ``batch_size_default``,
+  ``sequence_defaults``): the window fits the sequences as they are instead of a fixed 200 bases, so 60-base
+  sequences are not two-thirds ``N``.
+* Baseline features (``kmer_spectrum``, ``positional_composition``, ``baseline_sequence_features``): k-mer
+  frequencies over real bases only (windows touching ``N``, an IUPAC code or padding are skipped) and the base at
+  each position of the window, for the classical baselines the deep model is compared with.
 """
 
 from __future__ import annotations
@@ -25,10 +31,15 @@ __all__ = [
     "AugmentedSequences",
     "KmerTokenizer",
     "SequenceEncoder",
+    "baseline_sequence_features",
     "fit_length",
+    "kmer_spectrum",
     "one_hot",
+    "positional_composition",
     "rc_average",
     "reverse_complement_one_hot",
+    "sequence_length_choice",
+    "sequence_length_default",
 ]
 
 BASES = "ACGT"
@@ -392,3 +403,146 @@ def rc_average(predict_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray | t
     forward = np.asarray(predict_fn(array))
     backward = np.asarray(predict_fn(np.ascontiguousarray(array[:, ::-1, ::-1])))
     return (forward + backward) / 2
+
+
+# -- defaults taken from the training data ----------------------------------------------------------------------
+MIN_LENGTH = 8  # the config's floor for preprocess.length
+MAX_DEFAULT_LENGTH = 2048  # (N, 4, L) float32 grows with L: longer windows must be asked for
+LENGTH_QUANTILE = 95.0
+OUTLIER_MARGIN = 1.1  # the longest 5 % may be up to 10 % longer than the 95th percentile and still fit whole
+MIN_BATCH, MAX_BATCH = 16, 256
+
+
+def _lengths(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    values = np.asarray(lengths, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        raise MedDLError("no sequence to take a default length from")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise MedDLError("sequence lengths must be finite and non-negative")
+    return values
+
+
+def sequence_length_choice(lengths: Sequence[int] | np.ndarray) -> tuple[int, str]:
+    """:func:`sequence_length_default` and the reason for it, in words, for the run record."""
+    values = _lengths(lengths)
+    longest = int(values.max())
+    upper = float(np.percentile(values, LENGTH_QUANTILE, method="inverted_cdf"))  # 95 % of sequences fit whole
+    if values.min() == longest:
+        length, why = longest, f"every sequence has {longest} bases"
+    elif longest <= OUTLIER_MARGIN * upper:
+        length, why = longest, f"the longest sequence ({longest} bases; lengths {int(values.min())}–{longest})"
+    else:
+        length = int(np.ceil(upper))
+        why = (
+            f"the {LENGTH_QUANTILE:.0f}th percentile of the lengths ({int(values.min())}–{longest}): the few longer "
+            "sequences are centre-cropped rather than padding all others with N"
+        )
+    if length > MAX_DEFAULT_LENGTH:
+        return MAX_DEFAULT_LENGTH, f"{why}, capped at {MAX_DEFAULT_LENGTH} (set preprocess.length to keep more)"
+    if length < MIN_LENGTH:
+        return MIN_LENGTH, f"{why}, raised to the minimum of {MIN_LENGTH}"
+    return length, why
+
+
+def sequence_length_default(lengths: Sequence[int] | np.ndarray) -> int:
+    """The window length L when ``preprocess.length`` is not given: the training sequences fit whole.
+
+    The window is the longest sequence when all have one length (fixed windows: splice junctions, peaks cut to a
+    width) or when the longest 5 % are at most 10 % longer than the 95th percentile; otherwise the 95th percentile,
+    so a few outliers do not pad every other sequence with ``N``. Never below 8 (the config's minimum) nor above
+    ``MAX_DEFAULT_LENGTH`` (2,048; memory grows with L). A fixed 200 turned 60-base sequences into 70 % ``N``:
+    the k-mer baseline's features were mostly padding, and the network spent most of its input on it.
+
+    Args:
+        lengths: (N,) base counts of the training sequences, before cropping or padding.
+
+    Returns:
+        L, in bases.
+
+    Raises:
+        MedDLError: no lengths, or a negative or non-finite one.
+    """
+    return sequence_length_choice(lengths)[0]
+
+
+# -- features of the classical baselines ----------------------------------------------------------------------
+BASELINE_K = 4
+MAX_POSITIONS = 100  # exact positions for windows up to 100 bases (splice junctions, short sites); bins beyond
+
+
+def kmer_spectrum(sequences: Sequence[str], k: int = BASELINE_K) -> np.ndarray:
+    """Frequencies of the 4**k k-mers of each sequence, over k-mers of real bases only.
+
+    A window that touches ``N``, another IUPAC code or padding counts for nothing, so a sequence padded with ``N``
+    has the same spectrum as the sequence itself. Rows sum to 1 (0 for a sequence without a whole k-mer). Only the
+    given strand is counted: the labels of strand-specific sets (splice junctions, promoters) depend on it.
+
+    Args:
+        sequences: N strings of bases (any case), of any lengths.
+        k: k-mer length (1 to 8).
+
+    Returns:
+        (N, 4**k) float32, columns in lexicographic ACGT order (``AAAA``, ``AAAC``, …).
+
+    Raises:
+        MedDLError: a character is not a base, or ``k`` is out of range.
+    """
+    tokenizer = KmerTokenizer(k=k).fit()
+    n_kmers = 4**k
+    if len(sequences) == 0:
+        return np.zeros((0, n_kmers), dtype=np.float32)
+    longest = max(max(len(s) for s in sequences), k)
+    tokens = tokenizer.encode(list(sequences), longest)  # (N, T): 0 padding, 1 ambiguous, 2… k-mers
+    rows = np.broadcast_to(np.arange(len(sequences))[:, None], tokens.shape)
+    real = tokens >= 2
+    flat = rows[real] * n_kmers + (tokens[real] - 2)
+    counts = np.bincount(flat, minlength=len(sequences) * n_kmers).reshape(len(sequences), n_kmers)
+    totals = counts.sum(axis=1, keepdims=True)
+    return (counts / np.maximum(totals, 1)).astype(np.float32)
+
+
+def positional_composition(sequences: Sequence[str], length: int, max_positions: int = MAX_POSITIONS) -> np.ndarray:
+    """The base at each position of the centred window (one-hot, ``N`` and padding all zero), flattened.
+
+    Signals at a fixed place in the window (a splice junction's GT/AG, a promoter's box, a peak's centre) are what
+    a k-mer spectrum cannot see. Windows longer than ``max_positions`` are averaged over that many equal bins, so
+    the feature count stays at most ``4 * max_positions``.
+
+    Args:
+        sequences: N strings of bases; each is centre-cropped or ``N``-padded to ``length`` (``fit_length``).
+        length: L, the window.
+        max_positions: most positions (bins) kept.
+
+    Returns:
+        (N, 4 * min(L, max_positions)) float32, position-major (A, C, G, T of position 1, then position 2, …).
+    """
+    if max_positions < 1:
+        raise ValueError(f"max_positions must be positive, got {max_positions}")
+    bases = one_hot(list(sequences), length, ambiguous="zeros")  # (N, 4, L)
+    if length > max_positions:
+        edges = np.linspace(0, length, max_positions + 1).round().astype(np.int64)
+        widths = np.diff(edges).astype(np.float32)  # (P,)
+        bases = np.add.reduceat(bases, edges[:-1], axis=2) / widths  # (N, 4, P)
+    return np.ascontiguousarray(bases.transpose(0, 2, 1)).reshape(len(sequences), -1).astype(np.float32)
+
+
+def baseline_sequence_features(
+    sequences: Sequence[str], length: int, *, k: int = BASELINE_K, max_positions: int = MAX_POSITIONS
+) -> np.ndarray:
+    """Flat features of the sequence baselines: the k-mer spectrum (``kmer_spectrum``) beside the base at each
+    position of the window (``positional_composition``).
+
+    Unscaled: the logistic-regression baseline standardises each column on the training rows
+    (:func:`meddl.evaluate.fit_baseline`), as an L2 penalty needs.
+
+    Args:
+        sequences: N strings of bases (raw or already fitted to ``length``).
+        length: L, the window the network sees.
+        k: k-mer length of the spectrum.
+        max_positions: most positions (bins) of the positional block.
+
+    Returns:
+        (N, 4**k + 4 * min(L, max_positions)) float32.
+    """
+    windows = [fit_length(s, length) for s in sequences]
+    return np.hstack([kmer_spectrum(windows, k), positional_composition(windows, length, max_positions)])
