@@ -240,6 +240,11 @@ def export_onnx(bundle: str | Path, out: str | Path, *, opset: int | None = None
     out = Path(out)
     _check_out(out)
     model = loaded.model.float().eval()
+    reason = getattr(model, "onnx_unsupported", None)
+    if reason:  # known before trying: the exporter would fail with a message about its own internals
+        raise MedDLError(
+            f"{loaded.path}: ONNX cannot express arch {loaded.info['arch']!r} ({loaded.kind} model): {reason}"
+        )
     check = _check_batch(loaded)
     # Written beside the target and moved into place only after every check passes.
     handle, temporary = tempfile.mkstemp(suffix=".onnx", prefix=f".{out.name}.", dir=out.parent)

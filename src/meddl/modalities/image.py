@@ -187,7 +187,13 @@ class ImageModality(Modality):
     @torch.no_grad()
     def prepared_outputs(self, model: torch.nn.Module, prepared: Prepared, index: np.ndarray) -> np.ndarray:
         dataset = self._dataset(prepared.extra["items"], index, prepared.target[index], train=False)
-        return self._outputs_of(model, [dataset[i][0] for i in range(len(dataset))])
+        model.eval()
+        device = next(model.parameters()).device
+        out = []
+        for start in range(0, len(dataset), 256):  # batch by batch: a split's volumes need not fit in memory at once
+            batch = torch.stack([dataset[i][0] for i in range(start, min(start + 256, len(dataset)))])
+            out.append(model(batch.to(device)).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 1), dtype=np.float32)
 
     @torch.no_grad()
     def outputs(self, model: torch.nn.Module, inputs: Any) -> np.ndarray:

@@ -54,6 +54,10 @@ class RecurrentClassifier(nn.Module):
         cell: ``gru`` or ``lstm``.
     """
 
+    onnx_unsupported = (
+        "it packs each stay to its own length (pack_padded_sequence), which the ONNX exporter cannot trace"
+    )
+
     def __init__(
         self,
         in_features: int,
@@ -150,6 +154,10 @@ class Retain(nn.Module):
         dropout: on the GRUs' input and on the context before the head (training only, so ``explain`` is exact
             in eval mode).
     """
+
+    onnx_unsupported = (
+        "it packs each stay to its own length (pack_padded_sequence), which the ONNX exporter cannot trace"
+    )
 
     def __init__(
         self, in_features: int, out_channels: int, embed_dim: int = 64, hidden: int = 64, dropout: float = 0.1
