@@ -162,15 +162,12 @@ def add_image_routes(router: APIRouter, served: ServedModel) -> None:
                 raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
         with model_lock:
             score = np.atleast_1d(bundle.scores([image])[0])
-            heatmap = modality.heatmap(bundle.model, image, score) if explain else None
+            heatmap = modality.heatmap_png(bundle.model, image, score) if explain else None
         item = {
             k: v for k, v in prediction_item(bundle, filename, score).items() if v is not None or k in {"threshold"}
         }
         if heatmap is not None:
-            from meddl.explain.images import overlay_png
-
-            shown, heat = heatmap
-            item["heatmap_png"] = base64.b64encode(overlay_png(shown, heat)).decode("ascii")
+            item["heatmap_png"] = base64.b64encode(heatmap).decode("ascii")
         request_id = request.state.request_id
         request.app.state.audit.record(
             request_id=request_id,
