@@ -27,7 +27,7 @@ from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, Imag
 from meddl.data.image_items import ImageItems, load_image_items
 from meddl.errors import MedDLError
 from meddl.explain.images import best_slice, grad_cam, occlusion_map, overlay_png, pointing_game
-from meddl.io.images import IMAGE_SUFFIXES, check_readable, is_dicom_file, read_image
+from meddl.io.images import IMAGE_SUFFIXES, check_readable, image_manifest, is_dicom_file, read_image
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
 from meddl.models.registry import _constructor
@@ -58,6 +58,12 @@ class ImageModality(Modality):
         )
         self.data: ImageDataConfig = config.data
         self.prep: ImagePreprocessConfig = config.preprocess
+        self.derived_: dict[str, dict[str, Any]] = {}
+        # size and spacing the experiment leaves out are taken from the images in load()
+        self._size_given = "size" in self.prep.model_fields_set
+        self._spacing_given = "spacing" in self.prep.model_fields_set
+        if not self._size_given and len(self.prep.size) != self.data.spatial_dims:
+            self.prep.size = [64] * self.data.spatial_dims  # a placeholder until the images are read
         if len(self.prep.size) != self.data.spatial_dims:
             raise MedDLError(
                 f"preprocess.size has {len(self.prep.size)} value(s) but data.spatial_dims is {self.data.spatial_dims}"
@@ -95,10 +101,67 @@ class ImageModality(Modality):
 
     # -- training -----------------------------------------------------------------------------------
     def load(self, log: Log) -> Prepared:
+        npz = self.data.format == "npz" or self.data.path.suffix.lower() == ".npz"
+        if not npz and not (self._size_given and self._spacing_given):
+            self._derive_geometry(log)
         self.cache = _cache(self.prep, self.data, self.pipeline)
         check, checking = self._file_check()
         items = load_image_items(self.data, self.config.task, log=log, check=check, checking=checking)
+        if npz and not self._size_given and items.arrays:  # the arrays' own size (MedMNIST: 28 × 28 or 64 × 64)
+            first = next(iter(items.arrays.values()))
+            self._set_size([int(n) for n in first.shape[2:]], f"the size of the arrays in {self.data.path.name}")
+            self.cache = _cache(self.prep, self.data, self.pipeline)
         return self._prepared(items)
+
+    def _set_size(self, size: list[int], why: str) -> None:
+        self.prep.size = size
+        self.derived_["preprocess.size"] = {"value": size, "why": why}
+        self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=self.config.train.seed)
+
+    def _derive_geometry(self, log: Log) -> None:
+        """Target spacing and size from the images (nnU-Net's habit: a data fingerprint, written down): read up to
+        ``N_SHIFT_IMAGES`` images spread over the data set; the spacing is the median per axis, or none when every
+        image already has it; the size is the median image size at that spacing, at most 256 per axis in 2D and
+        128 in 3D. Only settings the experiment file leaves out are derived."""
+        if not self.data.path.exists():
+            raise MedDLError(f"data.path not found: {self.data.path}")
+        manifest = image_manifest(
+            self.data.path,
+            path_column=self.data.path_column,
+            target=self.data.target,
+            patient_id=self.data.patient_id,
+            label_columns=self.data.label_columns,
+        )
+        paths = list(manifest["path"])
+        chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(len(paths), N_SHIFT_IMAGES)).astype(int)]
+        log(f"reading {len(chosen)} image(s) for their size and spacing")
+        shapes, spacings = [], []
+        for path in chosen:
+            try:
+                volume = read_image(path, format=self.data.format)
+            except MedDLError:
+                continue  # a bad file is reported (or skipped) by the check that follows
+            shapes.append(volume.array.shape[1:])
+            spacings.append(volume.spacing)
+        if not shapes or any(len(s) != self.data.spatial_dims for s in shapes):
+            return  # nothing readable, or images of another dimensionality: the reader's errors will say so
+        spacing_array, shape_array = np.array(spacings, dtype=float), np.array(shapes, dtype=float)
+        median_spacing = np.median(spacing_array, axis=0)
+        uniform = bool(np.allclose(spacing_array, median_spacing, rtol=0.01))
+        if not self._spacing_given and not uniform:
+            self.prep.spacing = [round(float(v), 3) for v in median_spacing]
+            self.derived_["preprocess.spacing"] = {
+                "value": self.prep.spacing,
+                "why": f"median voxel spacing (mm) of {len(spacings)} images, whose spacings differ",
+            }
+        if not self._size_given:
+            target = np.array(self.prep.spacing) if self.prep.spacing else median_spacing
+            at_target = shape_array * spacing_array / target  # each image's size at the target spacing
+            cap = 256 if self.data.spatial_dims == 2 else 128
+            size = [int(min(cap, max(8, round(v)))) for v in np.median(at_target, axis=0)]
+            at = " at the target spacing" if self.prep.spacing else ""
+            self._set_size(size, f"median size of {len(shapes)} images{at} (at most {cap} per axis)")
+        self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=self.config.train.seed)
 
     def _prepared(self, items: ImageItems) -> Prepared:
         return Prepared(
