@@ -52,6 +52,7 @@ __all__ = [
     "ImageFormat",
     "ImageVolume",
     "check_readable",
+    "image_geometry",
     "image_manifest",
     "is_dicom_file",
     "read_image",
@@ -144,6 +145,50 @@ def check_readable(path: str | Path, format: ImageFormat = "auto", *, decode: bo
     except MedDLError as exc:
         return unreadable_reason(exc, path)
     return None
+
+
+def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The spatial size and voxel spacing (mm) of an image from its header alone, without decoding pixels.
+
+    Axes and spacing follow :func:`read_image` (NIfTI in RAS order; a DICOM series' slice spacing from its first
+    header's *SpacingBetweenSlices* or *SliceThickness*, 1 mm when neither is given); PNG/JPEG have spacing 1.
+
+    Raises:
+        MedDLError: the header cannot be read (naming the file).
+    """
+    path = Path(path)
+    kind = _dispatch(path, format)
+    if kind in {"dicom", "series"}:
+        from meddl.io._dicom_geometry import _pixel_spacing, _series_files
+        from meddl.io.dicom import _read_dataset
+
+        files = _series_files(path)[0] if kind == "series" else [path]
+        dataset = _read_dataset(files[0], header_only=True)
+        rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+        row_spacing, column_spacing = _pixel_spacing(dataset)
+        frames = len(files) if kind == "series" else int(dataset.get("NumberOfFrames", 1) or 1)
+        if frames > 1:
+            between = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness") or 1.0
+            return (frames, rows, columns), (float(between), row_spacing, column_spacing)
+        return (rows, columns), (row_spacing, column_spacing)
+    if kind == "nifti":
+        import nibabel as nib
+
+        try:
+            header = nib.as_closest_canonical(nib.load(path)).header
+        except Exception as exc:  # nibabel raises many types on a bad header
+            raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
+        shape, zooms = header.get_data_shape(), header.get_zooms()
+        axes = 2 if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1) else 3
+        return tuple(int(n) for n in shape[:axes]), tuple(float(z) if z > 0 else 1.0 for z in zooms[:axes])
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as exc:  # Pillow raises many types on a bad header
+        raise MedDLError(f"{path}: not a readable image: {_first_line(exc)}") from None
+    return (int(height), int(width)), (1.0, 1.0)
 
 
 def unreadable_reason(error: MedDLError, path: str | Path) -> str:

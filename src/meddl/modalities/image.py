@@ -27,7 +27,15 @@ from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, Imag
 from meddl.data.image_items import ImageItems, load_image_items
 from meddl.errors import MedDLError
 from meddl.explain.images import best_slice, grad_cam, occlusion_map, overlay_png, pointing_game
-from meddl.io.images import IMAGE_SUFFIXES, check_readable, image_manifest, is_dicom_file, read_image
+from meddl.io import images as image_io  # read_image through the module: one reader, replaceable in tests
+from meddl.io.images import (
+    IMAGE_SUFFIXES,
+    check_readable,
+    image_geometry,
+    image_manifest,
+    is_dicom_file,
+    read_image,
+)
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
 from meddl.models.registry import _constructor
@@ -71,6 +79,7 @@ class ImageModality(Modality):
         # The deterministic preprocessing has no fitted state, so the pipeline exists before the split.
         self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=config.train.seed)
         self.cache: ImageCache | None = None
+        self._raw_measures: dict[str, dict[str, float]] = {}  # per file, taken while the check reads it
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -119,10 +128,11 @@ class ImageModality(Modality):
         self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=self.config.train.seed)
 
     def _derive_geometry(self, log: Log) -> None:
-        """Target spacing and size from the images (nnU-Net's habit: a data fingerprint, written down): read up to
-        ``N_SHIFT_IMAGES`` images spread over the data set; the spacing is the median per axis, or none when every
-        image already has it; the size is the median image size at that spacing, at most 256 per axis in 2D and
-        128 in 3D. Only settings the experiment file leaves out are derived."""
+        """Target spacing and size from the images (nnU-Net's habit: a data fingerprint, written down): the
+        headers of up to ``N_SHIFT_IMAGES`` images spread over the data set (no pixels decoded); the spacing is the
+        median per axis, or none when every image already has it; the size is the median image size at that
+        spacing, at most 256 per axis in 2D and 128 in 3D. Only settings the experiment file leaves out are
+        derived."""
         if not self.data.path.exists():
             raise MedDLError(f"data.path not found: {self.data.path}")
         manifest = image_manifest(
@@ -134,15 +144,15 @@ class ImageModality(Modality):
         )
         paths = list(manifest["path"])
         chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(len(paths), N_SHIFT_IMAGES)).astype(int)]
-        log(f"reading {len(chosen)} image(s) for their size and spacing")
+        log(f"reading the headers of {len(chosen)} image(s) for their size and spacing")
         shapes, spacings = [], []
         for path in chosen:
             try:
-                volume = read_image(path, format=self.data.format)
+                shape, spacing = image_geometry(path, format=self.data.format)  # headers only: no pixel read
             except MedDLError:
                 continue  # a bad file is reported (or skipped) by the check that follows
-            shapes.append(volume.array.shape[1:])
-            spacings.append(volume.spacing)
+            shapes.append(shape)
+            spacings.append(spacing)
         if not shapes or any(len(s) != self.data.spatial_dims for s in shapes):
             return  # nothing readable, or images of another dimensionality: the reader's errors will say so
         spacing_array, shape_array = np.array(spacings, dtype=float), np.array(shapes, dtype=float)
@@ -192,10 +202,17 @@ class ImageModality(Modality):
         """
         fmt = self.data.format
         if self.cache is not None:
-            pipeline, cache = self.pipeline, self.cache
+            pipeline, cache, measures = self.pipeline, self.cache, self._raw_measures
+
+            def reader(path: Path, format: str) -> Any:  # the one read of each file: describe it on the way
+                volume = image_io.read_image(path, format=format)  # type: ignore[arg-type]
+                measures[str(path)] = _volume_measures(volume.array, volume.spacing)
+                return volume
 
             def read_into_cache(path: str) -> str | None:
-                one = ImageDataset([ImageItem(Path(path), fmt)], np.zeros(1), pipeline, train=False, cache=cache)
+                one = ImageDataset(
+                    [ImageItem(Path(path), fmt)], np.zeros(1), pipeline, train=False, cache=cache, reader=reader
+                )
                 return one.check_item(0)
 
             return read_into_cache, "reading and preprocessing {n} image(s) into the cache (training reads the cache)"
@@ -210,7 +227,7 @@ class ImageModality(Modality):
     def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
         """Per-image intensity (mean, SD), size and spacing along each axis, read raw (before preprocessing), of up
         to ``N_SHIFT_IMAGES`` images of ``index``."""
-        return _image_profile(prepared.extra["items"], index, self.data.format)
+        return _image_profile(prepared.extra["items"], index, self.data.format, self._raw_measures)
 
     def _dataset(self, items: ImageItems, index: np.ndarray, target: np.ndarray, *, train: bool) -> ImageDataset:
         sources: Any
@@ -463,9 +480,22 @@ class ImageModality(Modality):
         return self._prepared(items)
 
 
-def _image_profile(items: ImageItems, index: np.ndarray, fmt: str) -> dict[str, np.ndarray]:
+def _volume_measures(array: np.ndarray, spacing: Any) -> dict[str, float]:
+    """What the shift report compares of one raw image: intensity, size and spacing per axis."""
+    values = {"intensity mean": float(array.mean()), "intensity SD": float(array.std())}
+    for axis, size in enumerate(array.shape[1:]):
+        values[f"size axis {axis}"] = float(size)
+    for axis, step in enumerate(spacing or ()):
+        values[f"spacing axis {axis} (mm)"] = float(step)
+    return values
+
+
+def _image_profile(
+    items: ImageItems, index: np.ndarray, fmt: str, known: dict[str, dict[str, float]] | None = None
+) -> dict[str, np.ndarray]:
     """Per-image intensity (mean, standard deviation), size and spacing along each axis of up to
-    ``N_SHIFT_IMAGES`` images of ``index`` (read raw, before preprocessing)."""
+    ``N_SHIFT_IMAGES`` images of ``index`` (raw, before preprocessing); ``known`` holds images already described
+    while they were read (the check before the split), which are not read again."""
     measures: dict[str, list[float]] = {}
     chosen = index[np.linspace(0, len(index) - 1, min(len(index), N_SHIFT_IMAGES)).astype(int)] if len(index) else []
     for i in chosen:
@@ -473,18 +503,15 @@ def _image_profile(items: ImageItems, index: np.ndarray, fmt: str) -> dict[str, 
             assert items.given_splits is not None, "an npz data set carries its splits"
             split = str(items.given_splits[i])
             position = int(np.sum(items.given_splits[:i] == split))
-            array, spacing = items.arrays[split][position], None
+            values = _volume_measures(items.arrays[split][position], None)
+        elif known is not None and str(items.sources[i]) in known:
+            values = known[str(items.sources[i])]
         else:
             try:
-                volume = read_image(items.sources[i], format=fmt)  # type: ignore[arg-type]
+                volume = image_io.read_image(items.sources[i], format=fmt)  # type: ignore[arg-type]
             except MedDLError:
                 continue
-            array, spacing = volume.array, volume.spacing
-        values = {"intensity mean": float(array.mean()), "intensity SD": float(array.std())}
-        for axis, size in enumerate(array.shape[1:]):
-            values[f"size axis {axis}"] = float(size)
-        for axis, step in enumerate(spacing or ()):
-            values[f"spacing axis {axis} (mm)"] = float(step)
+            values = _volume_measures(volume.array, volume.spacing)
         for name, value in values.items():
             measures.setdefault(name, []).append(value)
     return {name: np.asarray(values) for name, values in measures.items()}
