@@ -83,33 +83,12 @@ def predict(
     reference: Path | None,
 ) -> None:
     """Predict for new patients: probabilities, the label at the chosen threshold, explanations."""
-    from meddl.bundle import load_bundle
-    from meddl.io import write_table
+    from meddl.run.predict import predict_to_file
 
-    model = load_bundle(bundle)
-    if variants is not None:
-        table = model.modality.score_variants(model, variants, reference)
-        write_table(table, out)
-        flagged = int((~table["ref_matches"]).sum())
-        err_console.print(
-            f"wrote REF/ALT predictions for {len(table)} variant(s) to {out}"
-            + (f"; {flagged} flagged: VCF REF differs from the reference (not scored, see 'note')" if flagged else ""),
-            highlight=False,
-        )
-        return
-    if data is None:
-        raise MedDLError("give --data (new cases) or, for a sequence model, --variants file.vcf")
-    folder = model.modality.explanation_files
-    explain_dir = out.parent / f"{out.stem}_{folder}" if explain and folder else None
-    predictions = model.predict(data, explain=explain, explain_dir=explain_dir, top_k=top_k)
-    write_table(predictions, out)
-    n_notes = int((predictions["note"] != "").sum())
-    err_console.print(
-        f"wrote {len(predictions)} predictions to {out}"
-        + (f" ({n_notes} case(s) carry a note: see the 'note' column)" if n_notes else "")
-        + (f"; {folder.replace('_', ' ')} in {explain_dir}" if folder and explain_dir else ""),
-        highlight=False,
+    message = predict_to_file(
+        bundle, out, data=data, explain=explain, top_k=top_k, variants=variants, reference=reference
     )
+    err_console.print(message, highlight=False)
 
 
 @app.command()
@@ -247,11 +226,10 @@ def ehr_import(source: Path, fmt: str, out: Path, overwrite: bool) -> None:
     """Import an EHR extract (a folder of CSV / NDJSON files) into a MedDL event store."""
     import json
 
-    from meddl.io import ehr as ehr_io
+    from meddl.modalities import get_modality
 
-    importer = {"mimic": ehr_io.import_mimic, "omop": ehr_io.import_omop, "fhir": ehr_io.import_fhir}[fmt]
-    report = importer(source, out, overwrite=overwrite)
-    out_console.print_json(json.dumps(report.as_dict(), default=str))
+    report = get_modality("ehr").import_store(source, fmt, out, overwrite=overwrite)  # type: ignore[attr-defined]
+    out_console.print_json(json.dumps(report, default=str))
     err_console.print(f"wrote {out}", highlight=False)
 
 
@@ -261,12 +239,9 @@ def ehr_import(source: Path, fmt: str, out: Path, overwrite: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def ehr_synthetic(out: Path, patients: int, seed: int) -> None:
     """A synthetic cohort (visits, codes, labs, vitals; mortality from a known risk model) for trying MedDL."""
-    from meddl.data.ehr_synth import synthetic_ehr
+    from meddl.modalities import get_modality
 
-    made = synthetic_ehr(out, n_patients=patients, seed=seed)
-    err_console.print(
-        f"wrote {out}: {made.n_patients} patients, {made.n_visits} visits, {made.n_events} events", highlight=False
-    )
+    err_console.print(get_modality("ehr").synthetic_store(out, patients, seed), highlight=False)  # type: ignore[attr-defined]
 
 
 def _fmt(entry: dict | None) -> str:

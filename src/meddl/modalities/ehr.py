@@ -64,6 +64,27 @@ class EHRModality(Modality):
     request_style = "events"
     explanation_files = None  # the largest contributions, as text
 
+    # -- the event store itself (``meddl ehr import`` / ``meddl ehr synthetic``) ------------------------------
+    @staticmethod
+    def import_store(source: Path, fmt: str, out: Path, *, overwrite: bool = False) -> dict[str, Any]:
+        """Import a MIMIC-IV, OMOP CDM or FHIR R4 extract (a folder of CSV / NDJSON files) into an event store;
+        returns the import report (rows per table, what was left out and why)."""
+        from meddl.io import ehr as ehr_io
+
+        importers = {"mimic": ehr_io.import_mimic, "omop": ehr_io.import_omop, "fhir": ehr_io.import_fhir}
+        if fmt not in importers:
+            raise MedDLError(f"unknown EHR source format {fmt!r}; choose one of {', '.join(importers)}")
+        return dict(importers[fmt](source, out, overwrite=overwrite).as_dict())
+
+    @staticmethod
+    def synthetic_store(out: Path, n_patients: int, seed: int = 0) -> str:
+        """Write a synthetic cohort (visits, codes, labs, vitals; mortality from a known risk model); returns what
+        was written, in one line."""
+        from meddl.data.ehr_synth import synthetic_ehr
+
+        made = synthetic_ehr(out, n_patients=n_patients, seed=seed)
+        return f"wrote {out}: {made.n_patients} patients, {made.n_visits} visits, {made.n_events} events"
+
     def request_schema(self) -> dict[str, Any]:
         from meddl.io.ehr_schema import REQUIRED_TABLES, TABLE_COLUMNS
 
