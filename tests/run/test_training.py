@@ -26,3 +26,16 @@ def test_batch_size_given_in_the_file_is_kept(tmp_path: Path) -> None:
     result = Experiment.from_dict(example.experiment, base_dir=tmp_path / "data").run(out=tmp_path / "run")
     assert "derived_defaults" not in result.metrics
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["batch_size"] == 32
+
+
+def test_a_k_fold_estimate_leaves_the_bundle_as_the_run_without_it(tmp_path: Path) -> None:
+    example = get_modality("tabular").example(tmp_path / "data")
+    Experiment.from_dict(example.experiment, base_dir=tmp_path / "data").run(out=tmp_path / "plain")
+    with_folds = {**example.experiment, "data": {**example.experiment["data"], "split": {"folds": 3}}}
+    folded = Experiment.from_dict(with_folds, base_dir=tmp_path / "data").run(out=tmp_path / "folded")
+    assert len(folded.metrics["cross_validation"]["per_fold"]) == 3
+    # the preprocessing and weights kept are those of the run's own training split, not the last fold's
+    assert (tmp_path / "plain" / "preprocess.json").read_text() == (tmp_path / "folded" / "preprocess.json").read_text()
+    assert (tmp_path / "plain" / "model.safetensors").read_bytes() == (
+        tmp_path / "folded" / "model.safetensors"
+    ).read_bytes()

@@ -112,6 +112,11 @@ class TrainingRun:
         for setting, entry in derived.items():
             say(f"{setting}: {entry['value']} (from the data: {entry['why']})")
 
+        # The k-fold estimate refits the modality on each fold, so it runs before the model the bundle keeps: the
+        # preprocessing state saved with it must be the one fitted on this run's training split. Under torchrun
+        # every process takes part, as in the main fit.
+        folds = getattr(cfg.data.split, "folds", None)
+        cross_validation = self._cross_validate(prepared, say) if folds else None
         fitted = self._fit(prepared, index, out / "checkpoints", resume=resume, say=say)
         model = fitted.model
         if not context.is_main:
@@ -128,7 +133,6 @@ class TrainingRun:
         explained = self.modality.explain(
             model, prepared, self.modality.features(prepared), index["test"], test_scores, out
         )
-        cross_validation = self._cross_validate(prepared, say) if getattr(cfg.data.split, "folds", None) else None
 
         record: dict[str, Any] = {
             "kind": "train",
