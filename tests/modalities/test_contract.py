@@ -60,7 +60,7 @@ def test_explain_writes_an_explanation(trained: dict[str, Any], tmp_path: Path) 
     bundle = load_bundle(trained["result"].path)
     folder = bundle.modality.explanation_files
     predictions = bundle.predict(
-        trained["example"].predict, explain=True, explain_dir=tmp_path / "explained" if folder else None
+        trained["example"].explain, explain=True, explain_dir=tmp_path / "explained" if folder else None
     )
     column = bundle.modality.explanation_column
     assert (predictions[column].astype(str) != "").any()

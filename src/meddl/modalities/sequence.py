@@ -134,7 +134,10 @@ class SequenceModality(Modality):
             "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
             "evaluate": {"bootstrap": 20},
         }
-        return ModalityExample(experiment, paths["fasta"], paths["fasta"], paths["fasta"])
+        few = folder / "explain.fa"  # a few sequences: each gets an attribution logo
+        records = Path(paths["fasta"]).read_text().split(">")[1:5]
+        few.write_text("".join(">" + record for record in records))
+        return ModalityExample(experiment, paths["fasta"], few, paths["fasta"])
 
     # -- reading ------------------------------------------------------------------------------------
     def _records(self, path: Path) -> tuple[list[SequenceRecord], pd.DataFrame | None]:

@@ -90,7 +90,8 @@ class SignalModality(Modality):
             "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
             "evaluate": {"bootstrap": 20},
         }
-        return ModalityExample(experiment, manifest, manifest, manifest)
+        one_record = sorted(Path(manifest).parent.rglob("*.hea"))[0]  # one record: one trace with its attribution
+        return ModalityExample(experiment, manifest, one_record, manifest)
 
     def _read(self, path: Path) -> np.ndarray:
         signal = read_signal(path, fs=self.data.sampling_rate)
