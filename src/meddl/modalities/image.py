@@ -310,10 +310,6 @@ class ImageModality(Modality):
         heat = self.heat(model, image.unsqueeze(0), target)[0]
         return self._shown(image.numpy(), heat)
 
-    def heatmap_png(self, model: torch.nn.Module, image: torch.Tensor, score: np.ndarray) -> bytes:
-        """The heat map of one preprocessed image drawn over it, as PNG bytes."""
-        return overlay_png(*self.heatmap(model, image, score))
-
     def _shown(self, array: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.data.spatial_dims == 3:
             k = best_slice(heat)

@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     prediction_router = APIRouter()
     add_routes = {
         "records": predictions.add_model_routes,
-        "upload_image": predictions.add_image_routes,
+        "upload_image": predictions.add_file_routes,
         "upload_cases": predictions.add_file_routes,
         "events": ehr.add_ehr_routes,
     }

@@ -21,7 +21,7 @@ from meddl.serve.routers._arrays import prediction_item
 from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["add_file_routes", "add_image_routes", "add_model_routes"]
+__all__ = ["add_file_routes", "add_model_routes"]
 
 
 def _records(served: ServedModel, body: BaseModel) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -128,85 +128,14 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
     )
 
 
-def add_image_routes(router: APIRouter, served: ServedModel) -> None:
-    """Predict / explain for an image bundle: one uploaded file per request (multipart field ``file``)."""
-    import base64
-    import tempfile
-    from pathlib import Path
-
-    from fastapi import File, UploadFile
-
-    from meddl.errors import MedDLError
-
-    name = served.name
-    bundle = served.bundle
-    modality: Any = bundle.modality  # an image modality: tensor, heatmap
-    suffixes = modality.upload_suffixes
-    # Grad-CAM hooks the model's target layer while it runs: a forward pass of another request in between (the
-    # routes run in the thread pool) would feed the hook its activations and break the gradient graph. Model
-    # work of one image bundle is therefore serialised; reading and decoding uploads stays concurrent.
-    model_lock = threading.Lock()
-
-    def run(upload: UploadFile, request: Request, explain: bool) -> JSONResponse:
-        filename = upload.filename or "upload"
-        suffix = next((s for s in suffixes if filename.lower().endswith(s)), None)
-        if suffix is None:
-            raise HTTPException(415, detail=f"{filename!r}: expected one of {', '.join(suffixes)}")
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"upload{suffix}"
-            path.write_bytes(upload.file.read())
-            try:
-                image = modality.tensor(path)
-            except MedDLError as exc:
-                reason = str(exc).replace(str(path), filename)
-                raise HTTPException(422, detail=f"{filename}: cannot be used: {reason}") from None
-        with model_lock:
-            score = np.atleast_1d(bundle.scores([image])[0])
-            heatmap = modality.heatmap_png(bundle.model, image, score) if explain else None
-        item = {
-            k: v for k, v in prediction_item(bundle, filename, score).items() if v is not None or k in {"threshold"}
-        }
-        if heatmap is not None:
-            item["heatmap_png"] = base64.b64encode(heatmap).decode("ascii")
-        request_id = request.state.request_id
-        request.app.state.audit.record(
-            request_id=request_id,
-            model=name,
-            bundle_hash=bundle.bundle_hash,
-            endpoint="explain" if explain else "predict",
-            outputs=[{k: item.get(k) for k in ("case_id", "label", "probability")}],
-        )
-        body = {"model": name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": [item]}
-        return JSONResponse({**body, "notice": NOTICE})
-
-    def predict(
-        request: Request, file: UploadFile = File(..., description="DICOM, NIfTI, PNG or JPEG")
-    ) -> JSONResponse:
-        return run(file, request, explain=False)
-
-    def explain(
-        request: Request, file: UploadFile = File(..., description="DICOM, NIfTI, PNG or JPEG")
-    ) -> JSONResponse:
-        return run(file, request, explain=True)
-
-    for action, endpoint in (("predict", predict), ("explain", explain)):
-        router.add_api_route(
-            f"/models/{name}/{action}",
-            endpoint,
-            methods=["POST"],
-            summary=f"{action.title()} with {name} (image upload)",
-            description="Upload one image file; explain adds the heat-map overlay as a base64 PNG.",
-            tags=[name],
-            operation_id=f"{action}_{name.replace('-', '_')}",
-        )
-
-
 def add_file_routes(router: APIRouter, served: ServedModel) -> None:
-    """Predict / explain for sequence, expression and signal bundles: one uploaded file of cases per request.
+    """Predict / explain for every model that takes an uploaded file (multipart field ``file``): an image, or a
+    file of cases (sequences, an expression matrix, signal records) — whatever the modality's ``upload_suffixes``
+    accept and its ``read_for_prediction`` reads.
 
     Every case in the file gets a prediction (or a note saying why it could not be scored); explain adds each
-    case's explanation — an attribution logo (sequences), the trace with attribution over time (signals) as a
-    base64 PNG, or the top genes (expression)."""
+    case's explanation as its modality draws it — a heat map (images, ``heatmap_png``), an attribution logo
+    (sequences) or the trace with attribution over time (signals) as ``explanation_png``, the top genes as text."""
     import tempfile
     from pathlib import Path
 
@@ -218,12 +147,18 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
     bundle = served.bundle
     suffixes = bundle.modality.upload_suffixes
     probability_columns = [f"probability_{c}" for c in bundle.classes]
+    # Grad-CAM hooks the model's target layer while it runs: a forward pass of another request in between (the
+    # routes run in the thread pool) would feed the hook its activations and break the gradient graph. Model work
+    # of one served model is therefore serialised; reading and decoding uploads stays concurrent.
+    model_lock = threading.Lock()
 
     def run(upload: UploadFile, request: Request, settings: Settings, explain: bool) -> JSONResponse:
         filename = upload.filename or "upload"
         suffix = next((s for s in suffixes if filename.lower().endswith(s)), None)
         if suffix is None:
-            raise HTTPException(415, detail=f"{filename!r}: a {served.kind} model takes {', '.join(suffixes)}")
+            raise HTTPException(
+                415, detail=f"{filename!r}: expected one of {', '.join(suffixes)} (what a {served.kind} model takes)"
+            )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(upload.file.read())
@@ -242,7 +177,8 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
                 if not cases.usable.any():  # e.g. a single signal record that cannot be read
                     reasons = "; ".join(dict.fromkeys(n.removeprefix("not scored: ") for n in cases.notes if n))
                     raise MedDLError(reasons or "no case in the file can be scored")
-                frame = bundle.predict_cases(cases, explain_dir=Path(folder) / "explained" if explain else None)
+                with model_lock:
+                    frame = bundle.predict_cases(cases, explain_dir=Path(folder) / "explained" if explain else None)
             except MedDLError as exc:
                 raise HTTPException(422, detail=f"{filename}: cannot be used: {shown(str(exc))}") from None
             items = [_file_item(bundle, row, probability_columns, explain) for row in frame.to_dict("records")]
@@ -309,9 +245,10 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
         item["probabilities"] = probabilities
         item["label"] = row.get("prediction")
     if explain and scored:
-        explanation = str(row.get("explanation") or "")
+        column = bundle.modality.explanation_column  # "explanation", or "heatmap" for images
+        explanation = str(row.get(column) or "")
         if explanation.endswith(".png") and Path(explanation).is_file():
-            item["explanation_png"] = base64.b64encode(Path(explanation).read_bytes()).decode("ascii")
+            item[f"{column}_png"] = base64.b64encode(Path(explanation).read_bytes()).decode("ascii")
         else:
-            item["explanation"] = explanation
+            item[column] = explanation
     return item
