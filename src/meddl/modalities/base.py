@@ -123,7 +123,10 @@ class Modality(ABC):
     * ``request_style``: ``records`` (JSON rows typed by the modality's ``input_schema``), ``upload_image`` (one
       image per request), ``upload_cases`` (one file of cases per request), ``events`` (JSON rows of an event
       store).
-    * ``extra_actions``: further server actions besides ``predict`` and ``explain``.
+    * ``json_route``: the server action that takes a JSON body typed by ``request_model`` (``predict``; its explain
+      twin is the same name with ``explain``), or None when the kind takes uploads only. A kind that takes both
+      names its JSON route apart (sequences: ``predict_sequences``); ``request_items`` names the body's list of
+      cases, counted against the server's batch limit.
     * ``explanation_column``: the prediction table's column for ``--explain``; ``explanation_files``: the suffix
       of the folder ``meddl predict --explain`` writes explanation files to (None: the explanation is text).
     """
@@ -133,7 +136,9 @@ class Modality(ABC):
     explain_title: ClassVar[str] = "Explanations"
     upload_suffixes: ClassVar[tuple[str, ...]] = ()
     request_style: ClassVar[str] = "upload_cases"
-    extra_actions: ClassVar[tuple[str, ...]] = ()
+    json_route: ClassVar[str | None] = None
+    request_items: ClassVar[str] = ""
+    quick_requests: ClassVar[bool] = False  # reading a JSON body and predicting take well under a millisecond
     explanation_column: ClassVar[str] = "explanation"
     explanation_files: ClassVar[str | None] = "explanations"  # `predict --explain` folder suffix; None: text only
     explain_suffix: ClassVar[str] = ""  # what `meddl explain --out` writes: a file with this suffix, or a folder
@@ -381,6 +386,35 @@ class Modality(ABC):
         if not self.upload_suffixes:
             return {"upload": None, "use": "`meddl predict <bundle> --data <file>`"}
         return {"upload": "multipart/form-data, field 'file'", "formats": list(self.upload_suffixes)}
+
+    # -- JSON requests (the server's ``json_route``) -------------------------------------------------------------
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The server actions of a model of this kind: ``predict`` and ``explain``, plus the JSON route's pair
+        when it has its own name."""
+        extra: tuple[str, ...] = ()
+        if self.json_route and self.json_route != "predict":
+            extra = (self.json_route, self.json_route.replace("predict", "explain", 1))
+        return ("predict", "explain", *extra)
+
+    def request_model(self) -> Any:
+        """The pydantic model of the JSON body of ``json_route`` (see :mod:`meddl.modalities.requests`)."""
+        raise MedDLError(f"{self.kind} models take uploaded files, not JSON requests")
+
+    def request_errors(self, body: Any) -> list[dict[str, Any]]:
+        """Errors a validated body still has across its fields (pydantic's error shape: ``loc``, ``msg``,
+        ``type``); empty when consistent."""
+        return []
+
+    def read_request(self, body: Any) -> PredictionInputs:
+        """The cases of a validated JSON body, read as :meth:`read_for_prediction` reads a file, in the body's
+        order."""
+        raise MedDLError(f"{self.kind} models take uploaded files, not JSON requests")
+
+    def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
+        """Per case of :meth:`read_request` (``scores`` of its usable cases), the fields explain adds to its
+        prediction item: ``contributions``, or attributions and a picture."""
+        raise MedDLError(f"{self.kind} models take uploaded files, not JSON requests")
 
 
 def encode_labels(values: pd.Series, config: ExperimentConfig, source: str) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -33,11 +33,13 @@ from meddl.explain.ehr import integrated_gradients_sequence, retain_explanations
 from meddl.io.ehr import EventStore
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
+from meddl.modalities.requests import event_rows_errors, event_rows_request
 from meddl.preprocess.ehr import SequenceScaler
 
 __all__ = ["EHRModality"]
 
 MAX_EXPLAINED = 500
+TOP_CONTRIBUTIONS = 5  # (channel, step) entries per stay in the server's explain answer
 MEMORY_LIMIT = "1GB"  # DuckDB keeps blocks it has read up to its limit; capping it keeps extraction's RSS flat
 CLASSES = {
     "mortality": ["survived", "died in hospital"],
@@ -62,6 +64,8 @@ class EHRModality(Modality):
     title = "EHR event store"
     explain_title = "What drove the risk"
     request_style = "events"
+    json_route = "predict"
+    request_items = "visits"
     explanation_files = None  # the largest contributions, as text
 
     # -- the event store itself (``meddl ehr import`` / ``meddl ehr synthetic``) ------------------------------
@@ -434,14 +438,25 @@ class EHRModality(Modality):
         ]
 
     # -- stays sent as event-store rows (the server) -------------------------------------------------------
-    def read_event_rows(self, rows: dict[str, list[dict[str, Any]]]) -> PredictionInputs:
-        """Stays given as rows of the event-store tables (already validated), written to a temporary store and
-        featurised as :meth:`read_for_prediction` does; one case per visit, ordered by visit id."""
+    def request_model(self) -> Any:
+        """One list of rows per event-store table (:mod:`meddl.io.ehr_schema`), the required tables at least one
+        row each (see :func:`~meddl.modalities.requests.event_rows_request`)."""
+        schema = self.request_schema()
+        return event_rows_request(schema["tables"], schema["required_tables"])
+
+    def request_errors(self, body: Any) -> list[dict[str, Any]]:
+        return event_rows_errors(body)
+
+    def read_request(self, body: Any) -> PredictionInputs:
+        """Stays given as rows of the event-store tables (validated and consistent), written to a temporary store
+        with the schema's SQL and featurised as :meth:`read_for_prediction` featurises a store; one case per
+        visit, in the request's order of visits."""
         import tempfile
 
         from meddl.io.ehr import EventStore
         from meddl.io.ehr_schema import TABLE_COLUMNS
 
+        rows = {table: [row.model_dump() for row in getattr(body, table)] for table in type(body).model_fields}
         with tempfile.TemporaryDirectory(prefix="meddl-ehr-") as folder:
             path = Path(folder) / "request.duckdb"
             store = EventStore.create(path)
@@ -455,27 +470,33 @@ class EHRModality(Modality):
                         )
             finally:
                 store.close()
-            return self.read_for_prediction(path)
+            cases = self.read_for_prediction(path)  # ordered by visit id
+        position = {visit: i for i, visit in enumerate(cases.ids)}
+        order = np.array([position[row["visit_id"]] for row in rows["visits"]], dtype=np.int64)
+        return PredictionInputs(
+            cases.inputs[order], [cases.ids[i] for i in order], [cases.notes[i] for i in order], cases.usable[order]
+        )
 
-    def stay_contributions(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, top: int
-    ) -> list[list[dict[str, Any]]]:
-        """Per stay, the ``top`` (channel, time step) entries with the largest integrated-gradient attribution to
-        its explained output: ``{"feature", "step", "hours_from_start" (grid mode), "contribution"}``."""
+    def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
+        """Per stay, the :data:`TOP_CONTRIBUTIONS` (channel, time step) entries with the largest integrated-gradient
+        attribution to its explained output (a multilabel model: its most probable label): ``{"feature", "step",
+        "hours_from_start" (grid mode), "contribution"}`` in logit units."""
         x = self.transform(cases.inputs)  # (N, T, F)
         attributions = self.attributions(model.cpu().eval(), x, scores)
-        summary = summarise_attributions(attributions, self.feature_names, self.groups, top_per_case=top)
+        summary = summarise_attributions(attributions, self.feature_names, self.groups, top_per_case=TOP_CONTRIBUTIONS)
         grid_hours = self.feature_spec.bin_hours if self.feature_spec.mode == "grid" else None
         return [
-            [
-                {
-                    "feature": entry["feature"],
-                    "step": int(entry["step"]),
-                    "hours_from_start": float(entry["step"] * grid_hours) if grid_hours else None,
-                    "contribution": float(entry["value"]),
-                }
-                for entry in case
-            ]
+            {
+                "contributions": [
+                    {
+                        "feature": entry["feature"],
+                        "step": int(entry["step"]),
+                        "hours_from_start": float(entry["step"] * grid_hours) if grid_hours else None,
+                        "contribution": float(entry["value"]),
+                    }
+                    for entry in case
+                ]
+            }
             for case in summary["cases"]
         ]
 

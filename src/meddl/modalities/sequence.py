@@ -50,6 +50,7 @@ from meddl.modalities.base import (
     encode_labels,
 )
 from meddl.modalities.registry import register
+from meddl.modalities.requests import sequences_request
 from meddl.preprocess.sequences import (
     AugmentedSequences,
     SequenceEncoder,
@@ -89,7 +90,8 @@ class SequenceModality(Modality):
     title = "DNA sequence"
     explain_title = "Motifs"
     upload_suffixes = (*FASTA_SUFFIXES[:5], ".csv", ".tsv", ".bed")
-    extra_actions = ("predict_sequences", "explain_sequences")
+    json_route = "predict_sequences"  # /predict takes a FASTA or table upload; these take sequences as text
+    request_items = "sequences"
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
@@ -496,8 +498,14 @@ class SequenceModality(Modality):
             )
         return sequence
 
-    def read_texts(self, ids: list[str], sequences: list[str]) -> PredictionInputs:
+    def request_model(self) -> Any:
+        """``{"sequences": [{"id", "sequence"}]}`` accepting this model's bases (see
+        :func:`~meddl.modalities.requests.sequences_request`)."""
+        return sequences_request(self.allowed_bases, self.clean_sequence)
+
+    def read_request(self, body: Any) -> PredictionInputs:
         """Sequences given as text, each fitted to the model's window (a note says when its length differed)."""
+        ids, sequences = [case.id for case in body.sequences], [case.sequence for case in body.sequences]
         length = self.window
         windows = [fit_length(sequence, length) for sequence in sequences]
         notes = [
@@ -511,9 +519,7 @@ class SequenceModality(Modality):
             extra={"sequences": windows},
         )
 
-    def base_explanations(
-        self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray
-    ) -> list[dict[str, Any]]:
+    def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
         """Per case: the ``window`` the model saw, integrated gradients per base of it (``attributions``, logit
         units, towards the predicted class of a multiclass model) and the attribution logo (``logo_png``)."""
         windows = cases.extra["sequences"]

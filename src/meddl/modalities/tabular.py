@@ -28,6 +28,7 @@ from meddl.explain.tabular import format_top_features
 from meddl.io import read_table
 from meddl.modalities.base import BaselineData, Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
+from meddl.modalities.requests import records_request
 from meddl.preprocess import TabularPreprocessor, class_weights, resample
 from meddl.train import target_tensor
 
@@ -378,16 +379,34 @@ class TabularModality(Modality):
         matrix = self.fitted.transform(features)
         return matrix, np.isfinite(matrix).all(axis=1)
 
-    def encode_records(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`encode` for records already validated against :meth:`input_schema` (numbers as numbers, levels
-        as text, None for missing), without building a DataFrame: the server's path for a few records.
+    # -- records sent as JSON (the server) ----------------------------------------------------------------------
+    json_route = "predict"
+    request_items = "records"
+    quick_requests = True
 
-        Returns:
-            ``(matrix, usable)``: the (n, n_features) float32 matrix, equal to ``encode(features_of(frame))`` for
-            the same rows, and the (n,) bool mask of rows that can be scored.
-        """
+    def request_model(self) -> Any:
+        """``{"records": [...]}`` typed by :meth:`input_schema` (see :mod:`meddl.modalities.requests`)."""
+        return records_request(self.config.name, self.input_schema())
+
+    def read_request(self, body: Any) -> PredictionInputs:
+        """Validated records (numbers as numbers, levels as text, None for missing) encoded directly, without a
+        DataFrame: a few records per request, where pandas would cost more than the model. The schema already
+        refused unseen categories and (for models trained with ``missing: drop``) nulls; a null sent to an
+        imputing model is noted."""
+        records = [record.model_dump(by_alias=True) for record in body.records]
+        case_ids = [record.pop("case_id", None) for record in records]
         matrix = self.fitted.transform_records(records)
-        return matrix, np.isfinite(matrix).all(axis=1)
+        usable = np.isfinite(matrix).all(axis=1)
+        notes = []
+        for record, ok in zip(records, usable, strict=True):
+            imputed = [column for column in self.info["column_types"] if record.get(column) is None]
+            note = f"imputed (not measured): {', '.join(imputed)}" if imputed else ""
+            notes.append(note if ok else "not scored: " + (note or "missing values"))
+        return PredictionInputs(matrix[usable], case_ids, notes, usable, extra={"records": records, "matrix": matrix})
+
+    def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
+        contributions = self.contributions(model, cases.extra["records"], cases.extra["matrix"], cases.usable)
+        return [{"contributions": case} for case in contributions]
 
     def read_for_prediction(self, source: Any, name: str | None = None) -> PredictionInputs:
         """Rows of a table file or a DataFrame; every row gets an output row, unscorable ones a note."""

@@ -17,7 +17,7 @@ from meddl import __version__
 from meddl.errors import MedDLError
 from meddl.serve.observability import AuditLog, GuardMiddleware
 from meddl.serve.registry import load_models
-from meddl.serve.routers import ehr, health, models, page, predictions, sequences
+from meddl.serve.routers import health, models, page, predictions
 from meddl.serve.settings import Settings, configure
 
 __all__ = ["create_app", "run_server"]
@@ -56,16 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health.router)
     prediction_router = APIRouter()
-    add_routes = {
-        "records": predictions.add_model_routes,
-        "upload_image": predictions.add_file_routes,
-        "upload_cases": predictions.add_file_routes,
-        "events": ehr.add_ehr_routes,
-    }
     for model in served.values():
-        add_routes[model.request_style](prediction_router, model)
-        if "predict_sequences" in model.actions:
-            sequences.add_sequence_routes(prediction_router, model)
+        predictions.add_model_routes(prediction_router, model)
     app.include_router(prediction_router)  # before models.router, whose catch-all answers unknown names
     app.include_router(models.router)
     app.include_router(page.router)

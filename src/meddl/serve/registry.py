@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from meddl.bundle import Bundle, load_bundle
 from meddl.errors import MedDLError
-from meddl.serve.schemas import build_request_model
 
 __all__ = ["ServedModel", "load_models"]
 
@@ -18,8 +17,7 @@ __all__ = ["ServedModel", "load_models"]
 @dataclass
 class ServedModel:
     bundle: Bundle
-    record_model: type[BaseModel] | None  # JSON records: one case; None for uploads and event rows
-    request_model: type[BaseModel] | None
+    request_model: type[BaseModel] | None  # the JSON body of the modality's json_route; None: uploads only
 
     @property
     def kind(self) -> str:
@@ -27,12 +25,12 @@ class ServedModel:
 
     @property
     def request_style(self) -> str:
-        """How requests reach the model: ``records``, ``upload_image``, ``upload_cases`` or ``events``."""
+        """Which form the web page shows: ``records``, ``upload_image``, ``upload_cases`` or ``events``."""
         return self.bundle.modality.request_style
 
     @property
     def actions(self) -> tuple[str, ...]:
-        return ("predict", "explain", *self.bundle.modality.extra_actions)
+        return self.bundle.modality.actions
 
     @property
     def name(self) -> str:
@@ -97,9 +95,6 @@ def load_models(paths: list[Path]) -> dict[str, ServedModel]:
                 f"{path}: a bundle named {bundle.name!r} is already served from {models[bundle.name].bundle.path}; "
                 "rename one experiment (the name routes requests)"
             )
-        if bundle.modality.request_style != "records":
-            models[bundle.name] = ServedModel(bundle, None, None)
-            continue
-        record, request = build_request_model(bundle)
-        models[bundle.name] = ServedModel(bundle, record, request)
+        modality = bundle.modality
+        models[bundle.name] = ServedModel(bundle, modality.request_model() if modality.json_route else None)
     return models

@@ -1,131 +1,177 @@
-"""``POST /models/{name}/predict`` and ``/explain``, one typed route pair per served model.
+"""``POST /models/{name}/predict`` and ``/explain``: the one prediction router, for every data kind.
 
-The body schema of each route is generated from that model's bundle (see ``meddl.serve.schemas``), so the
-OpenAPI page documents every input column and FastAPI answers a wrong type, a missing field or an unseen
-category with 422 naming it.
+What a route accepts comes from the model's modality: a JSON body typed by its ``request_model`` (table records,
+EHR stays as event-store rows, DNA sequences as text) on its ``json_route``, and an uploaded file (an image, a file
+of cases) on ``/predict`` when it has ``upload_suffixes``. The body schema is generated per served model, so the
+OpenAPI page documents every input field and FastAPI answers a wrong type, a missing field or an unseen category
+with a 422 naming it. Every answer is audited (outputs only) and carries the decision-support notice.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the generated model classes, which are
-# local variables of `add_model_routes`, as real annotations.
+# local variables of `add_json_routes`, as real annotations.
 
 import threading
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from meddl.serve.registry import ServedModel
-from meddl.serve.routers._arrays import prediction_item
 from meddl.serve.schemas import NOTICE, PredictResponse
 from meddl.serve.settings import Settings, get_settings
 
-__all__ = ["add_file_routes", "add_model_routes"]
-
-
-def _records(served: ServedModel, body: BaseModel) -> tuple[list[dict[str, Any]], list[Any]]:
-    """The validated records as plain dicts keyed by column name, and their case ids."""
-    records = [record.model_dump(by_alias=True) for record in body.records]  # type: ignore[attr-defined]
-    case_ids = [record.pop("case_id", None) for record in records]
-    return records, case_ids
-
-
-def _predictions(
-    served: ServedModel, records: list[dict[str, Any]], case_ids: list[Any], explain: bool
-) -> list[dict[str, Any]]:
-    """Score validated records. The schema already refused unseen categories and (for models trained with
-    ``missing: drop``) nulls, so every row is scorable; a null sent for an imputing model is noted.
-
-    The records are encoded directly, without a DataFrame: a few records per request, where pandas would cost
-    more than the model."""
-    bundle = served.bundle
-    modality: Any = bundle.modality  # a records-style modality: encode_records, contributions
-    matrix, usable = modality.encode_records(records)
-    scores = bundle.scores(matrix[usable]) if usable.any() else np.zeros((0,))
-    score_of = dict(zip(np.flatnonzero(usable).tolist(), scores, strict=True))
-    columns = list(bundle.info["column_types"])
-    contributions = modality.contributions(bundle.model, records, matrix, usable) if explain else None
-    out = []
-    for i, record in enumerate(records):
-        imputed = [column for column in columns if record.get(column) is None]
-        note = f"imputed (not measured): {', '.join(imputed)}" if imputed else ""
-        score = score_of.get(i)
-        if score is None:
-            item: dict[str, Any] = {**prediction_item(bundle, case_ids[i], 0.0), "label": None}
-            item.update(probability=None, probabilities=None, prediction=None, threshold=None)
-            item["note"] = "not scored: " + (note or "missing values")
-        else:
-            item = prediction_item(bundle, case_ids[i], score, note)
-            if bundle.task != "binary":
-                item["threshold"] = None
-        item["contributions"] = None
-        if contributions is not None:
-            item["contributions"] = contributions[i]
-        out.append(item)
-    return out
+__all__ = ["add_model_routes", "prediction_item"]
 
 
 def add_model_routes(router: APIRouter, served: ServedModel) -> None:
-    """Register the predict and explain routes of one model, typed with its generated request model."""
+    """Register every prediction route of one served model: its JSON routes and its upload routes."""
+    if served.request_model is not None:
+        add_json_routes(router, served)
+    if served.bundle.modality.upload_suffixes:
+        add_file_routes(router, served)
+
+
+def check_batch(n: int, settings: Settings, what: str) -> None:
+    """413 when one request holds more than ``settings.max_batch`` cases."""
+    if n > settings.max_batch:
+        raise HTTPException(413, detail=f"{n} {what} in one request; the limit is {settings.max_batch}")
+
+
+def prediction_item(bundle: Any, case_id: Any, score: np.ndarray | float | None, note: str = "") -> dict[str, Any]:
+    """One case as the API's prediction item (the shape of ``schemas.Prediction``).
+
+    Args:
+        bundle: A :class:`~meddl.bundle.Bundle` (task, classes, threshold; its ``labels`` applies the threshold).
+        case_id: The client's id of the case, echoed back.
+        score: Its output of ``bundle.scores``: P(positive) (binary), class probabilities (multiclass,
+            multilabel) or the predicted value (regression); None for a case that could not be scored.
+        note: Anything the client should know about how the case was read ("" when nothing).
+
+    Returns:
+        ``case_id``, ``label`` (the class at the bundle's threshold), ``probability`` (binary),
+        ``probabilities``, ``prediction`` (regression), ``threshold`` and ``note``.
+    """
+    classes = bundle.classes
+    item: dict[str, Any] = {
+        "case_id": case_id,
+        "label": None,
+        "probability": None,
+        "probabilities": None,
+        "prediction": None,
+        "threshold": bundle.threshold if score is not None else None,
+        "note": note,
+    }
+    if score is None:
+        return item
+    values = np.atleast_1d(np.asarray(score, dtype=np.float64))
+    if bundle.task == "regression":
+        item["prediction"] = float(values[0])
+    elif bundle.task == "binary":
+        positive = float(values[0])
+        item.update(
+            probability=positive,
+            probabilities={classes[0]: 1.0 - positive, classes[1]: positive},
+            label=bundle.labels(values[:1])[0],
+        )
+    else:  # multiclass: the most probable class; multilabel: every class at 0.5
+        item["probabilities"] = {c: float(p) for c, p in zip(classes, values, strict=True)}
+        item["label"] = bundle.labels(values[None, :])[0]
+    return item
+
+
+def respond(request: Request, bundle: Any, items: list[dict[str, Any]], *, explain: bool) -> JSONResponse:
+    """Record the predictions in the audit log (outputs only, never inputs) and answer them.
+
+    Built as plain data and returned as JSON directly: ``PredictResponse`` documents the shape in OpenAPI, but
+    validating our own output again would cost a second pass per request."""
+    request_id = request.state.request_id
+    request.app.state.audit.record(
+        request_id=request_id,
+        model=bundle.name,
+        bundle_hash=bundle.bundle_hash,
+        endpoint="explain" if explain else "predict",
+        outputs=[{k: item.get(k) for k in ("case_id", "label", "probability", "prediction")} for item in items],
+    )
+    body = {"model": bundle.name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": items}
+    return JSONResponse({**body, "notice": NOTICE})
+
+
+def json_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[dict[str, Any]]:
+    """Score every case of a validated JSON body, in the body's order; explain adds what the modality's
+    ``explain_request`` gives each case (contributions, attributions and a picture)."""
+    bundle = served.bundle
+    modality = bundle.modality
+    cases = modality.read_request(body)
+    rows = np.flatnonzero(cases.usable)
+    scores = bundle.scores(cases.inputs) if len(rows) else np.zeros((0,))
+    score_of = dict(zip(rows.tolist(), scores, strict=True))
+    items = [
+        prediction_item(bundle, case_id, score_of.get(i), note)
+        for i, (case_id, note) in enumerate(zip(cases.ids, cases.notes, strict=True))
+    ]
+    if explain:
+        for item, extra in zip(items, modality.explain_request(bundle.model, cases, scores), strict=True):
+            item.update(extra)
+    return items
+
+
+def add_json_routes(router: APIRouter, served: ServedModel) -> None:
+    """Register the modality's JSON route pair (``json_route`` and its explain twin), typed with its generated
+    request model."""
     RequestBody = served.request_model
-    record_name = served.record_model.__name__ if served.record_model is not None else served.name
     name = served.name
+    modality = served.bundle.modality
+    predict_action = str(modality.json_route)
+    explain_action = predict_action.replace("predict", "explain", 1)
+    counted = modality.request_items
 
     def run(body: BaseModel, request: Request, settings: Settings, explain: bool) -> JSONResponse:
-        n = len(body.records)  # type: ignore[attr-defined]
-        if n > settings.max_batch:
-            raise HTTPException(413, detail=f"{n} records in one request; the limit is {settings.max_batch}")
-        records, case_ids = _records(served, body)
-        predictions = _predictions(served, records, case_ids, explain)
-        request_id = request.state.request_id
-        request.app.state.audit.record(
-            request_id=request_id,
-            model=name,
-            bundle_hash=served.bundle.bundle_hash,
-            endpoint="explain" if explain else "predict",
-            outputs=[{k: p[k] for k in ("case_id", "label", "probability", "prediction")} for p in predictions],
-        )
-        # Built as plain data and returned as JSON directly: PredictResponse documents the shape in OpenAPI,
-        # but validating our own output again would cost a second pass per request.
-        return JSONResponse(
-            {
-                "model": name,
-                "bundle_hash": served.bundle.bundle_hash,
-                "request_id": request_id,
-                "predictions": predictions,
-                "notice": NOTICE,
-            }
-        )
+        check_batch(len(getattr(body, counted)), settings, counted)
+        errors = modality.request_errors(body)
+        if errors:
+            raise RequestValidationError(errors)
+        items = json_items(served, body, explain=explain)
+        return respond(request, served.bundle, items, explain=explain)
 
-    # predict is a short CPU step (one forward pass): run it on the event loop, no thread hand-off.
-    async def predict(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:  # type: ignore[valid-type]
-        return run(body, request, settings, explain=False)
+    # Explain (integrated gradients) and slow reads (a DuckDB store) run in the thread pool, where they cannot stall
+    # other requests; a quick predict (one forward pass over a few encoded records) runs on the event loop, with no
+    # thread hand-off.
+    if modality.quick_requests:
 
-    # explain integrates gradients (tens of ms): keep it in the thread pool so it cannot stall other requests.
+        async def predict(
+            body: RequestBody,  # type: ignore[valid-type]
+            request: Request,
+            settings: Settings = Depends(get_settings),
+        ) -> JSONResponse:
+            return run(body, request, settings, explain=False)
+
+    else:
+
+        def predict(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:  # type: ignore[valid-type, misc]
+            return run(body, request, settings, explain=False)
+
     def explain(body: RequestBody, request: Request, settings: Settings = Depends(get_settings)) -> JSONResponse:  # type: ignore[valid-type]
         return run(body, request, settings, explain=True)
 
-    router.add_api_route(
-        f"/models/{name}/predict",
-        predict,
-        methods=["POST"],
-        response_model=PredictResponse,
-        summary=f"Predict with {name}",
-        description="Probabilities and the label at the model's threshold for one or more cases.",
-        tags=[name],
-        operation_id=f"predict_{record_name}",
-    )
-    router.add_api_route(
-        f"/models/{name}/explain",
-        explain,
-        methods=["POST"],
-        response_model=PredictResponse,
-        summary=f"Predict and explain with {name}",
-        description="As predict, plus each case's top contributing variables (integrated gradients).",
-        tags=[name],
-        operation_id=f"explain_{record_name}",
-    )
+    operation = name.replace("-", "_")
+    what = f"{served.kind} cases as JSON"
+    for action, endpoint, text in (
+        (predict_action, predict, "Probabilities and the label at the model's threshold for every case."),
+        (explain_action, explain, "As predict, plus each case's explanation (integrated gradients)."),
+    ):
+        router.add_api_route(
+            f"/models/{name}/{action}",
+            endpoint,
+            methods=["POST"],
+            response_model=PredictResponse,
+            summary=f"{action.replace('_', ' ').capitalize()} with {name} ({what})",
+            description=text,
+            tags=[name],
+            operation_id=f"{action}_{operation}",
+        )
 
 
 def add_file_routes(router: APIRouter, served: ServedModel) -> None:
@@ -185,16 +231,7 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
         for item in items:
             item["case_id"] = shown(str(item["case_id"]))
             item["note"] = shown(str(item["note"]))
-        request_id = request.state.request_id
-        request.app.state.audit.record(
-            request_id=request_id,
-            model=name,
-            bundle_hash=bundle.bundle_hash,
-            endpoint="explain" if explain else "predict",
-            outputs=[{k: item.get(k) for k in ("case_id", "label", "probability", "prediction")} for item in items],
-        )
-        body = {"model": name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": items}
-        return JSONResponse({**body, "notice": NOTICE})
+        return respond(request, bundle, items, explain=explain)
 
     described = f"one {served.kind} file ({', '.join(suffixes)})"
 
