@@ -64,10 +64,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from meddl.config import ImagePreprocessConfig
 from meddl.data.image_dataset import ImageCache, ImageDataset, ImageItem
 from meddl.data.phantoms import write_phantom_dataset
 from meddl.io.images import check_readable
+from meddl.modalities.sections.image import ImagePreprocessConfig
 from meddl.models import build_model
 from meddl.preprocess.images import ImagePipeline
 from meddl.run.common import validation_metrics

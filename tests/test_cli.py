@@ -269,7 +269,8 @@ def test_export_onnx_from_the_command_line(bundle: Path, tmp_path: Path, capsys:
 
 
 def test_init_image_prints_an_experiment_that_validates(capsys: pytest.CaptureFixture[str]) -> None:
-    from meddl.config import ImageDataConfig, parse_config
+    from meddl.config import parse_config
+    from meddl.modalities.sections.image import ImageDataConfig
 
     code, out, _ = run_cli(["init", "image"], capsys)
     assert code == 0

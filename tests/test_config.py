@@ -267,7 +267,8 @@ def test_yes_as_positive_label_matches_a_yes_no_column(tmp_path: Path):
 
 
 def test_new_kinds_validate_their_own_sections() -> None:
-    from meddl.config import EHRDataConfig, SequencePreprocessConfig
+    from meddl.modalities.sections.ehr import EHRDataConfig
+    from meddl.modalities.sections.sequence import SequencePreprocessConfig
 
     config = parse_config(
         {
@@ -304,7 +305,10 @@ def test_new_kinds_validate_their_own_sections() -> None:
             {"task": "binary", "data": {"kind": "ehr", "path": "e.duckdb", "cohort": {"outcom": "mortality"}}},
             "data.cohort.outcom",
         ),
-        ({"task": "multilabel", "data": {"kind": "signal", "path": "m.csv"}}, "not data.kind 'signal'"),
+        (
+            {"task": "multilabel", "data": {"kind": "signal", "path": "m.csv"}},
+            "task multilabel is not available for data.kind 'signal'; use binary, multiclass or regression",
+        ),
         (
             {"task": "binary", "data": {"kind": "expression", "path": "x.csv", "labels": "y.csv", "horizon": 5}},
             "survival_time",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -16,7 +15,7 @@ from rich.console import Console
 
 from meddl import __version__
 from meddl.errors import MedDLError
-from meddl.modalities.registry import kinds
+from meddl.modalities.registry import kinds, template
 
 # Piped output (CI logs, files) gets wide lines instead of rich's 80-column default, so paths stay whole.
 out_console = Console(width=None if sys.stdout.isatty() else 200)
@@ -39,10 +38,7 @@ def app() -> None:
 @click.argument("kind", default=kinds()[0], metavar="[" + "|".join(kinds()) + "]")
 def init(kind: str) -> None:
     """Print an annotated example experiment file."""
-    if kind not in kinds():
-        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(kinds())}")
-    text = resources.files("meddl").joinpath("templates", f"{kind}.yaml").read_text(encoding="utf-8")
-    sys.stdout.write(text)
+    sys.stdout.write(template(kind))
 
 
 @app.command()

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from meddl.config import ImagePreprocessConfig
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem, source_key
 from meddl.errors import MedDLError
+from meddl.modalities.sections.image import ImagePreprocessConfig
 from meddl.preprocess.images import ImagePipeline
 
 SIZE = [16, 16]

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from meddl.config import ImagePreprocessConfig
 from meddl.errors import MedDLError
+from meddl.modalities.sections.image import ImagePreprocessConfig
 from meddl.preprocess.images import WINDOW_PRESETS, ImagePipeline, augment_seed, config_hash
 
 
@@ -253,7 +253,7 @@ def test_config_hash_depends_on_spatial_dims_and_is_hex() -> None:
 def test_state_round_trips_through_json() -> None:
     original = pipeline(seed=5, window="brain", spacing=[0.5, 0.5], channels=3, normalize="percentile")
     state = json.loads(json.dumps(original.to_state()))
-    rebuilt = ImagePipeline.from_state(state)
+    rebuilt = ImagePipeline.from_state(state, ImagePreprocessConfig)
     assert rebuilt.config == original.config
     assert (rebuilt.spatial_dims, rebuilt.seed, rebuilt.config_hash) == (2, 5, original.config_hash)
     volume = grey((12, 12), low=0, high=100)
@@ -262,8 +262,8 @@ def test_state_round_trips_through_json() -> None:
 
 def test_from_state_rejects_foreign_or_invalid_state() -> None:
     with pytest.raises(MedDLError, match="format"):
-        ImagePipeline.from_state({"format": "something-else"})
+        ImagePipeline.from_state({"format": "something-else"}, ImagePreprocessConfig)
     state = pipeline().to_state()
     state["config"]["normalize"] = "bogus"
     with pytest.raises(MedDLError, match="normalize"):
-        ImagePipeline.from_state(state)
+        ImagePipeline.from_state(state, ImagePreprocessConfig)

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from meddl.config import ImageDataConfig
 from meddl.data.tabular import encode_target
 from meddl.errors import MedDLError
-from meddl.io.images import check_readable, image_manifest, read_npz
+from meddl.io.images import ImageFormat, check_readable, image_manifest, read_npz
 
 __all__ = ["ImageItems", "load_image_items"]
 
@@ -50,6 +49,31 @@ def _encode_multilabel(frame: pd.DataFrame, columns: list[str], source: str) -> 
     return values.to_numpy(dtype=np.int64)
 
 
+class ImageSource(Protocol):
+    """Where images and their labels are: the image modality's ``data`` section (its fields used here)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def format(self) -> ImageFormat: ...
+    @property
+    def path_column(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def label_columns(self) -> list[str] | None: ...
+    @property
+    def positive_label(self) -> Any: ...
+    @property
+    def classes(self) -> Any: ...
+    @property
+    def patient_id(self) -> str | None: ...
+    @property
+    def spatial_dims(self) -> int: ...
+    @property
+    def on_bad_file(self) -> str: ...
+
+
 def _beside(manifest: Path, value: str) -> Path:
     """A path from a manifest, relative to the manifest's folder unless absolute."""
     candidate = Path(value)
@@ -57,7 +81,7 @@ def _beside(manifest: Path, value: str) -> Path:
 
 
 def load_image_items(
-    data: ImageDataConfig,
+    data: ImageSource,
     task: str,
     *,
     log: Any = None,

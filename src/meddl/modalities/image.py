@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from meddl.config import ExperimentConfig, ImageDataConfig, ImagePreprocessConfig
+from meddl.config import ExperimentConfig
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
 from meddl.data.image_items import ImageItems, load_image_items
 from meddl.errors import MedDLError
@@ -38,6 +38,7 @@ from meddl.io.images import (
 )
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
+from meddl.modalities.sections.image import ImageDataConfig, ImagePreprocessConfig
 from meddl.models.registry import _constructor
 from meddl.preprocess.images import ImagePipeline
 
@@ -417,7 +418,7 @@ class ImageModality(Modality):
     @classmethod
     def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ImageModality:
         modality = cls(config)
-        modality.pipeline = ImagePipeline.from_state(state)
+        modality.pipeline = ImagePipeline.from_state(state, ImagePreprocessConfig)
         return modality
 
     # -- prediction ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The registry of data kinds: ``data.kind`` → its :class:`~meddl.modalities.base.Modality` class."""
+"""The registry of data kinds: ``data.kind`` → its :class:`~meddl.modalities.base.Modality` class, its
+experiment-file sections and its ``meddl init`` template."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from meddl.errors import MedDLError
 if TYPE_CHECKING:
     from meddl.modalities.base import Modality
 
-__all__ = ["get_modality", "kinds", "register"]
+__all__ = ["get_modality", "kinds", "register", "section_module", "template"]
 
 # data.kind → the module that defines (and registers) its modality
 _MODULES: dict[str, str] = {
@@ -35,6 +36,25 @@ def kinds() -> list[str]:
     return list(_MODULES)
 
 
+def _known(kind: str) -> str:
+    if kind not in _MODULES:
+        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(_MODULES)}")
+    return kind
+
+
+def section_module(kind: str) -> str:
+    """The module holding ``kind``'s experiment-file sections (``Data``, ``Preprocess``): plain pydantic, so the
+    experiment file is validated without importing the kind's code."""
+    return f"meddl.modalities.sections.{_known(kind)}"
+
+
+def template(kind: str) -> str:
+    """``kind``'s annotated example experiment, as ``meddl init <kind>`` prints it."""
+    from importlib import resources
+
+    return resources.files("meddl.modalities").joinpath("templates", f"{_known(kind)}.yaml").read_text(encoding="utf-8")
+
+
 def get_modality(kind: str) -> type[Modality]:
     """The modality class of ``data.kind`` (imports its module on first use).
 
@@ -42,7 +62,5 @@ def get_modality(kind: str) -> type[Modality]:
         MedDLError: no modality is registered for ``kind``.
     """
     if kind not in _REGISTERED:
-        if kind not in _MODULES:
-            raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(_MODULES)}")
-        import_module(_MODULES[kind])
+        import_module(_MODULES[_known(kind)])
     return _REGISTERED[kind]

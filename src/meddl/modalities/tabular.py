@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from meddl.config import DataConfig, ExperimentConfig, PreprocessConfig
+from meddl.config import ExperimentConfig
 from meddl.data import PreparedTable, prepare_table, splits_frame
 from meddl.data.tabular import coerce_numeric, same_label
 from meddl.errors import MedDLError
@@ -29,6 +29,7 @@ from meddl.io import read_table
 from meddl.modalities.base import BaselineData, Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
 from meddl.modalities.requests import records_request
+from meddl.modalities.sections.tabular import DataConfig, PreprocessConfig
 from meddl.preprocess import TabularPreprocessor, class_weights, resample
 from meddl.train import target_tensor
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from meddl.config import ImagePreprocessConfig
 from meddl.errors import MedDLError
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ __all__ = [
     "PIPELINE_VERSION",
     "WINDOW_PRESETS",
     "ImagePipeline",
+    "ImageSettings",
     "VolumeLike",
     "augment_seed",
     "config_hash",
@@ -68,7 +68,49 @@ class VolumeLike(Protocol):
         ...
 
 
-def hounsfield_window(config: ImagePreprocessConfig) -> tuple[float, float] | None:
+class AugmentSettings(Protocol):
+    @property
+    def flip(self) -> bool: ...
+    @property
+    def rotate_degrees(self) -> float: ...
+    @property
+    def affine(self) -> bool: ...
+    @property
+    def intensity_shift(self) -> float: ...
+    @property
+    def noise_std(self) -> float: ...
+
+
+class ImageSettings(Protocol):
+    """The image modality's ``preprocess`` section (its fields used here): a pydantic model, so the pipeline
+    can save it with ``model_dump`` and validate it back."""
+
+    @property
+    def window(self) -> str | None: ...
+    @property
+    def window_level(self) -> float | None: ...
+    @property
+    def window_width(self) -> float | None: ...
+    @property
+    def spacing(self) -> list[float] | None: ...
+    @property
+    def size(self) -> list[int]: ...
+    @property
+    def resize_mode(self) -> str: ...
+    @property
+    def normalize(self) -> str: ...
+    @property
+    def channels(self) -> int | None: ...
+    @property
+    def augment(self) -> AugmentSettings: ...
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Any: ...
+
+
+def hounsfield_window(config: ImageSettings) -> tuple[float, float] | None:
     """The (level, width) window a config asks for: a preset, a custom window, or ``None`` for no windowing."""
     if config.window is not None:
         return WINDOW_PRESETS[config.window]
@@ -83,7 +125,7 @@ def _monai_version() -> str:
     return str(__version__)
 
 
-def _deterministic_settings(config: ImagePreprocessConfig, spatial_dims: int) -> dict[str, Any]:
+def _deterministic_settings(config: ImageSettings, spatial_dims: int) -> dict[str, Any]:
     """Every setting that changes :meth:`ImagePipeline.deterministic`'s output, and nothing else."""
     window = hounsfield_window(config)
     return {
@@ -99,7 +141,7 @@ def _deterministic_settings(config: ImagePreprocessConfig, spatial_dims: int) ->
     }
 
 
-def config_hash(config: ImagePreprocessConfig, spatial_dims: int) -> str:
+def config_hash(config: ImageSettings, spatial_dims: int) -> str:
     """The cache key of a preprocessing configuration.
 
     A SHA-256 over the canonical JSON of the settings that change the deterministic output (window, spacing, size,
@@ -133,7 +175,7 @@ class ImagePipeline:
     """The image preprocessing of one experiment, built from its ``preprocess`` section.
 
     Args:
-        config: the ``preprocess`` section (:class:`meddl.config.ImagePreprocessConfig`).
+        config: the ``preprocess`` section (:class:`meddl.modalities.sections.image.ImagePreprocessConfig`).
         spatial_dims: 2 (images) or 3 (volumes).
         seed: the experiment seed; the default seed of :meth:`augment_seed`.
 
@@ -146,7 +188,7 @@ class ImagePipeline:
         >>> array = pipeline.deterministic(volume)  # (C, 64, 64) float32
     """
 
-    def __init__(self, config: ImagePreprocessConfig, spatial_dims: int = 2, seed: int = 0) -> None:
+    def __init__(self, config: ImageSettings, spatial_dims: int = 2, seed: int = 0) -> None:
         if spatial_dims not in (2, 3):
             raise MedDLError(f"data.spatial_dims: expected 2 or 3, got {spatial_dims!r}")
         axes = "(H, W)" if spatial_dims == 2 else "(D, H, W)"
@@ -395,7 +437,7 @@ class ImagePipeline:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ImagePipeline:
+    def from_state(cls, state: dict[str, Any], settings: type[ImageSettings]) -> ImagePipeline:
         """Rebuild a pipeline saved with :meth:`to_state` (e.g. from a bundle's ``preprocess.json``).
 
         Raises:
@@ -406,10 +448,10 @@ class ImagePipeline:
             raise MedDLError(f"preprocess state: expected format {_STATE_FORMAT!r}, got {found!r}")
         from pydantic import ValidationError
 
-        from meddl.config import format_validation_error
+        from meddl.sections import format_validation_error
 
         try:
-            config = ImagePreprocessConfig.model_validate(state["config"])
+            config = settings.model_validate(state["config"])
         except ValidationError as exc:
             raise MedDLError(format_validation_error(exc, "preprocess state")) from None
         except KeyError:

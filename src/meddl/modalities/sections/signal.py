@@ -1,0 +1,48 @@
+"""The ``data`` and ``preprocess`` sections of physiological signals (``data.kind: signal``).
+
+Plain pydantic (see :mod:`meddl.sections`): validating an experiment imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from meddl.sections import DataSection, PreprocessSection
+
+__all__ = ["Data", "Preprocess", "SignalDataConfig", "SignalPreprocessConfig"]
+
+
+class SignalDataConfig(DataSection):
+    """Physiological signals (ECG): a manifest CSV ``path,label[,patient_id]`` naming WFDB records, DICOM
+    waveforms, ``.npy`` or CSV arrays."""
+
+    classical_baselines: ClassVar[bool] = False  # no classical baseline on raw traces by default
+
+    kind: Literal["signal"]
+    path: Path
+    path_column: str = "path"
+    target: str = "label"
+    positive_label: str | int | float | bool | None = None
+    classes: list[str | int | float | bool] | None = None
+    patient_id: str | None = None
+    sampling_rate: float | None = Field(None, gt=0, description="Hz, for .npy / CSV arrays without a time column")
+    on_bad_file: Literal["error", "skip"] = "error"
+
+
+class SignalPreprocessConfig(PreprocessSection):
+    """scipy resampling and band-pass filtering, a fixed length, per-channel normalisation."""
+
+    kind: Literal["signal"] = "signal"
+    sampling_rate: float = Field(100.0, gt=0, description="resample every record to this rate (Hz)")
+    bandpass: list[float] | None = Field(default_factory=lambda: [0.5, 40.0], description="[low, high] Hz or null")
+    length_seconds: float = Field(10.0, gt=0)
+    channels: list[str] | int | None = Field(None, description="channel names, or the first N channels")
+    normalize: Literal["zscore", "none"] = "zscore"
+    imbalance: Literal["none", "class_weight"] = "none"
+
+
+Data = SignalDataConfig
+Preprocess = SignalPreprocessConfig

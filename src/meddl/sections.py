@@ -1,0 +1,189 @@
+"""The experiment file's sections that every data kind shares, and the bases of the kind-specific ones.
+
+Each data kind declares its own ``data`` and ``preprocess`` sections in ``meddl/modalities/sections/<kind>.py``
+(subclasses of :class:`DataSection` and :class:`PreprocessSection`); :mod:`meddl.config` assembles them into the
+experiment file's schema. This module is plain pydantic: validating an experiment imports neither torch nor a
+data kind's code, so a config mistake is reported in well under a second.
+
+Every section forbids unknown fields, so a typo such as ``preprocess.scael`` is an error that names the
+field instead of a setting that is silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "TASKS",
+    "ColumnType",
+    "DataSection",
+    "EarlyStoppingConfig",
+    "EvaluateConfig",
+    "ExplainConfig",
+    "ModelConfig",
+    "PreprocessSection",
+    "Section",
+    "SplitConfig",
+    "Task",
+    "TrainConfig",
+    "format_validation_error",
+]
+
+Task = Literal["binary", "multiclass", "multilabel", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression")
+ColumnType = Literal["numeric", "categorical", "binary"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(Section):
+    """How rows are divided into train / validation / test."""
+
+    method: Literal["stratified", "temporal"] = "stratified"
+    train: float = Field(0.70, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    date_column: str | None = None
+    folds: int | None = Field(None, ge=2, le=20, description="k-fold cross-validation estimate in addition")
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + validation + test must be 1.0, got {self.train} + {self.validation} + {self.test} = {total:g}"
+            )
+        if self.method == "temporal" and not self.date_column:
+            raise ValueError("method 'temporal' needs date_column (the column holding each row's date)")
+        return self
+
+
+class DataSection(Section):
+    """What every kind's ``data`` section has: its ``kind`` (the tag that picks the section), a ``description``,
+    the ``path`` read (relative to the experiment file) and the ``split``.
+
+    Class attributes say what the kind supports: ``tasks`` it can learn and whether classical baselines on its
+    features are run by default (``classical_baselines``). :meth:`check_task` may refine the rule from the
+    section's own fields (an EHR cohort's outcome decides its task)."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    classical_baselines: ClassVar[bool] = True
+
+    kind: str
+    description: str | None = Field(None, description="shown in the report and model card (source, outcome definition)")
+    path: Path
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    def check_task(self, task: str) -> None:
+        """Raise ``ValueError`` when this kind cannot learn ``task`` with these settings."""
+        if task not in self.tasks:
+            options = ", ".join(self.tasks[:-1]) + f" or {self.tasks[-1]}" if len(self.tasks) > 1 else self.tasks[0]
+            raise ValueError(f"task {task} is not available for data.kind {self.kind!r}; use {options}")
+
+
+class PreprocessSection(Section):
+    """What every kind's ``preprocess`` section has: its ``kind`` (set from ``data.kind``; users never write it)
+    and ``imbalance``, the class-imbalance handling."""
+
+    kind: str
+    imbalance: str = "none"
+
+
+class ModelConfig(BaseModel):
+    """``arch`` picks a network from the registry; its other fields are that network's arguments.
+
+    They are checked against the constructor's signature when the experiment is loaded.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    arch: str = "mlp"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str | None = Field(None, description="validation metric; default auroc / auroc_macro / rmse")
+    patience: int = Field(10, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    grad_clip: float | None = Field(1.0, gt=0)
+    progress: bool = True
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes (images); 0 = in the main process")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value in {"auto", "cpu", "cuda", "mps"} or value.startswith("cuda:"):
+            return value
+        raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+class EvaluateConfig(Section):
+    bootstrap: int = Field(1000, ge=0)
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    threshold: Literal["youden", "fixed", "sensitivity"] = "youden"
+    fixed_threshold: float = Field(0.5, gt=0, lt=1)
+    target_sensitivity: float = Field(0.9, gt=0, le=1)
+    baselines: list[Literal["logistic_regression", "linear_regression", "gradient_boosting"]] | None = None
+    subgroups: list[str] = Field(
+        default_factory=list, description="columns to break test metrics down by (numeric columns by quartile)"
+    )
+    min_subgroup_size: int = Field(20, ge=1)
+
+
+class ExplainConfig(Section):
+    permutation_repeats: int = Field(5, ge=0)
+    integrated_gradients: bool = True
+    top_k: int = Field(5, ge=1)
+    heatmap: Literal["gradcam", "occlusion"] = Field("gradcam", description="images: how heat maps are drawn")
+    occlusion_window: int = Field(6, ge=1)
+    occlusion_stride: int = Field(2, ge=1)
+
+
+def format_validation_error(error: ValidationError, source: str, kinds: tuple[str, ...] | list[str] = ()) -> str:
+    """Turn pydantic's error list into lines that name each field, e.g. ``data.target: field required``.
+
+    ``kinds`` are the tags of the ``data``/``preprocess`` unions: pydantic puts the tag in the error's location,
+    but it is not a field the user wrote, so it is left out."""
+    lines = []
+    for item in error.errors():
+        parts = [str(p) for p in item["loc"]]
+        if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in kinds:
+            parts.pop(1)  # the discriminated union's tag is not a field the user wrote
+        field = ".".join(parts) or "(top level)"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field (check the spelling; `meddl init tabular` prints every field)"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if (
+                "input" in item
+                and kind not in {"model_type"}
+                and not isinstance(item["input"], dict)
+                and repr(item["input"]) not in message
+            ):
+                message += f" (got {item['input']!r})"
+        lines.append(f"{field}: {message}")
+    return f"{source}: " + "; ".join(lines)
