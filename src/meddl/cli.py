@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from meddl import __version__
+from meddl._version import __version__
 from meddl.errors import MedDLError
 from meddl.modalities.registry import kinds, template
 

@@ -17,7 +17,15 @@ import pandas as pd
 
 from meddl.errors import MedDLError
 
-__all__ = ["PreparedTable", "coerce_numeric", "encode_target", "infer_column_types", "prepare_table", "same_label"]
+__all__ = [
+    "PreparedTable",
+    "coerce_numeric",
+    "encode_known_labels",
+    "encode_target",
+    "infer_column_types",
+    "prepare_table",
+    "same_label",
+]
 
 ColumnType = Literal["numeric", "categorical", "binary"]
 _NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is meant to be numeric
@@ -214,6 +222,23 @@ def encode_target(
     if absent:
         raise MedDLError(f"{source}: data.classes {absent} never occur in target {target!r}")
     return codes, [_label_text(c) for c in wanted]
+
+
+def encode_known_labels(values: pd.Series, task: str, classes: list[Any], target: str, source: str) -> np.ndarray:
+    """Labels of new data (an external site's) as the model's class indices, or values for regression; a label
+    that is not one of ``classes`` is an error naming the row, never a new class."""
+    if task == "regression":
+        return coerce_numeric(values, target, source).to_numpy()
+    codes = np.full(len(values), -1, dtype=np.int64)
+    for k, label in enumerate(classes):
+        codes[[same_label(v, label) for v in values]] = k
+    if (codes < 0).any():
+        first = int(np.argmax(codes < 0))
+        raise MedDLError(
+            f"{source}: target value {values.iloc[first]!r} (row {values.index[first]}) is not one of the "
+            f"model's classes {classes}"
+        )
+    return codes
 
 
 def prepare_table(

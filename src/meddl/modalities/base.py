@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from meddl.config import ExperimentConfig
 from meddl.errors import MedDLError
 from meddl.evaluate.shift import describe, mean_shift
+from meddl.modalities.schema import ExperimentConfig
 
 __all__ = [
     "BaselineData",

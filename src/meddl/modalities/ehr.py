@@ -17,7 +17,6 @@ import duckdb
 import numpy as np
 import torch
 
-from meddl.config import ExperimentConfig
 from meddl.data.ehr_cohort import (
     CohortSpec,
     EHRCohort,
@@ -34,6 +33,7 @@ from meddl.io.ehr import EventStore
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
 from meddl.modalities.requests import event_rows_errors, event_rows_request
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.ehr import EHRDataConfig, EHRPreprocessConfig
 from meddl.preprocess.ehr import SequenceScaler
 

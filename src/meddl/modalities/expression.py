@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from meddl.config import ExperimentConfig
 from meddl.data.cohorts import fixed_horizon_labels
 from meddl.errors import MedDLError
 from meddl.explain.tabular import integrated_gradients
@@ -22,6 +21,7 @@ from meddl.io.expression import ExpressionMatrix, join_labels, read_expression
 from meddl.io.tables import read_table
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared, encode_labels
 from meddl.modalities.registry import register
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.expression import ExpressionDataConfig, ExpressionPreprocessConfig
 from meddl.preprocess.expression import ExpressionTransform
 

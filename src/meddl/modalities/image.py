@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from meddl.config import ExperimentConfig
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
 from meddl.data.image_items import ImageItems, load_image_items
 from meddl.errors import MedDLError
@@ -38,6 +37,7 @@ from meddl.io.images import (
 )
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.image import ImageDataConfig, ImagePreprocessConfig
 from meddl.models.registry import _constructor
 from meddl.preprocess.images import ImagePipeline

@@ -34,6 +34,7 @@ from pydantic import (
 __all__ = [
     "event_rows_errors",
     "event_rows_request",
+    "level_text",
     "python_name",
     "records_request",
     "sequences_request",
@@ -52,7 +53,8 @@ def python_name(column: str, taken: set[str]) -> str:
 
 
 # -- records (tables) ------------------------------------------------------------------------------------------
-def _level(value: Any) -> str:
+def level_text(value: Any) -> str:
+    """A category level as the text it is known by: ``1.0`` is ``'1'``, ``True`` is ``'True'``."""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and value.is_integer():
@@ -66,7 +68,7 @@ def _allowed_values(allowed: list[str]) -> Any:
     def check(value: Any) -> Any:
         if value is None:
             return None
-        text = _level(value)
+        text = level_text(value)
         if text not in known:
             shown = ", ".join(repr(a) for a in allowed[:20]) + (" …" if len(allowed) > 20 else "")
             raise ValueError(f"{value!r} was not seen in training; allowed values: {shown}")

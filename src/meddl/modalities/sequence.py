@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from meddl.config import ExperimentConfig
 from meddl.errors import MedDLError
 from meddl.evaluate.shift import describe
 from meddl.explain.sequences import (
@@ -51,6 +50,7 @@ from meddl.modalities.base import (
 )
 from meddl.modalities.registry import register
 from meddl.modalities.requests import sequences_request
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.sequence import SequenceDataConfig, SequencePreprocessConfig
 from meddl.preprocess.sequences import (
     AugmentedSequences,

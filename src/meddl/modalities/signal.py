@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from meddl.config import ExperimentConfig
 from meddl.errors import MedDLError
 from meddl.explain.signals import integrated_gradients_signal, trace_png
 from meddl.io.signals import read_signal, signal_manifest
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared, encode_labels
 from meddl.modalities.registry import register
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.signal import SignalDataConfig, SignalPreprocessConfig
 from meddl.preprocess.signals import SignalPipeline
 

@@ -16,9 +16,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from meddl.config import ExperimentConfig
 from meddl.data import PreparedTable, prepare_table, splits_frame
-from meddl.data.tabular import coerce_numeric, same_label
+from meddl.data.tabular import coerce_numeric, encode_known_labels
 from meddl.errors import MedDLError
 from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, regression_metrics
@@ -28,7 +27,8 @@ from meddl.explain.tabular import format_top_features
 from meddl.io import read_table
 from meddl.modalities.base import BaselineData, Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
-from meddl.modalities.requests import records_request
+from meddl.modalities.requests import level_text, records_request
+from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.tabular import DataConfig, PreprocessConfig
 from meddl.preprocess import TabularPreprocessor, class_weights, resample
 from meddl.train import target_tensor
@@ -314,7 +314,7 @@ class TabularModality(Modality):
     def bundle_info(self, prepared: Prepared) -> dict[str, Any]:
         table: PreparedTable = prepared.extra["table"]
         known_levels = {
-            column: sorted({_level(v) for v in table.features[column].dropna()})
+            column: sorted({level_text(v) for v in table.features[column].dropna()})
             for column, kind in table.column_types.items()
             if kind != "numeric"
         }
@@ -543,7 +543,7 @@ class TabularModality(Modality):
             if kind == "numeric":
                 continue
             known = {str(v) for v in self.info["known_levels"].get(column, [])}
-            text = features[column].map(lambda v: None if pd.isna(v) else _level(v))
+            text = features[column].map(lambda v: None if pd.isna(v) else level_text(v))
             for i in np.flatnonzero((text.notna() & ~text.isin(known)).to_numpy()):
                 extra = f"{column}={features.iloc[i][column]!r} not seen in training"
                 notes[i] = f"{notes[i]}; {extra}" if notes[i] else extra
@@ -562,7 +562,9 @@ class TabularModality(Modality):
         dropped = {"missing target": int(len(raw) - len(labelled))}
         if labelled.empty:
             raise MedDLError(f"{source}: every row lacks the target {target!r}")
-        y = self._external_target(labelled[target], source)
+        y = encode_known_labels(
+            labelled[target], self.config.task, list(self.info.get("classes") or []), target, source
+        )
         features = self.features_of(labelled, source)
         _, usable = self.encode(features)
         dropped["missing predictor values (model trained with preprocess.missing: drop)"] = int((~usable).sum())
@@ -583,21 +585,6 @@ class TabularModality(Modality):
             },
         )
 
-    def _external_target(self, values: pd.Series, source: str) -> np.ndarray:
-        if self.config.task == "regression":
-            return coerce_numeric(values, self.info["target"], source).to_numpy()
-        classes = list(self.info.get("classes") or [])
-        codes = np.full(len(values), -1, dtype=np.int64)
-        for k, label in enumerate(classes):
-            codes[[same_label(v, label) for v in values]] = k
-        if (codes < 0).any():
-            first = int(np.argmax(codes < 0))
-            raise MedDLError(
-                f"{source}: target value {values.iloc[first]!r} (row {values.index[first]}) is not one of the "
-                f"model's classes {classes}"
-            )
-        return codes
-
     def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
         return table_shift(self.info["column_profile"], prepared.extra.get("shift_of", prepared.inputs))
 
@@ -608,9 +595,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _level(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from meddl import __version__
 from meddl._json import clean_json
+from meddl._version import __version__
 from meddl.bundle import load_bundle
 from meddl.evaluate import evaluate_predictions
 from meddl.report import write_report

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from meddl import __version__
 from meddl._json import clean_json
+from meddl._version import __version__
 from meddl.bundle import BUNDLE_FORMAT, save_weights
 from meddl.config import ExperimentConfig
 from meddl.data import kfold_assignments, split_assignments

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from meddl import __version__
+from meddl._version import __version__
 from meddl.errors import MedDLError
 from meddl.serve.observability import AuditLog, GuardMiddleware
 from meddl.serve.registry import load_models

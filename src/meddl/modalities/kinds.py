@@ -1,0 +1,51 @@
+"""The list of data kinds and where each keeps its parts; imports nothing heavy (``meddl init``, config checks).
+
+Adding a data kind: one line in ``_MODULES``, then ``meddl/modalities/<kind>.py`` (the modality),
+``meddl/modalities/sections/<kind>.py`` (its experiment-file sections), ``meddl/modalities/templates/<kind>.yaml``
+(its ``meddl init`` template) and its readers in ``io/``.
+"""
+
+from __future__ import annotations
+
+from meddl.errors import MedDLError
+
+__all__ = ["kinds", "modality_module", "section_module", "template"]
+
+# data.kind → the module that defines (and registers) its modality
+_MODULES: dict[str, str] = {
+    "tabular": "meddl.modalities.tabular",
+    "image": "meddl.modalities.image",
+    "sequence": "meddl.modalities.sequence",
+    "expression": "meddl.modalities.expression",
+    "signal": "meddl.modalities.signal",
+    "ehr": "meddl.modalities.ehr",
+}
+
+
+def kinds() -> list[str]:
+    """Every registered data kind, in the order the documentation lists them."""
+    return list(_MODULES)
+
+
+def _known(kind: str) -> str:
+    if kind not in _MODULES:
+        raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(_MODULES)}")
+    return kind
+
+
+def section_module(kind: str) -> str:
+    """The module holding ``kind``'s experiment-file sections (``Data``, ``Preprocess``): plain pydantic, so the
+    experiment file is validated without importing the kind's code."""
+    return f"meddl.modalities.sections.{_known(kind)}"
+
+
+def template(kind: str) -> str:
+    """``kind``'s annotated example experiment, as ``meddl init <kind>`` prints it."""
+    from importlib import resources
+
+    return resources.files("meddl.modalities").joinpath("templates", f"{_known(kind)}.yaml").read_text(encoding="utf-8")
+
+
+def modality_module(kind: str) -> str:
+    """The module that defines (and registers) ``kind``'s modality."""
+    return _MODULES[_known(kind)]

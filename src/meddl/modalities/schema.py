@@ -1,0 +1,173 @@
+"""The experiment file's schema: one YAML document, validated by pydantic, defaults for everything.
+
+The sections every kind shares (``split``, ``model``, ``train``, ``evaluate``, ``explain``) are in
+:mod:`meddl.sections`; each data kind's ``data`` and ``preprocess`` sections are its own, in
+``meddl/modalities/sections/<kind>.py``. This module joins them, for every kind :mod:`meddl.modalities.kinds`
+lists, into one schema whose ``data.kind`` picks the sections; adding a kind changes nothing here. It lives with
+the modalities because it depends on them; :mod:`meddl.config` is its public name.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from meddl.errors import MedDLError
+from meddl.modalities.kinds import kinds, section_module
+from meddl.sections import (
+    DataSection,
+    EarlyStoppingConfig,
+    EvaluateConfig,
+    ExplainConfig,
+    ModelConfig,
+    PreprocessSection,
+    Section,
+    SplitConfig,
+    Task,
+    TrainConfig,
+    format_validation_error,
+)
+
+__all__ = [
+    "KINDS",
+    "DataSection",
+    "EarlyStoppingConfig",
+    "EvaluateConfig",
+    "ExperimentConfig",
+    "ExplainConfig",
+    "ModelConfig",
+    "PreprocessSection",
+    "SplitConfig",
+    "TrainConfig",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+]
+
+KINDS = tuple(kinds())
+_SECTIONS = {kind: import_module(section_module(kind)) for kind in KINDS}
+_DATA: Any = Annotated[Union[tuple(m.Data for m in _SECTIONS.values())], Field(discriminator="kind")]  # noqa: UP007
+_PREPROCESS: Any = Annotated[Union[tuple(m.Preprocess for m in _SECTIONS.values())], Field(discriminator="kind")]  # noqa: UP007
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: what to read, how to prepare it, what to train and how to judge it."""
+
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Task = "binary"
+    if TYPE_CHECKING:
+        data: DataSection
+        preprocess: PreprocessSection
+    else:
+        data: _DATA
+        preprocess: _PREPROCESS
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_data(cls, raw: Any) -> Any:
+        """``data.kind`` (default tabular) decides which ``preprocess`` section applies; users never write its kind."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        raw = dict(raw)
+        data = dict(raw["data"])
+        kind = data.setdefault("kind", KINDS[0])
+        raw["data"] = data
+        preprocess = raw.get("preprocess")
+        if preprocess is None:
+            raw["preprocess"] = {"kind": kind}
+        elif isinstance(preprocess, dict):
+            raw["preprocess"] = {"kind": kind, **preprocess}
+        return raw
+
+    @model_validator(mode="after")
+    def _task_consistency(self) -> ExperimentConfig:
+        self.data.check_task(self.task)  # what the kind can learn (e.g. an EHR cohort's outcome fixes its task)
+        if self.task == "regression":
+            if self.preprocess.imbalance != "none":
+                raise ValueError(
+                    f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; "
+                    "a regression task takes 'none'"
+                )
+            if getattr(self.data, "positive_label", None) is not None:
+                raise ValueError("data.positive_label is for binary tasks; remove it for regression")
+        if self.task == "multiclass" and getattr(self.data, "positive_label", None) is not None:
+            raise ValueError("data.positive_label is for binary tasks; use data.classes for multiclass")
+        return self
+
+    # -- derived settings ---------------------------------------------------------------------
+    @property
+    def monitor(self) -> str:
+        """The validation metric early stopping watches."""
+        if self.train.early_stopping.monitor:
+            return self.train.early_stopping.monitor
+        return {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}[
+            self.task
+        ]
+
+    @property
+    def baselines(self) -> list[str]:
+        if self.evaluate.baselines is not None:
+            return list(self.evaluate.baselines)
+        if not self.data.classical_baselines:
+            return []
+        if self.task == "regression":
+            return ["linear_regression", "gradient_boosting"]
+        return ["logistic_regression", "gradient_boosting"]
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=False)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
+    """Read and validate an experiment file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated config, with ``data.path`` resolved relative to the file, and the file's folder.
+
+    Raises:
+        MedDLError: the file is missing, is not YAML, or a field is wrong (the message names the field).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MedDLError(f"experiment file not found: {path}")
+    if path.suffix.lower() not in {".yaml", ".yml"}:
+        raise MedDLError(f"{path}: an experiment file must be .yaml or .yml, got {path.suffix or 'no extension'!r}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise MedDLError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raise MedDLError(f"{path}: the experiment file is empty")
+    if not isinstance(raw, dict):
+        raise MedDLError(f"{path}: expected a mapping of sections (name, task, data, ...), got {type(raw).__name__}")
+    config = parse_config(raw, source=str(path))
+    base = path.resolve().parent
+    if not config.data.path.is_absolute():
+        config.data.path = (base / config.data.path).resolve()
+    return config, base
+
+
+def parse_config(raw: dict[str, Any], source: str = "experiment") -> ExperimentConfig:
+    """Validate a config given as a dict (the Python API path).
+
+    The schema is checked here; ``model.arch`` and its arguments are checked against the model registry by
+    :class:`meddl.Experiment`, so this module stays free of imports from the layers below it.
+    """
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise MedDLError(format_validation_error(exc, source, KINDS)) from None
