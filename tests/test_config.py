@@ -129,7 +129,7 @@ def test_unknown_split_field():
     [
         (("preprocess", "scale"), "zscore", "preprocess.scale"),
         (("preprocess", "missing"), "zero", "preprocess.missing"),
-        (("task",), "survival", "task"),
+        (("task",), "ranking", "task"),
         (("train", "precision"), "fp8", "train.precision"),
         (("train", "device"), "gpu", "train.device"),
     ],

@@ -11,6 +11,8 @@ field instead of a setting that is silently ignored.
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -27,13 +29,14 @@ __all__ = [
     "PreprocessSection",
     "Section",
     "SplitConfig",
+    "SurvivalOutcome",
     "Task",
     "TrainConfig",
     "format_validation_error",
 ]
 
-Task = Literal["binary", "multiclass", "multilabel", "regression"]
-TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression")
+Task = Literal["binary", "multiclass", "multilabel", "regression", "survival"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression", "survival")
 ColumnType = Literal["numeric", "categorical", "binary"]
 
 
@@ -86,6 +89,35 @@ class DataSection(Section):
             raise ValueError(f"task {task} is not available for data.kind {self.kind!r}; use {options}")
 
 
+class SurvivalOutcome(Section):
+    """The columns of a time-to-event outcome (``task: survival``), for kinds whose labels sit in a table."""
+
+    time: str | None = Field(None, description="survival: follow-up time column (any unit; every value > 0)")
+    event: str | None = Field(
+        None,
+        description="survival: event column: 1 = event, 0 = censored (0..K: competing causes); or text, with "
+        "event_value naming the event",
+    )
+    event_value: str | int | float | bool | None = Field(
+        None, description="survival: the value of `event` meaning the event happened (every other value: censored)"
+    )
+
+    def check_survival(self, task: str, target: str | None) -> None:
+        """``time`` and ``event`` are required by (and only by) a survival task; the other tasks need ``target``."""
+        if task == "survival":
+            missing = [name for name in ("time", "event") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"data.{missing[0]}: required for task survival (the follow-up time and event columns)"
+                )
+        else:
+            given = [name for name in ("time", "event", "event_value") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"data.{', data.'.join(given)} are for task survival; this is a {task} task")
+            if target is None:
+                raise ValueError("data.target: required field is missing (the outcome column)")
+
+
 class PreprocessSection(Section):
     """What every kind's ``preprocess`` section has: its ``kind`` (set from ``data.kind``; users never write it)
     and ``imbalance``, the class-imbalance handling."""
@@ -103,10 +135,21 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     arch: str = "mlp"
+    survival_head: Literal["cox", "discrete"] | None = Field(
+        None,
+        description="survival: cox (DeepSurv: Cox partial likelihood, Breslow baseline) or discrete (DeepHit: "
+        "a time grid, likelihood + ranking loss, competing risks); default: discrete for deephit, else cox",
+    )
+    time_bins: int = Field(20, ge=2, le=200, description="survival, discrete head: intervals of the time grid")
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def head(self) -> str:
+        """The survival head: ``survival_head`` if set, else ``discrete`` for ``deephit`` and ``cox`` otherwise."""
+        return self.survival_head or ("discrete" if self.arch == "deephit" else "cox")
 
 
 class EarlyStoppingConfig(Section):
@@ -144,11 +187,32 @@ class EvaluateConfig(Section):
     threshold: Literal["youden", "fixed", "sensitivity"] = "youden"
     fixed_threshold: float = Field(0.5, gt=0, lt=1)
     target_sensitivity: float = Field(0.9, gt=0, le=1)
-    baselines: list[Literal["logistic_regression", "linear_regression", "gradient_boosting"]] | None = None
+    baselines: (
+        list[Literal["logistic_regression", "linear_regression", "gradient_boosting", "cox", "random_survival_forest"]]
+        | None
+    ) = None
+    horizons: list[float] | None = Field(
+        None,
+        description="survival: times (the data's time unit) at which survival, AUC, Brier and calibration are "
+        "reported; default: the 25th, 50th and 75th percentiles of the training split's event times",
+    )
     subgroups: list[str] = Field(
         default_factory=list, description="columns to break test metrics down by (numeric columns by quartile)"
     )
     min_subgroup_size: int = Field(20, ge=1)
+
+    @field_validator("horizons")
+    @classmethod
+    def _increasing_positive(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one horizon, or leave horizons out to take them from the data")
+        if any(not h > 0 for h in value):
+            raise ValueError(f"every horizon must be a positive time, got {value}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"horizons must be strictly increasing, got {value}")
+        return value
 
 
 class ExplainConfig(Section):
@@ -171,6 +235,12 @@ def format_validation_error(error: ValidationError, source: str, kinds: tuple[st
         if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in kinds:
             parts.pop(1)  # the discriminated union's tag is not a field the user wrote
         field = ".".join(parts) or "(top level)"
+        named = re.match(
+            r"(?:Value error, )?((?:data|preprocess|model|train|evaluate|explain)(?:\.\w+)+): (.*)", item["msg"]
+        )
+        if not parts and named:  # a rule across sections that names its field itself
+            lines.append(f"{named.group(1)}: {named.group(2)}")
+            continue
         kind = item["type"]
         if kind == "extra_forbidden":
             message = "unknown field (check the spelling; `meddl init tabular` prints every field)"

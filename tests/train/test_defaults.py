@@ -19,3 +19,11 @@ def test_batch_size_gives_small_data_enough_steps_per_epoch(n_train: int, expect
 def test_batch_size_needs_samples() -> None:
     with pytest.raises(ValueError, match="n_train"):
         batch_size_for(0)
+
+
+def test_survival_takes_large_batches_so_events_have_a_risk_set() -> None:
+    from meddl.train import batch_size_for
+
+    assert batch_size_for(480, "survival")[0] == 256
+    size, why = batch_size_for(100, "survival")
+    assert size == 100 and "at risk" in why

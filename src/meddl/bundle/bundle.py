@@ -7,6 +7,7 @@ never drops a case: one that cannot be read or scored gets a ``note``.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from meddl.evaluate import predicted_labels
 from meddl.modalities import Modality, PredictionInputs, get_modality
 from meddl.models import build_model
 from meddl.train.objectives import scores_from_outputs
+from meddl.train.survival_outputs import SurvivalOutputs
 
 __all__ = ["Bundle", "load_bundle"]
 
@@ -63,9 +65,19 @@ class Bundle:
         return None if value is None else float(value)
 
     @property
-    def target_scale(self) -> tuple[float, float] | None:
+    def target_scale(self) -> Any:
+        """What raw outputs need to become scores: the training target's (mean, std) of a regression model, the
+        fitted survival head state of a survival model, else None."""
+        if self.task == "survival":
+            return self.survival
         scale = self.info.get("target_scale")
         return (float(scale[0]), float(scale[1])) if scale else None
+
+    @functools.cached_property
+    def survival(self) -> SurvivalOutputs | None:
+        """A survival model's head state (horizons, baseline hazard or time grid); None for other tasks."""
+        state = self.info.get("survival")
+        return SurvivalOutputs.from_json(state) if state else None
 
     # -- prediction -----------------------------------------------------------------------------
     def read(self, source: Any, name: str | None = None) -> PredictionInputs:
@@ -121,7 +133,13 @@ class Bundle:
         frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(n))
         rows = np.flatnonzero(cases.usable)
         scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
-        if self.task == "regression":
+        if self.survival is not None:  # risk, survival at each horizon, median survival time
+            columns = self.survival.columns()
+            matrix = scores.reshape(len(rows), -1) if len(rows) else np.zeros((0, len(columns)))
+            for k, name in enumerate(columns):
+                frame[name] = np.nan
+                frame.loc[rows, name] = matrix[:, k]
+        elif self.task == "regression":
             frame["prediction"] = np.nan
             frame.loc[rows, "prediction"] = scores
         else:
@@ -200,4 +218,6 @@ def load_bundle(path: str | Path) -> Bundle:
     model = build_model(info["arch"], info["params"], **info["data_arguments"])
     load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
-    return Bundle(folder, config, info, modality, model, metrics, bundle_hash)
+    bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
+    modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
+    return bundle

@@ -16,7 +16,16 @@ import pandas as pd
 
 from meddl.errors import MedDLError
 
-__all__ = ["Cohort", "fixed_horizon_labels", "gbsg2_cohort", "synthetic_clinical_table", "wdbc_cohort"]
+__all__ = [
+    "SURVIVAL_COHORTS",
+    "Cohort",
+    "SurvivalCohort",
+    "fixed_horizon_labels",
+    "gbsg2_cohort",
+    "survival_cohort",
+    "synthetic_clinical_table",
+    "wdbc_cohort",
+]
 
 
 @dataclass
@@ -107,6 +116,59 @@ def gbsg2_cohort(horizon_years: float = 5.0) -> Cohort:
         f"{horizon_years:g} years",
         notes=[note],
     )
+
+
+@dataclass
+class SurvivalCohort:
+    """A real time-to-event table (scikit-survival's copies) with its follow-up columns named."""
+
+    name: str
+    frame: pd.DataFrame
+    time: str
+    event: str
+    description: str
+    time_unit: str = "days"
+    patient_id: str = "patient_id"
+    exclude: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+SURVIVAL_COHORTS = ("gbsg2", "whas500", "flchain")
+
+
+def survival_cohort(name: str) -> SurvivalCohort:
+    """GBSG2 (686 breast-cancer patients, recurrence-free survival), WHAS500 (500 heart-attack patients, death) or
+    FLCHAIN (7,874 people in a serum free light chain study, death), every patient kept with time and event."""
+    from sksurv import datasets
+
+    loaders = {
+        "gbsg2": (datasets.load_gbsg2, "German Breast Cancer Study Group 2: time to recurrence or death"),
+        "whas500": (datasets.load_whas500, "Worcester Heart Attack Study (500 patients): time to death"),
+        "flchain": (datasets.load_flchain, "Serum free light chain study (Olmsted County): time to death"),
+    }
+    if name not in loaders:
+        raise MedDLError(f"unknown survival cohort {name!r}; choose one of {', '.join(SURVIVAL_COHORTS)}")
+    load, description = loaders[name]
+    features, outcome = load()
+    event_name, time_name = outcome.dtype.names
+    frame = features.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(str)
+    frame.insert(0, "patient_id", [f"{name.upper()}{i:05d}" for i in range(len(frame))])
+    time = np.asarray(outcome[time_name], dtype=np.float64)
+    notes = []
+    exclude = []
+    if name == "flchain":
+        # `chapter` is the cause of death: known only after the event, so it would leak the outcome.
+        exclude.append("chapter")
+        zero = time <= 0
+        if zero.any():  # died on the day of sampling: half a day of follow-up, so every patient is kept
+            time = np.where(zero, 0.5, time)
+            notes.append(f"{int(zero.sum())} patients with 0 days of follow-up are given 0.5 days")
+    frame["time"] = time
+    frame["event"] = np.asarray(outcome[event_name], dtype=np.int64)
+    return SurvivalCohort(name, frame, "time", "event", description, exclude=exclude, notes=notes)
 
 
 def synthetic_clinical_table(

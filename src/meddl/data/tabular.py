@@ -21,6 +21,7 @@ __all__ = [
     "PreparedTable",
     "coerce_numeric",
     "encode_known_labels",
+    "encode_survival",
     "encode_target",
     "infer_column_types",
     "prepare_table",
@@ -241,12 +242,74 @@ def encode_known_labels(values: pd.Series, task: str, classes: list[Any], target
     return codes
 
 
+def _plain(value: Any) -> Any:
+    """A cell as a person writes it: ``-3.0``, not ``np.float64(-3.0)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def encode_survival(
+    time: pd.Series, event: pd.Series, event_value: Any, source: str, causes: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """A time-to-event outcome as an (N, 2) float array ``[time, event code]`` and the names of the event causes.
+
+    Args:
+        time: follow-up times (any unit); every value must be a number > 0.
+        event: 1 = event, 0 = censored (0..K: competing causes 1..K; booleans allowed); or any values with
+            ``event_value`` naming the one that means the event happened.
+        event_value: see ``event``; None when the column holds codes.
+        source: the file name, used in messages.
+        causes: the causes of a trained model (external data): codes above their number are an error.
+
+    Raises:
+        MedDLError: naming the row, for a time that is not a positive number or an event code that is not
+            0..K (or text without ``event_value``).
+    """
+    times = coerce_numeric(time, str(time.name), source).to_numpy(dtype=np.float64)
+    bad = ~(times > 0)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise MedDLError(
+            f"{source}: follow-up time {time.name!r} must be a number > 0; row {time.index[first]} has "
+            f"{_plain(time.iloc[first])!r} ({int(bad.sum())} such row(s))"
+        )
+    if event_value is not None:
+        codes = np.array([1 if same_label(v, event_value) else 0 for v in event], dtype=np.int64)
+        names = [_label_text(event_value)]
+        if not codes.any():
+            raise MedDLError(f"{source}: no row of {event.name!r} equals data.event_value {event_value!r}")
+    else:
+        numbers = pd.to_numeric(event.map(lambda v: int(v) if isinstance(v, bool) else v), errors="coerce")
+        invalid = (
+            numbers.isna().to_numpy()
+            | ~np.isin(np.mod(numbers.fillna(-1).to_numpy(), 1), [0])
+            | (numbers.fillna(-1).to_numpy() < 0)
+        )
+        if invalid.any():
+            first = int(np.argmax(invalid))
+            raise MedDLError(
+                f"{source}: event column {event.name!r} must hold 0 (censored) or 1..K (the event, or its cause); "
+                f"row {event.index[first]} has {_plain(event.iloc[first])!r} — for text values set data.event_value to "
+                "the one meaning the event happened"
+            )
+        codes = numbers.to_numpy(dtype=np.int64)
+        n_causes = max(int(codes.max()), 1)
+        names = ["event"] if n_causes == 1 else [f"cause {k}" for k in range(1, n_causes + 1)]
+    if causes is not None and int(codes.max()) > len(causes):
+        first = int(np.argmax(codes > len(causes)))
+        raise MedDLError(
+            f"{source}: event code {codes[first]} (row {event.index[first]}) is not one the model knows "
+            f"(0 = censored, 1..{len(causes)})"
+        )
+    return np.column_stack([times, codes.astype(np.float64)]), list(causes) if causes is not None else names
+
+
 def prepare_table(
     frame: pd.DataFrame,
     *,
     task: str,
-    target: str,
+    target: str | None,
     source: str,
+    survival: tuple[str, str, Any] | None = None,
     positive_label: Any = None,
     classes: Sequence[Any] | None = None,
     patient_id: str | None = None,
@@ -260,8 +323,9 @@ def prepare_table(
 
     Args:
         frame: the table as read by :func:`meddl.io.read_table`.
-        task: binary, multiclass or regression.
-        target: the outcome column.
+        task: binary, multiclass, regression or survival.
+        target: the outcome column (None for survival).
+        survival: ``(time column, event column, event_value)`` of a survival task (see :func:`encode_survival`).
         source: the file name, used in messages.
         positive_label: the value of ``target`` that means "has the condition" (binary).
         classes: the class order (multiclass); default sorted.
@@ -277,23 +341,30 @@ def prepare_table(
     """
     available = list(frame.columns)
     n_rows_read = len(frame)
-    if target not in frame.columns:
-        raise _missing_column(target, available, "data.target", source)
-    for name, column in (("data.patient_id", patient_id), ("data.split.date_column", date_column)):
-        if column is not None and column not in frame.columns:
-            raise _missing_column(column, available, name, source)
+    outcome = [(c, f"data.{n}") for c, n in zip(survival[:2], ("time", "event"), strict=True)] if survival else []
+    if not survival:
+        if target is None:
+            raise MedDLError(f"{source}: data.target is required (the outcome column)")
+        outcome = [(target, "data.target")]
+    for column, field_name in outcome:
+        if column not in frame.columns:
+            raise _missing_column(column, available, field_name, source)
+    for name, optional in (("data.patient_id", patient_id), ("data.split.date_column", date_column)):
+        if optional is not None and optional not in frame.columns:
+            raise _missing_column(optional, available, name, source)
     for column in exclude:
         if column not in frame.columns:
             raise _missing_column(column, available, "data.exclude", source)
-    reserved = {target, patient_id, date_column, *exclude}
+    outcome_columns = [column for column, _ in outcome]
+    reserved = {*outcome_columns, patient_id, date_column, *exclude}
     if features is None:
         features = [c for c in available if c not in reserved]
     else:
         for column in features:
             if column not in frame.columns:
                 raise _missing_column(column, available, "data.features", source)
-            if column in {target, patient_id}:
-                raise MedDLError(f"{source}: data.features lists {column!r}, which is the target or patient id")
+            if column in {*outcome_columns, patient_id}:
+                raise MedDLError(f"{source}: data.features lists {column!r}, which is the outcome or patient id")
     if not features:
         raise MedDLError(f"{source}: no predictor columns left after removing target, patient id and exclusions")
     for column in column_types or {}:
@@ -302,15 +373,16 @@ def prepare_table(
 
     dropped: dict[str, int] = {}
     notes: list[str] = []
-    keep = frame[target].notna().to_numpy(copy=True)  # mutated below; pandas 3 views are read-only
-    dropped["missing target"] = int((~keep).sum())
+    keep = frame[outcome_columns].notna().all(axis=1).to_numpy(copy=True)  # mutated below; pandas 3: read-only
+    dropped["missing follow-up (time or event)" if survival else "missing target"] = int((~keep).sum())
     if patient_id is not None:
         no_id = frame[patient_id].isna().to_numpy() & keep
         dropped["missing patient id"] = int(no_id.sum())
         keep &= ~no_id
     frame = frame.loc[keep]
     if frame.empty:
-        raise MedDLError(f"{source}: every row lacks the target {target!r}; nothing to learn from")
+        what = f"the follow-up {' / '.join(outcome_columns)}" if survival else f"the target {target!r}"
+        raise MedDLError(f"{source}: every row lacks {what}; nothing to learn from")
 
     predictors = frame[list(features)].copy()
     all_missing = [c for c in predictors.columns if predictors[c].isna().all()]
@@ -334,7 +406,11 @@ def prepare_table(
                 "choose an imputation such as median"
             )
 
-    encoded, class_names = encode_target(frame[target], task, positive_label, classes, target, source)
+    if survival:
+        encoded, class_names = encode_survival(frame[survival[0]], frame[survival[1]], survival[2], source)
+    else:
+        assert target is not None
+        encoded, class_names = encode_target(frame[target], task, positive_label, classes, target, source)
     dates = None
     if date_column is not None:
         parsed = pd.to_datetime(frame[date_column], errors="coerce")

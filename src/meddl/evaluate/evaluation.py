@@ -24,14 +24,31 @@ from meddl.evaluate.metrics import (
     _validate_multiclass,
     _validate_multilabel,
     _validate_probabilities,
+    binary_metrics,
     higher_is_better,
+    multiclass_metrics,
+    multilabel_metrics,
+    regression_metrics,
 )
 
-__all__ = ["MAX_SCATTER_POINTS", "TASKS", "compare_to_baseline", "evaluate_predictions", "main_metric"]
+__all__ = [
+    "MAX_SCATTER_POINTS",
+    "TASKS",
+    "compare_to_baseline",
+    "evaluate_predictions",
+    "main_metric",
+    "main_metric_value",
+]
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression", "survival")
 MAX_SCATTER_POINTS = 500
-_MAIN_METRIC = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}
+_MAIN_METRIC = {
+    "binary": "auroc",
+    "multiclass": "auroc_macro",
+    "multilabel": "auroc_macro",
+    "regression": "rmse",
+    "survival": "c_index",
+}
 
 MetricFunction = Callable[[np.ndarray], dict[str, float]]
 
@@ -50,6 +67,25 @@ def main_metric(task: str) -> str:
     """
     _check_task(task)
     return _MAIN_METRIC[task]
+
+
+def main_metric_value(task: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """The task's headline metric (:func:`main_metric`) of one set of predictions, no CI: what permutation
+    importance measures the drop of. Survival: ``y_true`` is ``[time, event]`` rows, ``y_score`` starts with the
+    risk column."""
+    _check_task(task)
+    name = main_metric(task)
+    if task == "survival":
+        from meddl.evaluate.survival import harrell_c
+
+        return float(harrell_c(y_true[:, 0], (y_true[:, 1] > 0).astype(np.int64), np.atleast_2d(y_score.T).T[:, 0]))
+    if task == "binary":
+        return float(binary_metrics(y_true, y_score)[name])
+    if task == "multiclass":
+        return float(multiclass_metrics(y_true, y_score)[name])
+    if task == "multilabel":
+        return float(multilabel_metrics(y_true, y_score)[name])
+    return float(regression_metrics(y_true, y_score)[name])
 
 
 def _check_task(task: object) -> None:
@@ -206,6 +242,8 @@ def evaluate_predictions(
             invalid bootstrap arguments.
     """
     _check_task(task)
+    if task == "survival":
+        raise MedDLError("task 'survival' is judged by meddl.evaluate.survival.survival_metrics (censored follow-up)")
     _check_bootstrap_arguments(n_bootstrap, level)
     truth, score = _validated_inputs(task, y_true, y_score)
     n = truth.shape[0]

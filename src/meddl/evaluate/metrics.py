@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 _NAN = float("nan")
-_LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "loss", "hamming_loss"})
+_LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "loss", "hamming_loss", "ibs"})
 
 
 # --------------------------------------------------------------------------- validation
@@ -429,7 +429,7 @@ def higher_is_better(metric_name: str) -> bool:
         False for the error and loss metrics (``brier``, ``ece``, ``log_loss``, ``mae``,
         ``rmse``, ``loss``), True for every other name.
     """
-    return metric_name not in _LOWER_IS_BETTER
+    return metric_name not in _LOWER_IS_BETTER and not metric_name.startswith("brier@")
 
 
 def _validate_multilabel(y_true: object, y_prob: object) -> tuple[np.ndarray, np.ndarray]:

@@ -150,7 +150,8 @@ class Modality(ABC):
         self._features: Any = None
         self._features_of: int | None = None
         self.info: dict[str, Any] = {}  # model.json of the bundle this modality was loaded from
-        self.target_scale_: tuple[float, float] | None = None  # regression: the training target's (mean, std)
+        # regression: the training target's (mean, std); survival: the fitted SurvivalOutputs
+        self.target_scale_: Any = None
         self.training_profile_: dict[str, dict[str, float]] | None = None  # described profile() of training rows
 
     @classmethod

@@ -100,6 +100,27 @@ class ExperimentConfig(Section):
                 raise ValueError("data.positive_label is for binary tasks; remove it for regression")
         if self.task == "multiclass" and getattr(self.data, "positive_label", None) is not None:
             raise ValueError("data.positive_label is for binary tasks; use data.classes for multiclass")
+        if self.task == "survival":
+            if self.preprocess.imbalance != "none":
+                raise ValueError(
+                    f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; a survival task "
+                    "takes 'none' (censoring, not class balance, is what the loss handles)"
+                )
+            if self.data.split.folds:
+                raise ValueError("data.split.folds: the k-fold estimate is not available for survival tasks yet")
+            wrong = [b for b in self.evaluate.baselines or [] if b not in {"cox", "random_survival_forest"}]
+            if wrong:
+                raise ValueError(
+                    f"evaluate.baselines: {wrong} are not survival models; use cox, random_survival_forest"
+                )
+        else:
+            if self.evaluate.horizons is not None:
+                raise ValueError("evaluate.horizons is for survival tasks; remove it or set task: survival")
+            if self.model.survival_head is not None:
+                raise ValueError("model.survival_head is for survival tasks; remove it or set task: survival")
+            survival_only = [b for b in self.evaluate.baselines or [] if b in {"cox", "random_survival_forest"}]
+            if survival_only:
+                raise ValueError(f"evaluate.baselines: {survival_only} are survival models; this is a {self.task} task")
         return self
 
     # -- derived settings ---------------------------------------------------------------------
@@ -108,9 +129,13 @@ class ExperimentConfig(Section):
         """The validation metric early stopping watches."""
         if self.train.early_stopping.monitor:
             return self.train.early_stopping.monitor
-        return {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}[
-            self.task
-        ]
+        return {
+            "binary": "auroc",
+            "multiclass": "auroc_macro",
+            "multilabel": "auroc_macro",
+            "regression": "rmse",
+            "survival": "c_index",
+        }[self.task]
 
     @property
     def baselines(self) -> list[str]:
@@ -118,6 +143,8 @@ class ExperimentConfig(Section):
             return list(self.evaluate.baselines)
         if not self.data.classical_baselines:
             return []
+        if self.task == "survival":
+            return ["cox", "random_survival_forest"]
         if self.task == "regression":
             return ["linear_regression", "gradient_boosting"]
         return ["logistic_regression", "gradient_boosting"]

@@ -17,10 +17,10 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from meddl.data import PreparedTable, prepare_table, splits_frame
-from meddl.data.tabular import coerce_numeric, encode_known_labels
+from meddl.data.tabular import coerce_numeric, encode_known_labels, encode_survival
 from meddl.errors import MedDLError
 from meddl.evaluate import higher_is_better, main_metric
-from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, regression_metrics
+from meddl.evaluate.evaluation import main_metric_value
 from meddl.evaluate.shift import table_shift
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
 from meddl.explain.tabular import format_top_features
@@ -114,6 +114,7 @@ class TabularModality(Modality):
             task=self.config.task,
             target=d.target,
             source=source,
+            survival=(d.time, d.event, d.event_value) if self.config.task == "survival" else None,  # type: ignore[arg-type]
             positive_label=d.positive_label,
             classes=d.classes,
             patient_id=d.patient_id,
@@ -142,7 +143,7 @@ class TabularModality(Modality):
         self.forget_features()
         X_train, y_train = self.fitted.transform(train_rows), prepared.target[train_index]
         self.sample_weight_classes_ = None
-        if cfg.task != "regression":
+        if cfg.task not in {"regression", "survival"}:
             if p.imbalance == "class_weight":
                 self.sample_weight_classes_ = class_weights(y_train, len(prepared.classes))
             X_train, y_train = resample(X_train, y_train, p.imbalance, seed=cfg.train.seed)
@@ -157,7 +158,7 @@ class TabularModality(Modality):
 
     def training_dataset(self, prepared: Prepared, index: np.ndarray, target: np.ndarray, *, train: bool) -> Dataset:
         if train:  # the (possibly resampled) training rows of fit()
-            y = target if self.config.task == "regression" else self.y_train_
+            y = target if self.config.task in {"regression", "survival"} else self.y_train_
             return TensorDataset(torch.as_tensor(self.X_train_), target_tensor(self.config.task, y))
         return TensorDataset(torch.as_tensor(self.features(prepared)[index]), target_tensor(self.config.task, target))
 
@@ -212,13 +213,8 @@ class TabularModality(Modality):
             return scores_from_outputs(cfg.task, self.outputs(model, self.transform(features)), target_scale)
 
         def score_fn(target: np.ndarray, predicted: np.ndarray) -> float:
-            if cfg.task == "binary":
-                value = binary_metrics(target, predicted)[metric]
-            elif cfg.task == "multiclass":
-                value = multiclass_metrics(target, predicted)[metric]
-            else:
-                value = regression_metrics(target, predicted)[metric]
-            return sign * float(value) if np.isfinite(value) else 0.0
+            value = main_metric_value(cfg.task, target, predicted)
+            return sign * value if np.isfinite(value) else 0.0
 
         explanations: dict[str, Any] = {
             "permutation_importance": permutation_importance_table(
@@ -478,8 +474,11 @@ class TabularModality(Modality):
         return result
 
     def attributions(self, model: torch.nn.Module, matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Integrated-gradient contributions per clinical variable for encoded rows (logit units)."""
+        """Integrated-gradient contributions per clinical variable for encoded rows (logit units; survival: to the
+        risk the model ranks patients by)."""
         target: np.ndarray | int = 0
+        if self.config.task == "survival":
+            model = self.target_scale_.risk_model(model)
         if self.config.task == "multiclass":
             target = self.outputs(model, matrix).argmax(axis=1)
         baseline = np.asarray(self.explain_baseline_, dtype=np.float32)
@@ -555,16 +554,19 @@ class TabularModality(Modality):
         (a missing value under ``missing: drop``) likewise."""
         raw = read_table(Path(path), na_values=self.data.na_values)
         source = Path(path).name
-        target = self.info["target"]
-        if target not in raw.columns:
-            raise MedDLError(f"{source}: target column {target!r} not found; external evaluation needs the outcome")
-        labelled = raw[raw[target].notna()]
+        d, classes = self.data, list(self.info.get("classes") or [])
+        outcome = [d.time, d.event] if self.config.task == "survival" else [self.info["target"]]
+        for column in outcome:
+            if column not in raw.columns:
+                raise MedDLError(f"{source}: column {column!r} not found; external evaluation needs the outcome")
+        labelled = raw[raw[outcome].notna().all(axis=1)]
         dropped = {"missing target": int(len(raw) - len(labelled))}
         if labelled.empty:
-            raise MedDLError(f"{source}: every row lacks the target {target!r}")
-        y = encode_known_labels(
-            labelled[target], self.config.task, list(self.info.get("classes") or []), target, source
-        )
+            raise MedDLError(f"{source}: every row lacks the outcome {' / '.join(map(str, outcome))}")
+        if self.config.task == "survival":
+            y, _ = encode_survival(labelled[d.time], labelled[d.event], d.event_value, source, causes=classes)
+        else:
+            y = encode_known_labels(labelled[outcome[0]], self.config.task, classes, str(outcome[0]), source)
         features = self.features_of(labelled, source)
         _, usable = self.encode(features)
         dropped["missing predictor values (model trained with preprocess.missing: drop)"] = int((~usable).sum())

@@ -9,7 +9,7 @@ from torch import nn
 
 from meddl.models.registry import register_model
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "DeepHit", "DeepSurv"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
@@ -55,3 +55,15 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, F) features → (B, out_features) logits."""
         return self.head(self.body(x))
+
+
+@register_model("deepsurv")
+class DeepSurv(MLP):
+    """DeepSurv (Katzman et al. 2018): an MLP whose one output is a log-risk, trained with the Cox partial
+    likelihood (``task: survival``, ``model.survival_head: cox``); same arguments as :class:`MLP`."""
+
+
+@register_model("deephit")
+class DeepHit(MLP):
+    """DeepHit (Lee et al. 2018): an MLP whose outputs are logits over (cause, interval) of a discrete time grid,
+    trained with the likelihood and a ranking loss (``task: survival``, ``model.survival_head: discrete``)."""

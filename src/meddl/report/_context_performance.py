@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meddl.report import plots
+from meddl.report import plots, survival_plots
 from meddl.report._context_helpers import _evaluations, _fine, _main_metric, _positive_label, _text
 from meddl.report._context_types import PerformanceSection, Plot, Table
 from meddl.report._format import (
@@ -147,6 +147,8 @@ def _performance_plots(run: Mapping[str, Any]) -> list[Plot]:
                 found[_legend(metric, label, record) if metric else label] = curve
         return found
 
+    if task == "survival":
+        return _survival_plots(run, model)
     roc_metric = "auroc_macro" if task == "multiclass" else "auroc"
     image = plots.roc_plot(
         curves.get("roc"), baseline_curves("roc", roc_metric), model_label=_legend(roc_metric, "Model", model)
@@ -227,6 +229,38 @@ def _performance_plots(run: Mapping[str, Any]) -> list[Plot]:
                 "Predicted vs observed",
                 image,
                 "Each point is one case; points on the dashed line are predicted exactly.",
+            )
+        )
+    return result
+
+
+def _survival_plots(run: Mapping[str, Any], model: Mapping[str, Any]) -> list[Plot]:
+    survival = mapping(model.get("survival"))
+    groups = mapping(survival.get("risk_groups"))
+    result: list[Plot] = []
+    image = survival_plots.km_groups_plot(
+        mapping(groups.get("curves")), list(groups.get("names") or []), groups.get("logrank_p")
+    )
+    if image:
+        result.append(
+            Plot(
+                "Kaplan–Meier curves by predicted risk",
+                image,
+                "Test patients split into thirds by the model's risk score; each curve is the share still free of "
+                "the event over time (Kaplan–Meier). Well-separated curves mean the risk ranks patients usefully; "
+                "the log-rank test asks whether the groups' survival differs.",
+            )
+        )
+    horizons = ", ".join(f"{float(h):g}" for h in survival.get("horizons_used") or [])
+    image = survival_plots.survival_calibration_plot(survival.get("calibration"))
+    if image:
+        result.append(
+            Plot(
+                f"Calibration at {horizons}",
+                image,
+                "Test patients binned by predicted survival at each horizon: mean predicted survival against the "
+                "Kaplan–Meier estimate of the bin (bars: 95% CI). Points on the diagonal mean the predicted "
+                "probabilities can be read at face value; the slope is 1 for a perfectly calibrated model.",
             )
         )
     return result

@@ -59,6 +59,9 @@ _METRIC_LABELS: dict[str, str] = {
     "mae": "Mean absolute error (lower is better)",
     "rmse": "Root mean squared error (lower is better)",
     "r2": "R² (variance explained)",
+    "c_index": "Harrell's C (concordance)",
+    "c_index_uno": "Uno's C (IPCW concordance)",
+    "ibs": "Integrated Brier score (lower is better)",
 }
 
 _METRIC_ORDER: dict[str, list[str]] = {
@@ -88,9 +91,10 @@ _METRIC_ORDER: dict[str, list[str]] = {
         "ece",
     ],
     "regression": ["mae", "rmse", "r2"],
+    "survival": ["c_index", "c_index_uno", "ibs"],
 }
 
-LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse"})
+LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "ibs"})
 """Metrics where a smaller value is a better model."""
 
 THRESHOLD_METRICS = frozenset(
@@ -105,6 +109,7 @@ _TASK_LABELS = {
     "binary": "Binary classification",
     "multiclass": "Multiclass classification",
     "regression": "Regression",
+    "survival": "Time to event (survival)",
 }
 
 _MODEL_NAME_LABELS = {
@@ -300,8 +305,19 @@ def fmt_date(value: object) -> str:
     return f"{moment.strftime('%Y-%m-%d %H:%M')} {zone}"
 
 
+_AT_LABELS = {
+    "auc": "Time-dependent AUC at {}",
+    "brier": "Brier score at {} (lower is better)",
+    "calibration_slope": "Calibration slope at {}",
+}
+
+
 def metric_label(name: str) -> str:
-    """Human label of a metric, e.g. ``"auroc"`` → ``"AUROC"``; unknown names are shown as given."""
+    """Human label of a metric, e.g. ``"auroc"`` → ``"AUROC"``, ``"auc@365"`` → ``"Time-dependent AUC at 365"``;
+    unknown names are shown as given."""
+    base, at, horizon = name.partition("@")
+    if at and base in _AT_LABELS:
+        return _AT_LABELS[base].format(horizon)
     return _METRIC_LABELS.get(name, name)
 
 

@@ -21,6 +21,7 @@ from meddl.bundle import load_bundle
 from meddl.evaluate import evaluate_predictions
 from meddl.report import write_report
 from meddl.run.common import RunResult, now_utc
+from meddl.run.survival import evaluate_survival
 from meddl.train import scores_from_outputs
 
 __all__ = ["evaluate_external"]
@@ -51,17 +52,35 @@ def evaluate_external(
     outputs = modality.prepared_outputs(bundle.model, prepared, np.arange(len(prepared.target)))
     scores = scores_from_outputs(bundle.task, outputs, bundle.target_scale)
     say("evaluating")
-    evaluation_model = evaluate_predictions(
-        bundle.task,
-        prepared.target,
-        scores,
-        threshold=bundle.threshold,
-        groups=prepared.patient_ids,
-        n_bootstrap=cfg.evaluate.bootstrap if n_bootstrap is None else n_bootstrap,
-        level=cfg.evaluate.confidence_level,
-        seed=cfg.train.seed,
-        class_names=bundle.classes or None,
-    )
+    warnings = list(prepared.extra.get("warnings", []))
+    if n_bootstrap is not None:
+        cfg.evaluate.bootstrap = n_bootstrap
+    if bundle.survival is not None:
+        # IPCW metrics weight by the censoring of the new site's own follow-up (the bundle keeps no patient times)
+        judged = evaluate_survival(
+            cfg,
+            bundle.survival,
+            y_train=prepared.target,
+            y_test=prepared.target,
+            test_scores=scores,
+            groups=prepared.patient_ids,
+            baselines=[],
+            baseline_data=None,
+        )
+        evaluation_model = judged["model"]
+        warnings += judged["warnings"]
+    else:
+        evaluation_model = evaluate_predictions(
+            bundle.task,
+            prepared.target,
+            scores,
+            threshold=bundle.threshold,
+            groups=prepared.patient_ids,
+            n_bootstrap=cfg.evaluate.bootstrap,
+            level=cfg.evaluate.confidence_level,
+            seed=cfg.train.seed,
+            class_names=bundle.classes or None,
+        )
     shift = modality.shift(prepared)
     modality.cleanup()
     out = Path(out)
@@ -94,7 +113,7 @@ def evaluate_external(
         "shift": shift,
         "training_metrics": bundle.metrics.get("test"),
         "sections": prepared.sections,
-        "warnings": list(prepared.extra.get("warnings", [])),
+        "warnings": warnings,
     }
     metrics = clean_json(
         {

@@ -37,7 +37,15 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
+from meddl.run.survival import (
+    derive_horizons,
+    evaluate_survival,
+    survival_data_summary,
+    survival_subgroup_metrics,
+    survival_validation_metrics,
+)
 from meddl.train import Trainer, batch_size_for, make_loss, output_size, scores_from_outputs, seed_everything
+from meddl.train.survival_outputs import SurvivalOutputs
 
 __all__ = ["TrainingRun"]
 
@@ -52,7 +60,7 @@ class _Fitted:
     result: Any
     params: dict[str, Any]
     data_arguments: dict[str, Any]
-    target_scale: tuple[float, float] | None
+    target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
 
 
 class TrainingRun:
@@ -68,10 +76,15 @@ class TrainingRun:
             return prepared.given_splits
         cfg = self.config
         split = cfg.data.split
-        multilabel = cfg.task == "multilabel"
+        if cfg.task == "survival":  # stratified by event or censoring
+            strata, task = (prepared.target[:, 1] > 0).astype(np.int64), "binary"
+        elif cfg.task == "multilabel":
+            strata, task = prepared.target[:, 0], "binary"
+        else:
+            strata, task = prepared.target, cfg.task
         return split_assignments(
-            prepared.target[:, 0] if multilabel else prepared.target,
-            task="binary" if multilabel else cfg.task,
+            strata,
+            task=task,
             fractions=(split.train, split.validation, split.test),
             patient_ids=prepared.patient_ids,
             dates=prepared.dates,
@@ -119,6 +132,7 @@ class TrainingRun:
         cross_validation = self._cross_validate(prepared, say) if folds else None
         fitted = self._fit(prepared, index, out / "checkpoints", resume=resume, say=say)
         model = fitted.model
+        self.survival_state = fitted.target_scale
         if not context.is_main:
             self.modality.cleanup()
             return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
@@ -152,7 +166,11 @@ class TrainingRun:
             "sections": [*prepared.sections, *explained.get("sections", [])],
             "explanations": explained.get("explanations", {}),
             "examples": explained.get("examples", []),
-            "warnings": [*self.modality.warnings(prepared, index["test"]), *explained.get("warnings", [])],
+            "warnings": [
+                *self.modality.warnings(prepared, index["test"]),
+                *evaluation.pop("warnings", []),
+                *explained.get("warnings", []),
+            ],
             "localization": explained.get("localization"),
             "explanation_quality": explained.get("metrics"),
             "cross_validation": cross_validation,
@@ -169,9 +187,15 @@ class TrainingRun:
         """Settings the experiment file left out, taken from the data and written into the config (so the bundle's
         config.yaml reproduces the run) and into the run record: ``{setting: {"value", "why"}}``."""
         derived = dict(self.modality.derived_defaults(prepared))
+        evaluate = self.config.evaluate
+        if self.config.task == "survival" and evaluate.horizons is None:
+            train_target = prepared.target[index["train"]]
+            horizons, why = derive_horizons(train_target[:, 0], train_target[:, 1])
+            evaluate.horizons = horizons
+            derived["evaluate.horizons"] = {"value": horizons, "why": why}
         train = self.config.train
         if "batch_size" not in train.model_fields_set:
-            size, why = batch_size_for(len(index["train"]))
+            size, why = batch_size_for(len(index["train"]), self.config.task)
             train.batch_size = size
             derived["train.batch_size"] = {"value": size, "why": why}
         return derived
@@ -192,8 +216,21 @@ class TrainingRun:
         self.modality.forget_features()
         self.modality.describe_training(prepared, index["train"])
         target = prepared.target
-        target_scale = None
-        if cfg.task == "regression":
+        target_scale: Any = None
+        metric_fn = validation_metrics(cfg.task)
+        output_width = output_size(cfg.task, len(prepared.classes))
+        if cfg.task == "survival":
+            train_target = target[index["train"]]
+            target_scale = SurvivalOutputs.plan(
+                cfg.model.head,
+                train_target[:, 0],
+                train_target[:, 1].astype(np.int64),
+                list(cfg.evaluate.horizons or []),
+                prepared.classes,
+                cfg.model.time_bins,
+            )
+            metric_fn, output_width = survival_validation_metrics(target_scale), target_scale.output_size()
+        elif cfg.task == "regression":
             train_target = target[index["train"]]
             mean, std = float(np.mean(train_target)), float(np.std(train_target))
             target_scale = (mean, std if std > 0 else 1.0)
@@ -204,7 +241,7 @@ class TrainingRun:
         seed_everything(cfg.train.seed)
         data_arguments = self.modality.model_arguments(self.modality.features(prepared))
         params = dict(cfg.model.params)
-        data_arguments[output_argument(cfg.model.arch)] = output_size(cfg.task, len(prepared.classes))
+        data_arguments[output_argument(cfg.model.arch)] = output_width
         model = build_model(cfg.model.arch, params, **data_arguments)
         datasets = {
             name: self.modality.training_dataset(prepared, index[name], target[index[name]], train=name == "train")
@@ -212,15 +249,20 @@ class TrainingRun:
         }
         trainer = Trainer(
             model,
-            make_loss(cfg.task, weights),
+            target_scale.loss() if cfg.task == "survival" else make_loss(cfg.task, weights),
             trainer_settings(cfg),
-            metric_fn=validation_metrics(cfg.task),
+            metric_fn=metric_fn,
             checkpoint_dir=checkpoint_dir,
         )
         if say:
             say(f"training {cfg.model.arch} on {len(index['train'])} samples ({trainer.device})")
         result = trainer.fit(datasets["train"], datasets["validation"], resume=resume)
-        return _Fitted(trainer.module.eval(), result, params, data_arguments, target_scale)
+        model = trainer.module.eval()
+        if cfg.task == "survival":  # the Cox head's Breslow baseline hazard, from the training split
+            outputs = self.modality.prepared_outputs(model, prepared, index["train"])
+            train_target = target[index["train"]]
+            target_scale.fit_baseline(outputs, train_target[:, 0], train_target[:, 1])
+        return _Fitted(model, result, params, data_arguments, target_scale)
 
     def _scores(self, fitted: _Fitted, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
         outputs = self.modality.prepared_outputs(fitted.model, prepared, rows)
@@ -238,6 +280,17 @@ class TrainingRun:
         wrong_kind = "logistic_regression" if cfg.task == "regression" else "linear_regression"
         names = [n for n in cfg.baselines if n != wrong_kind] if cfg.task != "multilabel" else []
         baseline = self.modality.baseline_data(prepared, index) if names else None
+        if cfg.task == "survival":
+            return evaluate_survival(
+                cfg,
+                self.survival_state,
+                y_train=prepared.target[index["train"]],
+                y_test=prepared.target[index["test"]],
+                test_scores=test_scores,
+                groups=prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None,
+                baselines=names if baseline is not None else [],
+                baseline_data=baseline[:4] if baseline is not None else None,
+            )
         return evaluate_on_test(
             cfg,
             y_val=prepared.target[index["validation"]],
@@ -270,7 +323,10 @@ class TrainingRun:
             for level in sorted(labels.unique()):
                 member = (labels == level).to_numpy()
                 entry: dict[str, Any] = {"column": column, "group": str(level), "n": int(member.sum()), "metrics": {}}
-                if member.sum() >= cfg.evaluate.min_subgroup_size:
+                if member.sum() >= cfg.evaluate.min_subgroup_size and cfg.task == "survival":
+                    group_ids = patients[member] if patients is not None else None
+                    entry["metrics"] = survival_subgroup_metrics(cfg, y[member], scores[member], group_ids)
+                elif member.sum() >= cfg.evaluate.min_subgroup_size:
                     entry["metrics"] = evaluate_predictions(
                         cfg.task,
                         y[member],
@@ -343,6 +399,10 @@ class TrainingRun:
             ],
             **self.modality.data_summary(prepared, splits),
         }
+        if cfg.task == "survival":
+            summary.update(survival_data_summary(prepared.target, splits, prepared.classes))
+            outcome = [getattr(cfg.data, name, None) for name in ("time", "event")]
+            summary["target"] = " / ".join(str(c) for c in outcome if c) or summary["target"]
         if cfg.task in {"binary", "multiclass"}:
             summary["class_balance"] = {
                 name: {
@@ -371,7 +431,8 @@ class TrainingRun:
             "data_arguments": fitted.data_arguments,
             "classes": prepared.classes,
             "target": record["data"]["target"],
-            "target_scale": list(fitted.target_scale) if fitted.target_scale else None,
+            "target_scale": list(fitted.target_scale) if cfg.task == "regression" else None,
+            "survival": fitted.target_scale.to_json() if cfg.task == "survival" else None,
             "threshold": evaluation["threshold"],
             "threshold_rule": evaluation["threshold_rule"],
             "input_spec": self.modality.input_spec(prepared),

@@ -57,6 +57,8 @@ BODY = """
             id="scale-mark"></span></div>
           <div class="scale-legend" id="scale-legend"></div>
           <ul class="classes" id="result-classes" hidden></ul>
+          <svg id="survival-curve" class="survival-curve" viewBox="0 0 320 170" role="img"
+            aria-label="Predicted survival curve" hidden></svg>
         </div>
         <p class="note" id="result-note" hidden></p>
         <div id="operating-point">

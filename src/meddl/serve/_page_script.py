@@ -136,7 +136,10 @@ SCRIPT = r"""
     builder(detail, box);
   }
 
-  const TASK_WORDS = { binary: "Yes/no suggestion", multiclass: "Class suggestion", regression: "Predicted value" };
+  const TASK_WORDS = {
+    binary: "Yes/no suggestion", multiclass: "Class suggestion", regression: "Predicted value",
+    survival: "Survival prediction",
+  };
   const HEADLINE_METRICS = [["auroc", "AUROC"], ["auroc_macro", "AUROC (macro)"], ["rmse", "RMSE"], ["mae", "MAE"]];
 
   function renderModel(detail) {
@@ -355,10 +358,15 @@ SCRIPT = r"""
     const prediction = body.predictions[0] || {};
     const classes = Array.isArray(detail.classes) ? detail.classes : [];
     const regression = detail.task === "regression";
+    const survival = detail.task === "survival";
     const positive = detail.task === "binary" && classes.length === 2 ? String(classes[1]) : null;
 
-    $("result-caption").textContent = regression ? "Predicted " + String(detail.target || "value") : "Suggestion";
-    if (regression) {
+    $("result-caption").textContent = regression ? "Predicted " + String(detail.target || "value")
+      : survival ? "Median survival time" : "Suggestion";
+    if (survival) {
+      $("result-label").textContent = isNumber(prediction.median_survival) ? number(prediction.median_survival)
+        : (isNumber(prediction.risk) ? "not reached within follow-up" : "not scored");
+    } else if (regression) {
       $("result-label").textContent = isNumber(prediction.prediction) ? number(prediction.prediction) : "not scored";
     } else {
       $("result-label").textContent = prediction.label !== null && prediction.label !== undefined
@@ -392,6 +400,15 @@ SCRIPT = r"""
 
     const classList = $("result-classes");
     classList.replaceChildren();
+    if (survival && prediction.survival) {
+      for (const [horizon, p] of Object.entries(prediction.survival)) {
+        const item = make("li");
+        item.appendChild(make("span", {}, "Event-free at " + horizon));
+        item.appendChild(make("span", {}, isNumber(p) ? percent(p) : ""));
+        classList.appendChild(item);
+      }
+    }
+    renderSurvivalCurve(survival ? prediction.survival_curve : null);
     if (detail.task === "multiclass" && prediction.probabilities) {
       for (const [name, p] of Object.entries(prediction.probabilities)) {
         const item = make("li");
@@ -423,6 +440,42 @@ SCRIPT = r"""
       " \u00b7 bundle " + String(body.bundle_hash).slice(0, 12);
     $("result-notice").textContent = body.notice || "";
     showResult(true);
+  }
+
+  // The predicted survival curve as an SVG step line: time on x (the data's unit), probability on y.
+  function renderSurvivalCurve(curve) {
+    const svg = $("survival-curve");
+    svg.replaceChildren();
+    const ok = curve && Array.isArray(curve.time) && Array.isArray(curve.survival) && curve.time.length > 1;
+    svg.hidden = !ok;
+    if (!ok) return;
+    const ns = "http://www.w3.org/2000/svg";
+    const left = 40, right = 310, top = 10, bottom = 140;
+    const tMax = Math.max(...curve.time) || 1;
+    const x = (t) => left + (right - left) * t / tMax;
+    const y = (p) => bottom - (bottom - top) * Math.min(Math.max(p, 0), 1);
+    let path = "M" + x(curve.time[0]).toFixed(1) + "," + y(curve.survival[0]).toFixed(1);
+    for (let i = 1; i < curve.time.length; i++) {
+      if (!isNumber(curve.survival[i])) continue;
+      path += "H" + x(curve.time[i]).toFixed(1) + "V" + y(curve.survival[i]).toFixed(1);
+    }
+    const line = document.createElementNS(ns, "path");
+    line.setAttribute("d", path);
+    line.setAttribute("class", "curve");
+    const axes = document.createElementNS(ns, "path");
+    axes.setAttribute("d", "M" + left + "," + top + "V" + bottom + "H" + right);
+    axes.setAttribute("class", "axes");
+    svg.append(axes, line);
+    for (const [text, tx, ty, anchor] of [["100%", left - 4, top + 4, "end"], ["0%", left - 4, bottom, "end"],
+      ["0", left, bottom + 14, "middle"], [number(tMax), right, bottom + 14, "end"],
+      ["time", (left + right) / 2, bottom + 28, "middle"]]) {
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", tx);
+      label.setAttribute("y", ty);
+      label.setAttribute("text-anchor", anchor);
+      label.textContent = text;
+      svg.appendChild(label);
+    }
   }
 
   // Only a plain base64 string becomes a data: URL, so nothing else from the answer can reach the src.

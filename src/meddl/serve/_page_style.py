@@ -110,6 +110,10 @@ dl.operating dd { margin: 0; font-variant-numeric: tabular-nums; }
   display: block; width: 100%; max-width: 320px; image-rendering: pixelated; border: 1px solid var(--line);
 }
 .heatmap-figure figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
+.survival-curve { width: 100%; max-width: 420px; margin-top: 10px; }
+.survival-curve .curve { fill: none; stroke: #3b6ea8; stroke-width: 2; }
+.survival-curve .axes { fill: none; stroke: var(--muted); stroke-width: 1; }
+.survival-curve text { font-size: 10px; fill: var(--muted); }
 .meta { font-size: 0.8rem; color: var(--muted); margin: 14px 0 0; overflow-wrap: anywhere; }
 @media (max-width: 900px) {
   .columns, .fields { grid-template-columns: minmax(0, 1fr); }

@@ -25,6 +25,10 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] | None = None
     prediction: float | None = Field(None, description="regression: the predicted value")
     threshold: float | None = None
+    risk: float | None = Field(None, description="survival: the risk score (higher = earlier event)")
+    survival: dict[str, float] | None = Field(None, description="survival: probability of no event by each horizon")
+    median_survival: float | None = Field(None, description="survival: median survival time, when reached")
+    survival_curve: dict[str, list[float]] | None = Field(None, description="survival: {time, survival} points")
     note: str = ""
     contributions: list[Contribution] | None = None
 

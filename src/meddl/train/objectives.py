@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from meddl.errors import MedDLError
 from meddl.train.trainer import LossFn
 
 __all__ = ["make_loss", "output_size", "scores_from_outputs", "target_tensor"]
@@ -68,8 +71,16 @@ def make_loss(task: str, class_weights: np.ndarray | None = None) -> LossFn:
     return regression_loss
 
 
-def scores_from_outputs(task: str, outputs: np.ndarray, scale: tuple[float, float] | None = None) -> np.ndarray:
-    """Logits → P(class 1) (binary, shape (N,)), class probabilities (multiclass, (N, K)), or predictions."""
+def scores_from_outputs(task: str, outputs: np.ndarray, scale: Any = None) -> np.ndarray:
+    """Logits → P(class 1) (binary, shape (N,)), class probabilities (multiclass, (N, K)), or predictions.
+
+    ``scale`` is what the outputs need besides themselves: the training target's ``(mean, std)`` (regression), or
+    the fitted :class:`~meddl.train.survival_outputs.SurvivalOutputs` (survival: ``[risk, S(horizons), median,
+    S(curve)]`` per case)."""
+    if task == "survival":
+        if scale is None:
+            raise MedDLError("survival scores need the fitted survival head state")
+        return np.asarray(scale.scores(outputs))
     outputs = np.asarray(outputs, dtype=np.float64)
     if task == "binary":
         return 1.0 / (1.0 + np.exp(-outputs.reshape(-1)))

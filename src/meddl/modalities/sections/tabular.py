@@ -6,21 +6,23 @@ Plain pydantic (see :mod:`meddl.sections`): validating an experiment imports not
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from meddl.sections import ColumnType, DataSection, PreprocessSection
+from meddl.sections import ColumnType, DataSection, PreprocessSection, SurvivalOutcome
 
 __all__ = ["Data", "DataConfig", "Preprocess", "PreprocessConfig"]
 
 
-class DataConfig(DataSection):
+class DataConfig(SurvivalOutcome, DataSection):
     """Where the table is and what the columns mean."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression", "survival")
 
     kind: Literal["tabular"] = "tabular"
     path: Path = Field(..., description="CSV or Parquet file, relative to the experiment file")
-    target: str
+    target: str | None = Field(None, description="the outcome column (every task but survival)")
     positive_label: str | int | float | bool | None = None
     classes: list[str | int | float | bool] | None = None
     patient_id: str | None = None
@@ -29,6 +31,10 @@ class DataConfig(DataSection):
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
     units: dict[str, str] = Field(default_factory=dict, description="unit per column, shown in reports and forms")
     na_values: list[str] = Field(default_factory=lambda: ["?", "NA", "N/A", "n/a", "NaN", "nan", "null", ""])
+
+    def check_task(self, task: str) -> None:
+        super().check_task(task)
+        self.check_survival(task, self.target)
 
 
 class PreprocessConfig(PreprocessSection):

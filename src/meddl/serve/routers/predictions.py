@@ -52,7 +52,9 @@ def prediction_item(bundle: Any, case_id: Any, score: np.ndarray | float | None,
 
     Returns:
         ``case_id``, ``label`` (the class at the bundle's threshold), ``probability`` (binary),
-        ``probabilities``, ``prediction`` (regression), ``threshold`` and ``note``.
+        ``probabilities``, ``prediction`` (regression), ``threshold`` and ``note``; a survival model gives
+        ``risk``, ``survival`` (S at each horizon), ``median_survival`` (None when not reached) and
+        ``survival_curve`` (``time``, ``survival``) instead of a label.
     """
     classes = bundle.classes
     item: dict[str, Any] = {
@@ -67,7 +69,18 @@ def prediction_item(bundle: Any, case_id: Any, score: np.ndarray | float | None,
     if score is None:
         return item
     values = np.atleast_1d(np.asarray(score, dtype=np.float64))
-    if bundle.task == "regression":
+    state = bundle.survival
+    if state is not None:  # risk, survival at each horizon, median survival time and the survival curve
+        parts = state.split(values[None, :])
+        median = float(parts["median"][0])
+        item.update(
+            threshold=None,
+            risk=float(parts["risk"][0]),
+            survival={f"{h:g}": float(v) for h, v in zip(state.horizons, parts["survival"][0], strict=True)},
+            median_survival=median if np.isfinite(median) else None,
+            survival_curve={"time": state.curve_times, "survival": [float(v) for v in parts["curve"][0]]},
+        )
+    elif bundle.task == "regression":
         item["prediction"] = float(values[0])
     elif bundle.task == "binary":
         positive = float(values[0])

@@ -1,0 +1,63 @@
+"""The survival figures of a run report: Kaplan–Meier curves of the test patients by predicted risk group, and
+calibration at each horizon (predicted survival against Kaplan–Meier by risk bin)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from meddl.report._format import as_float
+from meddl.report.plots import _BASELINE_COLOURS, _MODEL_COLOUR, _REFERENCE_COLOUR, _legend, _new_figure, _style
+from meddl.report.plots import _to_base64 as to_base64
+
+__all__ = ["km_groups_plot", "survival_calibration_plot"]
+
+_GROUP_COLOURS = ("#009e73", "#e69f00", "#d55e00")
+
+
+def km_groups_plot(
+    curves: Mapping[str, Any] | None, names: Sequence[str], logrank_p: float | None, time_unit: str = "time"
+) -> str | None:
+    """Kaplan–Meier step curves, one per risk group (``{group: {"time", "survival", "n", "events"}}``)."""
+    if not curves:
+        return None
+    figure = _new_figure(5.6, 4.2)
+    axes = figure.add_subplot(1, 1, 1)
+    for k, (group, curve) in enumerate(sorted(curves.items(), key=lambda item: str(item[0]))):
+        times = [0.0, *[float(t) for t in curve.get("time", [])]]
+        survival = [1.0, *[float(s) for s in curve.get("survival", [])]]
+        name = names[k] if k < len(names) else str(group)
+        label = f"{name} (n = {curve.get('n', '?')}, {curve.get('events', '?')} events)"
+        axes.step(times, survival, where="post", color=_GROUP_COLOURS[k % len(_GROUP_COLOURS)], label=label)
+    p = as_float(logrank_p)
+    title = "Kaplan–Meier by predicted risk group" + (f" (log-rank p = {p:.2g})" if p is not None else "")
+    _style(axes, title, time_unit, "Proportion without the event")
+    axes.set_ylim(-0.02, 1.02)
+    _legend(axes, "lower left")
+    return to_base64(figure)
+
+
+def survival_calibration_plot(calibration: Sequence[Mapping[str, Any]] | None) -> str | None:
+    """Per horizon: mean predicted survival against the Kaplan–Meier observed survival of each risk bin (with its
+    95% CI), and the diagonal of perfect calibration."""
+    usable = [entry for entry in calibration or [] if entry.get("bins")]
+    if not usable:
+        return None
+    figure = _new_figure(5.0, 5.0)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.plot([0, 1], [0, 1], linestyle="--", color=_REFERENCE_COLOUR, linewidth=1, label="Perfect calibration")
+    for k, entry in enumerate(usable):
+        bins = entry["bins"]
+        predicted = [float(b["predicted"]) for b in bins]
+        observed = [float(b["observed"]) for b in bins]
+        low = [float(b["observed"]) - float(b.get("observed_ci", [b["observed"]] * 2)[0]) for b in bins]
+        high = [float(b.get("observed_ci", [b["observed"]] * 2)[1]) - float(b["observed"]) for b in bins]
+        colour = _MODEL_COLOUR if k == 0 else _BASELINE_COLOURS[(k - 1) % len(_BASELINE_COLOURS)]
+        slope = as_float(entry.get("slope"))
+        label = f"at {float(entry['horizon']):g}" + (f" (slope {slope:.2f})" if slope is not None else "")
+        axes.errorbar(predicted, observed, yerr=[low, high], marker="o", markersize=4, color=colour, label=label)
+    _style(axes, "Calibration at each horizon", "Predicted survival", "Observed survival (Kaplan–Meier)")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    _legend(axes, "upper left")
+    return to_base64(figure)
