@@ -75,6 +75,8 @@ def _target_description(run: Mapping[str, Any]) -> str:
     if task == "multiclass":
         classes = sequence(data.get("classes"))
         return f"'{target}'" + (f" (one of: {', '.join(map(str, classes))})" if classes else "")
+    if task == "survival":
+        return f"the risk of the event and the chance of remaining free of it over time (follow-up: {target})"
     return f"the value of '{target}'"
 
 

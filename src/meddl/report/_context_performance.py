@@ -113,9 +113,10 @@ def _comparisons(run: Mapping[str, Any]) -> Table | None:
 
 def _calibration_note(run: Mapping[str, Any]) -> str | None:
     metrics = mapping(mapping(mapping(run.get("evaluation")).get("model")).get("metrics"))
+    names = ["ece", "brier", *sorted(n for n in metrics if n.startswith(("calibration_slope@", "brier@")))]
     parts = [
         f"{metric_label(name).split(' (')[0]} {fmt_estimate(name, metrics[name])}"
-        for name in ("ece", "brier")
+        for name in names
         if as_float(mapping(metrics.get(name)).get("value")) is not None
     ]
     return "; ".join(parts) if parts else None

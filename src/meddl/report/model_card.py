@@ -124,6 +124,12 @@ def _outcome(run: Mapping[str, Any], context: RunContext) -> str:
             return f"column '{target}', positive class '{positive}'{rest}."
     if context.task == "multiclass" and classes:
         return f"column '{target}', one of {len(classes)} classes: {', '.join(classes)}."
+    if context.task == "survival":
+        time, _, event = str(target).partition(" / ")
+        causes = f" (causes: {', '.join(classes)})" if len(classes) > 1 else ""
+        return (
+            f"time to event: follow-up time in '{time}', event indicator in '{event}'{causes}; censored patients kept."
+        )
     return f"column '{target}'" + (" (a continuous value)." if context.task == "regression" else ".")
 
 

@@ -97,6 +97,8 @@ def evaluate_survival(
     tertile = risk_groups(parts["risk"], 3)
     by_group = km_by_group(time, event, tertile)
     model: dict[str, Any] = {
+        "n": len(y_test),
+        "events": int(event.sum()),
         "metrics": result["metrics"],
         "survival": {
             "horizons": horizons,
