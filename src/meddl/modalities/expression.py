@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from meddl.data.cohorts import fixed_horizon_labels
+from meddl.data.tabular import encode_survival
 from meddl.errors import MedDLError
 from meddl.explain.tabular import integrated_gradients
 from meddl.io.expression import ExpressionMatrix, join_labels, read_expression
@@ -89,7 +90,11 @@ class ExpressionModality(Modality):
         frame = read_table(path)
         censored: set[str] = set()
         notes: list[str] = []
-        if self.data.survival_time is not None:
+        if self.data.survival_time is not None and self.config.task == "survival":
+            for column in (self.data.survival_time, str(self.data.survival_event)):
+                if column not in frame.columns:
+                    raise MedDLError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
+        elif self.data.survival_time is not None:
             time_column, event_column = self.data.survival_time, str(self.data.survival_event)
             for column in (time_column, event_column):
                 if column not in frame.columns:
@@ -123,17 +128,23 @@ class ExpressionModality(Modality):
     def load(self, log: Log) -> Prepared:
         matrix = self._matrix(self.data.path)
         labels, censored_ids, notes = self._label_table()
-        matrix, values, joined = join_labels(matrix, labels, self.data.sample_column, self.data.target)
+        survival = self.config.task == "survival"
+        label_column = str(self.data.survival_time) if survival else self.data.target
+        matrix, values, joined = join_labels(matrix, labels, self.data.sample_column, label_column)
         dropped: dict[str, int] = {}
-        if self.data.survival_time is not None:
+        if self.data.survival_time is not None and not survival:
             # Counted among the matrix's samples: a censored label row without a profile is no dropped sample.
             dropped[CENSORED] = sum(sample in censored_ids for sample in matrix.samples)
         dropped["samples without a label row"] = int(joined.get("samples_without_label", 0))  # type: ignore[call-overload]
         unmatched = int(joined.get("labels_without_sample", 0))  # type: ignore[call-overload]
         if unmatched:
             notes.append(f"{unmatched} label row(s) name a sample absent from the matrix: {joined.get('examples')}")
-        target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
-        dropped["missing label"] = int((~has_label).sum()) - dropped.get(CENSORED, 0)
+        if survival:
+            target, classes, has_label = self._follow_up(labels, values)
+            dropped["missing follow-up (time or event)"] = int((~has_label).sum())
+        else:
+            target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
+            dropped["missing label"] = int((~has_label).sum()) - dropped.get(CENSORED, 0)
         self.genes = list(matrix.genes)
         self.classes = classes
         samples = np.asarray(matrix.samples)[has_label]
@@ -155,6 +166,19 @@ class ExpressionModality(Modality):
             dropped={k: v for k, v in dropped.items() if v},
             notes=notes,
         )
+
+    def _follow_up(self, labels: pd.DataFrame, times: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """``[time, event]`` of each matrix sample (``times``: its time, indexed by sample id), the event causes,
+        and which samples have both (the others are counted as dropped)."""
+        ids = labels[self.data.sample_column].astype(str).str.strip()
+        events = pd.Series(labels[str(self.data.survival_event)].to_numpy(), index=ids).reindex(times.index)
+        has = (times.notna() & events.notna()).to_numpy()
+        info = getattr(self, "info", None) or {}
+        known = list(info["classes"]) if info.get("classes") else None  # external data: the model's causes
+        time_values = pd.Series(times.to_numpy()[has], index=times.index[has], name=self.data.survival_time)
+        event_values = pd.Series(events.to_numpy()[has], index=times.index[has], name=self.data.survival_event)
+        target, causes = encode_survival(time_values, event_values, None, str(self.data.labels), causes=known)
+        return target, causes, has
 
     # -- training -----------------------------------------------------------------------------------
     def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
@@ -192,6 +216,8 @@ class ExpressionModality(Modality):
     # -- explanations -----------------------------------------------------------------------------------
     def _attributions(self, model: torch.nn.Module, inputs: np.ndarray, scores: np.ndarray) -> np.ndarray:
         target: np.ndarray | int = 0 if scores.ndim == 1 else np.argmax(scores, axis=1)
+        if self.config.task == "survival":  # attributions to the risk the model ranks patients by
+            model, target = self.target_scale_.risk_model(model), 0
         model = model.cpu().eval()
         return integrated_gradients(model, inputs, np.zeros(inputs.shape[1], dtype=np.float32), target_index=target)
 
@@ -216,7 +242,14 @@ class ExpressionModality(Modality):
         overall = np.abs(attributions).mean(axis=0)
         ranking = [{"feature": g, "mean_abs_attribution": float(v)} for g, v in zip(genes, overall, strict=True)]
         ranking.sort(key=lambda r: -float(r["mean_abs_attribution"]))  # type: ignore[arg-type]
-        if self.config.task == "regression":
+        if self.config.task == "survival":
+            risk = scores[:, 0]
+            groups = {
+                "higher predicted risk (upper half)": risk >= np.median(risk),
+                "lower predicted risk (lower half)": risk < np.median(risk),
+            }
+            scores = risk
+        elif self.config.task == "regression":
             groups = {"predicted value": np.ones(len(test_index), dtype=bool)}
         elif scores.ndim == 1:
             threshold = 0.5

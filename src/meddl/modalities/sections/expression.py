@@ -6,9 +6,9 @@ Plain pydantic (see :mod:`meddl.sections`): validating an experiment imports not
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from meddl.sections import DataSection, PreprocessSection
 
@@ -17,6 +17,8 @@ __all__ = ["Data", "ExpressionDataConfig", "ExpressionPreprocessConfig", "Prepro
 
 class ExpressionDataConfig(DataSection):
     """A samples × genes expression matrix and a label table joined by sample id."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression", "survival")
 
     kind: Literal["expression"]
     path: Path = Field(..., description="expression matrix: CSV/TSV/Parquet (.h5ad with anndata installed)")
@@ -27,16 +29,25 @@ class ExpressionDataConfig(DataSection):
     positive_label: str | int | float | bool | None = None
     classes: list[str | int | float | bool] | None = None
     patient_id: str | None = None
-    survival_time: str | None = Field(None, description="censored outcome: time column, with survival_event")
+    survival_time: str | None = Field(
+        None, description="censored outcome: time column, with survival_event (task survival, or a horizon label)"
+    )
     survival_event: str | None = None
     horizon: float | None = Field(None, gt=0, description="event by this time (label table's time unit)")
 
-    @model_validator(mode="after")
-    def _survival_complete(self) -> ExpressionDataConfig:
+    def check_task(self, task: str) -> None:
+        super().check_task(task)
+        if task == "survival":
+            if self.survival_time is None or self.survival_event is None:
+                raise ValueError("data.survival_time: required for task survival, with data.survival_event")
+            if self.horizon is not None:
+                raise ValueError(
+                    "data.horizon: a survival task keeps the censored follow-up; give evaluate.horizons instead"
+                )
+            return
         given = [self.survival_time is not None, self.survival_event is not None, self.horizon is not None]
         if any(given) and not all(given):
             raise ValueError("a censored outcome needs survival_time, survival_event and horizon together")
-        return self
 
 
 class ExpressionPreprocessConfig(PreprocessSection):

@@ -282,7 +282,12 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
     note = str(row.get("note") or "")
     item: dict[str, Any] = {"case_id": row.get("id", row.get("path")), "note": note, "threshold": bundle.threshold}
     scored = not note.startswith("not scored")
-    if bundle.task == "regression":
+    if bundle.survival is not None:
+        if scored:
+            columns = bundle.survival.columns()
+            item.update(prediction_item(bundle, item["case_id"], np.array([row[c] for c in columns]), note))
+            item.pop("survival_curve", None)  # the file's table carries no curve; explain per case for it
+    elif bundle.task == "regression":
         item["prediction"] = float(row["prediction"]) if scored else None
     elif scored:
         probabilities = {
