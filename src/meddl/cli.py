@@ -124,7 +124,7 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["tables", "images", "genomics", "signals", "ehr"]),
+    type=click.Choice(["tables", "survival", "images", "genomics", "signals", "ehr"]),
     help="run only these parts (repeatable); default: all",
 )
 def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
@@ -141,8 +141,8 @@ def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
         "model",
         "metric",
         "MedDL",
-        "logistic regression",
-        "gradient boosting",
+        "linear baseline",
+        "tree baseline",
         "report",
     ):
         table.add_column(column)
