@@ -182,3 +182,18 @@ def test_external_evaluation_gives_concordance_and_calibration(deepsurv_run: Pat
     result = evaluate_external(deepsurv_run, csv, gbsg2_csv.parent / "external", n_bootstrap=20)
     assert 0.55 < result.metrics["test"]["c_index"]["value"] < 0.85
     assert result.metrics["shift"] and (gbsg2_csv.parent / "external" / "report.html").exists()
+
+
+def test_any_tabular_backbone_takes_a_survival_head_and_subgroups_get_c(gbsg2_csv: Path, tmp_path: Path) -> None:
+    experiment = _experiment(
+        gbsg2_csv,
+        model={"arch": "ft_transformer", "d_token": 16, "n_blocks": 1, "survival_head": "discrete", "time_bins": 8},
+        train={"epochs": 3},
+        evaluate={"baselines": [], "subgroups": ["menostat"], "min_subgroup_size": 10},
+    )
+    experiment["model"] = {k: v for k, v in experiment["model"].items() if k not in {"hidden", "dropout"}}
+    result = Experiment.from_dict(experiment).run(out=tmp_path / "ft")
+    state = json.loads((tmp_path / "ft" / "model.json").read_text())["survival"]
+    assert state["head"] == "discrete" and 2 <= len(state["grid"]) <= 8
+    groups = {entry["group"]: entry for entry in result.metrics["subgroups"]}
+    assert set(groups) == {"Pre", "Post"} and all("c_index" in g["metrics"] for g in groups.values())

@@ -14,6 +14,7 @@ import numpy as np
 from meddl.data.ehr_cohort_spec import (
     _US_PER_HOUR,
     COHORT_TABLE,
+    SURVIVAL_OUTCOMES,
     CohortSpec,
     Connection,
     EHRCohort,
@@ -105,8 +106,13 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
         ]
         if spec.min_stay_hours > 0:
             steps.append((f"stay ≥ {spec.min_stay_hours:g} h", f"los_hours >= {float(spec.min_stay_hours)}"))
-        if spec.outcome in ("mortality", "long_stay"):
+        if spec.outcome in ("mortality", "long_stay", "time_to_death"):
             steps.append((f"alive at {spec.observation_hours:g} h", "death_time IS NULL OR death_time >= window_end"))
+        if spec.outcome == "time_to_death":  # follow-up starts at the prediction time and must be positive
+            steps.append((f"in hospital after {spec.observation_hours:g} h", "discharge_time > window_end"))
+        if spec.outcome == "time_to_readmission":
+            steps.append(("discharged alive", "NOT died_in_hospital"))
+            steps.append(("followed up after discharge", "epoch_us(store_end) > epoch_us(discharge_time)"))
         readmitted = (
             f"(next_admit_time IS NOT NULL AND epoch_us(next_admit_time) - epoch_us(discharge_time) <= {horizon_us})"
         )
@@ -168,11 +174,13 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
                 f"(outcome {spec.outcome!r}):\n{format_flow(flow)}"
             )
         columns = con.execute(
-            f"SELECT patient_id, visit_id, index_time, window_end, died_in_hospital, los_hours, readmitted "
-            f"FROM {COHORT_TABLE} ORDER BY rid"
+            f"SELECT patient_id, visit_id, index_time, window_end, died_in_hospital, los_hours, readmitted, "
+            f"discharge_time, death_time, next_admit_time, store_end FROM {COHORT_TABLE} ORDER BY rid"
         ).fetchnumpy()
         label_names: list[str]
-        if spec.outcome == "mortality":
+        if spec.outcome in SURVIVAL_OUTCOMES:
+            labels, label_names = _time_to_event(spec.outcome, columns)
+        elif spec.outcome == "mortality":
             labels, label_names = np.asarray(columns["died_in_hospital"], dtype=np.float32), ["mortality"]
         elif spec.outcome == "long_stay":
             threshold = float(spec.horizon_days) * 24
@@ -192,6 +200,35 @@ def define_cohort(con_or_path: StoreLike, spec: CohortSpec) -> EHRCohort:
             index_times=np.asarray(columns["index_time"], dtype="datetime64[us]"),
             window_ends=np.asarray(columns["window_end"], dtype="datetime64[us]"),
         )
+
+
+def _time_to_event(outcome: str, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """``[time, event code]`` per index stay. ``time_to_death``: hours from the window end to death in hospital
+    (event 1) or discharge (censored). ``time_to_readmission``: days from discharge to the next admission (event 1),
+    to death without readmission (event 2, competing) or to the end of the store's follow-up (censored)."""
+
+    def us(name: str) -> np.ndarray:
+        """Microseconds since the epoch; a missing time (NULL: a masked or NaT value) is +inf."""
+        column = columns[name]
+        missing = np.ma.getmaskarray(column)
+        values = np.asarray(np.ma.getdata(column), dtype="datetime64[us]")
+        micros = values.astype(np.int64).astype(np.float64)
+        return np.where(missing | np.isnat(values), np.inf, micros)
+
+    died = np.asarray(columns["died_in_hospital"], dtype=bool)
+    if outcome == "time_to_death":
+        end = np.where(died, np.minimum(us("death_time"), us("discharge_time")), us("discharge_time"))
+        hours = (end - us("window_end")) / _US_PER_HOUR
+        return np.column_stack([np.maximum(hours, 1e-3), died.astype(np.float64)]).astype(np.float32), [
+            "in-hospital death"
+        ]
+    discharge = us("discharge_time")
+    readmit, death, end = us("next_admit_time"), us("death_time"), us("store_end")
+    death = np.where(death > discharge, death, np.inf)  # a death recorded at or before discharge is no follow-up event
+    first = np.minimum(np.minimum(readmit, death), end)
+    event = np.where(first == readmit, 1, np.where(first == death, 2, 0))
+    days = (first - discharge) / (24 * _US_PER_HOUR)
+    return np.column_stack([days, event]).astype(np.float32), ["readmission", "death after discharge"]
 
 
 def _next_visit_labels(con: Connection, spec: CohortSpec, n: int) -> tuple[np.ndarray, list[str]]:

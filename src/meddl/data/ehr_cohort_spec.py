@@ -19,6 +19,7 @@ from meddl.errors import MedDLError
 __all__ = [
     "COHORT_TABLE",
     "OUTCOMES",
+    "SURVIVAL_OUTCOMES",
     "Cohort",
     "CohortSpec",
     "Connection",
@@ -30,7 +31,16 @@ __all__ = [
     "format_flow",
 ]
 
-OUTCOMES: tuple[str, ...] = ("mortality", "readmission", "long_stay", "next_visit_diagnoses")
+OUTCOMES: tuple[str, ...] = (
+    "mortality",
+    "readmission",
+    "long_stay",
+    "next_visit_diagnoses",
+    "time_to_death",
+    "time_to_readmission",
+)
+SURVIVAL_OUTCOMES: tuple[str, ...] = ("time_to_death", "time_to_readmission")
+"""Time-to-event outcomes: labels are ``[time, event code]`` rows (see :func:`~meddl.data.ehr_cohort.define_cohort`)."""
 """Values accepted by ``CohortSpec.outcome``."""
 
 COHORT_TABLE = "meddl_cohort"
@@ -56,7 +66,10 @@ class CohortSpec:
     Args:
         outcome: ``mortality`` (in-hospital), ``readmission`` (an admission within ``horizon_days`` after
             discharge), ``long_stay`` (length of stay > ``horizon_days`` days) or ``next_visit_diagnoses``
-            (multilabel over the ``label_codes_top`` most frequent diagnosis categories of the next visit).
+            (multilabel over the ``label_codes_top`` most frequent diagnosis categories of the next visit); or a
+            time to event: ``time_to_death`` (hours from the end of the observation window to death in hospital,
+            censored at discharge) or ``time_to_readmission`` (days from discharge to the next admission, death
+            after discharge a competing event, censored at the end of the store's follow-up).
         index: the index event; only ``admission`` (every visit, or those of ``visit_types``) is supported.
         observation_hours: features come from ``[admit_time, admit_time + observation_hours)``.
         observation: ``window`` (the first ``observation_hours``) or ``stay`` (the whole stay: prediction at
@@ -103,10 +116,11 @@ class CohortSpec:
         if self.index != "admission":
             raise MedDLError(f"cohort.index: only 'admission' is supported, got {self.index!r}")
         if self.observation is None:
-            self.observation = "stay" if self.outcome in ("readmission", "next_visit_diagnoses") else "window"
+            after_discharge = ("readmission", "next_visit_diagnoses", "time_to_readmission")
+            self.observation = "stay" if self.outcome in after_discharge else "window"
         if self.observation not in ("window", "stay"):
             raise MedDLError(f"cohort.observation: must be 'window' or 'stay', got {self.observation!r}")
-        if self.observation == "stay" and self.outcome in ("mortality", "long_stay"):
+        if self.observation == "stay" and self.outcome in ("mortality", "long_stay", "time_to_death"):
             raise MedDLError(
                 f"cohort.observation: 'stay' would let the end of the stay reveal the {self.outcome} label; "
                 "use 'window' with observation_hours"

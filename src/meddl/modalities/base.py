@@ -219,7 +219,7 @@ class Modality(ABC):
 
     @property
     def _float_target(self) -> bool:
-        return self.config.task in {"binary", "multilabel", "regression"}
+        return self.config.task in {"binary", "multilabel", "regression", "survival"}
 
     def outputs(self, model: torch.nn.Module, inputs: Any) -> np.ndarray:
         """Raw model outputs for evaluation and prediction (sequences average over both strands)."""

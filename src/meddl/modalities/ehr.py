@@ -165,7 +165,11 @@ class EHRModality(Modality):
             cohort = define_cohort(con, self.cohort_spec)
         self.cohort = cohort
         log(f"cohort: {cohort.n} index stays of {len(np.unique(cohort.patient_ids))} patients")
-        if self.config.task == "multilabel":
+        target: np.ndarray
+        if self.config.task == "survival":  # [time, event code]; the causes are the label names
+            classes = list(cohort.label_names)
+            target = np.asarray(cohort.labels, dtype=np.float64)
+        elif self.config.task == "multilabel":
             classes = list(cohort.label_names)
             target = np.asarray(cohort.labels, dtype=np.int64)
         else:
@@ -188,7 +192,7 @@ class EHRModality(Modality):
         c = self.data.cohort
         window = (
             "the whole stay (prediction at discharge)"
-            if c.outcome in {"readmission", "next_visit_diagnoses"}
+            if c.outcome in {"readmission", "next_visit_diagnoses", "time_to_readmission"}
             else f"the first {c.observation_hours:g} h of the stay"
         )
         notes = [
@@ -305,7 +309,11 @@ class EHRModality(Modality):
         out: Path,
     ) -> dict[str, Any]:
         model = model.cpu().eval()
-        predicted = scores if scores.ndim == 1 else scores.max(axis=1)
+        if self.config.task == "survival":  # explain the risk the model ranks stays by
+            model, predicted = self.target_scale_.risk_model(model), scores[:, 0]
+            scores = predicted
+        else:
+            predicted = scores if scores.ndim == 1 else scores.max(axis=1)
         order = np.argsort(-predicted)[:MAX_EXPLAINED]
         rows = test_index[order]
         x = np.ascontiguousarray(inputs[rows])
@@ -503,7 +511,10 @@ class EHRModality(Modality):
 
     def attributions(self, model: torch.nn.Module, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Integrated gradients, float32 (N, T, F), of each stay's explained output: for a multilabel model its
-        most probable label (``argmax`` of ``scores``, (N, K)), else the single logit. ``x`` is transformed."""
+        most probable label (``argmax`` of ``scores``, (N, K)), a survival model's risk, else the single logit. ``x``
+        is transformed."""
+        if self.config.task == "survival":
+            return _attributions(self.target_scale_.risk_model(model), x, np.zeros(len(x), dtype=np.int64))
         return _attributions(model, x, self._explained_outputs(scores))
 
     def _explained_outputs(self, scores: np.ndarray) -> np.ndarray:

@@ -18,7 +18,13 @@ __all__ = ["CohortConfig", "Data", "EHRDataConfig", "EHRPreprocessConfig", "Prep
 class CohortConfig(Section):
     """Who is in the cohort, when the prediction is made and what it predicts."""
 
-    outcome: Literal["mortality", "readmission", "long_stay", "next_visit_diagnoses"] = "mortality"
+    outcome: Literal[
+        "mortality", "readmission", "long_stay", "next_visit_diagnoses", "time_to_death", "time_to_readmission"
+    ] = Field(
+        "mortality",
+        description="time_to_death: hours from the prediction time to death in hospital (censored at discharge); "
+        "time_to_readmission: days from discharge to readmission (death a competing event) — task survival",
+    )
     observation_hours: float = Field(48.0, gt=0, description="features from the first N hours of the stay")
     horizon_days: float | None = Field(None, gt=0, description="readmission: days after discharge; long_stay: LOS")
     min_age: float = Field(18.0, ge=0)
@@ -33,7 +39,7 @@ class CohortConfig(Section):
 class EHRDataConfig(DataSection):
     """An EHR event store (DuckDB file written by ``meddl ehr import``) and the cohort to draw from it."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel", "survival")
 
     kind: Literal["ehr"]
     path: Path = Field(..., description="the DuckDB event store")
@@ -41,7 +47,8 @@ class EHRDataConfig(DataSection):
 
     def check_task(self, task: str) -> None:
         outcome = self.cohort.outcome
-        wanted = "multilabel" if outcome == "next_visit_diagnoses" else "binary"
+        tasks = {"next_visit_diagnoses": "multilabel", "time_to_death": "survival", "time_to_readmission": "survival"}
+        wanted = tasks.get(outcome, "binary")
         if task != wanted:
             raise ValueError(f"data.cohort.outcome {outcome!r} is a {wanted} task; set task: {wanted}")
 
