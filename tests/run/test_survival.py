@@ -197,3 +197,26 @@ def test_any_tabular_backbone_takes_a_survival_head_and_subgroups_get_c(gbsg2_cs
     assert state["head"] == "discrete" and 2 <= len(state["grid"]) <= 8
     groups = {entry["group"]: entry for entry in result.metrics["subgroups"]}
     assert set(groups) == {"Pre", "Post"} and all("c_index" in g["metrics"] for g in groups.values())
+
+
+def test_competing_risks_report_each_cause(tmp_path: Path) -> None:
+    frame = survival_cohort("whas500").frame
+    rng = np.random.default_rng(0)
+    # a second cause: half the deaths of the oldest patients become cause 2
+    frame["event"] = np.where(
+        (frame["event"] == 1) & (frame["age"] > 75) & (rng.random(len(frame)) < 0.5), 2, frame["event"]
+    )
+    csv = write_table(frame, tmp_path / "whas.csv")
+    experiment = _experiment(
+        csv, model={"arch": "deephit", "hidden": [32]}, train={"epochs": 5}, evaluate={"baselines": []}
+    )
+    experiment["evaluate"]["horizons"] = [180.0, 365.0, 730.0]
+    result = Experiment.from_dict(experiment).run(out=tmp_path / "cr")
+    test = result.metrics["test"]
+    assert {"c_index_cause1", "c_index_cause2"} <= set(test)
+    assert any(name.startswith("cif_error_cause2@") for name in test)
+    predictions = load_bundle(tmp_path / "cr").predict(read_table(csv).head(4))
+    assert {"cif_cause_1_365", "cif_cause_2_365"} <= set(predictions.columns)
+    cif = predictions[["cif_cause_1_365", "cif_cause_2_365"]].sum(axis=1)
+    assert np.allclose(cif + predictions["surv_365"], 1.0, atol=1e-6)
+    assert "Cumulative incidence by cause" in (tmp_path / "cr" / "report.html").read_text()

@@ -252,6 +252,18 @@ def _survival_plots(run: Mapping[str, Any], model: Mapping[str, Any]) -> list[Pl
                 "the log-rank test asks whether the groups' survival differs.",
             )
         )
+    competing = mapping(survival.get("competing"))
+    image = survival_plots.cumulative_incidence_plot(mapping(competing.get("observed")), competing.get("predicted"))
+    if image:
+        result.append(
+            Plot(
+                "Cumulative incidence by cause",
+                image,
+                "Competing causes: the share of test patients who had each event by each time, estimated with "
+                "Aalen–Johansen (which, unlike one minus Kaplan–Meier, does not count a patient who had another "
+                "cause as still at risk), and the model's mean predicted cumulative incidence at each horizon.",
+            )
+        )
     horizons = ", ".join(f"{float(h):g}" for h in survival.get("horizons_used") or [])
     image = survival_plots.survival_calibration_plot(survival.get("calibration"))
     if image:

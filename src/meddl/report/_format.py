@@ -318,6 +318,10 @@ def metric_label(name: str) -> str:
     base, at, horizon = name.partition("@")
     if at and base in _AT_LABELS:
         return _AT_LABELS[base].format(horizon)
+    if at and base.startswith("cif_error_cause"):
+        return f"Cause {base.removeprefix('cif_error_cause')}: predicted − observed incidence at {horizon}"
+    if base.startswith("c_index_cause"):
+        return f"Cause {base.removeprefix('c_index_cause')}: concordance (Wolbers)"
     return _METRIC_LABELS.get(name, name)
 
 

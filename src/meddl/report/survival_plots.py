@@ -10,7 +10,7 @@ from meddl.report._format import as_float
 from meddl.report.plots import _BASELINE_COLOURS, _MODEL_COLOUR, _REFERENCE_COLOUR, _legend, _new_figure, _style
 from meddl.report.plots import _to_base64 as to_base64
 
-__all__ = ["km_groups_plot", "survival_calibration_plot"]
+__all__ = ["cumulative_incidence_plot", "km_groups_plot", "survival_calibration_plot"]
 
 _GROUP_COLOURS = ("#009e73", "#e69f00", "#d55e00")
 
@@ -59,5 +59,35 @@ def survival_calibration_plot(calibration: Sequence[Mapping[str, Any]] | None) -
     _style(axes, "Calibration at each horizon", "Predicted survival", "Observed survival (Kaplan–Meier)")
     axes.set_xlim(-0.01, 1.01)
     axes.set_ylim(-0.01, 1.01)
+    _legend(axes, "upper left")
+    return to_base64(figure)
+
+
+def cumulative_incidence_plot(
+    observed: Mapping[str, Any] | None, predicted: Mapping[str, Any] | None, time_unit: str = "time"
+) -> str | None:
+    """Competing risks: each cause's observed cumulative incidence (Aalen–Johansen step curve) and the model's
+    mean predicted cumulative incidence at each horizon (points)."""
+    if not observed:
+        return None
+    figure = _new_figure(5.6, 4.2)
+    axes = figure.add_subplot(1, 1, 1)
+    for k, (cause, curve) in enumerate(observed.items()):
+        colour = _GROUP_COLOURS[k % len(_GROUP_COLOURS)]
+        times = [0.0, *[float(t) for t in curve.get("time", [])]]
+        cif = [0.0, *[float(v) for v in curve.get("cif", [])]]
+        axes.step(times, cif, where="post", color=colour, label=f"{cause}: observed (Aalen–Johansen)")
+        mean = (predicted or {}).get(cause) or {}
+        if mean.get("horizons"):
+            axes.plot(
+                [float(h) for h in mean["horizons"]],
+                [float(v) for v in mean["mean_cif"]],
+                linestyle="none",
+                marker="o",
+                color=colour,
+                label=f"{cause}: mean predicted",
+            )
+    _style(axes, "Cumulative incidence by cause", time_unit, "Probability the event has occurred")
+    axes.set_ylim(-0.02, 1.02)
     _legend(axes, "upper left")
     return to_base64(figure)

@@ -11,6 +11,7 @@ import numpy as np
 
 from meddl.config import ExperimentConfig
 from meddl.evaluate.bootstrap import bootstrap_metrics
+from meddl.evaluate.competing import competing_risk_metrics
 from meddl.evaluate.survival import (
     calibration_at,
     harrell_c,
@@ -116,6 +117,21 @@ def evaluate_survival(
     fitted: dict[str, Any] = {}
     comparisons: dict[str, Any] = {}
     warnings = list(result["warnings"])
+    if state.competing:  # each cause's concordance and calibration-in-the-large against Aalen–Johansen
+        competing = competing_risk_metrics(
+            time,
+            y_test[:, 1].astype(np.int64),
+            parts["cif"],
+            horizons,
+            state.causes,
+            groups=groups,
+            n_bootstrap=config.evaluate.bootstrap,
+            level=config.evaluate.confidence_level,
+            seed=config.train.seed,
+        )
+        model["metrics"].update(competing["metrics"])
+        model["survival"]["competing"] = {"observed": competing["observed"], "predicted": competing["predicted"]}
+        warnings += competing["warnings"]
     if baseline_data is not None:
         X_train, y_base, _, X_test = baseline_data
         for name in baselines:

@@ -29,6 +29,9 @@ class Prediction(BaseModel):
     survival: dict[str, float] | None = Field(None, description="survival: probability of no event by each horizon")
     median_survival: float | None = Field(None, description="survival: median survival time, when reached")
     survival_curve: dict[str, list[float]] | None = Field(None, description="survival: {time, survival} points")
+    cumulative_incidence: dict[str, dict[str, float]] | None = Field(
+        None, description="competing risks: each cause's probability of having occurred by each horizon"
+    )
     note: str = ""
     contributions: list[Contribution] | None = None
 

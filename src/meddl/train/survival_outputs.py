@@ -49,6 +49,10 @@ class _DiscreteRisk(torch.nn.Module):
 CURVE_POINTS = 40  # points of the survival curve a prediction carries (the server draws it)
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.strip().lower()) or "cause"
+
+
 def horizon_name(horizon: float) -> str:
     """A horizon as a column suffix: ``1826``, ``2.5``."""
     return f"{horizon:g}"
@@ -138,34 +142,50 @@ class SurvivalOutputs:
         first = np.argmax(reached, axis=1)
         return np.where(reached.any(axis=1), times[first], np.nan)
 
+    @property
+    def competing(self) -> bool:
+        """Several event causes (a discrete head): predictions carry each cause's cumulative incidence."""
+        return len(self.causes) > 1
+
+    def cumulative_incidence(self, outputs: np.ndarray, at: np.ndarray | list[float]) -> np.ndarray:
+        """CIF_k(t | x) of every case and cause at the times ``at``, (N, K, len(at)) (discrete head)."""
+        _, cif = deephit_curves(np.asarray(outputs, dtype=np.float64), np.asarray(self.grid), np.asarray(at))
+        return np.asarray(cif)
+
     def columns(self) -> list[str]:
-        """Names of the leading score columns: ``risk``, ``surv_<h>`` per horizon, ``median_survival``."""
-        return ["risk", *[f"surv_{horizon_name(h)}" for h in self.horizons], "median_survival"]
+        """Names of the leading score columns: ``risk``, ``surv_<h>`` per horizon, ``median_survival``, and with
+        competing causes ``cif_<cause>_<h>`` per cause and horizon."""
+        names = ["risk", *[f"surv_{horizon_name(h)}" for h in self.horizons], "median_survival"]
+        if self.competing:
+            names += [f"cif_{_slug(c)}_{horizon_name(h)}" for c in self.causes for h in self.horizons]
+        return names
 
     def scores(self, outputs: np.ndarray) -> np.ndarray:
-        """``[risk, S(horizons), median, S(curve_times)]`` per case, (N, 2 + H + CURVE_POINTS)."""
+        """``[risk, S(horizons), median, (CIF per cause and horizon), S(curve_times)]`` per case."""
         outputs = np.asarray(outputs, dtype=np.float64)
         if outputs.ndim == 1:
             outputs = outputs[:, None]
-        return np.column_stack(
-            [
-                self.risk(outputs),
-                self.survival(outputs, self.horizons),
-                self.median(outputs),
-                self.survival(outputs, self.curve_times),
-            ]
-        )
+        parts = [self.risk(outputs), self.survival(outputs, self.horizons), self.median(outputs)]
+        if self.competing:
+            parts.append(self.cumulative_incidence(outputs, self.horizons).reshape(len(outputs), -1))
+        parts.append(self.survival(outputs, self.curve_times))
+        return np.column_stack(parts)
 
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
-        """The parts of :meth:`scores`: ``risk`` (N,), ``survival`` (N, H), ``median`` (N,), ``curve`` (N, C)."""
-        h = len(self.horizons)
+        """The parts of :meth:`scores`: ``risk`` (N,), ``survival`` (N, H), ``median`` (N,), ``cif`` (N, K, H;
+        competing causes only) and ``curve`` (N, C)."""
+        h, k = len(self.horizons), len(self.causes)
         scores = np.atleast_2d(scores)
-        return {
+        start = 2 + h + (k * h if self.competing else 0)
+        parts = {
             "risk": scores[:, 0],
             "survival": scores[:, 1 : 1 + h],
             "median": scores[:, 1 + h],
-            "curve": scores[:, 2 + h :],
+            "curve": scores[:, start:],
         }
+        if self.competing:
+            parts["cif"] = scores[:, 2 + h : start].reshape(len(scores), k, h)
+        return parts
 
     # -- persistence ------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

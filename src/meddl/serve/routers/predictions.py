@@ -80,6 +80,11 @@ def prediction_item(bundle: Any, case_id: Any, score: np.ndarray | float | None,
             median_survival=median if np.isfinite(median) else None,
             survival_curve={"time": state.curve_times, "survival": [float(v) for v in parts["curve"][0]]},
         )
+        if "cif" in parts:  # competing causes: each cause's cumulative incidence by each horizon
+            item["cumulative_incidence"] = {
+                cause: {f"{h:g}": float(v) for h, v in zip(state.horizons, parts["cif"][0, k], strict=True)}
+                for k, cause in enumerate(state.causes)
+            }
     elif bundle.task == "regression":
         item["prediction"] = float(values[0])
     elif bundle.task == "binary":
