@@ -52,7 +52,7 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     assert gse["data"]["dropped"]["censored before the horizon (outcome unknown)"] == 9
     for run in ("gbsg2-survival/runs/deepsurv", "gse7390-survival/runs/deepsurv"):
         survival = json.loads((tmp_path / run / "metrics.json").read_text())
-        assert not survival["data"]["dropped"] and "c_index" in survival["test"], run  # every patient kept
+        assert not any(survival["data"]["dropped"].values()) and "c_index" in survival["test"], run  # all kept
     assert "GBSG2 (survival)" in out and "Harrell's C" in out
     ehr = json.loads((tmp_path / "ehr" / "runs" / "gru" / "metrics.json").read_text())
     assert ehr["data"]["n_rows_used"] < ehr["data"]["n_rows_read"]  # exclusions counted, not hidden
