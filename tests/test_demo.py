@@ -50,7 +50,7 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
         assert name in out
     gse = json.loads((tmp_path / "gse7390" / "runs" / "mlp" / "metrics.json").read_text())
     assert gse["data"]["dropped"]["censored before the horizon (outcome unknown)"] == 9
-    for run in ("gbsg2-survival/runs/deepsurv", "gse7390-survival/runs/deepsurv"):
+    for run in ("gbsg2-survival/runs/deepsurv", "whas500-survival/runs/deepsurv", "gse7390-survival/runs/deepsurv"):
         survival = json.loads((tmp_path / run / "metrics.json").read_text())
         assert not any(survival["data"]["dropped"].values()) and "c_index" in survival["test"], run  # all kept
     assert "GBSG2 (survival)" in out and "Harrell's C" in out

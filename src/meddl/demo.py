@@ -391,8 +391,24 @@ def survival_demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[s
         "preprocess": {"log": "none", "select": "none", "scale": "standard"},
         **common,
     }
+    whas = survival_cohort("whas500")
+    heart = out / "whas500-survival"
+    heart.mkdir(parents=True, exist_ok=True)
+    write_table(whas.frame, heart / "whas500.csv")
+    whas_experiment = {
+        "name": "whas500-deepsurv",
+        "data": {
+            "description": f"{whas.description}; every patient kept",
+            "path": "whas500.csv",
+            "time": whas.time,
+            "event": whas.event,
+            "patient_id": whas.patient_id,
+        },
+        **common,
+    }
     return [
         ("GBSG2 (survival)", _write_experiment(folder / "deepsurv.yaml", "GBSG2 recurrence-free survival", table)),
+        ("WHAS500 (survival)", _write_experiment(heart / "deepsurv.yaml", "WHAS500 time to death", whas_experiment)),
         (
             "GSE7390 (survival)",
             _write_experiment(genes / "deepsurv.yaml", "GSE7390 time to distant metastasis", expression),

@@ -220,3 +220,12 @@ def test_competing_risks_report_each_cause(tmp_path: Path) -> None:
     cif = predictions[["cif_cause_1_365", "cif_cause_2_365"]].sum(axis=1)
     assert np.allclose(cif + predictions["surv_365"], 1.0, atol=1e-6)
     assert "Cumulative incidence by cause" in (tmp_path / "cr" / "report.html").read_text()
+
+
+def test_the_report_renders_again_from_the_saved_run_record(deepsurv_run: Path, tmp_path: Path) -> None:
+    from meddl.report import write_report
+
+    record = json.loads((deepsurv_run / "run.json").read_text())  # NaN became null on the way to JSON
+    write_report(record, tmp_path / "again.html")
+    html = (tmp_path / "again.html").read_text()
+    assert "Kaplan" in html and "Discrimination and error over time" in html

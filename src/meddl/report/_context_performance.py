@@ -252,6 +252,17 @@ def _survival_plots(run: Mapping[str, Any], model: Mapping[str, Any]) -> list[Pl
                 "the log-rank test asks whether the groups' survival differs.",
             )
         )
+    image = survival_plots.time_dependent_plot(mapping(model.get("metrics")))
+    if image:
+        result.append(
+            Plot(
+                "Discrimination and error over time",
+                image,
+                "Time-dependent AUC (cumulative cases by each horizon against those still event-free; dashed line: "
+                "chance) and the Brier score (mean squared error of the predicted survival, weighted for "
+                "censoring) at each horizon, with 95% CIs.",
+            )
+        )
     competing = mapping(survival.get("competing"))
     image = survival_plots.cumulative_incidence_plot(mapping(competing.get("observed")), competing.get("predicted"))
     if image:

@@ -10,7 +10,7 @@ from meddl.report._format import as_float
 from meddl.report.plots import _BASELINE_COLOURS, _MODEL_COLOUR, _REFERENCE_COLOUR, _legend, _new_figure, _style
 from meddl.report.plots import _to_base64 as to_base64
 
-__all__ = ["cumulative_incidence_plot", "km_groups_plot", "survival_calibration_plot"]
+__all__ = ["cumulative_incidence_plot", "km_groups_plot", "survival_calibration_plot", "time_dependent_plot"]
 
 _GROUP_COLOURS = ("#009e73", "#e69f00", "#d55e00")
 
@@ -47,11 +47,22 @@ def survival_calibration_plot(calibration: Sequence[Mapping[str, Any]] | None) -
     axes = figure.add_subplot(1, 1, 1)
     axes.plot([0, 1], [0, 1], linestyle="--", color=_REFERENCE_COLOUR, linewidth=1, label="Perfect calibration")
     for k, entry in enumerate(usable):
-        bins = entry["bins"]
+        # a bin whose follow-up ends before the horizon has no observed value: left out, never imputed
+        bins = [
+            b
+            for b in entry["bins"]
+            if as_float(b.get("observed")) is not None and as_float(b.get("predicted")) is not None
+        ]
+        if not bins:
+            continue
         predicted = [float(b["predicted"]) for b in bins]
         observed = [float(b["observed"]) for b in bins]
-        low = [float(b["observed"]) - float(b.get("observed_ci", [b["observed"]] * 2)[0]) for b in bins]
-        high = [float(b.get("observed_ci", [b["observed"]] * 2)[1]) - float(b["observed"]) for b in bins]
+        low, high = [], []
+        for b, value in zip(bins, observed, strict=True):
+            ci = b.get("observed_ci") or [None, None]
+            lower, upper = as_float(ci[0]), as_float(ci[1])
+            low.append(value - lower if lower is not None else 0.0)
+            high.append(upper - value if upper is not None else 0.0)
         colour = _MODEL_COLOUR if k == 0 else _BASELINE_COLOURS[(k - 1) % len(_BASELINE_COLOURS)]
         slope = as_float(entry.get("slope"))
         label = f"at {float(entry['horizon']):g}" + (f" (slope {slope:.2f})" if slope is not None else "")
@@ -90,4 +101,36 @@ def cumulative_incidence_plot(
     _style(axes, "Cumulative incidence by cause", time_unit, "Probability the event has occurred")
     axes.set_ylim(-0.02, 1.02)
     _legend(axes, "upper left")
+    return to_base64(figure)
+
+
+def time_dependent_plot(metrics: Mapping[str, Any] | None, time_unit: str = "time") -> str | None:
+    """Time-dependent AUC and Brier score at each horizon, with their CIs (two panels)."""
+    metrics = metrics or {}
+    panels = []
+    for prefix, title in (("auc@", "Time-dependent AUC"), ("brier@", "Brier score (lower is better)")):
+        points = sorted(
+            (float(name.removeprefix(prefix)), entry)
+            for name, entry in metrics.items()
+            if name.startswith(prefix) and as_float((entry or {}).get("value")) is not None
+        )
+        if points:
+            panels.append((title, points))
+    if not panels:
+        return None
+    figure = _new_figure(4.0 * len(panels) + 0.8, 3.6)
+    for k, (title, points) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        times = [t for t, _ in points]
+        values = [float(e["value"]) for _, e in points]
+        low, high = [], []
+        for (_, entry), value in zip(points, values, strict=True):
+            ci = entry.get("ci") or [None, None]
+            lower, upper = as_float(ci[0]), as_float(ci[1])
+            low.append(value - lower if lower is not None else 0.0)
+            high.append(upper - value if upper is not None else 0.0)
+        axes.errorbar(times, values, yerr=[low, high], marker="o", color=_MODEL_COLOUR, capsize=3)
+        if title.startswith("Time-dependent AUC"):
+            axes.axhline(0.5, linestyle="--", color=_REFERENCE_COLOUR, linewidth=1)
+        _style(axes, title, f"horizon ({time_unit})", None)
     return to_base64(figure)
