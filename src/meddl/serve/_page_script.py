@@ -432,7 +432,8 @@ SCRIPT = r"""
     $("result-note").textContent = prediction.note || "";
     $("result-note").hidden = !prediction.note;
 
-    renderFactors(prediction.contributions || [], regression ? null : (positive !== null ? positive : of));
+    renderFactors(prediction.contributions || [],
+      survival ? RISK : regression ? null : (positive !== null ? positive : of));
     renderHeatmap(prediction.heatmap_png);
 
     $("result-meta").textContent =
@@ -447,7 +448,7 @@ SCRIPT = r"""
     const svg = $("survival-curve");
     svg.replaceChildren();
     const ok = curve && Array.isArray(curve.time) && Array.isArray(curve.survival) && curve.time.length > 1;
-    svg.hidden = !ok;
+    svg.toggleAttribute("hidden", !ok);  // an SVG element has no .hidden property
     if (!ok) return;
     const ns = "http://www.w3.org/2000/svg";
     const left = 40, right = 310, top = 10, bottom = 140;
@@ -487,13 +488,16 @@ SCRIPT = r"""
     else image.removeAttribute("src");
   }
 
+  const RISK = {};  // renderFactors' marker for a survival model's risk (never equal to a class name)
+
   function renderFactors(contributions, towards) {
     const list = $("factors");
     list.replaceChildren();
     $("factors-section").hidden = !contributions.length;
     if (!contributions.length) return;
     $("factors-caption").textContent =
-      (towards !== null ? "Effect on the probability of " + quoted(towards) : "Effect on the predicted value") +
+      (towards === RISK ? "Effect on the risk of the event (raises: earlier event expected)"
+        : towards !== null ? "Effect on the probability of " + quoted(towards) : "Effect on the predicted value") +
       ", strongest first (integrated gradients).";
     const largest = Math.max(...contributions.map((c) => Math.abs(Number(c.contribution) || 0))) || 1;
     for (const factor of contributions) {
