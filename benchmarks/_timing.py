@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
@@ -142,6 +143,21 @@ def cosine_factor(epochs: int) -> Callable[[int], float]:
     return factor
 
 
+def _loss_and_metric(task: str) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], Any]:
+    """The training loss on (B, 1) outputs and the validation metrics of ``task``; survival: the Cox partial
+    likelihood on ``[time, event]`` targets and Harrell's C, as a survival run uses them."""
+    if task == "survival":
+        from meddl.evaluate.survival import harrell_c
+        from meddl.train.survival import cox_loss
+
+        def c_index(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+            return {"c_index": harrell_c(targets[:, 0], (targets[:, 1] > 0).astype(np.int64), outputs[:, 0])}
+
+        return cox_loss, c_index
+    pointwise = nn.functional.binary_cross_entropy_with_logits if task == "binary" else nn.functional.mse_loss
+    return (lambda outputs, targets: pointwise(outputs.reshape(-1), targets)), validation_metrics(task)
+
+
 def _seeded(build: BuildNetwork, seed: int) -> nn.Module:
     seed_everything(seed)  # the same initial weights on both sides
     return build()
@@ -162,7 +178,7 @@ def run_meddl(
 
     ``train`` may be any dataset the pipeline hands the trainer (e.g. ``AugmentedSequences``), not only tensors.
     """
-    monitor, mode = ("auroc", "max") if task == "binary" else ("loss", "min")
+    monitor, mode = {"binary": ("auroc", "max"), "survival": ("c_index", "max")}.get(task, ("loss", "min"))
     settings = TrainerSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -180,7 +196,10 @@ def run_meddl(
         num_workers=0,
     )
     model = _seeded(build, seed)
-    trainer = Trainer(model, make_loss(task), settings, metric_fn=validation_metrics(task), checkpoint_dir=None)
+    loss, metric_fn = _loss_and_metric(task)
+    trainer = Trainer(
+        model, make_loss(task) if task != "survival" else loss, settings, metric_fn=metric_fn, checkpoint_dir=None
+    )
     return fit_timed(trainer, train, val)
 
 
@@ -199,10 +218,7 @@ def run_plain(
     model = _seeded(build, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_factor(epochs))
-    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
-        nn.functional.binary_cross_entropy_with_logits if task == "binary" else nn.functional.mse_loss
-    )
-    metric_fn = validation_metrics(task)
+    criterion, metric_fn = _loss_and_metric(task)
     x_train, y_train = train.tensors
     x_val, y_val = val.tensors
     n = len(x_train)
@@ -218,7 +234,7 @@ def run_plain(
         for start in range(0, n, batch_size):
             index = order[start : start + batch_size]
             inputs, targets = x_train[index], y_train[index]
-            loss = criterion(model(inputs).reshape(-1), targets)  # (B, 1) → (B,)
+            loss = criterion(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -234,7 +250,7 @@ def run_plain(
         model.eval()
         with torch.no_grad():
             outputs = torch.cat([model(x_val[i : i + val_batch]) for i in range(0, len(x_val), val_batch)])
-            val_loss = float(criterion(outputs.reshape(-1), y_val))
+            val_loss = float(criterion(outputs, y_val))
             metrics = metric_fn(outputs.numpy(), y_val.numpy())
         timing.validation_seconds += time.perf_counter() - started
         assert math.isfinite(val_loss) and metrics, "validation produced no usable figures"
@@ -261,16 +277,16 @@ def compare_training(
     Args:
         name: label for the progress lines.
         build: makes the network (called after seeding, so both sides start from the same weights).
-        task: ``"binary"`` or ``"regression"`` (one output).
-        train, val: ``TensorDataset`` of (inputs, float32 targets of shape (N,)).
+        task: ``"binary"``, ``"regression"`` or ``"survival"`` (one output; a Cox head).
+        train, val: ``TensorDataset`` of (inputs, float32 targets of shape (N,), or (N, 2) ``[time, event]``).
         epochs, batch_size, learning_rate, seed: the same on both sides.
         repeats: measured pairs.
 
     Returns:
         The figures of :func:`_timing.summarise_pairs` plus the training and validation sizes and the batch size.
     """
-    if task not in ("binary", "regression"):
-        raise ValueError(f"task must be 'binary' or 'regression', got {task!r}")
+    if task not in ("binary", "regression", "survival"):
+        raise ValueError(f"task must be 'binary', 'regression' or 'survival', got {task!r}")
     runners = {"meddl": run_meddl, "plain": run_plain}
     settings = {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
     # Warm-up: first calls pay for lazy initialisation (allocator, kernels) that neither side should carry.

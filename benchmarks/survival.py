@@ -54,6 +54,40 @@ def _run(folder: Path, name: str, arch: str, quick: bool, baselines: bool) -> di
     return out
 
 
+def _throughput(quick: bool) -> dict:
+    """MedDL's trainer against a plain PyTorch loop on the same Cox-head MLP, loss and batches (synthetic
+    exponential survival, 16 features): samples per second and their ratio, as benchmarks/_timing.py measures."""
+    import numpy as np
+    import torch
+    from _timing import compare_training  # benchmarks/_timing.py, beside this script
+    from torch.utils.data import TensorDataset
+
+    from meddl.models import MLP
+
+    rng = np.random.default_rng(0)
+    n_train, n_val = (2_000, 500) if quick else (20_000, 5_000)
+    x = rng.standard_normal((n_train + n_val, 16)).astype(np.float32)
+    hazard = np.exp(x[:, 0] - 0.5 * x[:, 1] + 0.3 * x[:, 2] * x[:, 3])
+    event_time = rng.exponential(1.0 / hazard)
+    censor_time = rng.exponential(1.5, len(x))
+    target = np.column_stack([np.minimum(event_time, censor_time), event_time <= censor_time]).astype(np.float32)
+    train = TensorDataset(torch.from_numpy(x[:n_train]), torch.from_numpy(target[:n_train]))
+    val = TensorDataset(torch.from_numpy(x[n_train:]), torch.from_numpy(target[n_train:]))
+    torch.set_num_threads(1)
+    return compare_training(
+        "deepsurv",
+        lambda: MLP(16, 1),
+        "survival",
+        train,
+        val,
+        epochs=2,
+        batch_size=256,
+        learning_rate=1e-3,
+        repeats=1 if quick else 5,
+        seed=0,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and resamples (a smoke run)")
@@ -76,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             figures[name]["deep_at_least_cox_lower_bound"] = (
                 max(entry["deepsurv"]["value"], entry["deephit"]["value"]) >= cox_low
             )
-    print(json.dumps({"benchmark": "survival", "quick": args.quick, "cohorts": figures}))
+    throughput = _throughput(args.quick)
+    print(
+        json.dumps({"benchmark": "survival", "quick": args.quick, "cohorts": figures, "trainer_vs_plain": throughput})
+    )
     return 0
 
 
