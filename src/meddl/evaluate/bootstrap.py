@@ -15,6 +15,16 @@ __all__ = ["bootstrap_metrics", "paired_bootstrap_difference"]
 MetricFunction = Callable[[np.ndarray], dict[str, float]]
 
 
+def check_bootstrap_arguments(n_bootstrap: object, level: object) -> None:
+    """A caller's resample count (a non-negative integer) and CI level (strictly between 0 and 1), checked before
+    any work, with errors naming the argument."""
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
+        raise MedDLError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+    coverage = _real_number(level)
+    if coverage is None or not 0.0 < coverage < 1.0:
+        raise MedDLError(f"level must be strictly between 0 and 1, got {level!r}")
+
+
 def _validate(n_samples: int, n_resamples: int, level: float, groups: object | None) -> np.ndarray | None:
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
         raise MedDLError(f"n_samples must be a positive integer, got {n_samples!r}")

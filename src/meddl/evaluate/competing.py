@@ -22,12 +22,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from meddl.errors import MedDLError
-from meddl.evaluate.bootstrap import bootstrap_metrics
+from meddl.evaluate.bootstrap import bootstrap_metrics, check_bootstrap_arguments
 from meddl.evaluate.metrics import _as_1d, _check_same_length
 from meddl.evaluate.survival import (
     _PAIR_BLOCK,
     _TIED_TOL,
-    _check_bootstrap,
     _h,
     _horizons,
     _positive_int,
@@ -353,7 +352,7 @@ def competing_risk_metrics(
     follow_up, codes = _outcome(time, event, n_causes)
     times = _horizons(horizons)
     predicted = _incidences(cif, (follow_up.size, n_causes, times.size), times)
-    _check_bootstrap(n_bootstrap, level)
+    check_bootstrap_arguments(n_bootstrap, level)
     if not (codes > 0).any():
         raise MedDLError("too few events: 0 events of any cause in event; competing-risk metrics need at least one")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from meddl.errors import MedDLError
-from meddl.evaluate.bootstrap import bootstrap_metrics, paired_bootstrap_difference
+from meddl.evaluate.bootstrap import bootstrap_metrics, check_bootstrap_arguments, paired_bootstrap_difference
 from meddl.evaluate.curves import calibration_points, decision_curve, pr_points, roc_points
 from meddl.evaluate.metrics import (
     _as_1d,
@@ -100,14 +100,6 @@ def _check_threshold(threshold: object, name: str) -> float:
     if cut is None or not 0.0 <= cut <= 1.0:
         raise MedDLError(f"{name} must be a probability in [0, 1], got {threshold!r}")
     return cut
-
-
-def _check_bootstrap_arguments(n_bootstrap: object, level: object) -> None:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
-        raise MedDLError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
-    coverage = _real_number(level)
-    if coverage is None or not 0.0 < coverage < 1.0:
-        raise MedDLError(f"level must be strictly between 0 and 1, got {level!r}")
 
 
 def _json_ready(value: object) -> object:
@@ -244,7 +236,7 @@ def evaluate_predictions(
     _check_task(task)
     if task == "survival":
         raise MedDLError("task 'survival' is judged by meddl.evaluate.survival.survival_metrics (censored follow-up)")
-    _check_bootstrap_arguments(n_bootstrap, level)
+    check_bootstrap_arguments(n_bootstrap, level)
     truth, score = _validated_inputs(task, y_true, y_score)
     n = truth.shape[0]
     group_array = _check_groups(groups, n)
@@ -343,7 +335,7 @@ def compare_to_baseline(
         MedDLError: On an unknown task or metric, or invalid inputs.
     """
     _check_task(task)
-    _check_bootstrap_arguments(n_bootstrap, level)
+    check_bootstrap_arguments(n_bootstrap, level)
     truth, model_score = _validated_inputs(task, y_true, score_model)
     _, baseline_score = _validated_inputs(task, y_true, score_baseline)
     if model_score.shape != baseline_score.shape:

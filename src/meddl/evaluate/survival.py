@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 from meddl.errors import MedDLError
-from meddl.evaluate.bootstrap import bootstrap_metrics, paired_bootstrap_difference
+from meddl.evaluate.bootstrap import bootstrap_metrics, check_bootstrap_arguments, paired_bootstrap_difference
 from meddl.evaluate.metrics import _as_1d, _check_finite, _check_same_length, _real_number
 
 __all__ = [
@@ -140,14 +140,6 @@ def _probabilities(values: object, name: str, shape: tuple[int, ...]) -> np.ndar
             f"the first at index ({where}): {float(prob[first])!r}"
         )
     return prob
-
-
-def _check_bootstrap(n_bootstrap: object, level: object) -> None:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
-        raise MedDLError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
-    coverage = _real_number(level)
-    if coverage is None or not 0.0 < coverage < 1.0:
-        raise MedDLError(f"level must be strictly between 0 and 1, got {level!r}")
 
 
 def _positive_int(value: object, name: str, minimum: int) -> int:
@@ -662,7 +654,7 @@ def survival_metrics(
     _check_same_length(t_test, score, "time_test", "risk")
     times = _horizons(horizons)
     surv = _probabilities(survival, "survival", (t_test.size, times.size))
-    _check_bootstrap(n_bootstrap, level)
+    check_bootstrap_arguments(n_bootstrap, level)
     _require_events(e_train, "the training split")
     _require_events(e_test, "the test split")
 
@@ -757,7 +749,7 @@ def paired_c_difference(
     score_a, score_b = _scores(risk_a, "risk_a"), _scores(risk_b, "risk_b")
     _check_same_length(follow_up, score_a, "time", "risk_a")
     _check_same_length(follow_up, score_b, "time", "risk_b")
-    _check_bootstrap(n_bootstrap, level)
+    check_bootstrap_arguments(n_bootstrap, level)
     _require_events(status, "event")
 
     def c_of(score: np.ndarray) -> MetricFunction:
