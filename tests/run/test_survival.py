@@ -71,6 +71,7 @@ def test_report_shows_the_survival_figures(deepsurv_run: Path) -> None:
     html = (deepsurv_run / "report.html").read_text()
     assert "Kaplan" in html and "log-rank" in html
     assert "Calibration at" in html
+    assert "What drove each patient&#39;s risk" in html or "What drove each patient's risk" in html
 
 
 def test_predict_gives_risk_survival_at_each_horizon_and_the_median(deepsurv_run: Path, gbsg2_csv: Path) -> None:

@@ -22,6 +22,7 @@ from meddl.explain.attribution import compute_integrated_gradients
 __all__ = [
     "format_top_features",
     "group_attributions",
+    "highest_risk_section",
     "integrated_gradients",
     "permutation_importance_table",
     "tabular_integrated_gradients",
@@ -151,3 +152,22 @@ def format_top_features(
             parts.append(f"{name}{value} ({row[j]:+.3f})")
         lines.append("; ".join(parts))
     return lines
+
+
+def highest_risk_section(
+    ids: Sequence[str], risk: np.ndarray, grouped: np.ndarray, names: Sequence[str], frame: pd.DataFrame, n: int = 10
+) -> dict:
+    """The report section "what drove each patient's risk": the ``n`` highest-risk cases with their five largest
+    contributions (``grouped``: per-variable attributions to the risk, rows aligned with ``ids``/``frame``)."""
+    order = np.argsort(-np.asarray(risk))[:n]
+    lines = format_top_features(grouped[order], names, frame.iloc[order])
+    return {
+        "id": "risk-cases",
+        "title": "What drove each patient's risk",
+        "text": f"The {len(order)} highest-risk test patients and the five variables that moved their risk most "
+        "(integrated gradients of the risk; positive: raises it).",
+        "table": {
+            "columns": ["Patient (row)", "Risk score", "Largest contributions"],
+            "rows": [[str(ids[i]), f"{float(risk[i]):.3f}", line] for i, line in zip(order, lines, strict=True)],
+        },
+    }

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from meddl._json import clean_json
 from meddl.data import PreparedTable, prepare_table, splits_frame
 from meddl.data.tabular import coerce_numeric, encode_known_labels, encode_survival
 from meddl.errors import MedDLError
@@ -23,7 +24,7 @@ from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.evaluation import main_metric_value
 from meddl.evaluate.shift import table_shift
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
-from meddl.explain.tabular import format_top_features
+from meddl.explain.tabular import format_top_features, highest_risk_section
 from meddl.io import read_table
 from meddl.modalities.base import BaselineData, Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import register
@@ -229,6 +230,10 @@ class TabularModality(Modality):
                 ({"feature": n, "mean_abs_attribution": float(v)} for n, v in zip(names, mean_abs, strict=True)),
                 key=lambda r: -r["mean_abs_attribution"],
             )
+            if cfg.task == "survival":
+                ids = [prepared.sample_ids[i] for i in test_index]
+                section = highest_risk_section(ids, scores[:, 0], grouped, names, frame)
+                return {"explanations": explanations, "sections": [section]}
         return {"explanations": explanations}
 
     def data_summary(self, prepared: Prepared, splits: np.ndarray) -> dict[str, Any]:
@@ -468,7 +473,7 @@ class TabularModality(Modality):
         for row, i in zip(grouped, np.flatnonzero(cases.usable), strict=True):
             order = np.argsort(-np.abs(row))[:k]
             result[i] = [
-                {"feature": names[j], "value": _jsonable(features.iloc[i][names[j]]), "contribution": float(row[j])}
+                {"feature": names[j], "value": clean_json(features.iloc[i][names[j]]), "contribution": float(row[j])}
                 for j in order
             ]
         return result
@@ -504,7 +509,7 @@ class TabularModality(Modality):
         for row, i in zip(grouped, np.flatnonzero(usable), strict=True):
             order = np.argsort(-np.abs(row))[:k]
             result[i] = [
-                {"feature": names[j], "value": _jsonable(values[i].get(names[j])), "contribution": float(row[j])}
+                {"feature": names[j], "value": clean_json(values[i].get(names[j])), "contribution": float(row[j])}
                 for j in order
             ]
         return result
@@ -589,11 +594,3 @@ class TabularModality(Modality):
 
     def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
         return table_shift(self.info["column_profile"], prepared.extra.get("shift_of", prepared.inputs))
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
