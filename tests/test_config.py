@@ -167,10 +167,26 @@ def test_regression_refuses_imbalance_handling():
     message = error_of(raw)
     assert "preprocess.imbalance" in message and "'class_weight'" in message
     raw["preprocess"]["imbalance"] = "none"
-    config = parse_config(raw)
-    assert config.baselines == ["logistic_regression", "gradient_boosting"]  # set explicitly in the file
+    # the classification baseline the file still names is refused now, not after training
+    assert "evaluate.baselines: 'logistic_regression' does not fit a regression task" in error_of(raw)
     raw["evaluate"].pop("baselines")
+    raw["train"]["early_stopping"].pop("monitor")  # 'auroc' is no regression metric either
     assert parse_config(raw).baselines == ["linear_regression", "gradient_boosting"]
+
+
+def test_every_cross_field_problem_is_reported_at_once():
+    raw = raw_pima()
+    raw["task"] = "regression"
+    raw["train"] = {"early_stopping": {"monitor": "auroc"}}
+    message = error_of(raw)
+    for field in (
+        "train.early_stopping.monitor:",
+        "evaluate.baselines:",
+        "preprocess.imbalance:",
+        "data.positive_label:",
+    ):
+        assert field in message, (field, message)
+    assert "(top level)" not in message
 
 
 def test_positive_label_is_for_binary_tasks_only():

@@ -48,6 +48,9 @@ def init(kind: str) -> None:
 @click.option("--quiet", is_flag=True, help="no progress messages")
 def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None:
     """Train, evaluate and explain a model; the run folder becomes a loadable bundle."""
+    from meddl.config import load_config
+
+    load_config(experiment)  # every mistake in the file reported before torch and the data are loaded
     from meddl.experiment import Experiment
 
     exp = Experiment.from_yaml(experiment)
@@ -159,7 +162,7 @@ def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
 @click.argument("bundles", nargs=-1, type=_PATH)
 @click.option("--bundle", "extra", multiple=True, type=_PATH, help="another run folder to serve (repeatable)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind; non-loopback needs a token")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on")
 @click.option("--token-file", type=_PATH, default=None, help="file holding the access token (else $MEDDL_TOKEN)")
 @click.option(
     "--audit-log", type=_PATH, default=Path("meddl-audit.jsonl"), show_default=True, help="JSON-lines audit trail"
@@ -231,8 +234,10 @@ def ehr_import(source: Path, fmt: str, out: Path, overwrite: bool) -> None:
 
 @ehr.command("synthetic")
 @click.option("--out", type=_PATH, required=True, help="the DuckDB event store to write")
-@click.option("--patients", type=click.IntRange(min=10), default=2000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--patients", type=click.IntRange(min=10), default=2000, show_default=True, help="patients in the synthetic cohort"
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the synthetic cohort")
 def ehr_synthetic(out: Path, patients: int, seed: int) -> None:
     """A synthetic cohort (visits, codes, labs, vitals; mortality from a known risk model) for trying MedDL."""
     from meddl.modalities import get_modality

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "MONITORS",
     "TASKS",
     "ColumnType",
     "DataSection",
@@ -36,6 +37,38 @@ __all__ = [
 ]
 
 Task = Literal["binary", "multiclass", "multilabel", "regression", "survival"]
+MONITORS: dict[str, tuple[str, ...]] = {  # the validation metrics early stopping can watch, per task
+    "binary": (
+        "loss",
+        "auroc",
+        "auprc",
+        "accuracy",
+        "balanced_accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "sensitivity",
+        "specificity",
+        "npv",
+        "brier",
+        "ece",
+    ),
+    "multiclass": (
+        "loss",
+        "auroc_macro",
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "precision_macro",
+        "recall_macro",
+        "brier",
+        "log_loss",
+        "ece",
+    ),
+    "multilabel": ("loss", "auroc_macro", "auprc_macro", "f1_macro", "subset_accuracy", "hamming_loss", "brier"),
+    "regression": ("loss", "rmse", "mae", "r2"),
+    "survival": ("loss", "c_index"),
+}
 TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression", "survival")
 ColumnType = Literal["numeric", "categorical", "binary"]
 
@@ -235,11 +268,10 @@ def format_validation_error(error: ValidationError, source: str, kinds: tuple[st
         if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in kinds:
             parts.pop(1)  # the discriminated union's tag is not a field the user wrote
         field = ".".join(parts) or "(top level)"
-        named = re.match(
-            r"(?:Value error, )?((?:data|preprocess|model|train|evaluate|explain)(?:\.\w+)+): (.*)", item["msg"]
-        )
-        if not parts and named:  # a rule across sections that names its field itself
-            lines.append(f"{named.group(1)}: {named.group(2)}")
+        if not parts:  # rules across sections: one problem per line, each naming its field itself
+            for problem in item["msg"].removeprefix("Value error, ").split("\n"):
+                named = re.match(r"((?:data|preprocess|model|train|evaluate|explain)(?:\.\w+)+): (.*)", problem)
+                lines.append(f"{named.group(1)}: {named.group(2)}" if named else f"(top level): {problem}")
             continue
         kind = item["type"]
         if kind == "extra_forbidden":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from meddl.errors import MedDLError
 
-__all__ = ["kinds", "modality_module", "section_module", "template"]
+__all__ = ["ALIASES", "canonical", "kinds", "modality_module", "section_module", "template"]
 
 # data.kind → the module that defines (and registers) its modality
 _MODULES: dict[str, str] = {
@@ -27,7 +27,27 @@ def kinds() -> list[str]:
     return list(_MODULES)
 
 
+# what people also call a kind (the demo's part names among them): `meddl init tables` is `meddl init tabular`
+ALIASES: dict[str, str] = {
+    "table": "tabular",
+    "tables": "tabular",
+    "images": "image",
+    "sequences": "sequence",
+    "dna": "sequence",
+    "genomics": "sequence",
+    "signals": "signal",
+    "ecg": "signal",
+    "genes": "expression",
+}
+
+
+def canonical(kind: str) -> str:
+    """``kind`` itself, or the kind an alias names (``tables`` → ``tabular``)."""
+    return ALIASES.get(kind, kind)
+
+
 def _known(kind: str) -> str:
+    kind = canonical(kind)
     if kind not in _MODULES:
         raise MedDLError(f"unknown data kind {kind!r}; choose one of {', '.join(_MODULES)}")
     return kind

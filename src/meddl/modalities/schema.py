@@ -17,8 +17,9 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from meddl.errors import MedDLError
-from meddl.modalities.kinds import kinds, section_module
+from meddl.modalities.kinds import canonical, kinds, section_module
 from meddl.sections import (
+    MONITORS,
     DataSection,
     EarlyStoppingConfig,
     EvaluateConfig,
@@ -78,7 +79,7 @@ class ExperimentConfig(Section):
             return raw
         raw = dict(raw)
         data = dict(raw["data"])
-        kind = data.setdefault("kind", KINDS[0])
+        kind = data["kind"] = canonical(str(data.get("kind", KINDS[0])))  # `tables` is `tabular`
         raw["data"] = data
         preprocess = raw.get("preprocess")
         if preprocess is None:
@@ -89,38 +90,52 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _task_consistency(self) -> ExperimentConfig:
-        self.data.check_task(self.task)  # what the kind can learn (e.g. an EHR cohort's outcome fixes its task)
-        if self.task == "regression":
-            if self.preprocess.imbalance != "none":
-                raise ValueError(
-                    f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; "
-                    "a regression task takes 'none'"
-                )
-            if getattr(self.data, "positive_label", None) is not None:
-                raise ValueError("data.positive_label is for binary tasks; remove it for regression")
-        if self.task == "multiclass" and getattr(self.data, "positive_label", None) is not None:
-            raise ValueError("data.positive_label is for binary tasks; use data.classes for multiclass")
-        if self.task == "survival":
-            if self.preprocess.imbalance != "none":
-                raise ValueError(
-                    f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; a survival task "
-                    "takes 'none' (censoring, not class balance, is what the loss handles)"
-                )
+        """Rules across sections, all checked: every problem of the file is reported at once, each naming its
+        field (``field: message`` lines)."""
+        problems: list[str] = []
+        try:
+            self.data.check_task(self.task)  # what the kind can learn (an EHR cohort's outcome fixes its task)
+        except ValueError as exc:
+            problems.append(str(exc))
+        task, baselines = self.task, list(self.evaluate.baselines or [])
+        monitor = self.train.early_stopping.monitor
+        if monitor is not None and monitor not in MONITORS[task]:
+            problems.append(
+                f"train.early_stopping.monitor: {monitor!r} is not a {task} validation metric; choose one of "
+                f"{', '.join(MONITORS[task])}"
+            )
+        misfit = {"regression": "logistic_regression", "binary": "linear_regression", "multiclass": "linear_regression"}
+        if misfit.get(task) in baselines:
+            right = "linear_regression" if task == "regression" else "logistic_regression"
+            problems.append(
+                f"evaluate.baselines: {misfit[task]!r} does not fit a {task} task; use {right!r} (or leave "
+                "evaluate.baselines out for the task's defaults)"
+            )
+        positive_label = getattr(self.data, "positive_label", None)
+        if task in {"regression", "survival"} and self.preprocess.imbalance != "none":
+            problems.append(
+                f"preprocess.imbalance: {self.preprocess.imbalance!r} needs a class label; a {task} task takes 'none'"
+            )
+        if task in {"regression", "survival", "multiclass"} and positive_label is not None:
+            instead = "use data.classes for multiclass" if task == "multiclass" else f"remove it for {task}"
+            problems.append(f"data.positive_label: is for binary tasks; {instead}")
+        survival_models = {"cox", "random_survival_forest"}
+        if task == "survival":
             if self.data.split.folds:
-                raise ValueError("data.split.folds: the k-fold estimate is not available for survival tasks yet")
-            wrong = [b for b in self.evaluate.baselines or [] if b not in {"cox", "random_survival_forest"}]
+                problems.append("data.split.folds: the k-fold estimate is not available for survival tasks yet")
+            wrong = [b for b in baselines if b not in survival_models]
             if wrong:
-                raise ValueError(
-                    f"evaluate.baselines: {wrong} are not survival models; use cox, random_survival_forest"
-                )
+                problems.append(f"evaluate.baselines: {wrong} are not survival models; use cox, random_survival_forest")
         else:
             if self.evaluate.horizons is not None:
-                raise ValueError("evaluate.horizons is for survival tasks; remove it or set task: survival")
+                problems.append("evaluate.horizons: is for survival tasks; remove it or set task: survival")
             if self.model.survival_head is not None:
-                raise ValueError("model.survival_head is for survival tasks; remove it or set task: survival")
-            survival_only = [b for b in self.evaluate.baselines or [] if b in {"cox", "random_survival_forest"}]
+                problems.append("model.survival_head: is for survival tasks; remove it or set task: survival")
+            survival_only = [b for b in baselines if b in survival_models]
             if survival_only:
-                raise ValueError(f"evaluate.baselines: {survival_only} are survival models; this is a {self.task} task")
+                problems.append(f"evaluate.baselines: {survival_only} are survival models; this is a {task} task")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     # -- derived settings ---------------------------------------------------------------------

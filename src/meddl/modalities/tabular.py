@@ -549,7 +549,7 @@ class TabularModality(Modality):
             known = {str(v) for v in self.info["known_levels"].get(column, [])}
             text = features[column].map(lambda v: None if pd.isna(v) else level_text(v))
             for i in np.flatnonzero((text.notna() & ~text.isin(known)).to_numpy()):
-                extra = f"{column}={features.iloc[i][column]!r} not seen in training"
+                extra = f"{column}={clean_json(features.iloc[i][column])!r} not seen in training"
                 notes[i] = f"{notes[i]}; {extra}" if notes[i] else extra
         return notes
 

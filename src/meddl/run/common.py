@@ -49,10 +49,16 @@ def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def validation_metrics(task: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
-    """Validation metrics from raw outputs, as the trainer's early stopping needs them."""
+def validation_metrics(
+    task: str, threshold: float = 0.5, scale: tuple[float, float] | None = None
+) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
+    """Validation metrics from raw outputs, as the trainer's early stopping needs them. ``scale``: a regression
+    target's training (mean, std) — the network learns the standardised target, the log shows the target's units."""
 
     def compute(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        if task == "regression" and scale is not None:
+            targets = np.asarray(targets, dtype=np.float64) * scale[1] + scale[0]
+            return regression_metrics(targets, scores_from_outputs(task, outputs, scale))
         scores = scores_from_outputs(task, outputs)
         if task == "binary":
             return binary_metrics(targets.astype(np.int64), scores, threshold)

@@ -235,6 +235,7 @@ class TrainingRun:
             mean, std = float(np.mean(train_target)), float(np.std(train_target))
             target_scale = (mean, std if std > 0 else 1.0)
             target = (target - target_scale[0]) / target_scale[1]
+            metric_fn = validation_metrics(cfg.task, scale=target_scale)  # logged in the target's units
         weights = None
         if getattr(cfg.preprocess, "imbalance", "none") == "class_weight" and cfg.task in {"binary", "multiclass"}:
             weights = class_weights(prepared.target[index["train"]], len(prepared.classes))

@@ -65,8 +65,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        message = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors[:10])
-        detail = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in errors]
+        texts = [str(e["msg"]).removeprefix("Value error, ") for e in errors]  # pydantic's prefix says nothing
+        message = "; ".join(f"{_field(e['loc'])}: {text}" for e, text in zip(errors[:10], texts, strict=False))
+        detail = [
+            {"field": _field(e["loc"]), "message": text, "type": e["type"]}
+            for e, text in zip(errors, texts, strict=True)
+        ]
         return JSONResponse({"message": message, "detail": detail}, status_code=422)
 
     @app.exception_handler(MedDLError)
