@@ -71,3 +71,14 @@ def test_validation_rmse_is_in_the_targets_units(tmp_path: Path) -> None:
     result = Experiment.from_dict(config).run(out=tmp_path / "run")
     validation, test = result.metrics["training"]["best_score"], result.metrics["test"]["rmse"]["value"]
     assert 0.3 < validation / test < 3.0, (validation, test)  # standardised units would be ~100× smaller
+
+
+def test_training_progress_reaches_a_log_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from meddl import Experiment
+    from meddl.modalities import get_modality
+
+    example = get_modality("tabular").example(tmp_path / "data")
+    experiment = {**example.experiment, "train": {"epochs": 3, "seed": 0, "progress": True}}
+    Experiment.from_dict(experiment, base_dir=tmp_path / "data").run(out=tmp_path / "run")
+    err = capsys.readouterr().err  # not a terminal: plain lines, not a bar
+    assert "epoch 1/3" in err and "epoch 3/3" in err and "train loss" in err

@@ -56,6 +56,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+LOG_EVERY_S = 5.0  # seconds between epoch lines in a log (non-terminal)
+
+
 @dataclass
 class TrainerSettings:
     """What the trainer needs from ``train.*`` plus the monitored metric's direction."""
@@ -408,9 +411,27 @@ class Trainer:
 
     @contextlib.contextmanager
     def _progress(self, start_epoch: int) -> Iterator[Callable[[dict[str, float], float], None]]:
-        show = self.settings.progress and self.context.is_main and sys.stderr.isatty()
-        if not show:
+        """A bar on a terminal; elsewhere (a log file, CI) one plain line per epoch, at most one per
+        ``LOG_EVERY_S`` seconds besides the first and the last, so a log shows progress without flooding."""
+        if not (self.settings.progress and self.context.is_main):
             yield lambda row, score: None
+            return
+        if not sys.stderr.isatty():
+            started = last = time.perf_counter()
+
+            def log_line(row: dict[str, float], score: float) -> None:
+                nonlocal last
+                now, epoch = time.perf_counter(), int(row["epoch"])
+                if epoch in (start_epoch, self.settings.epochs) or now - last >= LOG_EVERY_S:
+                    last = now
+                    print(
+                        f"  epoch {epoch}/{self.settings.epochs}  train loss {row['train_loss']:.4f}  "
+                        f"val {self.settings.monitor} {score:.4f}  ({now - started:.0f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+            yield log_line
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
