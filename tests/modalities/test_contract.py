@@ -87,3 +87,27 @@ def test_export_writes_a_checked_onnx_model_or_names_why_not(trained: dict[str, 
     sidecar = json.loads(Path(str(written) + ".json").read_text())
     assert sidecar["input"]["kind"] == trained["kind"]
     assert sidecar["verification"]["max_abs_difference"] <= sidecar["verification"]["tolerance"]
+
+
+def test_the_model_cards_command_runs_as_printed(trained: dict[str, Any], tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The card's "How to use" command, run from the folder the bundle was trained from, with the example's cases
+    in place of the card's sample file name; and no absolute local path anywhere in the card."""
+    import shlex
+
+    from meddl.cli import main
+    from meddl.report import write_model_card
+
+    folder, result = trained["folder"], trained["result"]
+    monkeypatch.chdir(folder)
+    record = json.loads((result.path / "run.json").read_text())
+    card = write_model_card(record, result.path).read_text()
+    assert str(folder) not in card and "/tmp/" not in card, "the card carries a local path"
+    line = next(row for row in card.splitlines() if row.startswith("meddl predict "))
+    args = shlex.split(line)[1:]
+    args[args.index("--data") + 1] = str(trained["example"].predict)
+    args[args.index("--out") + 1] = str(tmp_path / "predictions.csv")
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code, line
+    assert (tmp_path / "predictions.csv").stat().st_size > 0

@@ -70,7 +70,7 @@ def test_intended_use(rendered_cards: dict[str, str]) -> None:
 def test_data_section(rendered_cards: dict[str, str]) -> None:
     data = section(rendered_cards["binary"], "## Data")
     for text in (
-        "| Source | data/icu_admissions.csv |",
+        "| Source | icu_admissions.csv |",  # the file's name: the card carries no local folders
         "| Rows read | 1,003 |",
         "| missing target | 3 |",
         "| missing feature values (preprocess.missing=drop) | 0 |",

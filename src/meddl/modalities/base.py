@@ -143,6 +143,13 @@ class Modality(ABC):
     explanation_files: ClassVar[str | None] = "explanations"  # `predict --explain` folder suffix; None: text only
     explain_suffix: ClassVar[str] = ""  # what `meddl explain --out` writes: a file with this suffix, or a folder
     state_files: ClassVar[tuple[str, ...]] = ("preprocess.json",)
+    # How the model card says to use a model of this kind: the ``--data`` argument of ``meddl predict``, what the
+    # input must hold, and the argument of ``Bundle.predict`` in Python.
+    usage: ClassVar[dict[str, str]] = {
+        "data": "cases.csv",
+        "input": "The input table needs the same predictor columns as the development data.",
+        "python": '"cases.csv"',
+    }
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config

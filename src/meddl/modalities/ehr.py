@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import numpy as np
@@ -62,6 +62,11 @@ class EHRModality(Modality):
     """Stays in an EHR event store in, a risk out, with the events and hours that drove it."""
 
     kind = "ehr"
+    usage: ClassVar[dict[str, str]] = {
+        "data": "events.duckdb",
+        "input": ("Give an EHR event store written by `meddl ehr import`; every stay in it is scored."),
+        "python": '"events.duckdb"',
+    }
     title = "EHR event store"
     explain_title = "What drove the risk"
     request_style = "events"

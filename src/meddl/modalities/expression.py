@@ -8,7 +8,7 @@ explanations are integrated gradients per gene: the top genes overall, per predi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,14 @@ class ExpressionModality(Modality):
     """A gene-expression profile per sample in, a call out, with the genes that drove it."""
 
     kind = "expression"
+    usage: ClassVar[dict[str, str]] = {
+        "data": "expression.csv",
+        "input": (
+            "Give a samples × genes matrix (CSV/TSV/Parquet); genes are matched by name, in any order, extra "
+            "genes ignored."
+        ),
+        "python": '"expression.csv"',
+    }
     title = "gene expression"
     explain_title = "Genes"
     upload_suffixes = (".csv", ".tsv", ".parquet")

@@ -15,7 +15,7 @@ import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,14 @@ class ImageModality(Modality):
     """Images in, a CNN's findings out, with a heat map of where they were seen."""
 
     kind = "image"
+    usage: ClassVar[dict[str, str]] = {
+        "data": "scans/",
+        "input": (
+            "Give a folder of images, one image file, or a manifest CSV with a path column, in the format the"
+            " model was trained on (the same DICOM/NIfTI/PNG kind and dimensions)."
+        ),
+        "python": '"scans/"',
+    }
     title = "medical image"
     request_style = "upload_image"
     explanation_files = "heatmaps"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,14 @@ class SequenceModality(Modality):
     """DNA sequences in, a call out, with the bases and motifs that drove it."""
 
     kind = "sequence"
+    usage: ClassVar[dict[str, str]] = {
+        "data": "sequences.fa",
+        "input": (
+            "Give DNA sequences as FASTA, a CSV/TSV with id and sequence columns, or BED intervals with the "
+            "reference genome; each sequence is fitted to the model's window."
+        ),
+        "python": '"sequences.fa"',
+    }
     title = "DNA sequence"
     explain_title = "Motifs"
     upload_suffixes = (*FASTA_SUFFIXES[:5], ".csv", ".tsv", ".bed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,11 @@ class SignalModality(Modality):
     """
 
     kind = "signal"
+    usage: ClassVar[dict[str, str]] = {
+        "data": "records.csv",
+        "input": ("Give a manifest CSV with a path column naming WFDB records, DICOM waveforms, .npy or CSV arrays."),
+        "python": '"records.csv"',
+    }
     title = "physiological signal"
     explain_title = "Attribution over time"
     upload_suffixes = (".dcm", ".npy", ".csv")

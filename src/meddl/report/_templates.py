@@ -405,6 +405,8 @@ estimate with its 95% bootstrap confidence interval.
 {%- endfor %}
 
 Importance shows what the model relies on, not what causes the outcome.
+{%- elif ctx.sections %}
+This run's explanations are summarised below (and drawn in full in its report.html).
 {%- else %}
 No feature attributions were computed for this run.
 {%- endif %}
@@ -444,9 +446,9 @@ Predictions can reproduce biases in past care recorded in the data (who was test
 ## How to use
 
 ```
-meddl predict {{ card.run_path }} --data cases.csv --out predictions.csv --explain
+meddl predict {{ card.run_path }} --data {{ card.usage.get("data") or "cases.csv" }} --out predictions.csv --explain
 ```
 
-The input table needs the same predictor columns as the development data. In Python:
-`meddl.load_bundle({{ card.run_path_python }}).predict(table)`.
+{{ card.usage.get("input") or "The input table needs the same predictor columns as the development data." }} In Python:
+`meddl.load_bundle({{ card.run_path_python }}).predict({{ card.usage.get("python") or '"cases.csv"' }})`.
 """

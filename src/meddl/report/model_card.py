@@ -141,7 +141,7 @@ def _population(run: Mapping[str, Any], context: RunContext) -> str:
     if data.get("n_rows_used") is not None:
         parts.append(f"{fmt_count(data.get('n_rows_used'))} rows")
     size = f" ({', '.join(parts)})" if parts else ""
-    source = f" from {data['path']}" if data.get("path") else ""
+    source = f" from {_file_name(data['path'])}" if data.get("path") else ""
     if context.is_external:
         source = "" if str(data.get("path")) == context.performance.split else source
         return (
@@ -151,14 +151,33 @@ def _population(run: Mapping[str, Any], context: RunContext) -> str:
     return f"patients like those in the development data{size}{source}; see the predictor summaries below."
 
 
-def _code(name: str) -> str:
-    """The run folder as a shell argument that is safe inside Markdown inline code."""
-    return shlex.quote(f"runs/{name}").replace("`", "'")
+def _file_name(path: object) -> str:
+    """A data file as the card names it: its name only — the card travels with the bundle, the local folders of
+    the machine that trained it do not."""
+    return Path(str(path)).name
 
 
-def _limitations(run: Mapping[str, Any], context: RunContext) -> list[str]:
+def _code(folder: str) -> str:
+    """The bundle folder as a shell argument that is safe inside Markdown inline code."""
+    return shlex.quote(folder).replace("`", "'")
+
+
+def _bundle_folder(run: Mapping[str, Any], bundle_path: Path | None) -> str:
+    """How to name the bundle in a command: its path from the working directory when the card was written inside
+    it, else the folder's name (``runs/<name>`` when no folder is known)."""
+    if bundle_path is None:
+        return f"runs/{run.get('name', 'model')}"
+    folder = bundle_path.resolve()
+    try:
+        relative = folder.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return folder.name
+    return str(relative) if str(relative) != "." else "."
+
+
+def _limitations(run: Mapping[str, Any], context: RunContext, folder: str) -> list[str]:
     data = mapping(run.get("data"))
-    source = data.get("path") or "one data set"
+    source = _file_name(data["path"]) if data.get("path") else "one data set"
     items = []
     if context.is_external:
         items.append(
@@ -170,7 +189,7 @@ def _limitations(run: Mapping[str, Any], context: RunContext) -> list[str]:
             f"Single-source development: developed and tested on data from {source}; the test split comes from "
             f"the same source, so this is internal validation only. Performance at other sites, in other periods "
             f"or populations is unknown until the model is externally validated "
-            f"(`meddl evaluate {_code(context.name)} --data other_site.csv`)."
+            f"(`meddl evaluate {_code(folder)} --data other_site.csv`)."
         )
     patients = fmt_count(data.get("n_patients"))
     if context.performance.n == DASH:
@@ -231,12 +250,13 @@ def _details(run: Mapping[str, Any], context: RunContext) -> list[tuple[str, str
     return details
 
 
-def _card(run: Mapping[str, Any], context: RunContext) -> dict[str, Any]:
+def _card(run: Mapping[str, Any], context: RunContext, bundle_path: Path | None = None) -> dict[str, Any]:
+    folder = _bundle_folder(run, bundle_path)
     data = mapping(run.get("data"))
     target = data.get("target")
     columns = context.data.columns
     predictors = [row for row in columns.rows if row[0] != str(target)] if columns else []
-    data_facts = [[label, value] for label, value in context.data.facts]
+    data_facts = [[label, _file_name(value) if label == "Source" else value] for label, value in context.data.facts]
     return {
         "details": _details(run, context),
         "population": _population(run, context),
@@ -244,13 +264,14 @@ def _card(run: Mapping[str, Any], context: RunContext) -> dict[str, Any]:
         "outcome": _outcome(run, context),
         "predictors": predictors,
         "development": [[label, value] for label, value in _development(run, context)],
-        "limitations": _limitations(run, context),
-        "run_path": _code(context.name),
-        "run_path_python": json.dumps(f"runs/{context.name}").replace("`", "'"),
+        "limitations": _limitations(run, context, folder),
+        "run_path": _code(folder),
+        "run_path_python": json.dumps(folder).replace("`", "'"),
+        "usage": mapping(run.get("usage")),
     }
 
 
-def render_model_card(run: Mapping[str, Any]) -> str:
+def render_model_card(run: Mapping[str, Any], bundle_path: Path | None = None) -> str:
     """Render the Markdown model card of a run.
 
     Sections: Model details, Intended use, Data, Model development, Performance, Explainability, Limitations,
@@ -259,6 +280,7 @@ def render_model_card(run: Mapping[str, Any]) -> str:
 
     Args:
         run: The run record (see :func:`meddl.report.render_report`).
+        bundle_path: The bundle folder the card is written into (its commands name it).
 
     Returns:
         The Markdown text.
@@ -267,7 +289,7 @@ def render_model_card(run: Mapping[str, Any]) -> str:
         ValueError: If a required key is missing or ``kind`` is unknown.
     """
     context = build_context(run, with_plots=False)
-    return _template().render(ctx=context, card=_card(run, context))
+    return _template().render(ctx=context, card=_card(run, context, bundle_path))
 
 
 def write_model_card(run: Mapping[str, Any], path: Path) -> Path:
@@ -284,4 +306,5 @@ def write_model_card(run: Mapping[str, Any], path: Path) -> Path:
     Raises:
         ValueError: As :func:`render_model_card`.
     """
-    return write_text_output(render_model_card(run), path, "model_card.md")
+    folder = Path(path) if Path(path).suffix.lower() != ".md" else Path(path).parent
+    return write_text_output(render_model_card(run, folder), path, "model_card.md")

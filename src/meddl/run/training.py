@@ -176,6 +176,7 @@ class TrainingRun:
             "cross_validation": cross_validation,
             "subgroups": subgroups,
             "derived_defaults": derived or None,
+            "usage": dict(self.modality.usage),
         }
         record = {k: v for k, v in record.items() if v is not None}
         metrics = self._write_bundle(out, record, prepared, splits, fitted)
