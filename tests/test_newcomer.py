@@ -82,3 +82,19 @@ def test_training_progress_reaches_a_log_file(tmp_path: Path, capsys) -> None:  
     Experiment.from_dict(experiment, base_dir=tmp_path / "data").run(out=tmp_path / "run")
     err = capsys.readouterr().err  # not a terminal: plain lines, not a bar
     assert "epoch 1/3" in err and "epoch 3/3" in err and "train loss" in err
+
+
+def test_the_tabular_template_lists_every_field_it_can_take() -> None:
+    from meddl.modalities.kinds import template
+    from meddl.modalities.sections.tabular import DataConfig, PreprocessConfig
+    from meddl.sections import EarlyStoppingConfig, EvaluateConfig, ExplainConfig, SplitConfig, TrainConfig
+
+    text = template("tabular")
+    sections = (DataConfig, PreprocessConfig, SplitConfig, TrainConfig, EarlyStoppingConfig, EvaluateConfig)
+    missing = [
+        f"{section.__name__}.{name}"
+        for section in (*sections, ExplainConfig)
+        for name in section.model_fields
+        if f"{name}:" not in text and name != "kind"
+    ]
+    assert not missing, missing

@@ -209,7 +209,7 @@ def test_predict_on_a_store_writes_one_row_per_stay_with_explanations(
     assert probability.between(0, 1).all()
     scored = predictions["note"] == ""
     assert scored.sum() > len(predictions) / 2
-    assert predictions.loc[scored, "explanation"].str.contains(" @ step ").all()
+    assert predictions.loc[scored, "explanation"].str.contains(" h before the prediction ").all()
 
 
 def test_cli_evaluate_on_a_store_matches_the_bundles_predictions(

@@ -336,7 +336,7 @@ class EHRModality(Modality):
         group_rows = [[name, f"{value:.4f}"] for name, value in summary["groups"].items() if name != "mask"]
         case_rows = []
         for j, case in enumerate(summary["cases"][:10]):
-            parts = "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
+            parts = "; ".join(self.describe_contribution(e) for e in case)
             risk = f"{float(predicted[order[j]]):.2f}"
             if self.config.task == "multilabel":
                 risk = f"{prepared.classes[int(labels[j])]} {risk}"
@@ -446,10 +446,7 @@ class EHRModality(Modality):
         x = self.transform(cases.inputs)
         attributions = self.attributions(model.cpu().eval(), x, scores)
         summary = summarise_attributions(attributions, self.feature_names, self.groups)
-        return [
-            "; ".join(f"{e['feature']} @ step {e['step'] + 1} ({e['value']:+.3f})" for e in case)
-            for case in summary["cases"]
-        ]
+        return ["; ".join(self.describe_contribution(e) for e in case) for case in summary["cases"]]
 
     # -- stays sent as event-store rows (the server) -------------------------------------------------------
     def request_model(self) -> Any:
@@ -514,6 +511,21 @@ class EHRModality(Modality):
             for case in summary["cases"]
         ]
 
+    def describe_contribution(self, entry: dict[str, Any]) -> str:
+        """One contribution as a clinician reads it: ``lactate (value) 4–8 h before the prediction (+0.210)``
+        (grid mode: hours before the prediction time; visits mode: the visit counted back from the latest)."""
+        name = _readable_feature(str(entry["feature"]))
+        step = int(entry["step"])
+        hours = self.feature_spec.bin_hours
+        if self.feature_spec.mode == "grid" and self.cohort_spec.observation == "window":
+            end = float(self.data.cohort.observation_hours)
+            when = f"{max(end - (step + 1) * hours, 0):g}–{end - step * hours:g} h before the prediction"
+        elif self.feature_spec.mode == "grid":  # the whole stay: the prediction is made at discharge
+            when = f"{step * hours:g}–{(step + 1) * hours:g} h after admission"
+        else:
+            when = f"visit {step + 1}"
+        return f"{name} {when} ({float(entry['value']):+.3f})"
+
     def attributions(self, model: torch.nn.Module, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Integrated gradients, float32 (N, T, F), of each stay's explained output: for a multilabel model its
         most probable label (``argmax`` of ``scores``, (N, K)), a survival model's risk, else the single logit. ``x``
@@ -541,6 +553,19 @@ def _attributions(model: torch.nn.Module, x: np.ndarray, outputs: np.ndarray) ->
         rows = np.flatnonzero(outputs == output)
         attributions[rows] = integrated_gradients_sequence(model, x[rows], target=int(output))
     return attributions
+
+
+_CHANNELS = {"value": "value", "observed": "measured", "hours_since": "hours since measured"}
+
+
+def _readable_feature(name: str) -> str:
+    """``lab:lactate:observed`` → ``lactate (measured)``; ``code:ICD10:I50`` → ``code ICD10:I50``."""
+    if name.startswith("lab:"):
+        item, _, channel = name[4:].rpartition(":")
+        return f"{item} ({_CHANNELS.get(channel, channel)})"
+    if name.startswith("code:"):
+        return f"code {name[5:]}"
+    return {"age/100": "age", "sex_female": "sex: female", "sex_male": "sex: male"}.get(name, name)
 
 
 def _step_importance_png(steps: list[float], step_hours: float | None) -> bytes | None:

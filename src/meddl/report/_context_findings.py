@@ -25,6 +25,7 @@ from meddl.report._context_types import (
     Table,
 )
 from meddl.report._format import (
+    LOWER_IS_BETTER,
     as_float,
     ci_bounds,
     fmt_count,
@@ -70,7 +71,16 @@ def _importance(run: Mapping[str, Any], with_plots: bool) -> list[ImportanceBloc
             "Mean |attribution|",
         ),
     )
+    metric = _main_metric(run.get("task"))
+    units = {"regression": "standardised target units", "survival": "risk (log-hazard) units"}.get(
+        str(run.get("task")), "logit units"
+    )
     for key, title, value_key, error_key, explanation, axis_label in specs:
+        if key == "permutation_importance" and metric:
+            change = "Increase in" if metric in LOWER_IS_BETTER else "Loss of"
+            axis_label = f"{change} {metric_label(metric).split(' (')[0]} when shuffled"
+        elif key == "integrated_gradients":
+            axis_label = f"Mean |attribution| ({units})"
         rows = [row for row in sequence(explanations.get(key)) if isinstance(row, Mapping)]
         if not rows:
             continue

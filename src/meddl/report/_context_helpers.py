@@ -81,7 +81,7 @@ def _target_description(run: Mapping[str, Any]) -> str:
 
 
 def _main_metric(task: object) -> str | None:
-    return {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse"}.get(str(task))
+    return {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse", "survival": "c_index"}.get(str(task))
 
 
 def _evaluations(run: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
