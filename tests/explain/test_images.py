@@ -148,9 +148,12 @@ def test_overlay_png_bytes_and_file(tmp_path: Path) -> None:
     png = overlay_png(image, heat, path, alpha=0.5)
     assert png.startswith(PNG_SIGNATURE)
     assert path.read_bytes() == png
-    # Width and height from the PNG header: enlarged to ≥ 256 px on the long side, aspect kept.
+    # Width and height from the PNG header: the picture enlarged to ≥ 256 px on the long side, aspect kept, plus
+    # 64 px for the colour scale (and 22 px for a title line when there is one).
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (24 * 7, 40 * 7)
+    assert (width, height) == (24 * 7 + 64, 40 * 7)
+    titled = overlay_png(image, heat, title="scan_007.dcm", mask=heat > 0.9)
+    assert (int.from_bytes(titled[16:20], "big"), int.from_bytes(titled[20:24], "big")) == (24 * 7 + 64, 40 * 7 + 22)
     assert overlay_png(rng.random((3, 16, 16)), rng.random((16, 16))).startswith(PNG_SIGNATURE)  # RGB
     assert overlay_png(rng.random((16, 16)), np.zeros((16, 16))).startswith(PNG_SIGNATURE)  # (H, W), no heat
     with pytest.raises(ValueError, match="heat must match"):

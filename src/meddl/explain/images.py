@@ -200,10 +200,14 @@ def overlay_png(
     *,
     alpha: float = 0.4,
     colormap: str = "jet",
+    title: str | None = None,
+    mask: np.ndarray | None = None,
 ) -> bytes:
-    """The image in grey (or RGB for 3 channels) with the heat map drawn over it, as PNG bytes; no axes.
+    """The image in grey (or RGB for 3 channels) with the heat map drawn over it, as PNG bytes, with a colour scale
+    of the heat (0 = no relevance, 1 = the most relevant pixel), the lesion's outline when a mask is given and the
+    image's source as a title.
 
-    Small images are enlarged (nearest neighbour) so the PNG is at least 256 pixels on its longer side.
+    Small images are enlarged (nearest neighbour) so the picture is at least 256 pixels on its longer side.
 
     Args:
         image: (H, W) or (C, H, W); 3 channels are shown as RGB, other channel counts as their mean in grey.
@@ -212,6 +216,8 @@ def overlay_png(
         path: where to write the PNG too (parent folders are created), or None.
         alpha: opacity of the heat map.
         colormap: matplotlib colormap for the heat.
+        title: a line above the picture (the source file's name), or None.
+        mask: (H, W) lesion mask drawn as a white outline, or None.
 
     Returns:
         The PNG file's bytes.
@@ -228,12 +234,26 @@ def overlay_png(
     height, width = heat.shape
     scale = max(1, int(np.ceil(256 / max(height, width))))
     dpi = 100
-    figure = Figure(figsize=(width * scale / dpi, height * scale / dpi), dpi=dpi)
+    picture_w, picture_h = width * scale, height * scale
+    bar_w, title_h = 64, 22 if title else 0  # pixels for the colour scale and the title line
+    figure = Figure(figsize=((picture_w + bar_w) / dpi, (picture_h + title_h) / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    total_w, total_h = picture_w + bar_w, picture_h + title_h
+    axes = figure.add_axes((0.0, 0.0, picture_w / total_w, picture_h / total_h))
     axes.set_axis_off()
     axes.imshow(picture, cmap=None if rgb else "gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axes.imshow(np.nan_to_num(heat), cmap=colormap, vmin=0.0, vmax=1.0, alpha=alpha, interpolation="bilinear")
+    shown = axes.imshow(np.nan_to_num(heat), cmap=colormap, vmin=0.0, vmax=1.0, alpha=alpha, interpolation="bilinear")
+    if mask is not None and np.asarray(mask).shape == heat.shape and np.asarray(mask).any():
+        axes.contour(np.asarray(mask) > 0, levels=[0.5], colors="white", linewidths=1.2)
+    scale_axes = figure.add_axes(
+        ((picture_w + 8) / total_w, 0.1 * picture_h / total_h, 12 / total_w, 0.8 * picture_h / total_h)
+    )
+    colour_bar = figure.colorbar(shown, cax=scale_axes)
+    colour_bar.set_alpha(1.0)
+    colour_bar.ax.tick_params(labelsize=7)
+    colour_bar.set_label("relevance", fontsize=7)
+    if title:
+        figure.text(4 / total_w, 1 - 16 / total_h, title, fontsize=8, color="#222222")
     buffer = io.BytesIO()
     canvas.print_png(buffer)
     png = buffer.getvalue()

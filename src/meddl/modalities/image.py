@@ -351,19 +351,21 @@ class ImageModality(Modality):
         lesion_masks: list[np.ndarray] = []
         for position, item_index in enumerate(test_index):
             mask_path = items.mask_paths[item_index]
+            mask = None
             if mask_path is not None and self.prep.resize_mode == "resize":
                 mask = _mask_on_grid(read_image(mask_path).array, self.prep.size)
                 if mask.any():
                     lesion_rows.append(position)
                     lesion_masks.append(mask)
             array, heat_2d = self._shown(images[position].numpy(), heats[position])
-            png = overlay_png(array, heat_2d, heat_dir / f"case_{position:04d}.png")
+            source = _shown_name(items.sources[item_index])
+            png = overlay_png(array, heat_2d, heat_dir / f"case_{position:04d}.png", title=source, mask=mask)
             if position in show:
                 label = items.classes[int(items.target[item_index])] if cfg.task != "multilabel" else "—"
                 described = f"P({items.classes[-1]}) = {float(scores[position]):.2f}" if cfg.task == "binary" else ""
                 examples.append(
                     {
-                        "title": f"Test case {position + 1}",
+                        "title": f"Test case {position + 1}: {source}",
                         "caption": f"true label {label}; {described}; heat map: {method}",
                         "overlay_png": base64.b64encode(png).decode("ascii"),
                     }
@@ -462,7 +464,7 @@ class ImageModality(Modality):
         for j, (image, case_id) in enumerate(zip(cases.inputs, np.asarray(cases.ids)[cases.usable], strict=True)):
             shown, heat = self.heatmap(model, image, np.atleast_1d(scores[j]))
             target = out / f"{int(np.flatnonzero(cases.usable)[j]):05d}_{Path(str(case_id)).name.split('.')[0]}.png"
-            overlay_png(shown, heat, target)
+            overlay_png(shown, heat, target, title=Path(str(case_id)).name)
             written.append(str(target))
         return written
 
@@ -471,7 +473,7 @@ class ImageModality(Modality):
         if len(cases.inputs) != 1:
             raise MedDLError(f"`meddl explain` of an image model takes one image; {len(cases.ids)} found")
         shown, heat = self.heatmap(model, cases.inputs[0], np.atleast_1d(scores[0]))
-        overlay_png(shown, heat, out)
+        overlay_png(shown, heat, out, title=Path(str(cases.ids[0])).name)
         return f"wrote the heat map of {cases.ids[0]} to {out}"
 
     def request_schema(self) -> dict[str, Any]:
@@ -575,3 +577,11 @@ def image_sources(path: Path, spatial_dims: int) -> list[Path]:
     if not sources:
         raise MedDLError(f"{path}: no image files found")
     return sources
+
+
+def _shown_name(source: Any) -> str:
+    """How a report names an image: its file (or DICOM series folder) name, or ``file.npz[split #i]``."""
+    if isinstance(source, tuple):
+        path, split, index = source
+        return f"{Path(str(path)).name}[{split} #{index}]"
+    return Path(str(source)).name
