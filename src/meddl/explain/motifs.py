@@ -442,11 +442,28 @@ def motif_recovery(
     }
 
 
+LOGO_WINDOW = 60  # bases a per-sequence attribution logo shows: around its strongest region, readable at page width
+
+
+def focus_window(matrix: np.ndarray, width: int = LOGO_WINDOW) -> tuple[np.ndarray, int]:
+    """The ``width`` consecutive positions of a (4, L) attribution matrix with the largest total |attribution|,
+    and the 0-based start of that window (the whole matrix when it is no wider)."""
+    array = np.asarray(matrix, dtype=np.float64)
+    length = array.shape[1]
+    if length <= width:
+        return array, 0
+    weight = np.abs(array).sum(axis=0)
+    sums = np.convolve(weight, np.ones(width), mode="valid")  # sums[i] = weight[i : i + width].sum()
+    start = int(np.argmax(sums))
+    return array[:, start : start + width], start
+
+
 def logo_png(
     matrix: np.ndarray,
     title: str = "",
     kind: Literal["information", "weight"] = "information",
     height: float = 2.0,
+    first_position: int | None = None,
 ) -> bytes:
     """A sequence logo as PNG bytes (logomaker on a matplotlib ``Figure``; no pyplot).
 
@@ -456,6 +473,8 @@ def logo_png(
         title: figure title.
         kind: ``"information"`` or ``"weight"``.
         height: figure height in inches (the width grows with W).
+        first_position: label the x axis with sequence positions starting here (1-based), e.g. for a window
+            cut with :func:`focus_window`; None leaves logomaker's 0-based columns.
 
     Returns:
         PNG bytes.
@@ -470,6 +489,8 @@ def logo_png(
     if kind not in ("information", "weight"):
         raise ValueError(f"kind must be 'information' or 'weight', got {kind!r}")
     frame = pd.DataFrame(array.T, columns=list(BASES))
+    if first_position is not None:
+        frame.index = range(first_position, first_position + len(frame))
     if kind == "information":
         probabilities = frame.clip(lower=0)
         probabilities = probabilities.div(probabilities.sum(axis=1).replace(0, 1), axis=0)
@@ -478,7 +499,9 @@ def logo_png(
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     logomaker.Logo(frame, ax=axes, color_scheme="classic")
-    axes.set_ylabel("bits" if kind == "information" else "contribution")
+    axes.set_ylabel("bits" if kind == "information" else "contribution (logit)")
+    if first_position is not None:
+        axes.set_xlabel("position in the sequence")
     if kind == "information":
         axes.set_ylim(0, 2)
     if title:

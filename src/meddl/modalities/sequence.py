@@ -22,6 +22,7 @@ from meddl.evaluate.shift import describe
 from meddl.explain.sequences import (
     discover_motifs,
     find_seqlets,
+    focus_window,
     integrated_gradients_sequence,
     logo_png,
     match_jaspar,
@@ -421,7 +422,13 @@ class SequenceModality(Modality):
         examples = []
         for j in range(min(2, len(rows))):
             matrix = bases[j] * contributions[j][None, :]  # (4, L): the contribution drawn on each base
-            png = logo_png(matrix, title=f"test sequence {prepared.sample_ids[rows[j]]}", kind="weight")
+            window, start = focus_window(matrix)
+            png = logo_png(
+                window,
+                title=f"test sequence {prepared.sample_ids[rows[j]]}, bases {start + 1}–{start + window.shape[1]}",
+                kind="weight",
+                first_position=start + 1,
+            )
             examples.append(
                 {
                     "title": f"Attribution logo: {prepared.sample_ids[rows[j]]}",
@@ -541,7 +548,7 @@ class SequenceModality(Modality):
                 {
                     "window": windows[j],
                     "attributions": [float(v) for v in contributions[j]],
-                    "logo_png": base64.b64encode(logo_png(drawn, title=str(case_id), kind="weight")).decode("ascii"),
+                    "logo_png": base64.b64encode(_window_logo(drawn, str(case_id))).decode("ascii"),
                 }
             )
         return out
@@ -562,7 +569,9 @@ class SequenceModality(Modality):
         written = []
         for j, case_id in enumerate(np.asarray(cases.ids)[cases.usable]):
             target = out / f"{j:05d}_{_safe(str(case_id))}.png"
-            target.write_bytes(logo_png(bases[j] * contributions[j][None, :], title=str(case_id), kind="weight"))
+            window, start = focus_window(bases[j] * contributions[j][None, :])
+            title = f"{case_id}, bases {start + 1}–{start + window.shape[1]}"
+            target.write_bytes(logo_png(window, title=title, kind="weight", first_position=start + 1))
             written.append(str(target))
         return written
 
@@ -579,3 +588,11 @@ def _gc_content(sequence: str) -> float:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+
+
+def _window_logo(matrix: np.ndarray, name: str) -> bytes:
+    """The attribution logo of one sequence around its strongest region, positions on the axis."""
+    window, start = focus_window(matrix)
+    return logo_png(
+        window, title=f"{name}, bases {start + 1}–{start + window.shape[1]}", kind="weight", first_position=start + 1
+    )
