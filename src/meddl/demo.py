@@ -349,8 +349,8 @@ def expression_demo_experiments(out: Path, *, quick: bool = False) -> list[Path]
 
 
 def survival_demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[str, Path]]:
-    """Time to event with every patient kept: GBSG2 recurrence-free survival (a table) and GSE7390 distant
-    metastasis (gene expression), DeepSurv against Cox and a random survival forest."""
+    """Time to event with every patient kept: GBSG2 recurrence-free survival and WHAS500 death (tables), GSE7390
+    distant metastasis (gene expression); DeepSurv against Cox and a random survival forest."""
     from meddl.data.cohorts import survival_cohort
     from meddl.data.expression import gse7390_cohort
 
@@ -361,21 +361,18 @@ def survival_demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[s
         "evaluate": {"bootstrap": 100 if quick else 1000, "horizons": [365.25, 3 * 365.25, 5 * 365.25]},
         "explain": {"permutation_repeats": 2 if quick else 5},
     }
-    gbsg2 = survival_cohort("gbsg2")
-    folder = out / "gbsg2-survival"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_table(gbsg2.frame, folder / "gbsg2.csv")
-    table = {
-        "name": "gbsg2-deepsurv",
-        "data": {
-            "description": f"{gbsg2.description}; every patient kept, censored follow-up included",
-            "path": "gbsg2.csv",
-            "time": gbsg2.time,
-            "event": gbsg2.event,
-            "patient_id": gbsg2.patient_id,
-        },
-        **common,
-    }
+
+    def table_experiment(name: str, note: str) -> tuple[Path, dict[str, Any]]:
+        cohort = survival_cohort(name)
+        folder = out / f"{name}-survival"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_table(cohort.frame, folder / f"{name}.csv")
+        data = {"description": f"{cohort.description}; {note}", "path": f"{name}.csv", "time": cohort.time}
+        data.update(event=cohort.event, patient_id=cohort.patient_id)
+        return folder, {"name": f"{name}-deepsurv", "data": data, **common}
+
+    folder, table = table_experiment("gbsg2", "every patient kept, censored follow-up included")
+    heart, whas_experiment = table_experiment("whas500", "every patient kept")
     matrix, labels = gse7390_cohort(5.0)
     genes = out / "gse7390-survival"
     genes.mkdir(parents=True, exist_ok=True)
@@ -393,21 +390,6 @@ def survival_demo_experiments(out: Path, *, quick: bool = False) -> list[tuple[s
             "survival_event": "distant_metastasis",
         },
         "preprocess": {"log": "none", "select": "none", "scale": "standard"},
-        **common,
-    }
-    whas = survival_cohort("whas500")
-    heart = out / "whas500-survival"
-    heart.mkdir(parents=True, exist_ok=True)
-    write_table(whas.frame, heart / "whas500.csv")
-    whas_experiment = {
-        "name": "whas500-deepsurv",
-        "data": {
-            "description": f"{whas.description}; every patient kept",
-            "path": "whas500.csv",
-            "time": whas.time,
-            "event": whas.event,
-            "patient_id": whas.patient_id,
-        },
         **common,
     }
     return [
