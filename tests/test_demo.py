@@ -64,3 +64,17 @@ class _no_exit:
 
     def __exit__(self, kind: object, value: object, traceback: object) -> bool:
         return isinstance(value, SystemExit) and not value.code
+
+
+@pytest.mark.slow
+def test_the_demo_gives_the_same_figures_twice_on_one_machine(tmp_path: Path) -> None:
+    """The README's figures are reproducible where they were made: two runs of a demo part, same numbers."""
+    import json
+
+    from meddl.demo import run_demo
+
+    figures = []
+    for attempt in ("first", "second"):
+        rows = run_demo(tmp_path / attempt, quick=True, parts=["tables", "survival"])
+        figures.append([json.dumps(row["metrics"]["test"], sort_keys=True) for row in rows])
+    assert figures[0] == figures[1]
