@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean browser
+.PHONY: demo test lint format bench figures clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MedDL needs Python >= 3.11"'
@@ -42,6 +42,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/genomics.py
 	$(BIN)/python benchmarks/ehr_scale.py
 	$(BIN)/python benchmarks/signal_throughput.py
+
+# The README's demo figures from an actual run, with the machine they came from (one JSON line).
+figures: $(STAMP)
+	$(BIN)/python benchmarks/demo_figures.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
