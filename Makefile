@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/genomics.py
 	$(BIN)/python benchmarks/ehr_scale.py
 	$(BIN)/python benchmarks/signal_throughput.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/survival.py
 
 # The README's demo figures from an actual run, with the machine they came from (one JSON line).
 figures: $(STAMP)
