@@ -91,3 +91,21 @@ def test_the_server_scores_an_uploaded_matrix(gse7390: Path, tmp_path: Path) -> 
     items = answer.json()["predictions"]
     assert len(items) == 3 and all(0 <= item["survival"]["1826"] <= 1 for item in items)
     assert all(item["risk"] is not None and item["label"] is None for item in items)
+
+
+def test_gene_names_label_the_probes_in_every_explanation(gse7390: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from meddl.io import read_table
+
+    probes = [c for c in read_table(gse7390 / "expression.csv").columns if c != "sample_id"]
+    symbols = pd.DataFrame({"probe": probes, "symbol": [f"GENE{i}" for i in range(len(probes))]})
+    write_table(symbols, tmp_path / "symbols.csv")
+    experiment = _experiment(gse7390)
+    experiment["data"]["gene_names"] = str(tmp_path / "symbols.csv")
+    experiment["train"]["epochs"] = 2
+    experiment["evaluate"]["baselines"] = []
+    Experiment.from_dict(experiment).run(out=tmp_path / "run")
+    assert "(GENE" in (tmp_path / "run" / "report.html").read_text()
+    explained = load_bundle(tmp_path / "run").predict(gse7390 / "expression.csv", explain=True)
+    assert explained["explanation"].str.contains(r"_at \(GENE\d+\)").all()

@@ -58,6 +58,7 @@ class ExpressionModality(Modality):
         self.data: ExpressionDataConfig = config.data
         self.prep: ExpressionPreprocessConfig = config.preprocess
         self.genes: list[str] = []
+        self.gene_labels: dict[str, str] = {}
         self.transformer: ExpressionTransform | None = None
         self.classes: list[str] = []
 
@@ -154,6 +155,7 @@ class ExpressionModality(Modality):
             target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
             dropped["missing label"] = int((~has_label).sum()) - dropped.get(CENSORED, 0)
         self.genes = list(matrix.genes)
+        self.gene_labels = self._gene_labels()
         self.classes = classes
         samples = np.asarray(matrix.samples)[has_label]
         patients = None
@@ -229,6 +231,29 @@ class ExpressionModality(Modality):
         model = model.cpu().eval()
         return integrated_gradients(model, inputs, np.zeros(inputs.shape[1], dtype=np.float32), target_index=target)
 
+    def _gene_labels(self) -> dict[str, str]:
+        """``data.gene_names`` read as {gene id: name}; an id absent from the matrix is ignored, a repeated id is an
+        error naming it."""
+        if self.data.gene_names is None:
+            return {}
+        path = self.data.gene_names
+        if not path.is_absolute():
+            path = (self.data.path.parent / path).resolve()
+        table = read_table(path)
+        if table.shape[1] < 2:
+            raise MedDLError(f"{path}: data.gene_names needs two columns, the gene id and its name")
+        ids, names = table.iloc[:, 0].astype(str).str.strip(), table.iloc[:, 1]
+        repeated = ids[ids.duplicated()]
+        if len(repeated):
+            raise MedDLError(f"{path}: gene id {repeated.iloc[0]!r} is named twice (row {repeated.index[0]})")
+        known = set(self.genes)
+        return {g: str(n).strip() for g, n in zip(ids, names, strict=True) if g in known and pd.notna(n)}
+
+    def gene_label(self, gene: str) -> str:
+        """``219510_at (POLQ)`` when ``data.gene_names`` names the gene, else the id."""
+        name = getattr(self, "gene_labels", {}).get(gene)
+        return f"{gene} ({name})" if name and name != gene else gene
+
     @property
     def selected_genes(self) -> list[str]:
         assert self.transformer is not None
@@ -245,7 +270,7 @@ class ExpressionModality(Modality):
     ) -> dict[str, Any]:
         if self.config.task == "multilabel":
             return {}
-        genes = self.selected_genes
+        genes = [self.gene_label(g) for g in self.selected_genes]
         attributions = self._attributions(model, inputs[test_index], scores)  # (N, G)
         overall = np.abs(attributions).mean(axis=0)
         ranking = [{"feature": g, "mean_abs_attribution": float(v)} for g, v in zip(genes, overall, strict=True)]
@@ -310,12 +335,13 @@ class ExpressionModality(Modality):
     # -- bundle ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         assert self.transformer is not None
-        return {"genes": self.genes, "transform": self.transformer.to_state()}
+        return {"genes": self.genes, "transform": self.transformer.to_state(), "gene_labels": self.gene_labels}
 
     @classmethod
     def from_state(cls, config: ExperimentConfig, state: dict[str, Any]) -> ExpressionModality:
         adapter = cls(config)
         adapter.genes = list(state["genes"])
+        adapter.gene_labels = dict(state.get("gene_labels") or {})
         adapter.transformer = ExpressionTransform.from_state(state["transform"])
         return adapter
 
@@ -349,7 +375,7 @@ class ExpressionModality(Modality):
         self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[str]:
         """The five genes that contributed most to each sample's prediction."""
-        genes = self.selected_genes
+        genes = [self.gene_label(g) for g in self.selected_genes]
         attributions = self._attributions(model, self.transform(cases.inputs), scores)
         lines = []
         for row in attributions:

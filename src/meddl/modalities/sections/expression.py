@@ -29,6 +29,11 @@ class ExpressionDataConfig(DataSection):
     positive_label: str | int | float | bool | None = None
     classes: list[str | int | float | bool] | None = None
     patient_id: str | None = None
+    gene_names: Path | None = Field(
+        None,
+        description="a CSV of two columns, gene id (as in the matrix) and its name (e.g. probe → symbol); "
+        "explanations then read '219510_at (POLQ)'",
+    )
     survival_time: str | None = Field(
         None, description="censored outcome: time column, with survival_event (task survival, or a horizon label)"
     )
