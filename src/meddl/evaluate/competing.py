@@ -22,9 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from meddl.errors import MedDLError
-from meddl.evaluate.bootstrap import bootstrap_metrics, check_bootstrap_arguments
-from meddl.evaluate.metrics import _as_1d, _check_same_length
-from meddl.evaluate.survival import (
+from meddl.evaluate._survival_inputs import (
     _PAIR_BLOCK,
     _TIED_TOL,
     _h,
@@ -36,6 +34,8 @@ from meddl.evaluate.survival import (
     _step_index,
     _times,
 )
+from meddl.evaluate.bootstrap import bootstrap_metrics, check_bootstrap_arguments
+from meddl.evaluate.metrics import _as_1d, _check_same_length
 
 __all__ = ["aalen_johansen", "aj_at", "cause_c_index", "competing_risk_metrics"]
 
