@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -18,11 +17,9 @@ def test_a_config_mistake_is_reported_before_torch_is_imported(tmp_path: Path) -
         "import sys\nfrom meddl.cli import main\ntry:\n    main(['train', 'exp.yaml'])\nexcept SystemExit as e:\n"
         "    print('exit', e.code, 'torch' in sys.modules)\n"
     )
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "train.epoch: unknown field" in done.stderr
     assert done.stdout.split() == ["exit", "2", "False"], done.stdout  # refused, and torch was never imported
-    assert time.perf_counter() - started < 60  # generous: the real figure (0.3 s) is in the README
 
 
 def test_init_and_data_kind_take_the_names_people_use(tmp_path: Path) -> None:

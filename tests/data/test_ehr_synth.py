@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -153,12 +152,9 @@ def test_deaths_follow_the_risk_model(hospital) -> None:  # type: ignore[no-unty
     assert roc_auc_score(frame["died"], score) > 0.75
 
 
-def test_target_events_and_speed(tmp_path: Path) -> None:
-    started = time.perf_counter()
-    result = synthetic_ehr(tmp_path / "t.duckdb", target_events=100_000, seed=3)
-    seconds = time.perf_counter() - started
+def test_target_events(tmp_path: Path) -> None:
+    result = synthetic_ehr(tmp_path / "t.duckdb", target_events=100_000, seed=3)  # speed: benchmarks/ehr_scale.py
     assert 70_000 < result.n_events < 130_000
-    assert seconds < 4.0, f"10^5 events took {seconds:.1f} s"
     small = synthetic_ehr(tmp_path / "s.duckdb", target_events=1_000, seed=3)
     assert 1 <= small.n_patients <= 5
 

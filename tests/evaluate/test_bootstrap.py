@@ -175,15 +175,6 @@ def test_paired_difference_p_value_large_for_equivalent_models() -> None:
     assert 0.05 < result["p_value"] <= 1.0
 
 
-def test_bootstrap_is_fast_enough() -> None:
-    import time
-
-    y_true, y_prob = _binary_data(2000)
-    start = time.perf_counter()
-    bootstrap_metrics(_metric_function(y_true, y_prob), 2000, n_resamples=1000)
-    assert time.perf_counter() - start < 5.0
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
