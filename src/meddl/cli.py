@@ -50,10 +50,10 @@ def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None
     """Train, evaluate and explain a model; the run folder becomes a loadable bundle."""
     from meddl.config import load_config
 
-    load_config(experiment)  # every mistake in the file reported before torch and the data are loaded
+    config, base = load_config(experiment)  # every mistake in the file reported before torch and the data load
     from meddl.experiment import Experiment
 
-    exp = Experiment.from_yaml(experiment)
+    exp = Experiment(config, base)  # the file is read once; the model arguments are checked here
     result = exp.run(out=out, resume=resume, log=None if quiet else _log)
     if result.metrics:
         _print_metrics(result.record["name"], result.metrics, result.path)
