@@ -237,7 +237,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     subprocess.run([*command, "--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
 
     killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env, stderr=subprocess.PIPE)
-    checkpoint = tmp_path / "killed" / "checkpoints" / "checkpoint.pt"
+    checkpoint = tmp_path / "killed.partial" / "checkpoints" / "checkpoint.pt"  # staged beside --out
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.02)
@@ -245,7 +245,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert killed.poll() is None, "training finished before it could be killed; make the run longer"
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    assert not (tmp_path / "killed").exists()  # nothing appears at --out until the run is complete
 
     result = subprocess.run(
         [*command, "--out", str(tmp_path / "killed"), "--resume"], env=env, capture_output=True, text=True

@@ -42,16 +42,20 @@ class Experiment:
     def from_dict(cls, raw: dict[str, Any], base_dir: str | Path | None = None) -> Experiment:
         return cls(parse_config(raw), base_dir)
 
-    def run(self, out: str | Path | None = None, *, resume: bool = False, log: Any = None) -> RunResult:
+    def run(
+        self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, log: Any = None
+    ) -> RunResult:
         """Train, evaluate, explain and write the bundle folder (any data kind: the modality registered for
         ``data.kind`` reads and preprocesses; the run is the same for all).
 
         Args:
-            out: the run folder (default ``runs/<name>``); its previous contents are replaced unless resuming.
-            resume: continue training from ``out/checkpoints/checkpoint.pt``.
+            out: the run folder (default ``runs/<name>``). The run is written beside it (``<out>.partial``) and moved
+                there when complete; an earlier MedDL run in it is replaced, files MedDL did not write are kept.
+            resume: continue an interrupted run from its last checkpoint (``<out>.partial/checkpoints``).
+            overwrite: allow ``out`` to be a non-empty folder MedDL did not make (its files are kept).
             log: optional ``callable(str)`` for progress messages.
 
         Returns:
             The run folder, metrics and run record.
         """
-        return TrainingRun(self.config).run(out, resume=resume, log=log)
+        return TrainingRun(self.config).run(out, resume=resume, overwrite=overwrite, log=log)

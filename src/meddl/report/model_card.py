@@ -292,13 +292,15 @@ def render_model_card(run: Mapping[str, Any], bundle_path: Path | None = None) -
     return _template().render(ctx=context, card=_card(run, context, bundle_path))
 
 
-def write_model_card(run: Mapping[str, Any], path: Path) -> Path:
+def write_model_card(run: Mapping[str, Any], path: Path, bundle_folder: Path | None = None) -> Path:
     """Write the Markdown model card of a run.
 
     Args:
         run: The run record.
         path: The file to write, or a folder, in which case ``model_card.md`` is written inside it.
             Missing parent folders are created.
+        bundle_folder: where the bundle will be used from, when the card is written elsewhere first (a run is
+            staged beside its folder); default: the card's own folder.
 
     Returns:
         The path of the written file.
@@ -307,4 +309,4 @@ def write_model_card(run: Mapping[str, Any], path: Path) -> Path:
         ValueError: As :func:`render_model_card`.
     """
     folder = Path(path) if Path(path).suffix.lower() != ".md" else Path(path).parent
-    return write_text_output(render_model_card(run, folder), path, "model_card.md")
+    return write_text_output(render_model_card(run, bundle_folder or folder), path, "model_card.md")

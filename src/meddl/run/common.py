@@ -27,6 +27,7 @@ from meddl.evaluate import (
 )
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
 from meddl.report import write_model_card, write_report
+from meddl.run.folders import RunFolder, staging_path
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
 OPTIONAL_METRICS = ("cross_validation", "subgroups", "localization", "explanation_quality", "derived_defaults")
@@ -114,20 +115,21 @@ def trainer_settings(config: ExperimentConfig) -> TrainerSettings:
     )
 
 
-def prepare_run_folder(out: Path, *, resume: bool, device: str) -> DistributedContext:
-    """Join the process group (under torchrun), empty the run folder unless resuming, and create it.
+def prepare_run_folder(
+    out: Path, *, resume: bool, device: str, overwrite: bool = False
+) -> tuple[DistributedContext, RunFolder]:
+    """Join the process group (under torchrun) and open the run's staging folder beside ``out``
+    (:class:`~meddl.run.folders.RunFolder`): ``out`` itself is not touched until the run is complete.
 
-    Only rank 0 clears the folder; every process waits for it before going on.
+    Only rank 0 checks and creates the folder; every process waits for it before going on.
     """
-    import shutil
-
     context = init_distributed(device)
-    if context.is_main and out.exists() and not resume:
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if context.is_main:
+        folder = RunFolder.open(out, kind="train", resume=resume, overwrite=overwrite)
+    else:
+        folder = RunFolder(out, staging_path(out), "train", resumed=resume)
     context.barrier()
-    out.mkdir(parents=True, exist_ok=True)
-    return context
+    return context, folder
 
 
 def write_run_metrics(out: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -153,11 +155,12 @@ def write_run_metrics(out: Path, record: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def finish_bundle(out: Path, record: dict[str, Any], files: list[str]) -> None:
+def finish_bundle(out: Path, record: dict[str, Any], files: list[str], final: Path | None = None) -> None:
     """Hash the bundle files, write the model card and report (which show that hash), then the final manifest
-    (covering card and report too) and the full run record ``run.json``."""
+    (covering card and report too) and the full run record ``run.json``. ``final``: the folder the bundle is moved
+    to once complete (the card's commands name it)."""
     record["bundle_hash"] = write_manifest(out, files)
-    write_model_card(record, out / "model_card.md")
+    write_model_card(record, out / "model_card.md", final)
     write_report(record, out / "report.html")
     write_manifest(out, [*files, "model_card.md", "report.html"])
     (out / "run.json").write_text(json.dumps(clean_json(record), indent=1, allow_nan=False) + "\n")

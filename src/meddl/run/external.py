@@ -21,6 +21,7 @@ from meddl.bundle import load_bundle
 from meddl.evaluate import evaluate_predictions
 from meddl.report import write_report
 from meddl.run.common import RunResult, now_utc
+from meddl.run.folders import RunFolder
 from meddl.run.survival import evaluate_survival
 from meddl.train import scores_from_outputs
 
@@ -28,15 +29,23 @@ __all__ = ["evaluate_external"]
 
 
 def evaluate_external(
-    bundle_path: str | Path, data: str | Path, out: str | Path, *, n_bootstrap: int | None = None, log: Any = None
+    bundle_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    n_bootstrap: int | None = None,
+    overwrite: bool = False,
+    log: Any = None,
 ) -> RunResult:
     """Evaluate a trained bundle on another site's data: the same metrics with CIs, and the shift from training.
 
     Args:
         bundle_path: the run folder of the trained model.
         data: the new labelled data, in the format the model was trained on.
-        out: the folder for ``metrics.json``, ``shift.csv`` and ``report.html``.
+        out: the folder for ``metrics.json``, ``shift.csv`` and ``report.html`` (written beside it first and moved
+            there when complete; never a trained bundle's folder).
         n_bootstrap: bootstrap resamples (default: as trained).
+        overwrite: allow ``out`` to be a non-empty folder MedDL did not make (its files are kept).
         log: optional ``callable(str)`` for progress messages.
 
     Returns:
@@ -44,8 +53,16 @@ def evaluate_external(
     """
     say = log or (lambda message: None)
     bundle = load_bundle(bundle_path)
+    folder = RunFolder.open(out, kind="evaluate", overwrite=overwrite)  # checked before the data is read
+    try:
+        return _evaluate(bundle, Path(data), folder, n_bootstrap, say)
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | None, say: Any) -> RunResult:
     cfg = bundle.config
-    data = Path(data)
     say(f"reading {data}")
     prepared = bundle.modality.load_external(data, say)
     modality = prepared.extra.get("_modality", bundle.modality)  # a kind may read with a copy bound to the new data
@@ -83,8 +100,7 @@ def evaluate_external(
         )
     shift = modality.shift(prepared)
     modality.cleanup()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = folder.staging
     record: dict[str, Any] = {
         "kind": "external_evaluation",
         "name": bundle.name,
@@ -101,6 +117,7 @@ def evaluate_external(
             "target": bundle.info.get("target"),
             "classes": bundle.classes,
             "dropped": dict(prepared.dropped),
+            "repairs": {reason: int(n) for reason, n in prepared.repairs.items() if n},
             "notes": [f"threshold {bundle.threshold:.4g} kept from training"] if bundle.threshold is not None else [],
         },
         "evaluation": {
@@ -129,4 +146,4 @@ def evaluate_external(
     if shift:
         pd.DataFrame(shift).to_csv(out / "shift.csv", index=False)
     write_report(record, out / "report.html")
-    return RunResult(out, record, metrics)
+    return RunResult(folder.commit(), record, metrics)

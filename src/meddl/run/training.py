@@ -37,6 +37,7 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
+from meddl.run.folders import RunFolder
 from meddl.run.survival import (
     derive_horizons,
     evaluate_survival,
@@ -93,12 +94,19 @@ class TrainingRun:
         )
 
     # -- the run ---------------------------------------------------------------------------------
-    def run(self, out: str | Path | None = None, *, resume: bool = False, log: Any = None) -> RunResult:
+    def run(
+        self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, log: Any = None
+    ) -> RunResult:
         """Train, evaluate, explain and write the bundle folder.
 
+        The run is written into ``<out>.partial`` and moved to ``out`` only when complete (see
+        :mod:`meddl.run.folders`): a failure leaves ``out`` as it was.
+
         Args:
-            out: the run folder (default ``runs/<name>``); its previous contents are replaced unless resuming.
-            resume: continue training from ``out/checkpoints/checkpoint.pt``.
+            out: the run folder (default ``runs/<name>``); an earlier MedDL run there is replaced, other files kept.
+            resume: continue training from the checkpoint of an interrupted run (``<out>.partial/checkpoints``)
+                or, failing that, of the finished run in ``out``.
+            overwrite: allow ``out`` to be a non-empty folder MedDL did not make (its files are kept).
             log: optional ``callable(str)`` for progress messages.
 
         Returns:
@@ -106,8 +114,27 @@ class TrainingRun:
         """
         say = log or (lambda message: None)
         cfg = self.config
-        out = Path(out) if out else Path("runs") / cfg.name
-        context = prepare_run_folder(out, resume=resume, device=cfg.train.device)
+        final = Path(out) if out else Path("runs") / cfg.name
+        context, folder = prepare_run_folder(final, resume=resume, overwrite=overwrite, device=cfg.train.device)
+        try:
+            result = self._run(folder, context, say)
+        except BaseException:
+            if context.is_main:
+                self.modality.cleanup()
+                if (folder.staging / "checkpoints" / "checkpoint.pt").exists():
+                    say(f"the run stopped; {folder.staging} keeps its checkpoints: rerun with --resume to continue")
+                else:
+                    folder.discard()
+            raise
+        if not context.is_main:
+            return result
+        final = folder.commit()
+        say(f"wrote {final}")
+        return RunResult(final, result.record, result.metrics)
+
+    def _run(self, folder: RunFolder, context: Any, say: Any) -> RunResult:
+        cfg = self.config
+        out, resume = folder.staging, folder.resumed
 
         say(f"reading {cfg.data.path}")
         # scratch space per process: under torchrun every rank extracts its own copy (no two writers on one file)
@@ -179,9 +206,8 @@ class TrainingRun:
             "usage": dict(self.modality.usage),
         }
         record = {k: v for k, v in record.items() if v is not None}
-        metrics = self._write_bundle(out, record, prepared, splits, fitted)
+        metrics = self._write_bundle(out, record, prepared, splits, fitted, folder.final)
         self.modality.cleanup()
-        say(f"wrote {out}")
         return RunResult(out, record, metrics)
 
     def _derive_defaults(self, prepared: Prepared, index: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -393,6 +419,7 @@ class TrainingRun:
             "classes": prepared.classes,
             "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
             "dropped": dict(prepared.dropped),
+            "repairs": {reason: int(n) for reason, n in prepared.repairs.items() if n},
             "splits": {name: int((splits == name).sum()) for name in SPLITS},
             "notes": [
                 *([cfg.data.description] if cfg.data.description else []),
@@ -416,7 +443,13 @@ class TrainingRun:
         return summary
 
     def _write_bundle(
-        self, out: Path, record: dict[str, Any], prepared: Prepared, splits: np.ndarray, fitted: _Fitted
+        self,
+        out: Path,
+        record: dict[str, Any],
+        prepared: Prepared,
+        splits: np.ndarray,
+        fitted: _Fitted,
+        final: Path | None = None,
     ) -> dict[str, Any]:
         cfg = self.config
         (out / "config.yaml").write_text(cfg.to_yaml())
@@ -446,5 +479,5 @@ class TrainingRun:
         self.modality.splits_table(prepared, splits).to_csv(out / "splits.csv", index=False)
         metrics = write_run_metrics(out, record)
         files = ["config.yaml", "model.json", "model.safetensors", *state_files, "metrics.json", "splits.csv"]
-        finish_bundle(out, record, files)
+        finish_bundle(out, record, files, final)
         return metrics
