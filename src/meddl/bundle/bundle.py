@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from meddl.bundle.files import BUNDLE_FORMAT, load_weights, verify_manifest
 from meddl.config import ExperimentConfig, parse_config
 from meddl.errors import MedDLError
 from meddl.evaluate import predicted_labels
+from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
 from meddl.models import build_model
 from meddl.train.objectives import scores_from_outputs
@@ -200,12 +200,11 @@ def load_bundle(path: str | Path) -> Bundle:
     if not folder.is_dir():
         raise MedDLError(f"bundle not found: {folder} (expected a run folder written by `meddl train`)")
     bundle_hash = verify_manifest(folder)
-    try:
-        info = json.loads((folder / "model.json").read_text())
-        raw_config = yaml.safe_load((folder / "config.yaml").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise MedDLError(f"{folder}: a bundle file cannot be read ({type(exc).__name__}: {exc})") from None
+    info = _read_json(folder / "model.json")
+    raw_config = read_yaml(folder / "config.yaml", "bundle's config.yaml")
+    if not isinstance(raw_config, dict):
+        raise MedDLError(f"{folder / 'config.yaml'}: expected the experiment as a mapping of sections")
+    metrics = _read_json(folder / "metrics.json")
     if info.get("format") != BUNDLE_FORMAT:
         raise MedDLError(f"{folder / 'model.json'}: unsupported bundle format {info.get('format')!r}")
     if "kind" not in info or "data_arguments" not in info:
@@ -221,3 +220,13 @@ def load_bundle(path: str | Path) -> Bundle:
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MedDLError(f"{path}: damaged bundle file, not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(content, dict):
+        raise MedDLError(f"{path}: damaged bundle file, expected a JSON object")
+    return content

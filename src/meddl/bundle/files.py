@@ -105,8 +105,11 @@ def load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
     """
     try:
         state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MedDLError(f"{path}: damaged weights file, cannot be read ({str(exc).splitlines()[0]})") from None
+    try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except (RuntimeError, OSError, SafetensorError) as exc:
+    except RuntimeError as exc:
         raise MedDLError(f"{path}: weights do not fit {arch}: {str(exc).splitlines()[0]}") from None
     current = model.state_dict()
     loaded_pointers = {current[name].data_ptr() for name in state if name in current}

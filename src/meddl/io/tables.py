@@ -7,6 +7,7 @@ is the frame's index (named ``row``) so every later message can point back into 
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,31 +83,75 @@ def read_table(path: str | Path, *, na_values: Sequence[str] | None = None) -> p
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as CSV or Parquet, chosen by the extension."""
+    """Write a table as CSV or Parquet, chosen by the extension. The file is written beside ``path`` and moved
+    into place when complete, so an interrupted write never leaves half a table where a whole one was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
-        frame.to_parquet(path, index=False)
-    elif suffix in {".csv", ".tsv"}:
-        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
-    else:
+    if suffix not in {".parquet", ".pq", ".csv", ".tsv"}:
         raise MedDLError(f"{path}: cannot write {suffix or 'a file without extension'!r}; use .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        if suffix in {".parquet", ".pq"}:
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False, sep="\t" if suffix == ".tsv" else ",")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
 def _check_header(path: Path, sep: str) -> None:
-    """Duplicate names are checked on the header itself: pandas would rename the second 'age' to 'age.1'."""
+    """Duplicate names are checked on the header itself: pandas would rename the second 'age' to 'age.1'.
+
+    Every row must have as many fields as the header: pandas fills a short row with missing values (its values
+    shifted left into the wrong columns), and a file cut mid-line ends in such a row. Both are errors naming the
+    line, the truncated file said to be so.
+    """
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle, delimiter=sep), [])
+            reader = csv.reader(handle, delimiter=sep, skipinitialspace=True)
+            header = next(reader, [])
+            width = len(header)
+            short: tuple[int, int] | None = None
+            for row in reader:
+                if row and len(row) < width and not (len(row) == 1 and not row[0].strip()):
+                    short = (reader.line_num, len(row))
+                    break
     except UnicodeDecodeError:
         raise MedDLError(_not_utf8(path)) from None
+    except csv.Error as exc:
+        raise MedDLError(f"{path}: cannot be parsed as {path.suffix[1:].upper()}: {_first_line(exc)}") from None
+    if short is not None:
+        line, fields = short
+        if _ends_at(path, line) and not _ends_with_newline(path):
+            raise MedDLError(
+                f"{path}: the file looks truncated: its last line ({line}) stops after {fields} of {width} fields "
+                "with no line end; copy the whole file again"
+            )
+        raise MedDLError(
+            f"{path}: line {line} has {fields} fields but the header has {width}; a missing field would shift the "
+            "values after it into the wrong columns — add the empty field (e.g. ',,') or fix the row"
+        )
     seen: set[str] = set()
     for name in (h.strip() for h in header):
         if name and name in seen:
             raise MedDLError(f"{path}: column {name!r} appears more than once in the header")
         seen.add(name)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) in (b"\n", b"\r")
+
+
+def _ends_at(path: Path, line: int) -> bool:
+    """Whether ``line`` (1-based, as the csv module counts) is the file's last non-empty line."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        total = sum(1 for _ in csv.reader(handle))
+    return line >= total
 
 
 def _not_utf8(path: Path) -> str:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from meddl.errors import MedDLError
+from meddl.io.yamlfile import read_yaml
 from meddl.modalities.kinds import canonical, kinds, section_module
 from meddl.sections import (
     MONITORS,
@@ -93,6 +94,8 @@ class ExperimentConfig(Section):
         """Rules across sections, all checked: every problem of the file is reported at once, each naming its
         field (``field: message`` lines)."""
         problems: list[str] = []
+        if "arch" not in self.model.model_fields_set:  # the kind's own network (a signal is not a table)
+            self.model.arch = type(self.data).default_arch
         try:
             self.data.check_task(self.task)  # what the kind can learn (an EHR cohort's outcome fixes its task)
         except ValueError as exc:
@@ -186,12 +189,7 @@ def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
         raise MedDLError(f"experiment file not found: {path}")
     if path.suffix.lower() not in {".yaml", ".yml"}:
         raise MedDLError(f"{path}: an experiment file must be .yaml or .yml, got {path.suffix or 'no extension'!r}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise MedDLError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    raw = read_yaml(path, "experiment file")
     if raw is None:
         raise MedDLError(f"{path}: the experiment file is empty")
     if not isinstance(raw, dict):
