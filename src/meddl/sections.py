@@ -104,11 +104,13 @@ class DataSection(Section):
     the ``path`` read (relative to the experiment file) and the ``split``.
 
     Class attributes say what the kind supports: ``tasks`` it can learn and whether classical baselines on its
-    features are run by default (``classical_baselines``). :meth:`check_task` may refine the rule from the
+    features are run by default (``classical_baselines``), the network used when ``model.arch`` is left out
+    (``default_arch``). :meth:`check_task` may refine the rule from the
     section's own fields (an EHR cohort's outcome decides its task)."""
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     classical_baselines: ClassVar[bool] = True
+    default_arch: ClassVar[str] = "mlp"  # model.arch when the experiment file leaves it out
 
     kind: str
     description: str | None = Field(None, description="shown in the report and model card (source, outcome definition)")

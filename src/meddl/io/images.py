@@ -22,6 +22,7 @@ This module holds the readers of single images and their header checks. The shar
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "ImageFormat",
     "ImageVolume",
     "check_readable",
+    "image_channels",
     "image_geometry",
     "image_manifest",
     "is_dicom_file",
@@ -191,6 +193,44 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
     return (int(height), int(width)), (1.0, 1.0)
 
 
+_ALPHA_MODES = {"RGBA", "PA", "LA", "La", "RGBa"}
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def image_channels(path: str | Path, format: ImageFormat = "auto") -> tuple[int, bool]:
+    """How many channels :func:`read_image` gives for an image (1 grey, 3 colour; a NIfTI's 4th axis), and
+    whether the reader drops an alpha (transparency) channel from it — from the header alone.
+
+    Raises:
+        MedDLError: the header cannot be read (naming the file).
+    """
+    path = Path(path)
+    kind = _dispatch(path, format)
+    if kind in {"dicom", "series"}:
+        from meddl.io._dicom_geometry import _series_files
+        from meddl.io.dicom import _read_dataset
+
+        files = _series_files(path)[0] if kind == "series" else [path]
+        dataset = _read_dataset(files[0], header_only=True)
+        return int(dataset.get("SamplesPerPixel", 1) or 1), False
+    if kind == "nifti":
+        import nibabel as nib
+
+        try:
+            shape = nib.load(path).shape  # type: ignore[attr-defined]
+        except Exception as exc:  # nibabel raises many types on a bad header
+            raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
+        return (int(shape[3]) if len(shape) == 4 else 1), False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+    except Exception as exc:  # Pillow raises many types on a bad header
+        raise MedDLError(f"{path}: not a readable image: {_first_line(exc)}") from None
+    return (1 if mode in _GREY_MODES else 3), mode in _ALPHA_MODES
+
+
 def unreadable_reason(error: MedDLError, path: str | Path) -> str:
     """The first line of a reader's error with the file name in front taken off (it is listed beside it)."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else "cannot be read"
@@ -234,17 +274,26 @@ def _detect_format(path: Path) -> str:
 def _read_nifti(path: Path) -> ImageVolume:
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.orientations import OrientationError
+    from nibabel.spatialimages import HeaderDataError
 
     try:
         image = nib.load(path)
-    except (ImageFileError, OSError, ValueError, EOFError, zlib.error) as exc:
+    except (ImageFileError, HeaderDataError, OSError, ValueError, EOFError, zlib.error) as exc:
         raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise MedDLError(f"{path}: expected a NIfTI image, got {type(image).__name__}")
+    _check_nifti_size(path, image)  # before decoding: a corrupt header can describe terabytes of voxels
     original_affine = np.asarray(image.affine, dtype=float)
     try:
         original_axes = "".join(str(code) for code in nib.aff2axcodes(original_affine))
         canonical = nib.as_closest_canonical(image)
+    except (OrientationError, ValueError) as exc:
+        raise MedDLError(
+            f"{path}: the NIfTI header's affine {original_affine.round(3).tolist()} gives no orientation: "
+            f"{_first_line(exc)}"
+        ) from None
+    try:
         data = np.asarray(canonical.get_fdata(dtype=np.float32))
     except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise MedDLError(f"{path}: the NIfTI data cannot be read (truncated or corrupt?): {_first_line(exc)}") from None
@@ -275,25 +324,33 @@ def _check_nifti(path: Path) -> None:
     """The NIfTI header, and the bytes on disk against the data it describes (see :func:`check_readable`)."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
 
     try:
         image = nib.load(path)  # lazy: the header only, the data stays on disk behind a proxy
-    except (ImageFileError, OSError, ValueError, EOFError, zlib.error) as exc:
+    except (ImageFileError, HeaderDataError, OSError, ValueError, EOFError, zlib.error) as exc:
         raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise MedDLError(f"{path}: expected a NIfTI image, got {type(image).__name__}")
+    _check_nifti_size(path, image)
+
+
+def _check_nifti_size(path: Path, image: Any) -> None:
+    """The bytes on disk against the voxels the header of a loaded (lazy) NIfTI image describes."""
     proxy: Any = image.dataobj  # where the voxels start (the header's vox_offset as nibabel applies it), shape, dtype
     shape = tuple(int(n) for n in proxy.shape)
     if not 2 <= len(shape) <= 4:
         raise MedDLError(f"{path}: NIfTI image of shape {shape} has {len(shape)} axes; expected 2 to 4")
+    if min(shape) < 1:
+        raise MedDLError(f"{path}: the NIfTI header gives the image shape {shape}; every axis needs at least 1 voxel")
     dtype = np.dtype(proxy.dtype)
-    needed = int(proxy.offset) + int(np.prod(shape)) * dtype.itemsize
+    needed = int(proxy.offset) + math.prod(shape) * dtype.itemsize  # exact: np.prod would wrap around
     compressed = path.name.lower().endswith(".gz")
     if compressed:
         # ISIZE is the uncompressed size modulo 2**32 (of the last gzip member only): when it is exactly the size
         # the header needs, the stream is whole; a file cut short ends in arbitrary bytes instead, and a
         # multi-member gzip may disagree too, so anything else is settled by decompressing the stream.
-        if _gzip_trailer_size(path) == needed % 2**32:
+        if needed < 2**32 and _gzip_trailer_size(path) == needed:
             return
         stored = _gunzip_size(path)
     else:
@@ -397,6 +454,7 @@ def _read_pillow(path: Path) -> ImageVolume:
         "modality": None,
         "photometric": "RGB" if array.shape[0] == 3 else "MONOCHROME2",
         "mode": mode,
+        "alpha_dropped": mode in _ALPHA_MODES,
         "bits": 16 if pixels.dtype == np.uint16 else 8 if pixels.dtype == np.uint8 else 32,
     }
     return ImageVolume(np.ascontiguousarray(array, dtype=np.float32), (1.0, 1.0), str(path), meta)

@@ -61,6 +61,8 @@ class Prepared:
     patient_ids: np.ndarray | None
     n_read: int
     dropped: dict[str, int] = field(default_factory=dict)
+    # every change MedDL made to the data, counted: {"NaN samples interpolated": 12, "alpha channel dropped": 3}
+    repairs: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     given_splits: np.ndarray | None = None
     dates: np.ndarray | None = None  # for a temporal split

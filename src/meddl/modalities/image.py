@@ -30,6 +30,7 @@ from meddl.io import images as image_io  # read_image through the module: one re
 from meddl.io.images import (
     IMAGE_SUFFIXES,
     check_readable,
+    image_channels,
     image_geometry,
     image_manifest,
     is_dicom_file,
@@ -122,6 +123,7 @@ class ImageModality(Modality):
         npz = self.data.format == "npz" or self.data.path.suffix.lower() == ".npz"
         if not npz and not (self._size_given and self._spacing_given):
             self._derive_geometry(log)
+        repairs = self._plan_channels(log) if not npz else {}
         self.cache = _cache(self.prep, self.data, self.pipeline)
         check, checking = self._file_check()
         items = load_image_items(self.data, self.config.task, log=log, check=check, checking=checking)
@@ -129,7 +131,9 @@ class ImageModality(Modality):
             first = next(iter(items.arrays.values()))
             self._set_size([int(n) for n in first.shape[2:]], f"the size of the arrays in {self.data.path.name}")
             self.cache = _cache(self.prep, self.data, self.pipeline)
-        return self._prepared(items)
+        prepared = self._prepared(items)
+        prepared.repairs.update({k: v for k, v in repairs.items() if v})
+        return prepared
 
     def _set_size(self, size: list[int], why: str) -> None:
         self.prep.size = size
@@ -142,16 +146,7 @@ class ImageModality(Modality):
         median per axis, or none when every image already has it; the size is the median image size at that
         spacing, at most 256 per axis in 2D and 128 in 3D. Only settings the experiment file leaves out are
         derived."""
-        if not self.data.path.exists():
-            raise MedDLError(f"data.path not found: {self.data.path}")
-        manifest = image_manifest(
-            self.data.path,
-            path_column=self.data.path_column,
-            target=self.data.target,
-            patient_id=self.data.patient_id,
-            label_columns=self.data.label_columns,
-        )
-        paths = list(manifest["path"])
+        paths = self._manifest_paths()
         chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(len(paths), N_SHIFT_IMAGES)).astype(int)]
         log(f"reading the headers of {len(chosen)} image(s) for their size and spacing")
         shapes, spacings = [], []
@@ -181,6 +176,57 @@ class ImageModality(Modality):
             at = " at the target spacing" if self.prep.spacing else ""
             self._set_size(size, f"median size of {len(shapes)} images{at} (at most {cap} per axis)")
         self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=self.config.train.seed)
+
+    def _manifest_paths(self) -> list[Path]:
+        """The image files the manifest (or folder) names, before any is read."""
+        if not self.data.path.exists():
+            raise MedDLError(f"data.path not found: {self.data.path}")
+        manifest = image_manifest(
+            self.data.path,
+            path_column=self.data.path_column,
+            target=self.data.target,
+            patient_id=self.data.patient_id,
+            label_columns=self.data.label_columns,
+        )
+        return [Path(p) for p in manifest["path"]]
+
+    def _plan_channels(self, log: Log) -> dict[str, int]:
+        """Every image's channel count from its header: a mix of grey and RGB is converted to the majority by a
+        declared rule (RGB → grey: ITU-R BT.601 luma; grey → RGB: the grey channel repeated), written into the
+        config (``preprocess.channels``, so prediction converts the same way) and counted, as are dropped alpha
+        channels. Returns the counts (the run's repairs)."""
+        paths = self._manifest_paths()
+        log(f"reading the channel count of {len(paths)} image header(s)")
+        counts: dict[int, int] = {}
+        alpha = 0
+        for path in paths:
+            try:
+                channels, has_alpha = image_channels(path, format=self.data.format)
+            except MedDLError:
+                continue  # a bad file is reported (or skipped) by the check that follows
+            counts[channels] = counts.get(channels, 0) + 1
+            alpha += int(has_alpha)
+        wanted = self.prep.channels
+        if wanted is None and len(counts) > 1 and set(counts) <= {1, 3}:
+            wanted = 1 if counts.get(1, 0) >= counts.get(3, 0) else 3
+            self.prep.channels = wanted
+            self.derived_["preprocess.channels"] = {
+                "value": wanted,
+                "why": f"{counts.get(1, 0)} grey and {counts.get(3, 0)} RGB images: all converted to the majority, "
+                f"{_CHANNEL_NAMES[wanted]}",
+            }
+            self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=self.config.train.seed)
+        elif wanted is None and len(counts) > 1:
+            raise MedDLError(
+                f"{self.data.path}: the images have different channel counts ({dict(sorted(counts.items()))}); "
+                "set preprocess.channels (1 grey or 3 RGB) to convert them"
+            )
+        repairs = {"alpha (transparency) channels dropped": alpha}
+        if wanted == 1:
+            repairs["RGB images converted to grey"] = counts.get(3, 0)
+        elif wanted == 3:
+            repairs["grey images converted to RGB"] = counts.get(1, 0)
+        return repairs
 
     def _prepared(self, items: ImageItems) -> Prepared:
         return Prepared(
@@ -434,8 +480,22 @@ class ImageModality(Modality):
     # -- prediction ---------------------------------------------------------------------------------
     def tensor(self, source: str | Path) -> torch.Tensor:
         """One preprocessed image (C, *size) from a file or DICOM series folder."""
+        return self._tensor_and_note(source)[0]
+
+    def _tensor_and_note(self, source: str | Path) -> tuple[torch.Tensor, str]:
+        """One preprocessed image and what was changed to fit the model (channels converted, alpha dropped)."""
         volume = read_image(source, format=self.info.get("image_format", self.data.format))
-        return torch.from_numpy(self.pipeline.deterministic(volume))
+        trained = self.pipeline.config.channels or self.info.get("data_arguments", {}).get("in_channels")
+        have = volume.channels
+        changes = ["alpha channel dropped"] if volume.meta.get("alpha_dropped") else []
+        if trained is not None and have != trained:
+            if self.pipeline.config.channels is None or have not in (1, 3):
+                raise MedDLError(
+                    f"{source}: the image has {have} channel(s) but the model was trained on {trained} "
+                    f"({_CHANNEL_NAMES.get(int(trained), 'channels')}); convert it first"
+                )
+            changes.append(f"converted {_CHANNEL_NAMES[have]} → {_CHANNEL_NAMES[int(trained)]}")
+        return torch.from_numpy(self.pipeline.deterministic(volume)), "; ".join(changes)
 
     def read_for_prediction(self, source: Any) -> PredictionInputs:
         """Every image of a file, folder or manifest; an image that cannot be read gets a note, not a row."""
@@ -444,13 +504,17 @@ class ImageModality(Modality):
         else:
             sources = image_sources(Path(source), self.data.spatial_dims)
         images, notes = [], []
+        usable_list = []
         for path in sources:
             try:
-                images.append(self.tensor(path))
-                notes.append("")
+                image, note = self._tensor_and_note(path)
+                images.append(image)
+                notes.append(note)
+                usable_list.append(True)
             except MedDLError as exc:
                 notes.append(f"not scored: {exc}")
-        usable = np.array([note == "" for note in notes], dtype=bool)
+                usable_list.append(False)
+        usable = np.array(usable_list, dtype=bool)
         return PredictionInputs(
             inputs=images, ids=[str(s) for s in sources], notes=notes, usable=usable, columns={"path": sources}
         )
@@ -485,6 +549,9 @@ class ImageModality(Modality):
         items = load_image_items(data_config, self.config.task)
         self.cache = None  # new files: read and preprocess each (the training cache holds other images)
         return self._prepared(items)
+
+
+_CHANNEL_NAMES = {1: "grey", 3: "RGB"}
 
 
 def _volume_measures(array: np.ndarray, spacing: Any) -> dict[str, float]:

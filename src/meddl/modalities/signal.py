@@ -81,6 +81,7 @@ class SignalModality(Modality):
             normalize=self.prep.normalize,
         )
         self.channel_names: list[str] = []
+        self.last_filled_ = 0  # NaN samples interpolated in the last record read
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -104,7 +105,9 @@ class SignalModality(Modality):
         if not self.channel_names:  # the first record fixes the channels every later record must have
             self.pipeline.fit(signal)
             self.channel_names = _selected_channels(signal.channels, self.prep.channels)
-        return self.pipeline.transform(signal)
+        array = self.pipeline.transform(signal)
+        self.last_filled_ = int(self.pipeline.last_filled_)  # NaN samples interpolated in this record
+        return array
 
     def _manifest(self) -> pd.DataFrame:
         """The manifest's rows (absolute ``path``, ``label``, ``patient_id``).
@@ -141,20 +144,27 @@ class SignalModality(Modality):
         arrays: list[np.ndarray] = []
         keep = np.zeros(n_read, dtype=bool)
         skipped: list[str] = []
+        filled = np.zeros(n_read, dtype=np.int64)
         for i, path in enumerate(manifest["path"]):
             try:
                 arrays.append(self._read(Path(path)))
                 keep[i] = True
+                filled[i] = self.last_filled_
             except MedDLError as exc:
                 if self.data.on_bad_file == "error":
                     raise MedDLError(f"{exc} (set data.on_bad_file: skip to leave such records out)") from None
                 skipped.append(f"skipped {path}: {exc}")
         if not arrays:
             raise MedDLError(f"{self.data.path}: no readable record")
-        manifest = manifest.loc[keep].reset_index(drop=True)
+        manifest = manifest.loc[keep]  # the index stays the manifest's row number, for messages
         target, classes, has_label = encode_labels(manifest["label"], self.config, self.data.path.name)
         inputs = np.stack(arrays)[has_label]
         manifest = manifest.loc[has_label]
+        gaps = filled[keep][has_label]
+        repairs = {
+            "missing (NaN) samples interpolated": int(gaps.sum()),
+            "records with interpolated samples": int((gaps > 0).sum()),
+        }
         dropped = {
             "unreadable records (data.on_bad_file: skip)": len(skipped),
             "missing label": int((~has_label).sum()),
@@ -175,6 +185,7 @@ class SignalModality(Modality):
             patient_ids=manifest["patient_id"].astype(str).to_numpy() if "patient_id" in manifest.columns else None,
             n_read=n_read,
             dropped={k: v for k, v in dropped.items() if v},
+            repairs={k: v for k, v in repairs.items() if v},
             notes=notes,
         )
 
@@ -282,7 +293,8 @@ class SignalModality(Modality):
         for source in sources:
             try:
                 arrays.append(self._read(source))
-                notes.append("")
+                gaps = self.last_filled_
+                notes.append(f"{gaps} missing (NaN) sample(s) interpolated" if gaps else "")
                 usable.append(True)
             except MedDLError as exc:
                 notes.append(f"not scored: {exc}")

@@ -37,6 +37,13 @@ def _dropped(data: Mapping[str, Any]) -> tuple[Table | None, str, str | None]:
     return table, text, note
 
 
+def _repairs(data: Mapping[str, Any]) -> Table | None:
+    """What MedDL changed in the data to use it (interpolated samples, converted channels, imputed values…)."""
+    repairs = {str(what): as_float(count) for what, count in mapping(data.get("repairs")).items()}
+    rows = [[what, fmt_count(count)] for what, count in repairs.items() if count]
+    return Table(["Change made to the data", "Count"], rows, [False, True]) if rows else None
+
+
 def _class_balance(data: Mapping[str, Any]) -> Table | None:
     balance = mapping(data.get("class_balance"))
     splits = {str(split): mapping(counts) for split, counts in balance.items() if mapping(counts)}
@@ -104,6 +111,7 @@ def _data_section(run: Mapping[str, Any], is_external: bool) -> DataSection:
         dropped=dropped,
         dropped_text=dropped_text,
         dropped_note=dropped_note,
+        repairs=_repairs(data),
         splits=_splits(data),
         class_balance=_class_balance(data),
         columns=_columns(data),

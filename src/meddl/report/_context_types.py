@@ -63,6 +63,7 @@ class DataSection:
     class_balance: Table | None
     columns: Table | None
     notes: list[str]
+    repairs: Table | None = None  # what MedDL changed in the data to use it, counted
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,11 @@ REPORT_HTML = """<!DOCTYPE html>
 <p>{{ ctx.data.dropped_text }}</p>
 {%- if ctx.data.dropped %}{{ table(ctx.data.dropped, total_last=True) }}{% endif %}
 {%- if ctx.data.dropped_note %}<div class="alert">{{ ctx.data.dropped_note }}</div>{% endif %}
+{%- if ctx.data.repairs %}
+<h3>Changes made to the data</h3>
+<p>MedDL changed these values to use them; each is counted here.</p>
+{{ table(ctx.data.repairs) }}
+{%- endif %}
 {%- if ctx.data.splits %}
 <h3>Splits</h3>
 {{ table(ctx.data.splits) }}
@@ -339,6 +344,12 @@ Reporting items follow TRIPOD+AI where software can fill them in; items that nee
 {%- if ctx.data.dropped_note %}
 
 **Note:** {{ ctx.data.dropped_note | md }}
+{%- endif %}
+{%- if ctx.data.repairs %}
+
+**Changes made to the data:**
+
+{{ table(ctx.data.repairs.rows, ctx.data.repairs.headers) }}
 {%- endif %}
 {%- if ctx.data.splits %}
 

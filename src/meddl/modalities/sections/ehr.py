@@ -39,6 +39,8 @@ class CohortConfig(Section):
 class EHRDataConfig(DataSection):
     """An EHR event store (DuckDB file written by ``meddl ehr import``) and the cohort to draw from it."""
 
+    default_arch: ClassVar[str] = "gru"
+
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel", "survival")
 
     kind: Literal["ehr"]

@@ -25,6 +25,8 @@ class ImageDataConfig(DataSection):
     * a ``.npz`` with ``train_images``/``train_labels``, ``val_…``, ``test_…`` (its own splits are used).
     """
 
+    default_arch: ClassVar[str] = "small_cnn"
+
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel")
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw pixels by default
 

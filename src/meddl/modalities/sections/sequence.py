@@ -6,7 +6,7 @@ Plain pydantic (see :mod:`meddl.sections`): validating an experiment imports not
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,8 @@ __all__ = ["Data", "Preprocess", "SequenceDataConfig", "SequencePreprocessConfig
 class SequenceDataConfig(DataSection):
     """DNA sequences: a FASTA (labels in a CSV by record id, or ``label=`` in each header), a CSV of sequences, or
     BED intervals cut from a reference FASTA (strand-aware)."""
+
+    default_arch: ClassVar[str] = "sequence_cnn"
 
     kind: Literal["sequence"]
     path: Path = Field(..., description="FASTA (.fa/.fasta/.fa.gz), CSV/TSV/Parquet of sequences, or BED")

@@ -19,6 +19,8 @@ class SignalDataConfig(DataSection):
     """Physiological signals (ECG): a manifest CSV ``path,label[,patient_id]`` naming WFDB records, DICOM
     waveforms, ``.npy`` or CSV arrays."""
 
+    default_arch: ClassVar[str] = "seed_lstm"
+
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw traces by default
 
     kind: Literal["signal"]
