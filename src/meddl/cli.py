@@ -44,9 +44,12 @@ def init(kind: str) -> None:
 @app.command()
 @click.argument("experiment", type=_PATH)
 @click.option("--out", type=_PATH, default=None, help="run folder (default runs/<name>)")
-@click.option("--resume", is_flag=True, help="continue from the last checkpoint in the run folder")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from its last checkpoint (<out>.partial)")
+@click.option(
+    "--overwrite", is_flag=True, help="allow --out to be a non-empty folder MedDL did not make (its files are kept)"
+)
 @click.option("--quiet", is_flag=True, help="no progress messages")
-def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None:
+def train(experiment: Path, out: Path | None, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train, evaluate and explain a model; the run folder becomes a loadable bundle."""
     from meddl.config import load_config
 
@@ -54,7 +57,7 @@ def train(experiment: Path, out: Path | None, resume: bool, quiet: bool) -> None
     from meddl.experiment import Experiment
 
     exp = Experiment(config, base)  # the file is read once; the model arguments are checked here
-    result = exp.run(out=out, resume=resume, log=None if quiet else _log)
+    result = exp.run(out=out, resume=resume, overwrite=overwrite, log=None if quiet else _log)
     if result.metrics:
         _print_metrics(result.record["name"], result.metrics, result.path)
 
@@ -95,11 +98,14 @@ def predict(
 @click.option("--data", type=_PATH, required=True, help="labelled table from another site or period")
 @click.option("--out", type=_PATH, required=True, help="folder for metrics.json, shift.csv and report.html")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=None, help="bootstrap resamples (default: as trained)")
-def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None) -> None:
+@click.option(
+    "--overwrite", is_flag=True, help="allow --out to be a non-empty folder MedDL did not make (its files are kept)"
+)
+def evaluate(bundle: Path, data: Path, out: Path, bootstrap: int | None, overwrite: bool) -> None:
     """External validation: the same metrics with CIs on new data, and which variables shifted."""
     from meddl.run import evaluate_external
 
-    result = evaluate_external(bundle, data, out, n_bootstrap=bootstrap)
+    result = evaluate_external(bundle, data, out, n_bootstrap=bootstrap, overwrite=overwrite)
     _print_metrics(f"{result.record['name']} on {data.name}", result.metrics, result.path)
     shift = result.record.get("shift") or []
     if shift:
@@ -243,6 +249,80 @@ def ehr_synthetic(out: Path, patients: int, seed: int) -> None:
     from meddl.modalities import get_modality
 
     err_console.print(get_modality("ehr").synthetic_store(out, patients, seed), highlight=False)  # type: ignore[attr-defined]
+
+
+@app.command()
+@click.argument("source", type=_PATH)
+@click.option("--out", type=_PATH, required=True, help="a new folder (DICOM, event store) or table file to write")
+@click.option(
+    "--salt-file",
+    type=_PATH,
+    default=None,
+    help="the secret salt (created, mode 0600, if missing); else $MEDDL_DEID_SALT",
+)
+@click.option("--id-column", "id_columns", multiple=True, help="table: a column of identifiers to replace by keys")
+@click.option("--date-column", "date_columns", multiple=True, help="table: a date column to shift per patient")
+@click.option("--patient-id", default=None, help="table: the patient column (keyed; sets each row's date shift)")
+@click.option("--drop", multiple=True, help="table: a column to leave out of the output")
+@click.option(
+    "--keep-patient-characteristics", is_flag=True, help="DICOM: keep sex, age, size, weight (profile option)"
+)
+@click.option(
+    "--burned-in",
+    type=click.Choice(["warn", "skip"]),
+    default="warn",
+    show_default=True,
+    help="DICOM: images that may show burned-in text are written and warned about, or left out",
+)
+@click.option(
+    "--on-bad-file",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="DICOM: stop at an unreadable file, or count it and go on",
+)
+@click.option("--overwrite", is_flag=True, help="write into a non-empty --out (replacing a previous deid run there)")
+def deid(
+    source: Path,
+    out: Path,
+    salt_file: Path | None,
+    id_columns: tuple[str, ...],
+    date_columns: tuple[str, ...],
+    patient_id: str | None,
+    drop: tuple[str, ...],
+    keep_patient_characteristics: bool,
+    burned_in: str,
+    on_bad_file: str,
+    overwrite: bool,
+) -> None:
+    """De-identify DICOM (PS3.15 Basic Profile), a table or an EHR event store before MedDL uses it."""
+    import json
+
+    from meddl.io.deid import deidentify, load_salt
+
+    salt, created = load_salt(salt_file)
+    if created:
+        err_console.print(created, highlight=False, soft_wrap=True)
+    log = deidentify(
+        source,
+        out,
+        salt,
+        id_columns=id_columns,
+        date_columns=date_columns,
+        patient_id=patient_id,
+        drop=drop,
+        keep_patient_characteristics=keep_patient_characteristics,
+        burned_in=burned_in,  # type: ignore[arg-type]
+        on_bad_file=on_bad_file,  # type: ignore[arg-type]
+        overwrite=overwrite,
+        salt_file=salt_file,
+        progress=_log,
+    )
+    summary = {key: value for key, value in log.items() if key not in ("files_written", "attributes", "method")}
+    if isinstance(summary.get("warnings"), list) and len(summary["warnings"]) > 10:
+        summary["warnings"] = f"{len(summary['warnings'])} warnings, listed in the log"
+    out_console.print_json(json.dumps(summary, default=str))
+    err_console.print(f"wrote {out} ({len(log['files_written'])} file(s) and the log)", highlight=False)
 
 
 def _fmt(entry: dict | None) -> str:
