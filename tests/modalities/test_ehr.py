@@ -17,6 +17,7 @@ import yaml
 from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.ehr_synth import synthetic_ehr
+from meddl.run.privacy import local_ids_path
 
 EXCLUDED = "excluded by the cohort definition (see Cohort flow)"
 
@@ -89,7 +90,7 @@ def test_mortality_run_reports_the_cohort_flow_and_splits_by_patient(mortality_r
     assert flow[0][1] == data["n_rows_read"] and flow[-1][1] == data["n_rows_used"]
     assert data["dropped"] == {EXCLUDED: flow[0][1] - flow[-1][1]}
     assert sum(data["splits"].values()) == data["n_rows_used"] and metrics["test"]["auroc"]["value"] is not None
-    splits = pd.read_csv(mortality_run / "splits.csv", dtype=str)
+    splits = pd.read_csv(local_ids_path(mortality_run), dtype=str)
     assert len(splits) == data["n_rows_used"] and splits["id"].is_unique
     assert splits.groupby("patient_id")["split"].nunique().max() == 1  # no patient in two splits
     report = (mortality_run / "report.html").read_text()
@@ -142,7 +143,8 @@ def test_nothing_after_the_observation_window_reaches_the_model(
     run = tmp_path / "leaky_run"
     Experiment.from_dict(MORTALITY, base_dir=leaky.parent).run(out=run)
     # Same cohort, split, vocabulary, lab items, scaler, weights and test metrics as without the planted events.
-    for name in ("splits.csv", "preprocess.json", "model.safetensors"):
+    assert raw_splits(run).equals(raw_splits(mortality_run))
+    for name in ("preprocess.json", "model.safetensors"):
         assert (run / name).read_bytes() == (mortality_run / name).read_bytes(), name
     assert (
         json.loads((run / "metrics.json").read_text())["test"]
@@ -168,7 +170,7 @@ def test_nothing_after_the_observation_window_reaches_the_model(
 
 
 def test_vocabulary_is_built_on_training_patients_only(store: Path, mortality_run: Path, tmp_path: Path) -> None:
-    splits = pd.read_csv(mortality_run / "splits.csv", dtype=str)
+    splits = pd.read_csv(local_ids_path(mortality_run), dtype=str)
     planted = copy_store(store, tmp_path / "planted")
     with duckdb.connect(str(planted)) as con:
         for split, code in (("train", "ZZTRAIN"), ("validation", "ZZVALID"), ("test", "ZZTEST")):
@@ -189,7 +191,7 @@ def test_vocabulary_is_built_on_training_patients_only(store: Path, mortality_ru
             con.unregister("stays")
     run = tmp_path / "run"
     Experiment.from_dict(MORTALITY, base_dir=planted.parent).run(out=run)
-    assert (run / "splits.csv").read_text() == (mortality_run / "splits.csv").read_text()
+    assert raw_splits(run).equals(raw_splits(mortality_run))
     vocabulary = json.loads((run / "preprocess.json").read_text())["vocabulary"]
     # A code and a lab item of every training stay are in the vocabulary (fewer labs than top_labs: all count) …
     assert "dx:ICD10:ZZTRAIN" in vocabulary["codes"] and "zztrain_lab" in vocabulary["labs"]
@@ -218,7 +220,7 @@ def test_cli_evaluate_on_a_store_matches_the_bundles_predictions(
     code, err = cli(["evaluate", mortality_run, "--data", store, "--out", tmp_path / "ext", "--bootstrap", 10], capsys)
     assert code == 0, err
     metrics = json.loads((tmp_path / "ext" / "metrics.json").read_text())
-    cohort = pd.read_csv(mortality_run / "splits.csv", dtype=str)["id"]
+    cohort = pd.read_csv(local_ids_path(mortality_run), dtype=str)["id"]
     assert metrics["data"]["n_rows_used"] == len(cohort)
     # Features of the labelled cohort (evaluate) and of the same stays read for prediction are the same.
     predictions = load_bundle(mortality_run).predict(store).set_index("id").loc[cohort]
@@ -251,7 +253,7 @@ def test_readmission_with_retain_reports_its_attention(store: Path, tmp_path: Pa
     config["data"]["cohort"].update(horizon_days=30, first_stay_only=False)
     result = Experiment.from_dict(config, base_dir=store.parent).run(out=tmp_path / "run")
     assert result.metrics["test"]["auroc"]["value"] is not None
-    splits = pd.read_csv(tmp_path / "run" / "splits.csv", dtype=str)
+    splits = pd.read_csv(local_ids_path(tmp_path / "run"), dtype=str)
     assert splits.groupby("patient_id").size().max() > 1  # several stays per patient …
     assert splits.groupby("patient_id")["split"].nunique().max() == 1  # … all in one split
     report = (tmp_path / "run" / "report.html").read_text()
@@ -366,3 +368,8 @@ def test_cli_mimic_import_then_train_and_predict(tmp_path: Path, capsys: pytest.
     assert sorted(state["vocabulary"]["labs"]) == ["Creatinine", "Glucose"]
     predictions = load_bundle(tmp_path / "run").predict(store)
     assert len(predictions) == 60 and (predictions["note"] == "").all()
+
+
+def raw_splits(run: Path) -> pd.DataFrame:
+    """Which stay of which patient went to which split (the keys are drawn afresh by every run)."""
+    return pd.read_csv(local_ids_path(run), dtype=str).drop(columns=["patient_key", "sample_key"], errors="ignore")

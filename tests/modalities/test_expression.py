@@ -16,6 +16,7 @@ from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.expression import gse7390_cohort, synthetic_expression
 from meddl.modalities.expression import ExpressionModality
+from meddl.run.privacy import local_ids_path
 
 CENSORED = "censored before the horizon (outcome unknown)"
 
@@ -92,7 +93,7 @@ def test_preprocessing_is_fitted_on_the_training_rows_only(
     run, _ = mlp_run
     state = json.loads((run / "preprocess.json").read_text())["transform"]
     assert state["log_"] == "log2" and len(state["selected_index"]) == 60
-    splits = pd.read_csv(run / "splits.csv")
+    splits = pd.read_csv(local_ids_path(run))
     train = splits.loc[splits["split"] == "train", "id"]
     logged = np.log2(counts.loc[train].to_numpy(dtype=np.float64) + 1.0)
     selected = np.asarray(state["selected_index"])
@@ -212,7 +213,7 @@ def test_survival_horizon_excludes_and_counts_censored_samples(
     assert data["dropped"] == {CENSORED: censored}  # the unprofiled label row is not a dropped sample
     known = labels.dropna(subset=["metastasis_5y"])
     assert data["classes"] == ["0", "1"]
-    splits = pd.read_csv(run / "splits.csv")
+    splits = pd.read_csv(local_ids_path(run))
     assert set(splits["id"]) == set(known["sample_id"])
     balance = {k: sum(v[c] for v in data["class_balance"].values()) for k, c in (("no", "0"), ("yes", "1"))}
     assert balance == {

@@ -14,6 +14,7 @@ from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.phantoms import write_phantom_dataset
 from meddl.errors import MedDLError
+from meddl.run.privacy import local_ids_path
 
 
 def image_config(manifest: Path, **overrides: object) -> dict:
@@ -60,7 +61,7 @@ def test_dicom_run_writes_a_complete_image_bundle(dicom_run: tuple[Path, Path]) 
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["auroc"]["ci"][0] is not None
-    splits = pd.read_csv(run / "splits.csv")
+    splits = pd.read_csv(local_ids_path(run))
     assert splits.groupby("patient_id")["split"].nunique().max() == 1  # patient-level split
     n_test = int((splits["split"] == "test").sum())
     assert len(list((run / "heatmaps").glob("case_*.png"))) == n_test  # a heat map for every test case

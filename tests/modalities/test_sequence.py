@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.motifs import PlantedMotifs, planted_motif_dataset, write_planted_dataset
+from meddl.run.privacy import local_ids_path
 
 LENGTH = 80
 MOTIFS = ("MA0139.2", "MA0106.3")  # CTCF, TP53: long, informative sites that a 2-epoch CNN finds
@@ -82,7 +83,7 @@ def test_fasta_run_writes_a_bundle_with_learned_motifs(
 
     # The reloaded bundle reproduces the run's test AUROC from its own predictions (same weights, same strand
     # averaging, same threshold), and two loads predict identically.
-    splits = pd.read_csv(fasta_run / "splits.csv")
+    splits = pd.read_csv(local_ids_path(fasta_run))
     first = load_bundle(fasta_run).predict(planted[2]["fasta"])
     second = load_bundle(fasta_run).predict(planted[2]["fasta"])
     pd.testing.assert_frame_equal(first, second)
@@ -178,7 +179,7 @@ def test_fasta_with_a_labels_csv_and_patients_trains_danq(
     result = Experiment.from_dict(config, base_dir=tmp_path).run(out=tmp_path / "run")
     assert result.metrics["data"]["n_rows_used"] == n - 1
     assert result.metrics["data"]["dropped"]["missing label"] == 1
-    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
+    splits = pd.read_csv(local_ids_path(tmp_path / "run"))
     assert splits.groupby("patient_id")["split"].nunique().max() == 1  # split by donor
     assert "r3" not in set(splits["id"])
 

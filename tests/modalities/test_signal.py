@@ -14,6 +14,7 @@ import yaml
 from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.data.ecg import write_ecg_dataset
+from meddl.run.privacy import local_ids_path
 
 SKIPPED = "unreadable records (data.on_bad_file: skip)"
 
@@ -79,7 +80,7 @@ def test_wfdb_regression_writes_bundle_report_and_traces(wfdb_run: tuple[Path, P
     for name in ("config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json", "report.html"):
         assert (run / name).is_file(), name
     assert json.loads((run / "model.json").read_text())["params"] == {"units": 8, "downsample": 2}
-    splits = pd.read_csv(run / "splits.csv")
+    splits = pd.read_csv(local_ids_path(run))
     assert len(splits) == 30 and splits.groupby("patient_id")["split"].nunique().max() == 1
     test_ids = splits.loc[splits["split"] == "test", "id"].tolist()
     assert len(list((run / "traces").glob("case_*.png"))) == len(test_ids) > 0
@@ -193,7 +194,7 @@ def test_dicom_rhythm_classification_from_the_cli(tmp_path: Path, capsys: pytest
     assert metrics["test"]["auroc"]["value"] is not None and metrics["data"]["classes"] == ["sinus", "irregular"]
     report = (run / "report.html").read_text()
     assert "Attribution over time" in report and "data:image/png;base64" in report
-    n_test = int((pd.read_csv(run / "splits.csv")["split"] == "test").sum())
+    n_test = int((pd.read_csv(local_ids_path(run))["split"] == "test").sum())
     assert len(list((run / "traces").glob("case_*.png"))) == n_test
     bundle = load_bundle(run)
     predictions = bundle.predict(manifest)

@@ -22,6 +22,7 @@ from meddl.config import ExperimentConfig
 from meddl.data import kfold_assignments, split_assignments
 from meddl.errors import MedDLError
 from meddl.evaluate import evaluate_predictions, main_metric
+from meddl.io import write_table
 from meddl.modalities import Modality, Prepared, get_modality
 from meddl.models import build_model
 from meddl.models.registry import output_argument
@@ -38,6 +39,7 @@ from meddl.run.common import (
     write_run_metrics,
 )
 from meddl.run.folders import RunFolder
+from meddl.run.privacy import local_ids_path, pseudonymise_splits
 from meddl.run.survival import (
     derive_horizons,
     evaluate_survival,
@@ -70,6 +72,7 @@ class TrainingRun:
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
         self.modality: Modality = get_modality(config.data.kind)(config)
+        self.local_ids: Any = None  # raw ids → keys of the last run, written beside its folder
 
     # -- splits ---------------------------------------------------------------------------------
     def _splits(self, prepared: Prepared) -> np.ndarray:
@@ -129,7 +132,13 @@ class TrainingRun:
         if not context.is_main:
             return result
         final = folder.commit()
-        say(f"wrote {final}")
+        ids = local_ids_path(final)
+        if self.local_ids is not None:
+            write_table(self.local_ids, ids)
+            say(f"wrote {final}; raw patient and sample ids stay in {ids} (not in the bundle)")
+        else:
+            ids.unlink(missing_ok=True)  # an earlier run's ids, no longer true for this folder
+            say(f"wrote {final}")
         return RunResult(final, result.record, result.metrics)
 
     def _run(self, folder: RunFolder, context: Any, say: Any) -> RunResult:
@@ -476,7 +485,8 @@ class TrainingRun:
             "created": record["created"],
         }
         (out / "model.json").write_text(json.dumps(clean_json(info), indent=2) + "\n")
-        self.modality.splits_table(prepared, splits).to_csv(out / "splits.csv", index=False)
+        shared, self.local_ids = pseudonymise_splits(self.modality.splits_table(prepared, splits))
+        shared.to_csv(out / "splits.csv", index=False)  # keys, never raw identifiers: a bundle is handed on
         metrics = write_run_metrics(out, record)
         files = ["config.yaml", "model.json", "model.safetensors", *state_files, "metrics.json", "splits.csv"]
         finish_bundle(out, record, files, final)
