@@ -326,6 +326,8 @@ def deid(
 
 
 def _fmt(entry: dict | None) -> str:
+    if entry and entry.get("undefined"):
+        return f"undefined: {entry['undefined']}"
     if not entry or entry.get("value") is None:
         return "—"
     lo, hi = entry.get("ci") or [None, None]

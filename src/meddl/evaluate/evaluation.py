@@ -250,12 +250,18 @@ def evaluate_predictions(
         level=level,
         seed=seed,
     )
+    undefined = undefined_metrics(task, truth, score, cut)
+    for name, reason in undefined.items():
+        if name in metrics:  # not a number on this data: no value, no interval — the reason instead
+            metrics[name] = {"value": None, "ci": [None, None], "undefined": reason}
     result: dict[str, object] = {
         "task": task,
         "n": int(n),
         "threshold": cut if task == "binary" else None,
         "metrics": metrics,
     }
+    if undefined:
+        result["undefined"] = undefined
     if task == "multilabel":
         names = _class_names(class_names, score.shape[1])
         result["threshold"] = cut
@@ -295,6 +301,45 @@ def evaluate_predictions(
     result["curves"] = curves
     result["class_counts"] = {name: int(count) for name, count in zip(names, counts, strict=True)}
     return _json_ready(result)  # type: ignore[return-value]
+
+
+def undefined_warning(undefined: dict[str, str]) -> list[str]:
+    """One line per reason: which metrics are undefined on the data, and why."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in undefined.items():
+        by_reason.setdefault(reason, []).append(name)
+    return [f"{', '.join(names)}: undefined on this data ({reason}); not reported" for reason, names in by_reason.items()]
+
+
+def undefined_metrics(task: str, truth: np.ndarray, score: np.ndarray, cut: float = 0.5) -> dict[str, str]:
+    """Metrics that are not defined on this data, each with the reason: a sensitivity without positive cases is
+    0/0, not 0. (The metric functions keep scikit-learn's ``zero_division=0`` inside bootstrap resamples; on the
+    whole data set such a value is reported as undefined.)"""
+    reasons: dict[str, str] = {}
+    if task == "binary":
+        positives, negatives = int(truth.sum()), int(len(truth) - truth.sum())
+        called = int((score >= cut).sum())
+        if positives == 0:
+            for name in ("sensitivity", "recall", "f1", "auroc", "auprc", "balanced_accuracy"):
+                reasons[name] = "no positive cases in the data"
+        if negatives == 0:
+            for name in ("specificity", "auroc", "balanced_accuracy"):
+                reasons.setdefault(name, "no negative cases in the data")
+        if called == 0:
+            reasons.setdefault("precision", "no case was predicted positive")
+        if called == len(truth):
+            reasons.setdefault("npv", "no case was predicted negative")
+    elif task == "multiclass":
+        absent = np.setdiff1d(np.arange(score.shape[1]), np.unique(truth))
+        if absent.size:
+            reasons["auroc_macro"] = f"{absent.size} class(es) have no case in the data"
+    elif task == "multilabel":
+        column_sums = truth.sum(axis=0)
+        if np.all((column_sums == 0) | (column_sums == len(truth))):
+            reasons["auroc_macro"] = "every label is present in every case or in none"
+    elif task == "regression" and len(truth) > 0 and np.ptp(truth) == 0:
+        reasons["r2"] = "the target has one value only (no variance to explain)"
+    return reasons
 
 
 def compare_to_baseline(

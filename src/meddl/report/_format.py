@@ -236,9 +236,12 @@ def fmt_estimate(name: str, metric: object) -> str:
         metric: ``{"value": float | None, "ci": [low, high]}``.
 
     Returns:
-        ``"—"`` when the value is missing, ``"0.84 (no CI)"`` when the interval is missing.
+        ``"—"`` when the value is missing, ``"0.84 (no CI)"`` when the interval is missing, ``"undefined
+        (no positive cases in the data)"`` when the metric is not defined on the data.
     """
     record = mapping(metric)
+    if record.get("undefined"):
+        return f"undefined ({record['undefined']})"
     value = as_float(record.get("value"))
     if value is None:
         return DASH

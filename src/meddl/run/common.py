@@ -25,6 +25,7 @@ from meddl.evaluate import (
     main_metric,
     predict_baseline,
 )
+from meddl.evaluate.evaluation import undefined_warning
 from meddl.evaluate.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, regression_metrics
 from meddl.report import write_model_card, write_report
 from meddl.run.folders import RunFolder, staging_path
@@ -234,6 +235,7 @@ def evaluate_on_test(
                 seed=config.train.seed,
             )
     return {
+        "warnings": undefined_warning(model_eval.get("undefined") or {}),
         "split": "test",
         "threshold": threshold,
         "threshold_rule": e.threshold if config.task == "binary" else None,

@@ -19,6 +19,7 @@ from meddl._json import clean_json
 from meddl._version import __version__
 from meddl.bundle import load_bundle
 from meddl.evaluate import evaluate_predictions
+from meddl.evaluate.evaluation import undefined_warning
 from meddl.report import write_report
 from meddl.run.common import RunResult, now_utc
 from meddl.run.folders import RunFolder
@@ -98,6 +99,7 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
             seed=cfg.train.seed,
             class_names=bundle.classes or None,
         )
+    warnings += undefined_warning(evaluation_model.get("undefined") or {})
     shift = modality.shift(prepared)
     modality.cleanup()
     out = folder.staging
