@@ -8,6 +8,7 @@ test split and integrated gradients per clinical variable; external evaluation m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -545,6 +546,9 @@ class TabularModality(Modality):
             notes[i] = f"not scored: missing {', '.join(absent)} (the model was trained with preprocess.missing: drop)"
         for column, kind in self.info["column_types"].items():
             if kind == "numeric":
+                profile = self.info["column_profile"].get(column)
+                for row, far in far_outside_training(column, features[column], profile):
+                    notes[row] = f"{notes[row]}; {far}" if notes[row] else far
                 continue
             known = {str(v) for v in self.info["known_levels"].get(column, [])}
             text = features[column].map(lambda v: None if pd.isna(v) else level_text(v))
@@ -594,3 +598,24 @@ class TabularModality(Modality):
 
     def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
         return table_shift(self.info["column_profile"], prepared.extra.get("shift_of", prepared.inputs))
+
+
+def far_outside_training(column: str, values: pd.Series, profile: Mapping[str, Any] | None) -> list[tuple[int, str]]:
+    """Cases whose value lies far outside what the model saw in training — beyond the training 5th–95th
+    percentile range by more than that range's own width (a typo, another unit, a device error): ``(position,
+    note)`` pairs. Only percentiles are kept in a bundle, never a patient's extreme value."""
+    quantiles = (profile or {}).get("quantiles")
+    if not quantiles:
+        return []
+    low, high = float(quantiles[0]), float(quantiles[-1])
+    width = high - low if high > low else max(abs(float(quantiles[2])), 1.0)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    far = np.flatnonzero((numbers < low - width) | (numbers > high + width))
+    return [
+        (
+            int(i),
+            f"{column}={numbers[i]:.4g} is far outside the training range (5th–95th percentile "
+            f"{low:.4g}–{high:.4g}); check the value and its unit",
+        )
+        for i in far
+    ]
