@@ -308,7 +308,9 @@ def undefined_warning(undefined: dict[str, str]) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for name, reason in undefined.items():
         by_reason.setdefault(reason, []).append(name)
-    return [f"{', '.join(names)}: undefined on this data ({reason}); not reported" for reason, names in by_reason.items()]
+    return [
+        f"{', '.join(names)}: undefined on this data ({reason}); not reported" for reason, names in by_reason.items()
+    ]
 
 
 def undefined_metrics(task: str, truth: np.ndarray, score: np.ndarray, cut: float = 0.5) -> dict[str, str]:
