@@ -12,6 +12,7 @@ import pytest
 from meddl import Experiment, load_bundle
 from meddl.io import read_table, write_table
 from meddl.preprocess import TabularPreprocessor
+from meddl.run.privacy import local_ids_path
 from tests.conftest import fast_config
 
 
@@ -51,8 +52,8 @@ def test_run_folder_is_a_complete_bundle(trained: tuple[Path, Path]) -> None:
 
 def test_splits_keep_each_patient_in_one_split_and_point_back_to_file_rows(trained: tuple[Path, Path]) -> None:
     csv, out = trained
-    splits = pd.read_csv(out / "splits.csv")
-    assert list(splits.columns) == ["row", "patient_id", "split"]
+    assert list(pd.read_csv(out / "splits.csv").columns) == ["row", "patient_key", "split"]  # no raw id in a bundle
+    splits = pd.read_csv(local_ids_path(out))
     assert splits.groupby("patient_id")["split"].nunique().max() == 1
     raw = read_table(csv)
     assert (raw.loc[splits["row"], "patient_id"].to_numpy() == splits["patient_id"].to_numpy()).all()
@@ -161,7 +162,7 @@ def test_temporal_split_and_cross_validation(clinical_csv: Path, tmp_path: Path)
     cv = result.metrics["cross_validation"]
     assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
     raw = read_table(clinical_csv)
-    splits = pd.read_csv(tmp_path / "temporal" / "splits.csv")
+    splits = pd.read_csv(local_ids_path(tmp_path / "temporal"))
     first_visit = pd.to_datetime(raw["visit_date"]).groupby(raw["patient_id"]).min()
     by_split = splits.drop_duplicates("patient_id").set_index("patient_id")["split"]
     latest_train = first_visit[by_split[by_split == "train"].index].max()

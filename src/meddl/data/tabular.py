@@ -95,21 +95,31 @@ def _label_text(value: Any) -> str:
 
 
 def coerce_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
-    """Parse a column as numbers; any cell that is not a number is an error naming the first one."""
+    """Parse a column as numbers; any cell that is not a number — or is infinite — is an error naming the first
+    one (its row)."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype(float)
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    parsed = pd.to_numeric(values, errors="coerce")
-    bad = parsed.isna() & values.notna()
-    if bad.any():
-        first = bad.idxmax()
+        parsed = values.astype(float)
+    else:
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            first = bad.idxmax()
+            raise MedDLError(
+                f"{source}: column {column!r} has {int(bad.sum())} non-numeric value(s), e.g. {values[first]!r} "
+                f"(row {first}); fix the file, list such codes in data.na_values, or set "
+                f"data.column_types.{column}: categorical"
+            )
+        parsed = parsed.astype(float)
+    infinite = np.isinf(parsed.to_numpy())
+    if infinite.any():
+        first = parsed.index[int(np.argmax(infinite))]
         raise MedDLError(
-            f"{source}: column {column!r} has {int(bad.sum())} non-numeric value(s), e.g. {values[first]!r} "
-            f"(row {first}); fix the file, list such codes in data.na_values, or set "
-            f"data.column_types.{column}: categorical"
+            f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), e.g. {str(values[first])!r} "
+            f"(row {first}); a model cannot use them — fix the file or list such codes in data.na_values"
         )
-    return parsed.astype(float)
+    return parsed
 
 
 def infer_column_types(frame: pd.DataFrame, overrides: Mapping[str, ColumnType], source: str) -> dict[str, ColumnType]:

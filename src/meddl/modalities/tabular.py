@@ -104,10 +104,18 @@ class TabularModality(Modality):
             patient_ids=table.patient_ids,
             n_read=table.n_rows_read,
             dropped=dict(table.dropped),
+            repairs=self._imputed(table.features),
             notes=[*table.notes, self._split_note(table)],
             dates=table.dates if self.data.split.method == "temporal" else None,
             extra={"raw": raw, "table": table},
         )
+
+    def _imputed(self, features: pd.DataFrame) -> dict[str, int]:
+        """The missing predictor values the model fills in (``preprocess.missing``), counted."""
+        n_missing = int(features.isna().to_numpy().sum())
+        if self.prep.missing == "drop" or not n_missing:
+            return {}
+        return {f"missing predictor values imputed ({self.prep.missing})": n_missing}
 
     def _prepare(self, raw: pd.DataFrame, source: str) -> PreparedTable:
         d = self.data
@@ -590,6 +598,7 @@ class TabularModality(Modality):
             patient_ids=groups,
             n_read=len(raw),
             dropped=dropped,
+            repairs=self._imputed(features.loc[usable]),
             extra={
                 "shift_of": features,
                 "warnings": [f"column {c!r}: {n} value(s) not seen in training" for c, n in unseen.items() if n],
