@@ -65,7 +65,11 @@ def test_binary_report_structure_and_values() -> None:
 def test_binary_single_class_gives_null_auroc_and_is_strict_json() -> None:
     result = evaluate_predictions("binary", np.zeros(30, dtype=int), np.linspace(0, 1, 30), n_bootstrap=50)
     _strict_json(result)
-    assert result["metrics"]["auroc"] == {"value": None, "ci": [None, None]}
+    assert result["metrics"]["auroc"] == {
+        "value": None,
+        "ci": [None, None],
+        "undefined": "no positive cases in the data",
+    }
     assert result["curves"]["roc"] == {"fpr": [], "tpr": []}
     assert result["class_counts"] == {"0": 30, "1": 0}
 

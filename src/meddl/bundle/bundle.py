@@ -151,7 +151,11 @@ class Bundle:
             labels = np.array([None] * n, dtype=object)
             labels[rows] = self.labels(scores) if len(rows) else []
             frame["prediction"] = labels
-        frame["note"] = cases.notes
+        notes = list(cases.notes)
+        for row, extra in zip(rows, self.modality.range_notes(cases) if len(rows) else [], strict=True):
+            if extra:
+                notes[row] = f"{notes[row]}; {extra}" if notes[row] else extra
+        frame["note"] = notes
         if explain or explain_dir is not None:
             if explain_dir is None and self.modality.explanation_files:
                 raise MedDLError(

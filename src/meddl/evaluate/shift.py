@@ -13,18 +13,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["describe", "mean_shift", "table_shift"]
+__all__ = ["describe", "far_outside", "mean_shift", "table_shift"]
 
 
 def describe(values: Mapping[str, np.ndarray | list[float]]) -> dict[str, dict[str, float]]:
-    """Mean, standard deviation and count of each per-sample measure (what a bundle keeps of its training data)."""
+    """Mean, standard deviation, count and 5th/95th percentiles of each per-sample measure (what a bundle keeps of
+    its training data: summaries, never one sample's value)."""
     out = {}
     for name, array in values.items():
         numbers = np.asarray(array, dtype=np.float64)
         numbers = numbers[np.isfinite(numbers)]
         if len(numbers):
-            out[name] = {"mean": float(numbers.mean()), "std": float(numbers.std()), "n": len(numbers)}
+            low, high = np.percentile(numbers, [5.0, 95.0])
+            out[name] = {
+                "mean": float(numbers.mean()),
+                "std": float(numbers.std()),
+                "n": len(numbers),
+                "q05": float(low),
+                "q95": float(high),
+            }
     return out
+
+
+def far_outside(values: np.ndarray, low: float, high: float, centre: float = 0.0) -> np.ndarray:
+    """Which values lie far outside the training range: beyond its 5th–95th percentile range ``[low, high]`` by
+    more than that range's own width (a typo, another unit, a device fault) — not merely rare values."""
+    width = high - low if high > low else max(abs(centre), 1.0)
+    numbers = np.asarray(values, dtype=np.float64)
+    return (numbers < low - width) | (numbers > high + width)
 
 
 def mean_shift(

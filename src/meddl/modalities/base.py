@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from meddl.errors import MedDLError
-from meddl.evaluate.shift import describe, mean_shift
+from meddl.evaluate.shift import describe, far_outside, mean_shift
 from meddl.modalities.schema import ExperimentConfig
 
 __all__ = [
@@ -355,6 +355,26 @@ class Modality(ABC):
         if not train:
             return []
         return mean_shift(train, describe(self.profile(prepared, np.arange(len(prepared.target)))))
+
+    def case_profile(self, cases: PredictionInputs) -> dict[str, np.ndarray]:
+        """:meth:`profile`'s measures of each scorable new case (``cases.usable``), where the kind can take them
+        from what prediction read (default: none)."""
+        return {}
+
+    def range_notes(self, cases: PredictionInputs) -> list[str]:
+        """A note for each scorable case whose :meth:`case_profile` lies far outside the training profile (see
+        :func:`meddl.evaluate.shift.far_outside`), e.g. an image ten times brighter than any in training."""
+        train = self.info.get("training_profile") or self.training_profile_ or {}
+        notes = [""] * int(np.sum(cases.usable))
+        for name, values in self.case_profile(cases).items():
+            stats = train.get(name)
+            if not stats or "q05" not in stats:  # a bundle from before percentiles were kept
+                continue
+            low, high = float(stats["q05"]), float(stats["q95"])
+            for i in np.flatnonzero(far_outside(values, low, high, float(stats["mean"]))):
+                note = f"{name} {float(values[i]):.4g} is far outside the training range ({low:.4g}–{high:.4g})"
+                notes[i] = f"{notes[i]}; {note}" if notes[i] else note
+        return notes
 
     def cleanup(self) -> None:  # noqa: B027  (optional step)
         """Remove scratch files once the bundle is written (default: none)."""

@@ -209,6 +209,12 @@ class ExpressionModality(Modality):
     def model_arguments(self, inputs: np.ndarray) -> dict[str, int]:
         return {"in_features": int(inputs.shape[1])}
 
+    def case_profile(self, cases: PredictionInputs) -> dict[str, np.ndarray]:
+        """The model's genes after its transform (prediction reads only those; the others are left at zero)."""
+        if not len(cases.inputs):
+            return {}
+        return {"mean of the model's genes (transformed)": np.asarray(self.transform(cases.inputs)).mean(axis=1)}
+
     def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
         """Per sample, on the values as read: mean, SD and the share of genes above zero (library size and
         depth shift across sites), and the mean of the genes the model uses after its transform."""

@@ -89,6 +89,7 @@ class ImageModality(Modality):
         # The deterministic preprocessing has no fitted state, so the pipeline exists before the split.
         self.pipeline = ImagePipeline(self.prep, spatial_dims=self.data.spatial_dims, seed=config.train.seed)
         self.cache: ImageCache | None = None
+        self._last_measures: dict[str, float] = {}  # raw measures of the last image read for prediction
         self._raw_measures: dict[str, dict[str, float]] = {}  # per file, taken while the check reads it
 
     @classmethod
@@ -485,6 +486,7 @@ class ImageModality(Modality):
     def _tensor_and_note(self, source: str | Path) -> tuple[torch.Tensor, str]:
         """One preprocessed image and what was changed to fit the model (channels converted, alpha dropped)."""
         volume = read_image(source, format=self.info.get("image_format", self.data.format))
+        self._last_measures = _volume_measures(volume.array, volume.spacing)
         trained = self.pipeline.config.channels or self.info.get("data_arguments", {}).get("in_channels")
         have = volume.channels
         changes = ["alpha channel dropped"] if volume.meta.get("alpha_dropped") else []
@@ -504,20 +506,32 @@ class ImageModality(Modality):
         else:
             sources = image_sources(Path(source), self.data.spatial_dims)
         images, notes = [], []
-        usable_list = []
+        usable_list, measures = [], []
         for path in sources:
             try:
                 image, note = self._tensor_and_note(path)
                 images.append(image)
                 notes.append(note)
                 usable_list.append(True)
+                measures.append(self._last_measures)
             except MedDLError as exc:
                 notes.append(f"not scored: {exc}")
                 usable_list.append(False)
         usable = np.array(usable_list, dtype=bool)
         return PredictionInputs(
-            inputs=images, ids=[str(s) for s in sources], notes=notes, usable=usable, columns={"path": sources}
+            inputs=images,
+            ids=[str(s) for s in sources],
+            notes=notes,
+            usable=usable,
+            columns={"path": sources},
+            extra={"measures": measures},
         )
+
+    def case_profile(self, cases: PredictionInputs) -> dict[str, np.ndarray]:
+        """Raw intensity of each scorable image (size and spacing are the preprocessing's business)."""
+        measures = cases.extra.get("measures") or []
+        names = ("intensity mean", "intensity SD")
+        return {name: np.array([m[name] for m in measures]) for name in names} if measures else {}
 
     def explain_cases(
         self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None

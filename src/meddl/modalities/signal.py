@@ -196,6 +196,9 @@ class SignalModality(Modality):
         """Amplitude and spectrum of each record (see :func:`signal_profile`)."""
         return signal_profile(np.asarray(prepared.inputs)[index], self.prep.sampling_rate)
 
+    def case_profile(self, cases: PredictionInputs) -> dict[str, np.ndarray]:
+        return signal_profile(np.asarray(cases.inputs), self.prep.sampling_rate) if len(cases.inputs) else {}
+
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         return signal_features(inputs, self.prep.sampling_rate)
 

@@ -23,7 +23,7 @@ from meddl.data.tabular import coerce_numeric, encode_known_labels, encode_survi
 from meddl.errors import MedDLError
 from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.evaluation import main_metric_value
-from meddl.evaluate.shift import table_shift
+from meddl.evaluate.shift import far_outside, table_shift
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
 from meddl.explain.tabular import format_top_features, highest_risk_section
 from meddl.io import read_table
@@ -610,21 +610,19 @@ class TabularModality(Modality):
 
 
 def far_outside_training(column: str, values: pd.Series, profile: Mapping[str, Any] | None) -> list[tuple[int, str]]:
-    """Cases whose value lies far outside what the model saw in training — beyond the training 5th–95th
-    percentile range by more than that range's own width (a typo, another unit, a device error): ``(position,
-    note)`` pairs. Only percentiles are kept in a bundle, never a patient's extreme value."""
+    """Cases whose value lies far outside what the model saw in training (:func:`meddl.evaluate.shift.far_outside`
+    of the training 5th–95th percentiles): ``(position, note)`` pairs. Only percentiles are kept in a bundle, never
+    a patient's extreme value."""
     quantiles = (profile or {}).get("quantiles")
     if not quantiles:
         return []
     low, high = float(quantiles[0]), float(quantiles[-1])
-    width = high - low if high > low else max(abs(float(quantiles[2])), 1.0)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-    far = np.flatnonzero((numbers < low - width) | (numbers > high + width))
     return [
         (
             int(i),
             f"{column}={numbers[i]:.4g} is far outside the training range (5th–95th percentile "
             f"{low:.4g}–{high:.4g}); check the value and its unit",
         )
-        for i in far
+        for i in np.flatnonzero(far_outside(numbers, low, high, float(quantiles[2])))
     ]
