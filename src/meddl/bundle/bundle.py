@@ -21,6 +21,7 @@ from meddl.bundle.files import BUNDLE_FORMAT, load_weights, verify_manifest
 from meddl.config import ExperimentConfig, parse_config
 from meddl.errors import MedDLError
 from meddl.evaluate import predicted_labels
+from meddl.io.outputs import check_output
 from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
 from meddl.models import build_model
@@ -133,6 +134,17 @@ class Bundle:
         frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(n))
         rows = np.flatnonzero(cases.usable)
         scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
+        # a survival model's median time may be infinite (never reached): only its risk must be a number
+        finite: Any = np.zeros(0, dtype=bool)
+        if len(rows):
+            matrix = scores.reshape(len(rows), -1)
+            finite = np.isfinite(matrix[:, :1] if self.survival is not None else matrix).all(axis=1)
+        if not finite.all():  # extreme inputs can overflow the network: such a case is not scored, and says why
+            cases = _unscored(
+                cases, rows[~finite], "not scored: the model's output is not a finite number (check for extreme values)"
+            )
+            scores = scores[finite]
+            rows = rows[finite]
         if self.survival is not None:  # risk, survival at each horizon, median survival time
             columns = self.survival.columns()
             matrix = scores.reshape(len(rows), -1) if len(rows) else np.zeros((0, len(columns)))
@@ -143,8 +155,8 @@ class Bundle:
             frame["prediction"] = np.nan
             frame.loc[rows, "prediction"] = scores
         else:
-            matrix = scores.reshape(len(rows), -1)
             names = self.classes[1:] if self.task == "binary" else self.classes
+            matrix = scores.reshape(len(rows), -1) if len(rows) else np.zeros((0, len(names)))  # none scorable
             for k, name in enumerate(names):
                 frame[f"probability_{name}"] = np.nan
                 frame.loc[rows, f"probability_{name}"] = matrix[:, k]
@@ -175,6 +187,7 @@ class Bundle:
         Tables write a CSV of per-variable contributions, an image model the heat-map PNG of one image, the other
         kinds a folder of explanation files with ``explanations.csv``.
         """
+        check_output(Path(out), inputs=[data], bundle=self.path, file=False)
         cases = self.read(data)
         scores = self.scores(cases.inputs) if cases.usable.any() else np.zeros(0)
         written = self.modality.explain_file(self.model, cases, scores, Path(out))
@@ -216,14 +229,68 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{folder / 'model.json'}: written by an older MedDL (no 'kind' / 'data_arguments'); retrain it with "
             "`meddl train`"
         )
+    _check_model_json(info, folder / "model.json")
     config = parse_config(raw_config, source=str(folder / "config.yaml"))
-    modality = get_modality(info["kind"]).load_state(config, folder, info)
-    model = build_model(info["arch"], info["params"], **info["data_arguments"])
+    try:
+        modality_class = get_modality(info["kind"])
+    except MedDLError as exc:
+        raise MedDLError(f"{folder / 'model.json'}: {exc}") from None
+    modality = modality_class.load_state(config, folder, info)
+    try:
+        model = build_model(info["arch"], info["params"], **info["data_arguments"])
+    except MedDLError as exc:
+        raise MedDLError(f"{folder / 'model.json'}: {exc}") from None
     load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle
+
+
+def _unscored(cases: PredictionInputs, positions: np.ndarray, reason: str) -> PredictionInputs:
+    """``cases`` with the cases at ``positions`` marked not usable (and their inputs, which hold usable cases
+    only, left out), their notes set to ``reason``."""
+    usable = cases.usable.copy()
+    usable[positions] = False
+    keep = usable[np.flatnonzero(cases.usable)]  # per input row
+    inputs = cases.inputs
+    if isinstance(inputs, pd.DataFrame):
+        inputs = inputs.iloc[keep]
+    elif isinstance(inputs, np.ndarray | torch.Tensor):
+        inputs = inputs[keep]
+    elif isinstance(inputs, list):
+        inputs = [x for x, k in zip(inputs, keep, strict=True) if k]
+    notes = list(cases.notes)
+    for i in positions:
+        notes[i] = f"{reason}; {notes[i]}" if notes[i] else reason
+    return PredictionInputs(inputs, cases.ids, notes, usable, cases.extra, cases.columns)
+
+
+_MODEL_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "task": (str,),
+    "arch": (str,),
+    "params": (dict,),
+    "data_arguments": (dict,),
+    "classes": (list, type(None)),
+    "threshold": (int, float, type(None)),
+    "target_scale": (list, type(None)),
+}
+
+
+def _check_model_json(info: dict[str, Any], path: Path) -> None:
+    """Every field prediction relies on, present and of its type: a damaged model.json is named, not crashed on."""
+    for key, types in _MODEL_JSON_TYPES.items():
+        if key not in info and type(None) not in types:
+            raise MedDLError(f"{path}: damaged bundle file, field {key!r} is missing")
+        value = info.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise MedDLError(f"{path}: damaged bundle file, field {key!r} should be {wanted}, got {value!r}")
+    if info.get("target_scale") is not None and not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in info["target_scale"]
+    ):
+        raise MedDLError(f"{path}: damaged bundle file, field 'target_scale' should hold numbers")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -6,12 +6,86 @@ Shared by the readers and header checks in :mod:`meddl.io.dicom` and the series 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from meddl.errors import MedDLError
 
 _PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_DATA_TAG_NUMBERS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+# Elements the readers compute with: one number each, or several (orientation, position).
+_ONE_NUMBER = frozenset(
+    {
+        "Rows",
+        "Columns",
+        "BitsAllocated",
+        "BitsStored",
+        "SamplesPerPixel",
+        "NumberOfFrames",
+        "PixelRepresentation",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "SpacingBetweenSlices",
+        "SliceThickness",
+        "SamplingFrequency",
+    }
+)
+# (Pixel Spacing is not here: :func:`_two_floats` already reads a spacing that is not two numbers as unknown, 1.0.)
+_NUMBERS = frozenset({"ImageOrientationPatient", "ImagePositionPatient"})
+
+
+def _parse_elements(dataset: Any, path: Path) -> None:
+    """Convert every data element of ``dataset`` (nested sequences and the file meta included) now.
+
+    pydicom keeps each element's raw bytes and converts them the first time the element is read, so a corrupt
+    value (an unknown VR, a length that is not a multiple of the value's size, a sequence cut short) would
+    otherwise fail in whichever line first touches it, outside the reader's handling of a corrupt file. The
+    caller calls this inside that handling. Pixel data is left as it is (a header check leaves it on disk); other
+    values a header check left on disk are read, as a corrupt length field can make any element look long.
+
+    Raises:
+        MedDLError: an element the readers compute with (*Rows*, *Rescale Slope*, *Image Position*…) does not
+            hold finite numbers (a corrupt byte can turn its value representation into text), naming the file
+            and the element.
+        Exception: whatever pydicom raises on a corrupt element; the caller turns it into a MedDLError.
+    """
+    file_meta = getattr(dataset, "file_meta", None)
+    if file_meta is not None:
+        _parse_elements(file_meta, path)
+    for tag in list(dataset.keys()):
+        if int(tag) in _PIXEL_DATA_TAG_NUMBERS:
+            continue
+        element = dataset[tag]
+        if element.VR == "SQ":
+            for item in element.value or []:
+                _parse_elements(item, path)
+        elif element.keyword in _ONE_NUMBER or element.keyword in _NUMBERS:
+            _check_numbers(element, path)
+
+
+def _check_numbers(element: Any, path: Path) -> None:
+    from pydicom.multival import MultiValue
+
+    value = element.value
+    if value is None or value == "" or value == []:
+        return  # an empty element: the readers use their default
+    values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in values)
+    if not numbers or (element.keyword in _ONE_NUMBER and len(values) != 1):
+        shown = repr(value)[:60]
+        expected = "one finite number" if element.keyword in _ONE_NUMBER else "finite numbers"
+        raise MedDLError(
+            f"{path}: the DICOM file is truncated or corrupt: {element.keyword} {element.tag} holds {shown} "
+            f"(value representation {element.VR}); expected {expected}"
+        )
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 def _meta(dataset: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from meddl.errors import MedDLError
+from meddl.io._dicom_tags import _parse_elements
 from meddl.io._signal_types import Signal, _check_not_all_nan, _first_line
 
 __all__ = ["read_dicom_waveform", "write_dicom_ecg"]
@@ -62,8 +63,11 @@ def read_dicom_waveform(path: str | Path) -> Signal:
         raise MedDLError(f"{path}: expected a DICOM waveform file, got a folder")
     try:
         dataset = pydicom.dcmread(path)
+        _parse_elements(dataset, path)  # pydicom converts values lazily: all of them now, in this try
     except InvalidDicomError:
         raise MedDLError(f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
+    except MedDLError:
+        raise
     except Exception as exc:  # pydicom's parser raises many types on bad bytes
         raise MedDLError(f"{path}: the DICOM file is truncated or corrupt: {_first_line(exc)}") from None
     groups = dataset.get("WaveformSequence")
@@ -83,6 +87,8 @@ def read_dicom_waveform(path: str | Path) -> Signal:
     if "SamplingFrequency" not in group:
         raise MedDLError(f"{path}: the waveform has no SamplingFrequency (003A,001A)")
     fs = float(group.SamplingFrequency)
+    if not fs > 0:
+        raise MedDLError(f"{path}: the waveform's SamplingFrequency (003A,001A) must be positive, got {fs:g} Hz")
     definitions = list(group.get("ChannelDefinitionSequence") or [])
     data = samples.T  # (C, L)
     names: list[str] = []

@@ -60,9 +60,19 @@ class Signal:
 
 
 def _check_not_all_nan(data: np.ndarray, names: list[str], source: Path) -> None:
+    """Every channel has a valid sample, and no sample is too large for the float32 :class:`Signal` (it would
+    turn infinite)."""
     empty = [names[i] for i in range(data.shape[0]) if not np.any(np.isfinite(data[i]))]
     if empty:
         raise MedDLError(f"{source}: channel(s) {empty} hold no valid sample (all NaN)")
+    with np.errstate(invalid="ignore"):
+        too_large = np.abs(data) > np.finfo(np.float32).max
+    if too_large.any():
+        channel, sample = (int(k) for k in np.argwhere(too_large)[0])
+        raise MedDLError(
+            f"{source}: {int(too_large.sum())} sample(s) beyond ±3.4e38 (the float32 range), e.g. channel "
+            f"{names[channel]!r}, sample {sample}: {data[channel, sample]:g}"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

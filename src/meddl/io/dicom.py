@@ -34,7 +34,7 @@ import numpy as np
 
 from meddl.errors import MedDLError
 from meddl.io._dicom_geometry import _check_one_series, _frame_spacing, _pixel_spacing, _series_files, _series_layout
-from meddl.io._dicom_tags import _PIXEL_DATA_TAGS, _meta, _no_pixel_data, _transfer_syntax
+from meddl.io._dicom_tags import _PIXEL_DATA_TAGS, _meta, _no_pixel_data, _parse_elements, _transfer_syntax
 from meddl.io._image_types import ImageVolume, _first_line
 
 __all__ = ["check_dicom_file", "check_dicom_series", "read_dicom_file", "read_dicom_series"]
@@ -177,18 +177,33 @@ def _read_dataset(path: Path, *, header_only: bool = False) -> Any:
         raise MedDLError(f"{path}: the file is empty")
     try:
         dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES if header_only else None)
+        _parse_elements(dataset, path)  # pydicom converts values lazily: all of them now, in this try
     except InvalidDicomError:
         raise MedDLError(f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
+    except MedDLError:
+        raise
     except Exception as exc:  # pydicom's parser raises many types (EOFError, struct.error, ValueError…) on bad bytes
         raise MedDLError(f"{path}: the DICOM file is truncated or corrupt: {_first_line(exc)}") from None
     return dataset
+
+
+def _pixel_transfer_syntax(dataset: Any, path: Path) -> Any:
+    """The transfer syntax the pixel data is encoded in; a UID that is not one cannot say how to decode it."""
+    transfer_syntax = _transfer_syntax(dataset)
+    if transfer_syntax is not None and not transfer_syntax.is_transfer_syntax:
+        raise MedDLError(
+            f"{path}: unsupported transfer syntax {str(transfer_syntax)[:64]!r}: the TransferSyntaxUID (0002,0010) "
+            "is not a standard DICOM transfer syntax (a private one, or a corrupt file); convert the file to an "
+            "uncompressed transfer syntax"
+        )
+    return transfer_syntax
 
 
 def _pixels(dataset: Any, path: Path) -> np.ndarray:
     """Decoded, rescaled, MONOCHROME2-like pixels, channel-first: (C, H, W) or (C, F, H, W)."""
     if not any(tag in dataset for tag in _PIXEL_DATA_TAGS):
         raise _no_pixel_data(path, dataset)
-    transfer_syntax = _transfer_syntax(dataset)
+    transfer_syntax = _pixel_transfer_syntax(dataset, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "pixel data is longer than expected": pydicom trims it
@@ -239,7 +254,7 @@ def _check_pixel_header(dataset: Any, path: Path) -> None:
             f"{path}: the DICOM header does not describe an image: Rows={rows}, Columns={columns}, "
             f"BitsAllocated={bits}, SamplesPerPixel={samples}, NumberOfFrames={frames}"
         )
-    transfer_syntax = _transfer_syntax(dataset)
+    transfer_syntax = _pixel_transfer_syntax(dataset, path)
     element = dataset.get_item(tag, keep_deferred=True)
     length = int(element.length) if hasattr(element, "length") else len(element.value or b"")
     if transfer_syntax is not None and transfer_syntax.is_encapsulated and tag == "PixelData":

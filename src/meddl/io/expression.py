@@ -147,6 +147,13 @@ def _matrix(values: np.ndarray, samples: list[str], genes: list[str], path: Path
         raise MedDLError(f"{path}: the matrix is empty ({len(samples)} samples × {len(genes)} genes)")
     if not np.all(np.isfinite(values)):
         raise MedDLError(f"{path}: the matrix holds {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")
+    too_large = np.abs(values) > np.finfo(np.float32).max  # would turn infinite in the float32 matrix
+    if too_large.any():
+        i, j = (int(k) for k in np.argwhere(too_large)[0])
+        raise MedDLError(
+            f"{path}: {int(too_large.sum())} value(s) beyond ±3.4e38 (the float32 range), e.g. gene {genes[j]!r}, "
+            f"sample {samples[i]!r}: {values[i, j]:g}"
+        )
     counts = bool(np.all(values >= 0) and np.all(values == np.round(values)))
     return ExpressionMatrix(values.astype(np.float32), samples, genes, str(path), counts, rows)
 

@@ -162,11 +162,16 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
     kind = _dispatch(path, format)
     if kind in {"dicom", "series"}:
         from meddl.io._dicom_geometry import _pixel_spacing, _series_files
+        from meddl.io._dicom_tags import _PIXEL_DATA_TAGS, _no_pixel_data
         from meddl.io.dicom import _read_dataset
 
         files = _series_files(path)[0] if kind == "series" else [path]
         dataset = _read_dataset(files[0], header_only=True)
-        rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+        if not any(tag in dataset for tag in _PIXEL_DATA_TAGS):  # a report, a plan, a waveform: no image size
+            raise _no_pixel_data(files[0], dataset)
+        rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+        if rows < 1 or columns < 1:
+            raise MedDLError(f"{files[0]}: the DICOM header does not describe an image: Rows={rows}, Columns={columns}")
         row_spacing, column_spacing = _pixel_spacing(dataset)
         frames = len(files) if kind == "series" else int(dataset.get("NumberOfFrames", 1) or 1)
         if frames > 1:
@@ -181,6 +186,8 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
         except Exception as exc:  # nibabel raises many types on a bad header
             raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
         shape, zooms = header.get_data_shape(), header.get_zooms()
+        if not shape or min(shape) < 1:
+            raise MedDLError(f"{path}: the NIfTI header gives the image shape {shape}; each axis needs a voxel or more")
         axes = 2 if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1) else 3
         return tuple(int(n) for n in shape[:axes]), tuple(float(z) if z > 0 else 1.0 for z in zooms[:axes])
     from PIL import Image

@@ -108,7 +108,10 @@ def read_wfdb(path: str | Path) -> Signal:
     names = [str(n) for n in (record.sig_name or [f"ch{i}" for i in range(data.shape[0])])]
     _check_not_all_nan(data, names, header)
     units = [str(u) for u in (record.units or [""] * data.shape[0])]
-    return Signal(data.astype(np.float32), float(record.fs), names, units, str(base))
+    fs = float(record.fs)
+    if not np.isfinite(fs) or fs <= 0:
+        raise MedDLError(f"{header}: the sampling frequency must be a positive number of Hz, got {record.fs!r}")
+    return Signal(data.astype(np.float32), fs, names, units, str(base))
 
 
 def write_wfdb(signal: Signal, folder: str | Path, name: str) -> Path:

@@ -104,7 +104,10 @@ def respond(request: Request, bundle: Any, items: list[dict[str, Any]], *, expla
     """Record the predictions in the audit log (outputs only, never inputs) and answer them.
 
     Built as plain data and returned as JSON directly: ``PredictResponse`` documents the shape in OpenAPI, but
-    validating our own output again would cost a second pass per request."""
+    validating our own output again would cost a second pass per request. A case whose output holds a number
+    that is not finite (an input so far outside the training range that the model overflows) is answered as not
+    scored, with a note: its label would be meaningless, and JSON has no NaN."""
+    items = [item if _all_finite(item) else _not_finite(bundle, item) for item in items]
     request_id = request.state.request_id
     request.app.state.audit.record(
         request_id=request_id,
@@ -115,6 +118,28 @@ def respond(request: Request, bundle: Any, items: list[dict[str, Any]], *, expla
     )
     body = {"model": bundle.name, "bundle_hash": bundle.bundle_hash, "request_id": request_id, "predictions": items}
     return JSONResponse({**body, "notice": NOTICE})
+
+
+_NOT_FINITE = (
+    "not scored: the model's output for this case is not a finite number (is an input far outside the training "
+    "range, or in another unit?)"
+)
+
+
+def _all_finite(value: Any) -> bool:
+    """Whether every number in a prediction item (nested dicts and lists included) is finite."""
+    if isinstance(value, float | np.floating):
+        return bool(np.isfinite(value))
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
+
+
+def _not_finite(bundle: Any, item: dict[str, Any]) -> dict[str, Any]:
+    note = str(item.get("note") or "")
+    return prediction_item(bundle, item.get("case_id"), None, f"{_NOT_FINITE}; {note}" if note else _NOT_FINITE)
 
 
 def json_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[dict[str, Any]]:
