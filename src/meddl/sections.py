@@ -111,6 +111,7 @@ class DataSection(Section):
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     classical_baselines: ClassVar[bool] = True
     default_arch: ClassVar[str] = "mlp"  # model.arch when the experiment file leaves it out
+    archs: ClassVar[tuple[str, ...]] = ("mlp", "ft_transformer", "deepsurv", "deephit")  # MedDL's networks that fit it
 
     kind: str
     description: str | None = Field(None, description="shown in the report and model card (source, outcome definition)")

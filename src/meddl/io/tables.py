@@ -119,6 +119,11 @@ def _check_header(path: Path, sep: str) -> None:
                 if row and len(row) < width and not (len(row) == 1 and not row[0].strip()):
                     short = (reader.line_num, len(row))
                     break
+                if any("\x00" in field for field in row):
+                    raise MedDLError(
+                        f"{path}: line {reader.line_num} holds a NUL byte (a damaged or binary file); fix or "
+                        "re-export the file"
+                    )
     except UnicodeDecodeError:
         raise MedDLError(_not_utf8(path)) from None
     except csv.Error as exc:

@@ -12,7 +12,7 @@ import yaml
 
 from meddl.errors import MedDLError
 
-__all__ = ["read_yaml", "yaml_problem"]
+__all__ = ["parse_yaml", "read_yaml", "yaml_problem"]
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -25,6 +25,34 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
         tag = found.group(1).replace("tag:yaml.org,2002:", "!!")
         problem = f"the tag {tag!r} is not allowed: MedDL reads plain YAML and never builds objects from a file"
     return f"not valid YAML{where}: {problem}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently: a
+    second ``train:`` section would replace the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} in one section (first given on line {seen[key] + 1}); keep one of them",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """Plain YAML (no tags that build objects), each key once per mapping."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no object tags
 
 
 def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
@@ -52,6 +80,6 @@ def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
             "as UTF-8"
         ) from None
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         raise MedDLError(f"{path}: {yaml_problem(exc)}") from None

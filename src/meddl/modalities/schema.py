@@ -56,6 +56,10 @@ _DATA: Any = Annotated[Union[tuple(m.Data for m in _SECTIONS.values())], Field(d
 _PREPROCESS: Any = Annotated[Union[tuple(m.Preprocess for m in _SECTIONS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
+# every network MedDL ships, by the kinds it fits (a model registered by the user is not checked here)
+_BUILT_IN_ARCHS = frozenset(arch for module in _SECTIONS.values() for arch in module.Data.archs)
+
+
 class ExperimentConfig(Section):
     """A whole experiment: what to read, how to prepare it, what to train and how to judge it."""
 
@@ -94,8 +98,14 @@ class ExperimentConfig(Section):
         """Rules across sections, all checked: every problem of the file is reported at once, each naming its
         field (``field: message`` lines)."""
         problems: list[str] = []
+        data_class = type(self.data)
         if "arch" not in self.model.model_fields_set:  # the kind's own network (a signal is not a table)
-            self.model.arch = type(self.data).default_arch
+            self.model.arch = data_class.default_arch
+        elif self.model.arch not in data_class.archs and self.model.arch in _BUILT_IN_ARCHS:
+            problems.append(
+                f"model.arch: {self.model.arch!r} is a network for another kind of data; for "
+                f"data.kind: {self.data.kind} choose one of {', '.join(data_class.archs)}"
+            )
         try:
             self.data.check_task(self.task)  # what the kind can learn (an EHR cohort's outcome fixes its task)
         except ValueError as exc:

@@ -8,6 +8,7 @@ test split and integrated gradients per clinical variable; external evaluation m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class TabularModality(Modality):
         self.data: DataConfig = config.data
         self.prep: PreprocessConfig = config.preprocess
         self.preprocessor: TabularPreprocessor | None = None
+        self._raw: pd.DataFrame | None = None  # the table as read (training)
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -95,6 +97,7 @@ class TabularModality(Modality):
         for column in self.config.evaluate.subgroups:  # checked before training, not after
             if column not in raw.columns:
                 raise MedDLError(f"{source}: evaluate.subgroups names {column!r}, which is not a column of the file")
+        self._raw = raw
         table = self._prepare(raw, source)
         return Prepared(
             inputs=table.features,
@@ -283,10 +286,33 @@ class TabularModality(Modality):
                 f"{how}, by patient ({self.data.patient_id!r}): all rows of a patient are in one split, "
                 "checked after splitting; bootstrap CIs resample patients; see splits.csv"
             )
-        return f"{how}, one row per patient assumed (no data.patient_id set); see splits.csv"
+        note = f"{how}, one row per patient assumed (no data.patient_id set); see splits.csv"
+        repeated = self._repeated_id_column()
+        return f"{note}. {repeated}" if repeated else note
+
+    def _repeated_id_column(self) -> str | None:
+        """With no ``data.patient_id``, a column named like a patient identifier whose values repeat: a patient's
+        rows may then land in different splits (leakage) — said in the notes and the report's warnings."""
+        if self.data.patient_id is not None or self._raw is None:
+            return None
+        for column in self._raw.columns:
+            if not _ID_NAME.search(str(column)):
+                continue
+            values = self._raw[column].dropna()
+            repeats = int(values.duplicated().sum())
+            if len(values) and repeats:
+                return (
+                    f"column {column!r} looks like a patient identifier and repeats ({repeats} rows share an id "
+                    f"with an earlier row), but data.patient_id is not set: one patient's rows can land in "
+                    f"different splits, which inflates the test metrics — set data.patient_id: {column}"
+                )
+        return None
 
     def warnings(self, prepared: Prepared, test_index: np.ndarray) -> list[str]:
         warnings = []
+        repeated = self._repeated_id_column()
+        if repeated:
+            warnings.append(repeated)
         imbalance = self.prep.imbalance
         if imbalance not in {"none"} and self.config.task != "regression":
             warnings.append(
@@ -607,6 +633,9 @@ class TabularModality(Modality):
 
     def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
         return table_shift(self.info["column_profile"], prepared.extra.get("shift_of", prepared.inputs))
+
+
+_ID_NAME = re.compile(r"(^|_|\b)(patient|subject|person|mrn|participant)(_?id|_?no|_?number)?($|_|\b)", re.I)
 
 
 def far_outside_training(column: str, values: pd.Series, profile: Mapping[str, Any] | None) -> list[tuple[int, str]]:

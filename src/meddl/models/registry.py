@@ -65,6 +65,37 @@ def check_model_params(arch: str, params: Mapping[str, Any], source: str = "mode
             raise MedDLError(
                 f"{source}: model.{name}: unknown argument for arch {arch!r}; its arguments are {sorted(allowed)}"
             )
+    _check_param_types(arch, params, source)
+
+
+def _check_param_types(arch: str, params: Mapping[str, Any], source: str) -> None:
+    """Each argument against the constructor's annotation (``hidden: "64"`` would otherwise build layers of 6 and
+    4 units): a value of the wrong type is an error naming the field and what it takes."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        hints = typing.get_type_hints(_constructor(arch, "model").__init__)
+    except Exception:  # an annotation that cannot be resolved is not checked here; the constructor still is
+        return
+    for name, value in params.items():
+        hint = hints.get(name)
+        if hint is None or hint is Any:
+            continue
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        except Exception:  # a type pydantic cannot describe (a torch module): leave it to the constructor
+            continue
+        try:
+            adapter.validate_python(value, strict=isinstance(value, str) and hint is not str)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            shown = hint.__name__ if isinstance(hint, type) else str(hint)
+            shown = shown.replace("typing.", "").replace("collections.abc.", "")
+            raise MedDLError(
+                f"{source}: model.{name}: {value!r} is not a valid {shown} for arch {arch!r} ({reason})"
+            ) from None
 
 
 def output_argument(arch: str) -> str:

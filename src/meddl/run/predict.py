@@ -11,6 +11,7 @@ from pathlib import Path
 from meddl.bundle import load_bundle
 from meddl.errors import MedDLError
 from meddl.io import write_table
+from meddl.io.outputs import check_output
 
 __all__ = ["predict_to_file"]
 
@@ -36,7 +37,7 @@ def predict_to_file(
     """
     bundle = load_bundle(bundle_path)
     out = Path(out)
-    _check_output(out, bundle.path, [Path(p) for p in (data, variants, reference) if p is not None])
+    check_output(out, inputs=[data, variants, reference], bundle=bundle.path)
     if variants is not None:
         table = bundle.modality.score_variants(bundle, Path(variants), Path(reference) if reference else None)
         write_table(table, out)
@@ -56,15 +57,3 @@ def predict_to_file(
         + (f" ({n_notes} case(s) carry a note: see the 'note' column)" if n_notes else "")
         + (f"; {folder.replace('_', ' ')} in {explain_dir}" if folder and explain_dir else "")
     )
-
-
-def _check_output(out: Path, bundle: Path, inputs: list[Path]) -> None:
-    """The predictions never replace an input file or land inside the bundle (whose manifest would break)."""
-    target = out.resolve()
-    for source in inputs:
-        if source.exists() and source.resolve() == target:
-            raise MedDLError(f"--out {out}: is the input file {source}; write the predictions to another file")
-    if target.is_relative_to(bundle.resolve()):
-        raise MedDLError(f"--out {out}: is inside the bundle {bundle}; write the predictions outside it")
-    if out.is_dir():
-        raise MedDLError(f"--out {out}: is a folder; give a file name (.csv, .tsv or .parquet)")

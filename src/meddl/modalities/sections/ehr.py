@@ -40,6 +40,7 @@ class EHRDataConfig(DataSection):
     """An EHR event store (DuckDB file written by ``meddl ehr import``) and the cohort to draw from it."""
 
     default_arch: ClassVar[str] = "gru"
+    archs: ClassVar[tuple[str, ...]] = ("gru", "lstm", "retain", "event_transformer")
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel", "survival")
 

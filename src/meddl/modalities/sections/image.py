@@ -26,6 +26,7 @@ class ImageDataConfig(DataSection):
     """
 
     default_arch: ClassVar[str] = "small_cnn"
+    archs: ClassVar[tuple[str, ...]] = ("small_cnn", "seed_cnn", "resnet18", "resnet34", "densenet121", "vit")
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel")
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw pixels by default

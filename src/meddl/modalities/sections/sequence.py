@@ -20,6 +20,7 @@ class SequenceDataConfig(DataSection):
     BED intervals cut from a reference FASTA (strand-aware)."""
 
     default_arch: ClassVar[str] = "sequence_cnn"
+    archs: ClassVar[tuple[str, ...]] = ("sequence_cnn", "danq", "sequence_transformer", "seed_attention")
 
     kind: Literal["sequence"]
     path: Path = Field(..., description="FASTA (.fa/.fasta/.fa.gz), CSV/TSV/Parquet of sequences, or BED")

@@ -20,6 +20,7 @@ class SignalDataConfig(DataSection):
     waveforms, ``.npy`` or CSV arrays."""
 
     default_arch: ClassVar[str] = "seed_lstm"
+    archs: ClassVar[tuple[str, ...]] = ("seed_lstm", "cnn1d", "cnn_lstm")
 
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw traces by default
 
