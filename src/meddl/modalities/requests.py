@@ -5,9 +5,10 @@ Each modality's ``request_model`` returns one of these; the server's one predict
 field or an unseen category with a 422 naming it, and the OpenAPI page documents every field.
 
 * :func:`records_request` — ``{"records": [...]}``: one object per case with the model's input columns (tables).
-  Numeric columns are floats (``null`` allowed when the model imputes), binary and categorical columns accept only
-  the values seen in training; every column is required, so a forgotten lab value is a 422 naming it rather than
-  a silent imputation.
+  Numeric columns are finite numbers within the float32 range of the model's inputs (``null`` allowed when the model
+  imputes; ``true``/``false`` refused, never read as 1/0), binary and categorical columns accept only the values
+  seen in training; every column is required, so a forgotten lab value is a 422 naming it rather than a silent
+  imputation.
 * :func:`event_rows_request` — one list of rows per event-store table (EHR stays), plus :func:`event_rows_errors`,
   the cross-table checks a field validator cannot make.
 * :func:`sequences_request` — ``{"sequences": [{"id", "sequence"}, ...]}`` (DNA as text).
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     create_model,
@@ -77,9 +79,21 @@ def _allowed_values(allowed: list[str]) -> Any:
     return check
 
 
+_FLOAT32_MAX = 3.4028234663852886e38  # the model's inputs are float32: a larger number would turn infinite
+
+
+def _not_boolean(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a number is expected: lax pydantic would read them as 1.0/0.0."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got the boolean {str(value).lower()}")
+    return value
+
+
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
+    if value is not None and abs(value) > _FLOAT32_MAX:
+        raise ValueError(f"{value:g} is beyond ±3.4e38 (the float32 range of the model's inputs); check the value")
     return value
 
 
@@ -95,7 +109,7 @@ def records_request(model_name: str, input_schema: list[dict[str, Any]]) -> type
         description = entry["type"] + (f", unit {entry['unit']}" if entry.get("unit") else "")
         if entry["type"] == "numeric":
             base: Any = float | None if entry["nullable"] else float
-            annotated = Annotated[base, AfterValidator(_finite)]
+            annotated = Annotated[base, BeforeValidator(_not_boolean), AfterValidator(_finite)]
             low, high = entry.get("typical_range") or [None, None]
             if low is not None:
                 description += f"; 5th–95th percentile in training {low:.4g}–{high:.4g}"
@@ -127,7 +141,7 @@ _SQL_TYPES: dict[str, Any] = {
     "TIMESTAMP": dt.datetime,
     "DATE": dt.date,
     "BOOLEAN": bool,
-    "DOUBLE": float,
+    "DOUBLE": Annotated[float, BeforeValidator(_not_boolean)],
 }
 
 

@@ -43,6 +43,25 @@ __all__ = ["MISSING_STRATEGIES", "SCALERS", "STATE_VERSION", "TabularPreprocesso
 
 _replay_iterative = replay_iterative  # its former name, still imported by callers
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(
+    values: np.ndarray, columns: Sequence[str], rows: Sequence[Any], raw: np.ndarray | None = None
+) -> None:
+    """Refuse a finite number the float32 feature matrix cannot hold: the cast would make it infinite and its row
+    would then read as missing. ``values`` are (n, n_numeric) raw numbers, or their scaled features with the raw
+    numbers in ``raw`` (shown in the message)."""
+    too_large = np.isfinite(values) & (np.abs(values) > _FLOAT32_MAX)
+    if too_large.any():
+        i, j = (int(k) for k in np.argwhere(too_large)[0])
+        shown = values if raw is None else raw
+        what = "value(s)" if raw is None else "value(s) scaled"
+        raise MedDLError(
+            f"column '{columns[j]}' has {int(too_large[:, j].sum())} {what} beyond ±3.4e38 (the float32 range of "
+            f"the model's inputs), e.g. {shown[i, j]:g} (row {rows[i]}); check the value and its unit"
+        )
+
 
 class TabularPreprocessor(BaseEstimator):
     """Turn a clinical table into a float32 feature matrix, fitted on the training split only.
@@ -255,6 +274,7 @@ class TabularPreprocessor(BaseEstimator):
             numbers[:, j] = coerce_numeric(frame[column], column)
             if fitting and np.isnan(numbers[:, j]).all():
                 raise MedDLError(f"column '{column}' has no non-missing values in the training data")
+        _check_float32(numbers, columns, frame.index)
         return numbers
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> Self:
@@ -338,13 +358,14 @@ class TabularPreprocessor(BaseEstimator):
 
         Raises:
             NotFittedError: before `fit` (or `load`).
-            MedDLError: when required columns are absent or a numeric column holds text.
+            MedDLError: when required columns are absent, a numeric column holds text, or a number (or its scaled
+                feature) lies beyond the float32 range and would turn infinite.
         """
         self._check_is_fitted()
         frame = self._check_frame(frame, self.input_columns_, "transform")
         numbers = self._numbers(frame, self._config["numeric"])
         block = np.hstack([numbers, self.binary_encoder_.transform(frame), self.category_encoder_.codes(frame)])
-        return self._assemble(block)
+        return self._assemble(block, frame.index)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """`transform` for a few records given as mappings (e.g. parsed JSON), without building a DataFrame.
@@ -372,7 +393,7 @@ class TabularPreprocessor(BaseEstimator):
             frame = pd.DataFrame.from_records(list(records), columns=self.input_columns_)
             frame.index = pd.RangeIndex(len(frame))
             return self.transform(frame)
-        return self._assemble(block)
+        return self._assemble(block, range(len(records)))
 
     def _encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """The coded block of records, cell by cell; None when a cell needs the DataFrame path."""
@@ -384,18 +405,23 @@ class TabularPreprocessor(BaseEstimator):
                 if value is NEEDS_FRAME:
                     return None
                 numbers[i, j] = value
+        _check_float32(numbers, numeric, range(len(records)))
         binary_codes = self.binary_encoder_.encode_records(records)
         category_codes = self.category_encoder_.encode_records(records)
         if binary_codes is None or category_codes is None:
             return None
         return np.hstack([numbers, binary_codes, category_codes])
 
-    def _assemble(self, block: np.ndarray) -> np.ndarray:
-        """Impute, scale, one-hot encode and append indicators to a coded block (NaN = missing)."""
-        n_numeric, n_binary = len(self._config["numeric"]), len(self._config["binary"])
+    def _assemble(self, block: np.ndarray, rows: Sequence[Any]) -> np.ndarray:
+        """Impute, scale, one-hot encode and append indicators to a coded block (NaN = missing); ``rows`` name
+        the block's rows in errors."""
+        numeric = self._config["numeric"]
+        n_numeric, n_binary = len(numeric), len(self._config["binary"])
         imputed = self.imputer_.transform(block)
+        scaled = self.numeric_scaler_.transform(imputed[:, :n_numeric])
+        _check_float32(scaled, numeric, rows, raw=block[:, :n_numeric])
         parts = [
-            self.numeric_scaler_.transform(imputed[:, :n_numeric]),
+            scaled,
             imputed[:, n_numeric : n_numeric + n_binary],
             self.category_encoder_.one_hot(imputed[:, n_numeric + n_binary :]),
         ]

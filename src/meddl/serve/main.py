@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meddl._version import __version__
 from meddl.errors import MedDLError
@@ -72,6 +74,17 @@ def create_app(settings: Settings) -> FastAPI:
             for e, text in zip(errors, texts, strict=True)
         ]
         return JSONResponse({"message": message, "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            message = (
+                f"body: not valid UTF-8 JSON (byte 0x{cause.object[cause.start]:02x} at position {cause.start} "
+                "cannot be decoded); send the JSON encoded as UTF-8"
+            )
+            return JSONResponse({"message": message, "detail": message}, status_code=400)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(MedDLError)
     async def bad_input(request: Request, exc: MedDLError) -> JSONResponse:

@@ -67,6 +67,24 @@ def _model_name(path: str) -> str:
     return parts[1] if len(parts) >= 2 and parts[0] == "models" else "-"
 
 
+def _json_only_route(scope: Scope, path: str) -> str | None:
+    """Why a multipart upload to ``path`` is refused (415) when the served model takes only a JSON body there (a
+    table model's ``/predict``, a sequence model's ``/predict_sequences``); None when the route takes uploads or is
+    not a served model's (the app answers those: 404 naming the models)."""
+    parts = path.strip("/").split("/")  # models, name, action
+    served = getattr(getattr(scope.get("app"), "state", None), "models", {}).get(parts[1]) if len(parts) == 3 else None
+    if served is None or served.request_model is None:
+        return None
+    modality, action = served.bundle.modality, parts[2]
+    json_actions = {modality.json_route, str(modality.json_route).replace("predict", "explain", 1)}
+    if action not in json_actions or (modality.upload_suffixes and action in {"predict", "explain"}):
+        return None
+    return (
+        f"model {parts[1]!r} takes a JSON body on /{action} (content-type application/json; its fields are listed "
+        f"at GET /models/{parts[1]}), not a multipart/form-data file upload"
+    )
+
+
 def _presented_token(headers: Headers) -> str | None:
     header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -155,6 +173,8 @@ class GuardMiddleware:
                     ),
                     receive,
                 )
+            if content_type == "multipart/form-data" and (only_json := _json_only_route(scope, path)):
+                return JSONResponse({"detail": only_json}, status_code=415), receive
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._too_large(f"request body of {int(declared)} bytes exceeds the limit"), receive
