@@ -495,11 +495,11 @@ def test_unparseable_timestamp_names_file_row_column_value(tmp_path: Path) -> No
     with pytest.raises(MedDLError) as error:
         import_mimic(write_mimic(tmp_path / "m", tables), tmp_path / "a.duckdb")
     assert str(error.value).startswith(
-        "labevents.csv row 3, column 'charttime': cannot read '2161-02-31 06:00:00' as a timestamp (2 such values"
+        "labevents.csv row 4, column 'charttime': cannot read '2161-02-31 06:00:00' as a timestamp (2 such values"
     )
     tables = mimic_tables()
     tables["labevents"][1]["valuenum"] = "1,5"
-    with pytest.raises(MedDLError, match=r"labevents\.csv row 2, column 'valuenum': cannot read '1,5' as a number"):
+    with pytest.raises(MedDLError, match=r"labevents\.csv row 3, column 'valuenum': cannot read '1,5' as a number"):
         import_mimic(write_mimic(tmp_path / "m", tables), tmp_path / "a.duckdb")
 
 
@@ -611,7 +611,7 @@ def test_existing_store_is_kept_unless_overwrite(tmp_path: Path) -> None:
     tables = mimic_tables()
     tables["labevents"][0]["charttime"] = "bad"
     write_mimic(folder, tables)
-    with pytest.raises(MedDLError, match="row 1"):
+    with pytest.raises(MedDLError, match="row 2"):
         import_mimic(folder, tmp_path / "a.duckdb", overwrite=True)
     with EventStore.open(tmp_path / "a.duckdb") as store:  # the failed import left the old store alone
         assert store.counts()["measurements"] == 4
@@ -679,7 +679,7 @@ def test_omop_bad_input(tmp_path: Path) -> None:
     tables["person"][0]["year_of_birth"] = "nineteen fifty"
     with pytest.raises(
         MedDLError,
-        match=r"person\.csv row 1, column 'year_of_birth': cannot read "
+        match=r"person\.csv row 2, column 'year_of_birth': cannot read "
         r"'nineteen fifty' as an integer",
     ):
         import_omop(write_omop(tmp_path / "c", tables), tmp_path / "c.duckdb")

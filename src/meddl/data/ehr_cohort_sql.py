@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from meddl.data.ehr_cohort_spec import _CODE_TABLES, _US_PER_HOUR, Connection, EHRCohort, StoreLike
 from meddl.errors import MedDLError
+from meddl.io._ehr_store import _connect_database
 from meddl.io.ehr_schema import TABLE_COLUMNS
 
 __all__: list[str] = []
@@ -32,12 +33,11 @@ def _connect(con_or_path: StoreLike) -> Iterator[Connection]:
         yield con_or_path
         return
     path = Path(con_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise MedDLError(f"EHR store {path}: no such file")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise MedDLError(f"EHR store {path}: cannot open as a DuckDB database: {exc}") from None
+    # The one way EHR code opens a store file: extensions never downloaded or loaded, a folder or a non-DuckDB
+    # file (SQLite, CSV…) named as such.
+    con = _connect_database(path, read_only=True)
     try:
         yield con
     finally:

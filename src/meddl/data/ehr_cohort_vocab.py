@@ -49,7 +49,8 @@ def build_vocabulary(
 
     Raises:
         MedDLError: ``train_mask`` has the wrong shape or selects no row; an item of ``spec.labs`` is not in
-            the store (the message lists close matches).
+            the store (the message names ``preprocess.labs``, where an experiment file sets it, and lists close
+            matches).
     """
     mask = np.asarray(train_mask)
     if mask.dtype != bool or mask.shape != (cohort.n,):
@@ -94,6 +95,11 @@ def build_vocabulary(
 
 
 def _check_lab_names(con: Connection, names: Sequence[str]) -> list[str]:
+    """``names`` in order without repeats; an unknown one is an error naming ``preprocess.labs``.
+
+    :class:`FeatureSpec` holds the experiment's ``preprocess`` section (``labs`` is ``preprocess.labs`` there), and
+    the experiment file is what a user edits when an item is not in the store.
+    """
     items = [str(r[0]) for r in con.execute("SELECT DISTINCT item FROM measurements").fetchall()]
     known = set(items)
     unknown = [name for name in names if name not in known]
@@ -102,5 +108,8 @@ def _check_lab_names(con: Connection, names: Sequence[str]) -> list[str]:
             f"{name!r}: close matches {difflib.get_close_matches(name, items, n=3, cutoff=0.5) or 'none'}"
             for name in unknown
         )
-        raise MedDLError(f"features.labs: item(s) not in table 'measurements' of {_store_name(con)}: {hints}")
+        raise MedDLError(
+            f"preprocess.labs: item(s) not in table 'measurements' of {_store_name(con)}: {hints} "
+            "(leave preprocess.labs out to use the preprocess.top_labs most measured items)"
+        )
     return list(dict.fromkeys(names))

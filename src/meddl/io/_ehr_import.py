@@ -7,6 +7,8 @@ files as ``st_<table>`` temp tables through an :class:`_Importer`; :func:`_run_i
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -92,19 +94,31 @@ class _Importer:
     ) -> set[str]:
         """Copy the needed columns of a CSV, all as VARCHAR (blank → NULL), into temp table ``table``.
 
-        Column names are matched case-insensitively and stored lower case. ``rowid + 1`` is the data row.
+        Column names are matched case-insensitively and stored lower case. ``rowid + 2`` is the row a spreadsheet
+        shows (the header is row 1; blank lines, which DuckDB skips, would shift it).
+
+        Raises:
+            MedDLError: the file cannot be read as CSV, lacks a required column, or has a row with more or fewer
+                fields than the header or that DuckDB cannot parse (naming the first such row).
 
         Returns:
             The lower-case names of the columns staged (required, present optional ones, present one-of ones).
         """
+        # The first line is the header and no line is a comment (skip = 0, comment = '': DuckDB's sniffer may
+        # otherwise skip to a later line it finds more regular, or take '#' for a comment). A row with too few or
+        # too many fields is neither padded nor read: DuckDB stores it in ``rejects`` with its row number (header =
+        # 1, a quoted line break kept inside its row) for the message.
+        rejects = f"{table}_rejects"
         reader = (
-            f"read_csv({_literal(str(path))}, header = true, all_varchar = true, delim = ',', quote = '\"', "
-            "escape = '\"', null_padding = true)"
+            f"read_csv({_literal(str(path))}, header = true, skip = 0, comment = '', all_varchar = true, "
+            "delim = ',', quote = '\"', escape = '\"', null_padding = false, strict_mode = true, "
+            f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scans')"
         )
+        self.con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {rejects}_scans")
         try:
             description = self.con.execute(f"SELECT * FROM {reader} LIMIT 0").description
         except duckdb.Error as error:
-            raise MedDLError(f"{path.name}: cannot read as CSV: {error}") from None
+            raise MedDLError(f"{path.name}: cannot read as CSV: {_first_line(error)}") from None
         found = {str(column[0]).strip().lower(): str(column[0]) for column in description}
         missing = [name for name in required if name not in found]
         missing += [" or ".join(group) for group in one_of if not any(name in found for name in group)]
@@ -119,9 +133,30 @@ class _Importer:
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {columns} FROM {reader}")
         except duckdb.Error as error:
-            raise MedDLError(f"{path.name}: cannot read as CSV: {error}") from None
+            raise MedDLError(f"{path.name}: cannot read as CSV: {_first_line(error)}") from None
+        self._check_rejects(path, rejects, len(description))
         self._read(path, table)
         return set(wanted)
+
+    def _check_rejects(self, path: Path, rejects: str, width: int) -> None:
+        """Raise on the first row DuckDB rejected while reading ``path`` (wrong field count, bad quoting…)."""
+        bad = self.con.execute(
+            f"SELECT line, error_type, csv_line, error_message, count(DISTINCT line) OVER () FROM {rejects} "
+            "ORDER BY line, column_idx LIMIT 1"
+        ).fetchone()
+        self.con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {rejects}_scans")
+        if bad is None:
+            return
+        row, kind, text, reason, n = bad
+        others = f" ({n} such rows in this file)" if n > 1 else ""
+        if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+            # DuckDB's copy of the row may start with the "\n" of a "\r\n" line end
+            fields = len(next(csv.reader(io.StringIO((text or "").strip("\r\n"))), []))
+            raise MedDLError(
+                f"{path.name} row {row}: has {fields} field(s) but the header has {width}; a missing or extra field "
+                f"would shift the values after it into the wrong columns — fix the row (an empty field is ',,'){others}"
+            )
+        raise MedDLError(f"{path.name} row {row}: cannot read as CSV: {_first_line(reason)}{others}")
 
     def _read(self, path: Path, table: str) -> None:
         rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
@@ -141,18 +176,20 @@ class _Importer:
         """Raise on the first value of each column that its parser cannot read.
 
         Args:
-            table: the staged table (``rowid + 1`` is the row / line).
+            table: the staged table (``rowid + 2`` is the CSV row as a spreadsheet shows it, ``rowid + 1`` the
+                NDJSON line).
             file_name: named in the message.
             columns: column (or SQL expression over the staged table) → parser kind.
             where: only rows matching this SQL are checked.
             unit: ``"row"`` (CSV) or ``"line"`` (NDJSON).
             field_names: how to name each column in the message (default: the column).
         """
+        first = 1 if unit == "line" else 2  # an NDJSON line is counted from 1; a CSV's header is row 1
         for column, kind in columns.items():
             parse, description = _PARSERS[kind]
             shown = (field_names or {}).get(column, column)
             query = (
-                f"SELECT rowid + 1, {column}, count(*) OVER () FROM {table} "
+                f"SELECT rowid + {first}, {column}, count(*) OVER () FROM {table} "
                 f"WHERE ({where}) AND {column} IS NOT NULL AND {parse(column)} IS NULL ORDER BY rowid LIMIT 1"
             )
             bad = self.con.execute(query).fetchone()
@@ -489,3 +526,8 @@ def _run_import(
         _remove_database(store_path)
     os.replace(partial, store_path)
     return report
+
+
+def _first_line(error: BaseException | str) -> str:
+    """The first line of a (DuckDB) error: enough to say what went wrong, on the one line a message has."""
+    return next(iter(str(error).strip().splitlines()), type(error).__name__)

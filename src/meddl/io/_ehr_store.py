@@ -6,6 +6,7 @@ tables). Everything here is importable from :mod:`meddl.io.ehr`.
 
 from __future__ import annotations
 
+import codecs
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +25,18 @@ OUT_OF_WINDOW_HOURS = 24
 """Measurements this many hours before admission or after discharge are counted as out of their visit's window."""
 
 EVENT_TABLES = ("diagnoses", "procedures", "medications", "measurements")
+
+_NO_EXTENSION_LOADING = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+"""Settings of every EHR connection: DuckDB never downloads nor loads an extension on its own. Opening an SQLite
+file would otherwise fetch ``sqlite_scanner`` from the internet (there is no network at run time)."""
+
+_DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of the magic in a DuckDB file's main header
+_FOREIGN_MAGIC = (
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"PAR1", "Parquet"),
+    (b"PK\x03\x04", "a ZIP archive (e.g. an Excel workbook)"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+)
 
 
 class EventStore:
@@ -56,7 +69,7 @@ class EventStore:
             _remove_database(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            connection = duckdb.connect(str(path))
+            connection = duckdb.connect(str(path), config=dict(_NO_EXTENSION_LOADING))
         except (OSError, duckdb.Error) as error:
             raise MedDLError(f"cannot create event store {path}: {error}") from None
         connection.execute(SCHEMA_SQL)
@@ -74,16 +87,11 @@ class EventStore:
             read_only: open without write access (several processes may read one store at once).
 
         Raises:
-            MedDLError: the file is missing, not a DuckDB database, lacks a store table or ``meddl_meta``, or was
-                written with another schema version.
+            MedDLError: the file is missing or a folder, not a DuckDB database (named when it looks like SQLite,
+                Parquet, text…), lacks a store table or ``meddl_meta``, or was written with another schema version.
         """
         path = Path(path)
-        if not path.is_file():
-            raise MedDLError(f"event store {path} does not exist")
-        try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as error:
-            raise MedDLError(f"{path} is not a readable DuckDB event store: {error}") from None
+        connection = _connect_database(path, read_only=read_only)
         try:
             tables = {
                 row[0]
@@ -205,6 +213,51 @@ class EventStore:
     def __repr__(self) -> str:
         state = "closed" if self._connection is None else ("read-only" if self.read_only else "writable")
         return f"EventStore({str(self.path)!r}, {state})"
+
+
+def _connect_database(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the existing DuckDB file ``path``, extensions never installed nor loaded (``_NO_EXTENSION_LOADING``).
+
+    Every EHR connection to a store file is made here: DuckDB refuses a second connection to one file with other
+    settings, so they must all be the same.
+
+    Raises:
+        MedDLError: ``path`` does not exist, is a folder, or is not a DuckDB file (saying what it looks like), or
+            DuckDB cannot open it.
+    """
+    if path.is_dir():
+        raise MedDLError(f"event store {path} is a folder, not a DuckDB store file (written by `meddl ehr import`)")
+    if not path.is_file():
+        raise MedDLError(f"event store {path} does not exist")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as error:
+        raise MedDLError(f"event store {path} cannot be read: {error.strerror or error}") from None
+    offset, magic = _DUCKDB_MAGIC
+    if head[offset : offset + len(magic)] != magic:
+        raise MedDLError(f"{path} is not a readable DuckDB event store: {_looks_like(head)}")
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=dict(_NO_EXTENSION_LOADING))
+    except duckdb.Error as error:  # e.g. a store cut short; DuckDB's first line says what it found
+        reason = next(iter(str(error).strip().splitlines()), type(error).__name__)
+        raise MedDLError(f"{path} is not a readable DuckDB event store: {reason}") from None
+
+
+def _looks_like(head: bytes) -> str:
+    """What the first bytes of a file that is not a DuckDB database suggest it is, as a clause."""
+    if not head:
+        return "the file is empty"
+    for magic, kind in _FOREIGN_MAGIC:
+        if head.startswith(magic):
+            return f"it looks like {kind}, not a DuckDB file"
+    try:  # an incremental decoder accepts a character cut at the end of ``head``
+        text = b"\x00" not in head and bool(codecs.getincrementaldecoder("utf-8")().decode(head, final=False))
+    except UnicodeDecodeError:
+        text = False
+    if text:
+        return "it looks like a text file (a CSV table?), not a DuckDB file"
+    return "its first bytes are not those of a DuckDB file"
 
 
 def _remove_database(path: Path) -> None:

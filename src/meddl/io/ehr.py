@@ -10,9 +10,11 @@ import never leaves a half-written store (nor destroys the one it would have rep
 Bad input, by rule (the same for every importer):
 
 * A required file or column missing → :class:`MedDLError` naming the file, the column(s) and what was found.
-* A value that cannot be read as a timestamp or number → :class:`MedDLError` naming the file, the row (1-based
-  data row of a CSV, 1-based line of an NDJSON file), the column or field, the value and how many such values
-  the column has. Timestamps with a UTC offset are converted to UTC; those without one are kept as written.
+* A CSV row with too few or too many fields → :class:`MedDLError` naming the file and the row.
+* A value that cannot be read as a timestamp or number → :class:`MedDLError` naming the file, the row (as a
+  spreadsheet shows it, header = row 1; the 1-based line of an NDJSON file), the column or field, the value and
+  how many such values the column has. Timestamps with a UTC offset are converted to UTC; those without one
+  are kept as written.
 * Discharge before admission → :class:`MedDLError` naming the file, the visit id and both times
   (``on_bad_visit="error"``, the default), or the visit dropped and counted (``on_bad_visit="drop"``).
 * Exact duplicates (identical in every stored column) → removed, counted per table.
