@@ -58,3 +58,10 @@ def test_alpha_is_reported_as_dropped(tmp_path: Path) -> None:
     assert image_channels(tmp_path / "a.png") == (3, True)
     assert image_channels(tmp_path / "g.png") == (1, False)
     assert read_image(tmp_path / "a.png").meta["alpha_dropped"] is True
+
+
+def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text('note,age,outcome\nfine,61,yes\n"never closed,70,no\nnext,55,no\nlast,40,yes\n')
+    with pytest.raises(MedDLError, match=r"quote.csv: line 3: a quoted field opened on this line is never closed"):
+        read_table(path)

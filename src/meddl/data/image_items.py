@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from meddl.data.tabular import encode_target
+from meddl.data.tabular import encode_known_labels, encode_target
 from meddl.errors import MedDLError
 from meddl.io.images import ImageFormat, check_readable, image_manifest, read_npz
 
@@ -87,6 +87,7 @@ def load_image_items(
     log: Any = None,
     check: Callable[[str], str | None] | None = None,
     checking: str = "checking {n} image header(s)",
+    known_classes: list[str] | None = None,
 ) -> ImageItems:
     """Read the manifest (or npz), encode labels, check every file can be read (skip or fail).
 
@@ -98,6 +99,8 @@ def load_image_items(
             :func:`~meddl.io.images.check_readable` (nothing decoded: a file that only fails to decode is
             reported by the reader, naming it, when it is loaded).
         checking: the progress message before the check (``{n}``: the number of images).
+        known_classes: a trained model's classes (external evaluation): a label outside them is an error naming
+            its manifest row, never a new class.
     """
     say = log or (lambda message: None)
     check = check or (lambda item: check_readable(item, data.format))
@@ -131,6 +134,7 @@ def load_image_items(
         target=data.target,
         patient_id=data.patient_id,
         label_columns=data.label_columns,
+        missing_files="keep" if data.on_bad_file == "skip" else "error",  # skipped and listed by the check below
     )
     if path.is_file() and "mask_path" not in manifest.columns:
         # Lesion masks (optional) score the heat maps; the manifest reader keeps only what it needs, so take
@@ -163,14 +167,29 @@ def load_image_items(
         has_label = manifest[label_column].notna().to_numpy()
         dropped["missing label"] = int((~has_label).sum())
         manifest = manifest.loc[has_label]
-        target, classes = encode_target(
-            manifest[label_column], task, data.positive_label, data.classes, data.target, source
-        )
+        if known_classes is not None:
+            labels = (
+                manifest[label_column].set_axis(manifest["row"])
+                if "row" in manifest.columns
+                else manifest[label_column]
+            )
+            target, classes = encode_known_labels(labels, task, known_classes, data.target, source), known_classes
+        else:
+            target, classes = encode_target(
+                manifest[label_column], task, data.positive_label, data.classes, data.target, source
+            )
     if manifest.empty:
         raise MedDLError(f"{source}: no readable, labelled image left")
     patients = manifest["patient_id"].astype(str).to_numpy() if "patient_id" in manifest.columns else None
     masks = manifest["mask_path"].tolist() if "mask_path" in manifest.columns else [None] * len(manifest)
     rows = manifest["row"].to_numpy() if "row" in manifest.columns else np.arange(1, len(manifest) + 1)
+    for row, mask in zip(rows, masks, strict=True):  # a lesion mask named but absent would silently not be scored
+        if (
+            mask is not None
+            and not (isinstance(mask, float) and np.isnan(mask))
+            and not _beside(path, str(mask)).exists()
+        ):
+            raise MedDLError(f"{source}: row {row}: the mask_path file {str(mask)!r} does not exist")
     return ImageItems(
         [str(p) for p in manifest["path"]],
         None,

@@ -116,7 +116,8 @@ def _no_pixel_data(path: Path, dataset: Any) -> MedDLError:
     sop_name = str(getattr(sop_class, "name", "") or "")
     if len(dataset) == 0:
         return MedDLError(f"{path}: the DICOM file is truncated or corrupt: no data elements after the file header")
-    if "Rows" in dataset or sop_name.endswith("Image Storage"):
+    known_class = bool(sop_name) and sop_name != str(sop_class)  # pydicom names every registered SOP class
+    if "Rows" in dataset or sop_name.endswith("Image Storage") or not known_class:
         return MedDLError(
             f"{path}: the DICOM file is truncated or corrupt: it ends before its pixel data ({_describe(dataset)})"
         )

@@ -26,6 +26,7 @@ def image_manifest(
     target: str = "label",
     patient_id: str | None = None,
     label_columns: Sequence[str] | None = None,
+    missing_files: str = "error",
 ) -> pd.DataFrame:
     """List the images of a data set with their labels, from a manifest CSV or from class folders.
 
@@ -42,6 +43,8 @@ def image_manifest(
         target: manifest column with the label (ignored with ``label_columns``).
         patient_id: manifest column with the patient id (manifests only).
         label_columns: multilabel: one 0/1 column per finding (manifests only).
+        missing_files: ``"error"`` (a file the manifest names that does not exist is an error naming its rows) or
+            ``"keep"`` (kept, for a caller that skips and lists unreadable files: ``data.on_bad_file: skip``).
 
     Returns:
         A frame with ``path`` (absolute), ``label`` (or the ``label_columns``), ``patient_id`` (if given) and
@@ -63,7 +66,9 @@ def image_manifest(
             )
         return _folder_manifest(path)
     if path.name.lower().endswith(TABLE_SUFFIXES):
-        return _table_manifest(path, path_column, target, patient_id, list(label_columns) if label_columns else None)
+        return _table_manifest(
+            path, path_column, target, patient_id, list(label_columns) if label_columns else None, missing_files
+        )
     if path.suffix.lower() == ".npz":
         raise MedDLError(f"{path}: an .npz holds the images themselves; read it with read_npz, not as a manifest")
     raise MedDLError(
@@ -72,7 +77,12 @@ def image_manifest(
 
 
 def _table_manifest(
-    path: Path, path_column: str, target: str, patient_id: str | None, label_columns: list[str] | None
+    path: Path,
+    path_column: str,
+    target: str,
+    patient_id: str | None,
+    label_columns: list[str] | None,
+    missing_files: str = "error",
 ) -> pd.DataFrame:
     table = read_table(path)
     wanted = [path_column, *(label_columns or [target]), *([patient_id] if patient_id else [])]
@@ -92,7 +102,7 @@ def _table_manifest(
     absent = [
         (row, raw, p) for row, raw, p in zip(table.index, table[path_column], resolved, strict=True) if not p.exists()
     ]
-    if absent:
+    if absent and missing_files == "error":
         examples = "; ".join(f"row {row}: {str(raw).strip()!r}" for row, raw, _ in absent[:5])
         raise MedDLError(
             f"{path}: {len(absent)} of {len(table)} file(s) named in column {path_column!r} do not exist "

@@ -115,10 +115,17 @@ def _check_header(path: Path, sep: str) -> None:
             header = next(reader, [])
             width = len(header)
             short: tuple[int, int] | None = None
+            start = reader.line_num + 1  # the line the next row starts on (a quoted field may span lines)
             for row in reader:
                 if row and len(row) < width and not (len(row) == 1 and not row[0].strip()):
+                    if reader.line_num > start and _ends_at(path, reader.line_num):
+                        raise MedDLError(
+                            f"{path}: line {start}: a quoted field opened on this line is never closed, so the rest "
+                            "of the file was read as one value; close the quote (or double a quote inside a value)"
+                        )
                     short = (reader.line_num, len(row))
                     break
+                start = reader.line_num + 1
                 if any("\x00" in field for field in row):
                     raise MedDLError(
                         f"{path}: line {reader.line_num} holds a NUL byte (a damaged or binary file); fix or "

@@ -188,8 +188,9 @@ class ImageModality(Modality):
             target=self.data.target,
             patient_id=self.data.patient_id,
             label_columns=self.data.label_columns,
+            missing_files="keep" if self.data.on_bad_file == "skip" else "error",
         )
-        return [Path(p) for p in manifest["path"]]
+        return [Path(p) for p in manifest["path"] if Path(p).exists()]
 
     def _plan_channels(self, log: Log) -> dict[str, int]:
         """Every image's channel count from its header: a mix of grey and RGB is converted to the majority by a
@@ -547,8 +548,12 @@ class ImageModality(Modality):
         return written
 
     def explain_file(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
-        """``meddl explain`` of one image: its heat-map overlay written to ``out``."""
-        if len(cases.inputs) != 1:
+        """``meddl explain`` of one image: its heat-map overlay written to ``out`` (a ``.png``)."""
+        if out.suffix.lower() != ".png":
+            raise MedDLError(f"--out {out}: the heat map is a PNG image; give a file name ending in .png")
+        if len(cases.ids) == 1 and not cases.usable[0]:
+            raise MedDLError(cases.notes[0].removeprefix("not scored: "))
+        if len(cases.ids) != 1:
             raise MedDLError(f"`meddl explain` of an image model takes one image; {len(cases.ids)} found")
         shown, heat = self.heatmap(model, cases.inputs[0], np.atleast_1d(scores[0]))
         overlay_png(shown, heat, out, title=Path(str(cases.ids[0])).name)
@@ -560,7 +565,8 @@ class ImageModality(Modality):
     # -- external evaluation ----------------------------------------------------------------------------
     def load_external(self, path: Path, log: Log) -> Prepared:
         data_config = self.data.model_copy(update={"path": Path(path), "on_bad_file": "error"})
-        items = load_image_items(data_config, self.config.task)
+        classes = list(self.info.get("classes") or []) or None
+        items = load_image_items(data_config, self.config.task, known_classes=classes)
         self.cache = None  # new files: read and preprocess each (the training cache holds other images)
         return self._prepared(items)
 

@@ -578,6 +578,12 @@ class TabularModality(Modality):
         for i in np.flatnonzero(~usable):
             absent = [c for c in missing_columns if pd.isna(features.iloc[i][c])]
             notes[i] = f"not scored: missing {', '.join(absent)} (the model was trained with preprocess.missing: drop)"
+        if usable.all() or self.prep.missing != "drop":  # as the server says it: what the model filled in
+            predictors = [c for c in self.info["column_types"] if c in features.columns]
+            blank = features[predictors].isna().to_numpy()
+            for i in np.flatnonzero(usable & blank.any(axis=1)):
+                imputed = [c for c, b in zip(predictors, blank[i], strict=True) if b]
+                notes[i] = f"imputed (not measured): {', '.join(imputed)}"
         for column, kind in self.info["column_types"].items():
             if kind == "numeric":
                 profile = self.info["column_profile"].get(column)
