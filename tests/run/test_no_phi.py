@@ -48,3 +48,36 @@ def test_planted_patient_ids_appear_in_no_bundle_file_or_log(
     assert code == 0, err
     assert PLANTED not in out + err
     assert outputs_holding(tmp_path / "external", PLANTED) == []
+
+
+@pytest.mark.slow
+def test_planted_patient_ids_of_an_image_data_set_stay_out_of_the_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meddl.data.phantoms import write_phantom_dataset
+
+    manifest = write_phantom_dataset(tmp_path / "scans", 40, spatial_dims=2, size=24, fmt="dicom", seed=0)
+    table = pd.read_csv(manifest)
+    table["patient_id"] = [f"{PLANTED}{i:05d}" for i in pd.factorize(table["patient_id"])[0]]
+    table.to_csv(manifest, index=False)
+    config = {
+        "name": "scans",
+        "task": "binary",
+        "data": {
+            "kind": "image",
+            "path": str(manifest),
+            "target": "label",
+            "positive_label": "lesion",
+            "patient_id": "patient_id",
+        },
+        "preprocess": {"size": [24, 24]},
+        "train": {"epochs": 1, "progress": False},
+        "evaluate": {"bootstrap": 20},
+    }
+    experiment = write_experiment(tmp_path, config)
+    run = tmp_path / "run"
+    code, out, err = run_cli(["train", experiment, "--out", run], capsys)
+    assert code == 0, err
+    assert PLANTED not in out + err
+    assert outputs_holding(run, PLANTED) == []
+    assert pd.read_csv(local_ids_path(run))["patient_id"].str.startswith(PLANTED).all()
