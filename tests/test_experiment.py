@@ -93,7 +93,7 @@ def test_unseen_category_is_scored_and_flagged(trained: tuple[Path, Path]) -> No
     predictions = bundle.predict(frame)
     assert np.isfinite(predictions["probability_yes"]).all()
     assert "smoker='vaper' not seen in training" in predictions["note"].iloc[0]
-    assert predictions["note"].iloc[1] == ""
+    assert "not seen in training" not in predictions["note"].iloc[1]  # (it may say which values were imputed)
 
 
 def test_same_seed_same_numbers(trained: tuple[Path, Path], tmp_path: Path) -> None:

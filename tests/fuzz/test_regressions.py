@@ -204,7 +204,7 @@ def test_expression_value_beyond_float32_is_named(tmp_path: Path) -> None:
     """1e39 used to become an infinite value in the float32 matrix, silently."""
     path = tmp_path / "counts.csv"
     path.write_text("sample,TP53,BRCA1\nS1,1.5,2\nS2,1e39,4\n")
-    with pytest.raises(MedDLError, match=r"counts\.csv: 1 value\(s\) beyond .*gene 'TP53', sample 'S2': 1e\+39"):
+    with pytest.raises(MedDLError, match=r"counts\.csv: 1 value\(s\) beyond .*gene 'TP53', sample 'S2'.*: 1e\+39"):
         read_expression(path)
 
 

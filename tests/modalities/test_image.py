@@ -171,6 +171,7 @@ def test_bad_image_inputs_are_clear_errors(tmp_path: Path, capsys: pytest.Captur
     import yaml
 
     config["data"]["path"] = str(tmp_path / "data" / "bad_manifest.csv")
+    config["data"]["on_bad_file"] = "error"  # (under skip a missing file is left out and listed)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run2")])

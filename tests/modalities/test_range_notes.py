@@ -61,5 +61,5 @@ def test_a_table_value_far_outside_training_gets_a_note(clinical_csv: Path, tmp_
     cases.loc[0, "glucose"] = 1e6
     predictions = load_bundle(tmp_path / "run").predict(cases)
     assert predictions["note"][0].startswith("glucose=1e+06 is far outside the training range (5th–95th percentile ")
-    assert predictions["note"][1:].tolist() == ["", ""]
+    assert not any("far outside" in note for note in predictions["note"][1:])
     assert predictions["probability_yes"].notna().all()  # noted, still scored

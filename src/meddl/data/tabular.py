@@ -94,7 +94,7 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
-def coerce_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
+def coerce_numeric(values: pd.Series, column: str, source: str, *, predictor: bool = True) -> pd.Series:
     """Parse a column as numbers; any cell that is not a number — or is infinite — is an error naming the first
     one (its row)."""
     if pd.api.types.is_bool_dtype(values):
@@ -108,8 +108,12 @@ def coerce_numeric(values: pd.Series, column: str, source: str) -> pd.Series:
             first = bad.idxmax()
             raise MedDLError(
                 f"{source}: column {column!r} has {int(bad.sum())} non-numeric value(s), e.g. {values[first]!r} "
-                f"(row {first}); fix the file, list such codes in data.na_values, or set "
-                f"data.column_types.{column}: categorical"
+                f"(row {first}); fix the file"
+                + (
+                    f", list such codes in data.na_values, or set data.column_types.{column}: categorical"
+                    if predictor
+                    else " (a numeric outcome takes numbers only; leave the cell empty if it is unknown)"
+                )
             )
         parsed = parsed.astype(float)
     infinite = np.isinf(parsed.to_numpy())
@@ -181,7 +185,7 @@ def encode_target(
     source: str,
 ) -> tuple[np.ndarray, list[str]]:
     if task == "regression":
-        return coerce_numeric(values, target, source).to_numpy(dtype=np.float64), []
+        return coerce_numeric(values, target, source, predictor=False).to_numpy(dtype=np.float64), []
     levels = list(pd.unique(values))
     if task == "binary":
         if len(levels) < 2:
@@ -239,7 +243,7 @@ def encode_known_labels(values: pd.Series, task: str, classes: list[Any], target
     """Labels of new data (an external site's) as the model's class indices, or values for regression; a label
     that is not one of ``classes`` is an error naming the row, never a new class."""
     if task == "regression":
-        return coerce_numeric(values, target, source).to_numpy()
+        return coerce_numeric(values, target, source, predictor=False).to_numpy()
     codes = np.full(len(values), -1, dtype=np.int64)
     for k, label in enumerate(classes):
         codes[[same_label(v, label) for v in values]] = k
@@ -274,7 +278,7 @@ def encode_survival(
         MedDLError: naming the row, for a time that is not a positive number or an event code that is not
             0..K (or text without ``event_value``).
     """
-    times = coerce_numeric(time, str(time.name), source).to_numpy(dtype=np.float64)
+    times = coerce_numeric(time, str(time.name), source, predictor=False).to_numpy(dtype=np.float64)
     bad = ~(times > 0)
     if bad.any():
         first = int(np.argmax(bad))

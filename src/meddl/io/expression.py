@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,27 +133,43 @@ def read_expression(
             f"(row {row}): {shown}; every value must be a number"
         )
     values = numeric.to_numpy(dtype=np.float64)
+    # Spreadsheet column of each value column (the header row is row 1, the first column column 1).
+    columns = [int(frame.columns.get_loc(c)) + 1 for c in body.columns]
     if genes_in_rows:
         genes, samples = ids.tolist(), [str(c) for c in body.columns]
         values = values.T  # (genes, samples) → (samples, genes)
         rows = [i + 2 for i in range(len(samples))]  # spreadsheet column numbers: the id column is column 1
-    else:
-        genes, samples = [str(c) for c in body.columns], ids.tolist()
-        rows = [int(r) for r in frame.index]
-    return _matrix(values, samples, genes, path, rows)
+        gene_rows = [int(r) for r in frame.index]
+        return _matrix(values, samples, genes, path, rows, lambda i, j: f" (row {gene_rows[j]}, column {columns[i]})")
+    genes, samples = [str(c) for c in body.columns], ids.tolist()
+    rows = [int(r) for r in frame.index]
+    return _matrix(values, samples, genes, path, rows, lambda i, j: f" (row {rows[i]}, column {columns[j]})")
 
 
-def _matrix(values: np.ndarray, samples: list[str], genes: list[str], path: Path, rows: list[int]) -> ExpressionMatrix:
+def _matrix(
+    values: np.ndarray,
+    samples: list[str],
+    genes: list[str],
+    path: Path,
+    rows: list[int],
+    cell: Callable[[int, int], str] = lambda i, j: "",
+) -> ExpressionMatrix:
+    """The checked matrix; ``cell(i, j)`` says where value ``[i, j]`` sits in the file (e.g. `` (row 9, column 8)``)."""
     if values.size == 0:
         raise MedDLError(f"{path}: the matrix is empty ({len(samples)} samples × {len(genes)} genes)")
-    if not np.all(np.isfinite(values)):
-        raise MedDLError(f"{path}: the matrix holds {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")
+    not_finite = ~np.isfinite(values)
+    if not_finite.any():
+        i, j = (int(k) for k in np.argwhere(not_finite)[0])
+        raise MedDLError(
+            f"{path}: the matrix holds {int(not_finite.sum())} NaN or infinite value(s), e.g. gene {genes[j]!r}, "
+            f"sample {samples[i]!r}{cell(i, j)}: {values[i, j]:g}; every value must be a finite number"
+        )
     too_large = np.abs(values) > np.finfo(np.float32).max  # would turn infinite in the float32 matrix
     if too_large.any():
         i, j = (int(k) for k in np.argwhere(too_large)[0])
         raise MedDLError(
             f"{path}: {int(too_large.sum())} value(s) beyond ±3.4e38 (the float32 range), e.g. gene {genes[j]!r}, "
-            f"sample {samples[i]!r}: {values[i, j]:g}"
+            f"sample {samples[i]!r}{cell(i, j)}: {values[i, j]:g}"
         )
     counts = bool(np.all(values >= 0) and np.all(values == np.round(values)))
     return ExpressionMatrix(values.astype(np.float32), samples, genes, str(path), counts, rows)
@@ -225,6 +242,8 @@ def join_labels(
     labels: str | Path | pd.DataFrame,
     sample_column: str,
     target: str,
+    *,
+    source: str | Path | None = None,
 ) -> tuple[ExpressionMatrix, pd.Series, dict[str, object]]:
     """Keep the samples that have a row in the label table, aligned with their label.
 
@@ -237,6 +256,8 @@ def join_labels(
         labels: the label table (a file read with ``read_table``, or a DataFrame).
         sample_column: the label table's column of sample ids.
         target: the label column.
+        source: the label file named in messages when ``labels`` is a DataFrame read from it (default: the
+            path given as ``labels``, or ``"labels"``).
 
     Returns:
         ``(matrix, labels, dropped)``: the matrix restricted to labelled samples (file order kept); the labels
@@ -248,7 +269,8 @@ def join_labels(
         MedDLError: a column is missing, a sample id is repeated in the label table (its rows are named), or
             no sample id appears in both.
     """
-    source = str(labels) if isinstance(labels, (str, Path)) else "labels"
+    if source is None:
+        source = labels if isinstance(labels, (str, Path)) else "labels"
     table = read_table(labels) if isinstance(labels, (str, Path)) else labels
     for role, column in (("sample_column", sample_column), ("target", target)):
         if column not in table.columns:

@@ -164,11 +164,18 @@ def read_fasta(path: str | Path) -> list[SequenceRecord]:
     return records
 
 
-def header_labels(records: Sequence[SequenceRecord], key: str = "label") -> dict[str, str]:
+def header_labels(
+    records: Sequence[SequenceRecord], key: str = "label", *, source: str | Path | None = None
+) -> dict[str, str]:
     """``key=value`` from each record's description (``>seq1 label=1`` → ``{"seq1": "1"}``).
 
+    Args:
+        records: FASTA records.
+        key: the header key holding the label.
+        source: the FASTA file the records come from, named in the error.
+
     Raises:
-        MedDLError: naming the records (id and line) whose header has no ``key=``.
+        MedDLError: naming the file and the records (id and line) whose header has no ``key=``.
     """
     labels: dict[str, str] = {}
     missing: list[SequenceRecord] = []
@@ -182,7 +189,8 @@ def header_labels(records: Sequence[SequenceRecord], key: str = "label") -> dict
     if missing:
         shown = ", ".join(f"{r.id!r} (line {r.line})" for r in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise MedDLError(f"{len(missing)} FASTA record(s) have no '{prefix}' in their header: {shown}{more}")
+        where = f"{source}: " if source is not None else ""
+        raise MedDLError(f"{where}{len(missing)} FASTA record(s) have no '{prefix}' in their header: {shown}{more}")
     return labels
 
 

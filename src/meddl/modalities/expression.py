@@ -61,6 +61,7 @@ class ExpressionModality(Modality):
         self.gene_labels: dict[str, str] = {}
         self.transformer: ExpressionTransform | None = None
         self.classes: list[str] = []
+        self.sample_rows_: dict[str, int] = {}  # sample id → its spreadsheet row (column with genes in rows)
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -90,12 +91,38 @@ class ExpressionModality(Modality):
     def _matrix(self, path: Path) -> ExpressionMatrix:
         return read_expression(path, genes_in_rows=self.data.genes_in_rows)
 
+    def _labels_path(self) -> Path:
+        """``data.labels``, relative to the matrix's folder unless absolute."""
+        path = self.data.labels
+        return path if path.is_absolute() else (self.data.path.parent / path).resolve()
+
+    def _check_log_domain(self, values: np.ndarray, samples: list[str], log: str, setting: str) -> None:
+        """A log of ``x + 1`` needs every value above -1: name the file, gene, sample and row of the smallest.
+
+        Args:
+            values: (N, G) the matrix's values for ``samples``, in the columns of ``self.genes``.
+            samples: the N sample ids.
+            log: the log to be applied (``"log2"``, ``"log1p"`` or ``"none"``).
+            setting: how the experiment file chose it, e.g. ``preprocess.log: log2``.
+        """
+        if log not in {"log2", "log1p"} or not values.size:
+            return
+        i, j = (int(k) for k in np.unravel_index(int(np.argmin(values)), values.shape))
+        lowest = float(values[i, j])
+        if lowest > -1:
+            return
+        row = self.sample_rows_.get(samples[i])
+        place = "" if row is None else f" ({'column' if self.data.genes_in_rows else 'row'} {row})"
+        raise MedDLError(
+            f"{self.data.path}: gene {self.genes[j]!r}, sample {samples[i]!r}{place} is {lowest:g}; {setting} "
+            f"computes {log}(x + 1), which needs every value above -1 — negative values look already log-scaled: "
+            "set preprocess.log to 'none'"
+        )
+
     def _label_table(self) -> tuple[pd.DataFrame, set[str], list[str]]:
         """The label table, with the label derived from a censored outcome where configured, and the sample ids
         whose outcome is unknown because they were censored before the horizon."""
-        path = self.data.labels
-        if not path.is_absolute():
-            path = (self.data.path.parent / path).resolve()
+        path = self._labels_path()
         frame = read_table(path)
         censored: set[str] = set()
         notes: list[str] = []
@@ -139,7 +166,9 @@ class ExpressionModality(Modality):
         labels, censored_ids, notes = self._label_table()
         survival = self.config.task == "survival"
         label_column = str(self.data.survival_time) if survival else self.data.target
-        matrix, values, joined = join_labels(matrix, labels, self.data.sample_column, label_column)
+        matrix, values, joined = join_labels(
+            matrix, labels, self.data.sample_column, label_column, source=self._labels_path()
+        )
         dropped: dict[str, int] = {}
         if self.data.survival_time is not None and not survival:
             # Counted among the matrix's samples: a censored label row without a profile is no dropped sample.
@@ -155,9 +184,12 @@ class ExpressionModality(Modality):
             target, classes, has_label = encode_labels(values.reset_index(drop=True), self.config, self.data.path.name)
             dropped["missing label"] = int((~has_label).sum()) - dropped.get(CENSORED, 0)
         self.genes = list(matrix.genes)
+        self.sample_rows_ = dict(zip(matrix.samples, matrix.rows, strict=True))
+        inputs = np.asarray(matrix.values, dtype=np.float32)[has_label]
+        samples = np.asarray(matrix.samples)[has_label]
+        self._check_log_domain(inputs, [str(s) for s in samples], self.prep.log, f"preprocess.log: {self.prep.log}")
         self.gene_labels = self._gene_labels()
         self.classes = classes
-        samples = np.asarray(matrix.samples)[has_label]
         patients = None
         if self.data.patient_id:
             if self.data.patient_id not in labels.columns:
@@ -167,7 +199,7 @@ class ExpressionModality(Modality):
         log(f"{len(samples)} labelled samples × {len(self.genes)} genes")
         notes.insert(0, f"{len(matrix.samples)} samples × {len(self.genes)} genes read from {self.data.path.name}")
         return Prepared(
-            inputs=np.asarray(matrix.values, dtype=np.float32)[has_label],
+            inputs=inputs,
             target=target,
             classes=classes,
             sample_ids=[str(s) for s in samples],
@@ -196,6 +228,9 @@ class ExpressionModality(Modality):
             log=self.prep.log, select=self.prep.select, n_genes=self.prep.n_genes, scale=self.prep.scale
         )
         self.transformer = transformer.fit(prepared.inputs[train_index], genes=self.genes)
+        if self.prep.log == "auto":  # the rule reads the training rows only, but every row is transformed
+            setting = f"preprocess.log: auto (it chose {self.transformer.log_} from the training samples)"
+            self._check_log_domain(prepared.inputs, prepared.sample_ids, self.transformer.log_, setting)
         prepared.notes.append(
             f"preprocessing fitted on the training split: log {self.transformer.log_!r}, "
             f"{len(self.transformer.selected_genes_)} genes kept ({self.prep.select}), scale {self.prep.scale}"

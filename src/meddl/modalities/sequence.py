@@ -192,7 +192,7 @@ class SequenceModality(Modality):
             patients = pd.Series(table["patient_id"].to_numpy(), index=ids) if "patient_id" in table else None
             return pd.Series(table["label"].to_numpy(), index=ids), patients
         if self.data.labels is None:
-            labels = header_labels(records, key=self.data.target)
+            labels = header_labels(records, key=self.data.target, source=self.data.path)
             return pd.Series([labels.get(i) for i in ids], index=ids, dtype=object), None
         labels_path = self.data.labels
         if not labels_path.is_absolute():

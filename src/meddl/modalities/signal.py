@@ -110,20 +110,23 @@ class SignalModality(Modality):
         return array
 
     def _manifest(self) -> pd.DataFrame:
-        """The manifest's rows (absolute ``path``, ``label``, ``patient_id``).
+        """The manifest's rows (absolute ``path``, ``label``, ``patient_id``), indexed by their spreadsheet row
+        (header = row 1), so that a label error names the row a spreadsheet shows.
 
         With ``on_bad_file: error`` a row naming a missing file stops the run with one error naming the rows and
         files; with ``skip`` such rows are kept here, fail to read in :meth:`load` and are skipped and counted
         there like any other unreadable record.
         """
         d = self.data
-        return signal_manifest(
+        manifest = signal_manifest(
             d.path,
             path_column=d.path_column,
             target=d.target,
             patient_id=d.patient_id,
             missing_files="error" if d.on_bad_file == "error" else "keep",
         )
+        manifest.index = pd.Index(manifest["row"].to_numpy())  # unnamed: a "row" index would clash with the column
+        return manifest
 
     def _check_settings(self) -> None:
         """Settings that would fail on every record are one configuration error, not a bad record each."""
@@ -136,9 +139,24 @@ class SignalModality(Modality):
                 "or raise preprocess.sampling_rate"
             )
 
+    def _check_sampling_rate(self, manifest: pd.DataFrame) -> None:
+        """A ``.npy`` array does not store its sampling rate: without ``data.sampling_rate`` every such record
+        would fail, so it is one settings error (no per-record advice), reported before any record is read."""
+        if self.data.sampling_rate is not None:
+            return
+        paths = manifest["path"]
+        arrays = [(row, path) for row, path in zip(manifest.index, paths, strict=True) if path.lower().endswith(".npy")]
+        if arrays:
+            row, path = arrays[0]
+            raise MedDLError(
+                f"{self.data.path}: {len(arrays)} record(s) are .npy arrays, which do not store their sampling rate "
+                f"(e.g. row {row}: {Path(path).name}); set data.sampling_rate (Hz) in the experiment file"
+            )
+
     def load(self, log: Log) -> Prepared:
         self._check_settings()
         manifest = self._manifest()
+        self._check_sampling_rate(manifest)
         n_read = len(manifest)
         log(f"reading and filtering {n_read} record(s)")
         arrays: list[np.ndarray] = []

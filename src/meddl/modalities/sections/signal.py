@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from meddl.sections import DataSection, PreprocessSection
 
@@ -45,6 +45,24 @@ class SignalPreprocessConfig(PreprocessSection):
     channels: list[str] | int | None = Field(None, description="channel names, or the first N channels")
     normalize: Literal["zscore", "none"] = "zscore"
     imbalance: Literal["none", "class_weight"] = "none"
+
+    @field_validator("bandpass")
+    @classmethod
+    def _low_below_high(cls, value: list[float] | None) -> list[float] | None:
+        """``[low, high]`` in Hz, low (0: no high-pass) below high: checked with the other settings, before any
+        record is read (the Nyquist limit, which needs sampling_rate, is checked when the data are loaded)."""
+        if value is None:
+            return None
+        if len(value) != 2:
+            raise ValueError(f"expected [low, high] in Hz, got {value}")
+        low, high = value
+        if low < 0 or high <= 0:
+            raise ValueError(f"cut-offs must be positive (low 0: no high-pass), got {value}")
+        if low > high:
+            raise ValueError(f"the low cut-off must be below the high one, got {value}; write [{high:g}, {low:g}]")
+        if low == high:
+            raise ValueError(f"the low cut-off must be below the high one, got {value}")
+        return value
 
 
 Data = SignalDataConfig
