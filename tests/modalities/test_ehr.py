@@ -373,3 +373,17 @@ def test_cli_mimic_import_then_train_and_predict(tmp_path: Path, capsys: pytest.
 def raw_splits(run: Path) -> pd.DataFrame:
     """Which stay of which patient went to which split (the keys are drawn afresh by every run)."""
     return pd.read_csv(local_ids_path(run), dtype=str).drop(columns=["patient_key", "sample_key"], errors="ignore")
+
+
+def test_a_lab_value_far_outside_training_is_noted_at_prediction(
+    store: Path, mortality_run: Path, tmp_path: Path
+) -> None:
+    """A stay whose lab values are a thousand times what training saw (another unit, a device fault) is noted."""
+    changed = copy_store(store, tmp_path / "units")
+    first = visit_ids(changed)[0]
+    with duckdb.connect(str(changed)) as con:
+        con.execute("UPDATE measurements SET value = value * 1000 + 1e5 WHERE visit_id = ?", [first])
+    predictions = load_bundle(mortality_run).predict(changed)
+    note = predictions.loc[predictions["id"] == first, "note"].iloc[0]
+    assert ": mean value " in note and "is far outside the training range" in note
+    assert not predictions.loc[predictions["id"] != first, "note"].str.contains("far outside").any()

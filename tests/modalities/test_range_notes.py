@@ -14,15 +14,15 @@ from meddl import Experiment, load_bundle
 from meddl.evaluate.shift import describe, far_outside
 
 
-def test_far_outside_is_beyond_the_5_95_range_by_its_width() -> None:
-    assert far_outside(np.array([-11.0, -9.0, 5.0, 19.0, 21.0]), 0.0, 10.0).tolist() == [
+def test_far_outside_is_beyond_the_5_95_range_by_three_widths() -> None:
+    assert far_outside(np.array([-31.0, -29.0, 5.0, 39.0, 41.0]), 0.0, 10.0).tolist() == [
         True,
         False,
         False,
         False,
         True,
     ]
-    assert far_outside(np.array([3.0, 7.0]), 3.0, 3.0, centre=3.0).tolist() == [False, True]  # constant training
+    assert far_outside(np.array([3.0, 13.0]), 3.0, 3.0, centre=3.0).tolist() == [False, True]  # constant training
     described = describe({"x": np.arange(101.0)})["x"]
     assert described["q05"] == 5.0 and described["q95"] == 95.0
 

@@ -35,10 +35,16 @@ def describe(values: Mapping[str, np.ndarray | list[float]]) -> dict[str, dict[s
     return out
 
 
+FAR_OUTSIDE_WIDTHS = 3.0
+"""How far beyond the training 5th–95th percentile range a value must lie, in widths of that range, to be noted."""
+
+
 def far_outside(values: np.ndarray, low: float, high: float, centre: float = 0.0) -> np.ndarray:
-    """Which values lie far outside the training range: beyond its 5th–95th percentile range ``[low, high]`` by
-    more than that range's own width (a typo, another unit, a device fault) — not merely rare values."""
-    width = high - low if high > low else max(abs(centre), 1.0)
+    """Which values lie far outside the training range — a typo, another unit, a device fault — not merely rare:
+    beyond its 5th–95th percentile range ``[low, high]`` by more than three widths of that range. (Clinical values
+    have long tails: a lactate of 7 or a potassium of 2.6 against a training 0.8–3.2 or 3.7–4.9 is severe, not
+    wrong, and is not noted; an age of 400 or a creatinine in µmol/L against mg/dL training is.)"""
+    width = FAR_OUTSIDE_WIDTHS * (high - low if high > low else max(abs(centre), 1.0))
     numbers = np.asarray(values, dtype=np.float64)
     return (numbers < low - width) | (numbers > high + width)
 

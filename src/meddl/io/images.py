@@ -161,12 +161,10 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
     path = Path(path)
     kind = _dispatch(path, format)
     if kind in {"dicom", "series"}:
-        from meddl.io._dicom_geometry import _pixel_spacing, _series_files
+        from meddl.io._dicom_geometry import _pixel_spacing
         from meddl.io._dicom_tags import _PIXEL_DATA_TAGS, _no_pixel_data
-        from meddl.io.dicom import _read_dataset
 
-        files = _series_files(path)[0] if kind == "series" else [path]
-        dataset = _read_dataset(files[0], header_only=True)
+        files, dataset = _dicom_header(path, kind)
         if not any(tag in dataset for tag in _PIXEL_DATA_TAGS):  # a report, a plan, a waveform: no image size
             raise _no_pixel_data(files[0], dataset)
         rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
@@ -182,7 +180,7 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
         import nibabel as nib
 
         try:
-            header = nib.as_closest_canonical(nib.load(path)).header
+            header = nib.as_closest_canonical(_nifti_header(path)).header
         except Exception as exc:  # nibabel raises many types on a bad header
             raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
         shape, zooms = header.get_data_shape(), header.get_zooms()
@@ -190,14 +188,38 @@ def image_geometry(path: str | Path, format: ImageFormat = "auto") -> tuple[tupl
             raise MedDLError(f"{path}: the NIfTI header gives the image shape {shape}; each axis needs a voxel or more")
         axes = 2 if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1) else 3
         return tuple(int(n) for n in shape[:axes]), tuple(float(z) if z > 0 else 1.0 for z in zooms[:axes])
+    width, height = _pillow_header(path)[1]
+    return (int(height), int(width)), (1.0, 1.0)
+
+
+def _dicom_header(path: Path, kind: str) -> tuple[list[Path], Any]:
+    """The files of a DICOM image (one, or a series folder's) and the first one's header, no pixels read."""
+    from meddl.io._dicom_geometry import _series_files
+    from meddl.io.dicom import _read_dataset
+
+    files = _series_files(path)[0] if kind == "series" else [path]
+    return files, _read_dataset(files[0], header_only=True)
+
+
+def _nifti_header(path: Path) -> Any:
+    """A NIfTI image, loaded lazily (header only until its data is asked for)."""
+    import nibabel as nib
+
+    try:
+        return nib.load(path)
+    except Exception as exc:  # nibabel raises many types on a bad header
+        raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
+
+
+def _pillow_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """A PNG/JPEG's mode and (width, height), from its header."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            width, height = image.size
+            return image.mode, image.size
     except Exception as exc:  # Pillow raises many types on a bad header
         raise MedDLError(f"{path}: not a readable image: {_first_line(exc)}") from None
-    return (int(height), int(width)), (1.0, 1.0)
 
 
 _ALPHA_MODES = {"RGBA", "PA", "LA", "La", "RGBa"}
@@ -214,27 +236,11 @@ def image_channels(path: str | Path, format: ImageFormat = "auto") -> tuple[int,
     path = Path(path)
     kind = _dispatch(path, format)
     if kind in {"dicom", "series"}:
-        from meddl.io._dicom_geometry import _series_files
-        from meddl.io.dicom import _read_dataset
-
-        files = _series_files(path)[0] if kind == "series" else [path]
-        dataset = _read_dataset(files[0], header_only=True)
-        return int(dataset.get("SamplesPerPixel", 1) or 1), False
+        return int(_dicom_header(path, kind)[1].get("SamplesPerPixel", 1) or 1), False
     if kind == "nifti":
-        import nibabel as nib
-
-        try:
-            shape = nib.load(path).shape  # type: ignore[attr-defined]
-        except Exception as exc:  # nibabel raises many types on a bad header
-            raise MedDLError(f"{path}: not a readable NIfTI file: {_first_line(exc)}") from None
+        shape = _nifti_header(path).shape
         return (int(shape[3]) if len(shape) == 4 else 1), False
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-    except Exception as exc:  # Pillow raises many types on a bad header
-        raise MedDLError(f"{path}: not a readable image: {_first_line(exc)}") from None
+    mode = _pillow_header(path)[0]
     return (1 if mode in _GREY_MODES else 3), mode in _ALPHA_MODES
 
 

@@ -275,7 +275,18 @@ class EHRModality(Modality):
     def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
         """Per stay: how often each lab is measured (share of time steps observed: the event rate) and its mean
         value where observed (the lab distribution), on the values as extracted (before scaling)."""
-        x = np.asarray(prepared.inputs[index], dtype=np.float64)  # (N, T, F)
+        return self._stay_measures(np.asarray(prepared.inputs[index], dtype=np.float64))
+
+    def case_profile(self, cases: PredictionInputs) -> dict[str, np.ndarray]:
+        """Each lab's mean value over a new stay (a value in another unit, a device fault): the measures of
+        :meth:`profile` that say something is wrong when far outside training."""
+        if not len(cases.inputs):
+            return {}
+        measures = self._stay_measures(np.asarray(cases.inputs, dtype=np.float64))
+        return {name: values for name, values in measures.items() if name.endswith(": mean value")}
+
+    def _stay_measures(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`profile`'s measures of stays ``x`` (N, T, F), as extracted."""
         measures: dict[str, np.ndarray] = {}
         observed = self.groups.get("lab_observed", [])
         for value_channel, observed_channel in zip(self.groups.get("lab_value", []), observed, strict=False):
