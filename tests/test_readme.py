@@ -58,3 +58,58 @@ def test_your_own_table_in_five_commands_runs_as_printed(tmp_path: Path, monkeyp
     assert (tmp_path / "predictions.csv").stat().st_size > 0
     assert (tmp_path / "runs" / "pima-external" / "metrics.json").is_file()
     assert (tmp_path / "contributions.csv").stat().st_size > 0
+
+
+def _all_blocks() -> list[tuple[int, str]]:
+    """Every line of every bash block of the README, with its line number (comments and blank lines dropped)."""
+    lines: list[tuple[int, str]] = []
+    inside = False
+    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("```"):
+            inside = line.strip() == "```bash" if not inside else False
+            continue
+        command = re.sub(r"\s+#.*$", "", line).strip()
+        if inside and command and not command.startswith("#"):
+            lines.append((number, command))
+    return lines
+
+
+def _parse(words: list[str]) -> None:
+    """Resolve a ``meddl`` command line with click, as the shell would run it: the command, its sub-commands,
+    every option and argument must exist and take the values given (nothing runs)."""
+    import click
+
+    from meddl.cli import app
+
+    context = app.make_context("meddl", list(words), resilient_parsing=False)
+    command: click.Command = app
+    while isinstance(command, click.Group) and context.protected_args:
+        name, *rest = [*context.protected_args, *context.args]
+        sub = command.get_command(context, name)
+        assert sub is not None, f"no command {name!r}"
+        context = sub.make_context(name, rest, parent=context)
+        command = sub
+
+
+def test_every_readme_command_exists_with_the_options_it_shows() -> None:
+    """The first-hour walk: each command line of every README block names a real command with real options
+    (``make`` targets in the Makefile, ``meddl`` commands parsed by the CLI itself), so a renamed option or command
+    fails here instead of in a newcomer's terminal."""
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    checked = 0
+    for number, line in _all_blocks():
+        line = re.sub(r"^([A-Z_]+=(\$\([^)]*\)|\S+)\s+)+", "", line)  # MEDDL_TOKEN=$(...) meddl serve ...
+        words = shlex.split(line)
+        if ">" in words:
+            words = words[: words.index(">")]
+        if words[0] == "make":
+            assert re.search(rf"^{re.escape(words[1])}:", makefile, flags=re.M), f"README line {number}: {line}"
+        elif words[0] == "meddl":
+            try:
+                _parse(words[1:])
+            except Exception as exc:  # a click usage error, or no such command
+                raise AssertionError(f"README line {number}: {line}\n  {exc}") from None
+        else:
+            raise AssertionError(f"README line {number}: not a make or meddl command: {line}")
+        checked += 1
+    assert checked >= 30
