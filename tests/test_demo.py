@@ -57,6 +57,15 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     ehr = json.loads((tmp_path / "ehr" / "runs" / "gru" / "metrics.json").read_text())
     assert ehr["data"]["n_rows_used"] < ehr["data"]["n_rows_read"]  # exclusions counted, not hidden
 
+    # every figure of every demo report can be read at the page's width (checked in Chromium where it is installed;
+    # CI installs it, and the page tests fail there without it)
+    if Path("/usr/bin/chromium").exists():
+        from tests.report.readable import figure_problems
+
+        reports = sorted(tmp_path.rglob("report.html"))
+        assert len(reports) >= 12
+        assert figure_problems(reports) == []
+
 
 class _no_exit:
     def __enter__(self) -> None:

@@ -46,6 +46,7 @@ tr.total td { font-weight: 600; }
 .scroll table { margin: 0; width: 100%; }
 .scroll th { position: sticky; top: 0; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 1.2rem; }
+.figures figure.wide { grid-column: 1 / -1; }
 figure { margin: 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { font-size: 0.88rem; color: var(--muted); margin-top: 0.3rem; }
@@ -94,7 +95,7 @@ REPORT_HTML = """<!DOCTYPE html>
 </dl>
 {%- endmacro %}
 {%- macro figure(p) %}
-<figure>
+<figure{% if p.image | wide %} class="wide"{% endif %}>
 <img src="data:image/png;base64,{{ p.image }}" alt="{{ p.title }}">
 <figcaption><strong>{{ p.title }}.</strong> {{ p.caption }}</figcaption>
 </figure>
@@ -245,7 +246,8 @@ excludes zero.</p>
 colours mark the regions that raised the score. A heat map shows what drove the model, not where disease is.</p>
 <div class="figures">
 {%- for case in ctx.examples %}
-<figure class="figure"><img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
+<figure class="figure{% if case.image | wide %} wide{% endif %}">
+<img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
 <figcaption><strong>{{ case.title }}.</strong> {{ case.caption }}</figcaption></figure>
 {%- endfor %}
 </div>
@@ -260,7 +262,8 @@ colours mark the regions that raised the score. A heat map shows what drove the 
 {%- if section.figures %}
 <div class="figures">
 {%- for case in section.figures %}
-<figure class="figure"><img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
+<figure class="figure{% if case.image | wide %} wide{% endif %}">
+<img alt="{{ case.title }}" src="data:image/png;base64,{{ case.image }}">
 <figcaption><strong>{{ case.title }}.</strong> {{ case.caption }}</figcaption></figure>
 {%- endfor %}
 </div>

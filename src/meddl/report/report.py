@@ -24,7 +24,26 @@ def _template() -> jinja2.Template:
         trim_blocks=False,
         lstrip_blocks=False,
     )
+    environment.filters["wide"] = _wide_png
     return environment.from_string(REPORT_HTML)
+
+
+WIDE_ASPECT = 3.0
+"""A figure at least this many times wider than tall (a sequence logo, a long trace) spans the page's width: in
+a half-width column it would be shrunk until its letters cannot be read."""
+
+
+def _wide_png(image: object) -> bool:
+    """Whether a base64 PNG is a wide figure (width / height ≥ :data:`WIDE_ASPECT`), read from its IHDR header."""
+    import base64
+    import struct
+
+    try:
+        header = base64.b64decode(str(image)[:32])
+        width, height = struct.unpack(">II", header[16:24])
+    except (ValueError, struct.error):
+        return False
+    return height > 0 and width / height >= WIDE_ASPECT
 
 
 def render_report(run: Mapping[str, Any]) -> str:
