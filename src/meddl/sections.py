@@ -236,6 +236,11 @@ class EvaluateConfig(Section):
         default_factory=list, description="columns to break test metrics down by (numeric columns by quartile)"
     )
     min_subgroup_size: int = Field(20, ge=1)
+    recalibrate: Literal["none", "temperature", "platt", "isotonic", "auto"] = Field(
+        "none",
+        description="binary/multiclass: a map to calibrated probabilities fitted on the validation split and kept in "
+        "the bundle (auto: chosen by cross-validated log loss); multiclass takes temperature only",
+    )
 
     @field_validator("horizons")
     @classmethod

@@ -18,8 +18,8 @@ def test_no_positive_cases_leaves_sensitivity_auroc_and_balanced_accuracy_undefi
     assert metrics["specificity"]["value"] == 0.5  # defined: there are negatives
     assert fmt_estimate("sensitivity", metrics["sensitivity"]) == "undefined (no positive cases in the data)"
     assert undefined_warning(result["undefined"]) == [
-        "sensitivity, recall, f1, auroc, auprc, balanced_accuracy: undefined on this data (no positive cases in the "
-        "data); not reported"
+        "sensitivity, recall, f1, auroc, auprc, balanced_accuracy, calibration_slope, calibration_intercept: undefined "
+        "on this data (no positive cases in the data); not reported"
     ]
 
 
@@ -34,6 +34,8 @@ def test_other_tasks_name_what_is_missing() -> None:
         "specificity": "no negative cases in the data",
         "auroc": "no negative cases in the data",
         "balanced_accuracy": "no negative cases in the data",
+        "calibration_slope": "no negative cases in the data",
+        "calibration_intercept": "no negative cases in the data",
         "npv": "no case was predicted negative",
     }
     probabilities = np.full((6, 3), 1 / 3)

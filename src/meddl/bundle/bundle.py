@@ -21,6 +21,7 @@ from meddl.bundle.files import BUNDLE_FORMAT, load_weights, verify_manifest
 from meddl.config import ExperimentConfig, parse_config
 from meddl.errors import MedDLError
 from meddl.evaluate import predicted_labels
+from meddl.evaluate.recalibration import Recalibrator
 from meddl.io.outputs import check_output
 from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
@@ -95,7 +96,13 @@ class Bundle:
     def scores(self, inputs: Any) -> np.ndarray:
         """P(positive) (binary), class probabilities (multiclass, multilabel) or values (regression) for inputs as
         :meth:`read` returns them (``cases.inputs``); NaN where a row cannot be scored."""
-        return scores_from_outputs(self.task, self._outputs(inputs), self.target_scale)
+        scores = scores_from_outputs(self.task, self._outputs(inputs), self.target_scale)
+        return self.recalibrator.apply(scores) if self.task in {"binary", "multiclass"} else scores
+
+    @functools.cached_property
+    def recalibrator(self) -> Recalibrator:
+        """The map to calibrated probabilities fitted at training (``evaluate.recalibrate``); identity if none."""
+        return Recalibrator.from_json(self.info.get("recalibration"))
 
     def labels(self, scores: np.ndarray) -> list[str]:
         """The label of each case at the bundle's threshold (classification)."""

@@ -303,6 +303,9 @@ def evaluate_predictions(
     return _json_ready(result)  # type: ignore[return-value]
 
 
+_CALIBRATION_FIT = ("calibration_slope", "calibration_intercept")
+
+
 def undefined_warning(undefined: dict[str, str]) -> list[str]:
     """One line per reason: which metrics are undefined on the data, and why."""
     by_reason: dict[str, list[str]] = {}
@@ -322,10 +325,10 @@ def undefined_metrics(task: str, truth: np.ndarray, score: np.ndarray, cut: floa
         positives, negatives = int(truth.sum()), int(len(truth) - truth.sum())
         called = int((score >= cut).sum())
         if positives == 0:
-            for name in ("sensitivity", "recall", "f1", "auroc", "auprc", "balanced_accuracy"):
+            for name in ("sensitivity", "recall", "f1", "auroc", "auprc", "balanced_accuracy", *_CALIBRATION_FIT):
                 reasons[name] = "no positive cases in the data"
         if negatives == 0:
-            for name in ("specificity", "auroc", "balanced_accuracy"):
+            for name in ("specificity", "auroc", "balanced_accuracy", *_CALIBRATION_FIT):
                 reasons.setdefault(name, "no negative cases in the data")
         if called == 0:
             reasons.setdefault("precision", "no case was predicted positive")

@@ -14,6 +14,7 @@ from numbers import Real
 import numpy as np
 
 from meddl.errors import MedDLError
+from meddl.evaluate.recalibration import calibration_intercept, calibration_slope
 
 __all__ = [
     "binary_metrics",
@@ -231,6 +232,8 @@ def _binary(y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_bins: in
         "auprc": auprc,
         "brier": float(np.mean((y_prob - y_true) ** 2)),
         "ece": _ece(y_true, y_prob, n_bins),
+        "calibration_slope": calibration_slope(y_true, y_prob),
+        "calibration_intercept": calibration_intercept(y_true, y_prob),
     }
 
 
@@ -309,7 +312,8 @@ def binary_metrics(y_true: object, y_prob: object, threshold: float = 0.5) -> di
         A dict with keys ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``,
         ``sensitivity``, ``specificity``, ``npv``, ``f1``, ``auroc``, ``auprc`` (average
         precision as in ``sklearn.metrics.average_precision_score``), ``brier`` and ``ece``
-        (10 equal-width bins), all plain Python floats.
+        (10 equal-width bins), ``calibration_slope`` and ``calibration_intercept`` (calibration-in-the-large; see
+        :mod:`meddl.evaluate.recalibration`, NaN with one class), all plain Python floats.
 
     Raises:
         MedDLError: If labels are not 0/1, probabilities are outside ``[0, 1]`` or not finite,

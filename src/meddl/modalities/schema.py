@@ -132,6 +132,14 @@ class ExperimentConfig(Section):
         if task in {"regression", "survival", "multiclass"} and positive_label is not None:
             instead = "use data.classes for multiclass" if task == "multiclass" else f"remove it for {task}"
             problems.append(f"data.positive_label: is for binary tasks; {instead}")
+        recalibrate = self.evaluate.recalibrate
+        if recalibrate != "none" and task not in {"binary", "multiclass"}:
+            problems.append(f"evaluate.recalibrate: {recalibrate!r} is for binary and multiclass tasks, not {task}")
+        elif task == "multiclass" and recalibrate in {"platt", "isotonic"}:
+            problems.append(
+                f"evaluate.recalibrate: {recalibrate!r} would break a multiclass model's probabilities; use "
+                "temperature or auto"
+            )
         survival_models = {"cox", "random_survival_forest"}
         if task == "survival":
             if self.data.split.folds:

@@ -69,6 +69,8 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
     modality = prepared.extra.get("_modality", bundle.modality)  # a kind may read with a copy bound to the new data
     outputs = modality.prepared_outputs(bundle.model, prepared, np.arange(len(prepared.target)))
     scores = scores_from_outputs(bundle.task, outputs, bundle.target_scale)
+    if bundle.task in {"binary", "multiclass"}:
+        scores = bundle.recalibrator.apply(scores)  # as the bundle predicts: through its recalibration map
     say("evaluating")
     warnings = list(prepared.extra.get("warnings", []))
     if n_bootstrap is not None:

@@ -22,6 +22,7 @@ from meddl.config import ExperimentConfig
 from meddl.data import kfold_assignments, split_assignments
 from meddl.errors import MedDLError
 from meddl.evaluate import evaluate_predictions, main_metric
+from meddl.evaluate.recalibration import Recalibrator
 from meddl.io import write_table
 from meddl.modalities import Modality, Prepared, get_modality
 from meddl.models import build_model
@@ -33,6 +34,7 @@ from meddl.run.common import (
     finish_bundle,
     now_utc,
     prepare_run_folder,
+    recalibrate,
     threshold_on_validation,
     trainer_settings,
     validation_metrics,
@@ -73,6 +75,7 @@ class TrainingRun:
         self.config = config
         self.modality: Modality = get_modality(config.data.kind)(config)
         self.local_ids: Any = None  # raw ids → keys of the last run, written beside its folder
+        self.recalibrator = Recalibrator()  # evaluate.recalibrate's map, fitted on validation, kept in the bundle
 
     # -- splits ---------------------------------------------------------------------------------
     def _splits(self, prepared: Prepared) -> np.ndarray:
@@ -176,6 +179,9 @@ class TrainingRun:
         say("evaluating on the test split")
         val_scores = self._scores(fitted, prepared, index["validation"])
         test_scores = self._scores(fitted, prepared, index["test"])
+        self.recalibrator, val_scores, test_scores, recalibrated = recalibrate(
+            cfg, prepared.target[index["validation"]], prepared.target[index["test"]], val_scores, test_scores
+        )
         evaluation = self._evaluate(prepared, index, val_scores, test_scores)
         subgroups = self._subgroups(prepared, index["test"], test_scores, evaluation["threshold"])
         say("explaining test predictions")
@@ -199,7 +205,7 @@ class TrainingRun:
             },
             "training": fitted.result.as_dict(cfg.monitor),
             "evaluation": evaluation,
-            "sections": [*prepared.sections, *explained.get("sections", [])],
+            "sections": [*prepared.sections, *([recalibrated] if recalibrated else []), *explained.get("sections", [])],
             "explanations": explained.get("explanations", {}),
             "examples": explained.get("examples", []),
             "warnings": [
@@ -479,6 +485,7 @@ class TrainingRun:
             "survival": fitted.target_scale.to_json() if cfg.task == "survival" else None,
             "threshold": evaluation["threshold"],
             "threshold_rule": evaluation["threshold_rule"],
+            "recalibration": self.recalibrator.to_json() if self.recalibrator.method != "none" else None,
             "input_spec": self.modality.input_spec(prepared),
             **self.modality.bundle_info(prepared),
             "meddl_version": __version__,
