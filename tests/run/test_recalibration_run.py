@@ -32,7 +32,9 @@ def test_a_recalibrated_run_keeps_its_map_and_every_path_applies_it(clinical_csv
         "calibration_slope",
         "calibration_intercept",
     ]
-    assert "Recalibration" in (tmp_path / "run" / "report.html").read_text()
+    assert section["figures"][0]["title"] == "Reliability before and after recalibration"
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Recalibration" in report and 'alt="Reliability before and after recalibration"' in report
     assert "calibration_slope" in result.metrics["test"]
 
     bundle = load_bundle(tmp_path / "run")

@@ -288,5 +288,31 @@ def recalibrate(
         "title": "Recalibration",
         "text": text,
         "table": {"columns": ["Test metric", "Before", "After"], "rows": rows},
+        "figures": _reliability_before_after(config.task, y_test, test_scores, after_test),
     }
     return fitted, after_val, after_test, section
+
+
+def _reliability_before_after(
+    task: str, y_test: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> list[dict[str, Any]]:
+    """The test split's reliability diagram after recalibration, with the one before drawn beside it."""
+    from meddl.evaluate.curves import calibration_points
+    from meddl.report.plots import calibration_plot
+
+    def points(scores: np.ndarray) -> dict[str, list]:
+        if task == "binary":
+            return calibration_points(y_test, scores)
+        correct = (np.argmax(scores, axis=1) == y_test).astype(np.int64)  # top-label confidence
+        return calibration_points(correct, scores.max(axis=1))
+
+    image = calibration_plot(
+        points(after),
+        {"Before recalibration": points(before)},
+        model_label="After recalibration",
+        title="Calibration on the test split",
+    )
+    if image is None:
+        return []
+    caption = "Observed event rate per bin of predicted probability; the diagonal is perfect calibration."
+    return [{"title": "Reliability before and after recalibration", "png": image, "caption": caption}]
