@@ -105,3 +105,9 @@ def test_bad_requests_are_clear_errors() -> None:
         parse_config({**base, "task": "multiclass", "evaluate": {"recalibrate": "isotonic"}})
     with pytest.raises(MedDLError, match="one class only"):
         fit_recalibrator("binary", np.zeros(20, int), np.linspace(0.1, 0.9, 20), "platt")
+
+
+def test_one_prediction_for_everyone_has_no_slope_and_auto_needs_two_cases_per_class() -> None:
+    assert math.isnan(calibration_slope(np.array([0, 1, 1, 1]), np.full(4, 0.3)))
+    with pytest.raises(MedDLError, match="auto needs at least 2 validation cases of every class"):
+        fit_recalibrator("binary", np.array([0] * 30 + [1]), np.linspace(0.1, 0.9, 31), "auto")

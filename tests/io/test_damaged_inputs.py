@@ -65,3 +65,9 @@ def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
     path.write_text('note,age,outcome\nfine,61,yes\n"never closed,70,no\nnext,55,no\nlast,40,yes\n')
     with pytest.raises(MedDLError, match=r"quote.csv: line 3: a quoted field opened on this line is never closed"):
         read_table(path)
+
+
+def test_a_long_cell_is_not_a_damaged_row(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("id,sequence,y\n1," + "A" * 200_000 + ",0\n2,C,1\n")
+    assert read_table(path).shape == (2, 3)

@@ -136,3 +136,47 @@ def test_out_at_the_experiment_folder_deletes_nothing(
     code, _, err = run_cli(["evaluate", tmp_path, "--data", clinical_csv, "--out", tmp_path], capsys)
     assert code == 2 and "holds a trained bundle" in err
     assert snapshot(tmp_path) == after
+
+
+def test_a_crafted_marker_never_reaches_outside_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "important.txt").write_text("keep")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / MARKER).write_text('{"kind": "train", "entries": ["..", "/etc", ".", "notes.txt"]}')
+    (bundle / "notes.txt").write_text("listed, so MedDL's to replace")
+    folder = RunFolder.open(bundle, kind="train")
+    fake_run(folder, "model.json")
+    folder.commit()
+    assert (tmp_path / "important.txt").read_text() == "keep"
+    assert sorted(p.name for p in bundle.iterdir()) == [MARKER, "model.json"]
+
+
+def test_out_dot_stages_beside_the_folder_and_keeps_ids_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meddl.run.privacy import local_ids_path
+
+    here = tmp_path / "project"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    folder = RunFolder.open(".", kind="train")
+    assert folder.final == here and folder.staging == tmp_path / "project.partial"
+    fake_run(folder, "model.json")
+    assert folder.commit() == here
+    assert local_ids_path(folder.final) == tmp_path / "project.local-ids.csv"
+
+
+def test_a_staging_folder_in_use_by_a_live_run_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = RunFolder.open(tmp_path / "run", kind="train")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder.staging / ".meddl-lock").write_text(str(other.pid))
+        with pytest.raises(MedDLError, match=rf"another MedDL run \(process {other.pid}\) is writing"):
+            RunFolder.open(tmp_path / "run", kind="train")
+    finally:
+        other.kill()
+        other.wait()
+    RunFolder.open(tmp_path / "run", kind="train")  # its writer is gone: the leftover is MedDL's to clear

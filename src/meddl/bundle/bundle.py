@@ -267,10 +267,19 @@ def _unscored(cases: PredictionInputs, positions: np.ndarray, reason: str) -> Pr
         inputs = inputs[keep]
     elif isinstance(inputs, list):
         inputs = [x for x, k in zip(inputs, keep, strict=True) if k]
+    else:
+        raise TypeError(f"cannot leave cases out of inputs of type {type(inputs).__name__}")
+    n_inputs = len(keep)
+    extra = {  # per-usable-case lists (an image's raw measures) follow the inputs
+        key: [x for x, k in zip(value, keep, strict=True) if k]
+        if isinstance(value, list) and len(value) == n_inputs
+        else value
+        for key, value in cases.extra.items()
+    }
     notes = list(cases.notes)
     for i in positions:
         notes[i] = f"{reason}; {notes[i]}" if notes[i] else reason
-    return PredictionInputs(inputs, cases.ids, notes, usable, cases.extra, cases.columns)
+    return PredictionInputs(inputs, cases.ids, notes, usable, extra, cases.columns)
 
 
 _MODEL_JSON_TYPES: dict[str, tuple[type, ...]] = {

@@ -81,9 +81,10 @@ def _newton_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, slope: bo
 def calibration_slope(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     """Slope of the logistic regression of the outcome on logit(probability): 1 is ideal; NaN with one class."""
     y = np.asarray(y_true, dtype=np.float64)
-    if y.min() == y.max():
+    logits = _logit(y_prob)
+    if y.min() == y.max() or np.ptp(logits) < 1e-9:  # one class, or one prediction for everyone: no slope
         return math.nan
-    return _newton_logistic(_logit(y_prob), y, np.zeros(len(y)), slope=True)[1]
+    return _newton_logistic(logits, y, np.zeros(len(y)), slope=True)[1]
 
 
 def calibration_intercept(y_true: np.ndarray, y_prob: np.ndarray) -> float:
@@ -180,9 +181,12 @@ def fit_recalibrator(task: str, y_val: np.ndarray, scores_val: np.ndarray, metho
         return _fit(method, y, scores)
     from sklearn.model_selection import StratifiedKFold
 
-    folds = min(5, int(np.bincount(y).min()))
-    if folds < 2:
-        return Recalibrator(chosen_by={})
+    folds = min(5, int(np.unique(y, return_counts=True)[1].min()))
+    if folds < 2:  # a class with a single validation case: nothing can be cross-validated
+        raise MedDLError(
+            "evaluate.recalibrate: auto needs at least 2 validation cases of every class present to compare maps by "
+            "cross-validation; choose a method (temperature, platt) or enlarge data.split.validation"
+        )
     losses: dict[str, float] = {}
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for candidate in candidates:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,6 +110,7 @@ def _check_header(path: Path, sep: str) -> None:
     shifted left into the wrong columns), and a file cut mid-line ends in such a row. Both are errors naming the
     line, the truncated file said to be so.
     """
+    limit = csv.field_size_limit(sys.maxsize)  # a long sequence or note is a valid cell (pandas reads it)
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle, delimiter=sep, skipinitialspace=True)
@@ -135,6 +137,8 @@ def _check_header(path: Path, sep: str) -> None:
         raise MedDLError(_not_utf8(path)) from None
     except csv.Error as exc:
         raise MedDLError(f"{path}: cannot be parsed as {path.suffix[1:].upper()}: {_first_line(exc)}") from None
+    finally:
+        csv.field_size_limit(limit)
     if short is not None:
         line, fields = short
         if _ends_at(path, line) and not _ends_with_newline(path):

@@ -56,10 +56,11 @@ def evaluate_external(
     bundle = load_bundle(bundle_path)
     folder = RunFolder.open(out, kind="evaluate", overwrite=overwrite)  # checked before the data is read
     try:
-        return _evaluate(bundle, Path(data), folder, n_bootstrap, say)
+        result = _evaluate(bundle, Path(data), folder, n_bootstrap, say)
     except BaseException:
         folder.discard()
         raise
+    return RunResult(folder.commit(), result.record, result.metrics)  # outside the try: never discard a done run
 
 
 def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | None, say: Any) -> RunResult:
@@ -150,4 +151,4 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
     if shift:
         pd.DataFrame(shift).to_csv(out / "shift.csv", index=False)
     write_report(record, out / "report.html")
-    return RunResult(folder.commit(), record, metrics)
+    return RunResult(out, record, metrics)

@@ -14,8 +14,10 @@ deleted. A folder of another kind (an evaluation's ``--out`` pointing at a train
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,27 @@ from meddl.errors import MedDLError
 __all__ = ["MARKER", "RunFolder", "meddl_entries", "staging_path"]
 
 MARKER = ".meddl-run.json"
+LOCK = ".meddl-lock"  # the pid of the process writing a staging folder
 STAGING_SUFFIX = ".partial"
 # What a training run made before run folders carried a marker (bundle files are listed in the manifest).
 _LEGACY_RUN_ENTRIES = frozenset({MANIFEST, "run.json", "checkpoints", "work", "model_card.md", "report.html"})
+
+
+def _live_owner(staging: Path) -> int | None:
+    """The pid of a live process (not this one) writing ``staging``, if any."""
+    try:
+        pid = int((staging / LOCK).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
 
 
 def staging_path(out: Path) -> Path:
@@ -53,8 +73,11 @@ def meddl_entries(folder: Path) -> tuple[str | None, set[str]]:
     """The kind of MedDL folder ``folder`` is (``train``, ``evaluate``; None when it is not one) and the top-level
     entries MedDL wrote in it."""
     marker = _read_marker(folder)
-    if marker is not None:
-        return str(marker.get("kind")), {str(name) for name in marker["entries"]} | {MARKER}
+    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    if marker is not None:  # names only, of entries that are there: a marker never reaches outside its folder
+        return str(marker.get("kind")), {
+            name for name in map(str, marker["entries"]) if _plain_name(name)
+        } & present | {MARKER}
     manifest = folder / MANIFEST
     if manifest.is_file():  # a bundle written before markers existed
         try:
@@ -64,10 +87,26 @@ def meddl_entries(folder: Path) -> tuple[str | None, set[str]]:
         if isinstance(content, dict) and content.get("format") == BUNDLE_FORMAT:
             files = content.get("files")
             names = {str(name).split("/")[0] for name in files} if isinstance(files, dict) else set()
-            present = {p.name for p in folder.iterdir()}
-            work = {name for name in present if name.startswith("work")}
-            return "train", names | (_LEGACY_RUN_ENTRIES & present) | work
+            work = {name for name in present if re.fullmatch(r"work(-rank\d+)?", name)}
+            return "train", ({name for name in names if _plain_name(name)} & present) | (
+                _LEGACY_RUN_ENTRIES & present
+            ) | work
     return None, set()
+
+
+def _plain_name(name: str) -> bool:
+    """A single entry of a folder: not empty, not ``.``/``..``, no separator, not absolute."""
+    return bool(name) and name not in {".", ".."} and "/" not in name and "\\" not in name
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename, or copy and delete across file systems (an ``--out`` on a mounted volume)."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EBUSY):
+            raise
+        shutil.move(str(source), str(target))
 
 
 def _remove(path: Path) -> None:
@@ -106,7 +145,9 @@ class RunFolder:
             MedDLError: ``out`` is a file, a MedDL folder of another kind, or a non-empty folder MedDL did not
                 make and ``overwrite`` is False; or the staging folder exists and MedDL did not make it.
         """
-        final = Path(out)
+        final = Path(out).resolve()  # '.', '..' and a symlinked folder name the real folder; staging sits beside it
+        if final.parent == final:
+            raise MedDLError(f"--out {out}: is the file system's root; give a folder for the run")
         staging = staging_path(final)
         if final.exists() and not final.is_dir():
             raise MedDLError(f"--out {final}: is a file; give a folder for the run")
@@ -122,6 +163,11 @@ class RunFolder:
                     "or empty folder, or pass --overwrite to add the run beside them (nothing else is deleted)"
                 )
         if staging.exists():
+            owner = _live_owner(staging)
+            if owner is not None:
+                raise MedDLError(
+                    f"--out {final}: another MedDL run (process {owner}) is writing {staging}; wait for it"
+                )
             staged, _ = meddl_entries(staging)
             if staged != kind:
                 raise MedDLError(
@@ -131,6 +177,7 @@ class RunFolder:
         folder = cls(final, staging, kind)
         if resume and (staging / "checkpoints").is_dir():
             folder.resumed = True
+            (staging / LOCK).write_text(str(os.getpid()), encoding="utf-8")
             return folder
         if staging.exists():  # what an interrupted run left, not asked to resume: start again
             shutil.rmtree(staging)
@@ -145,20 +192,26 @@ class RunFolder:
         return folder
 
     def _write_marker(self, target: Path | None = None) -> None:
-        entries = sorted(p.name for p in self.staging.iterdir() if p.name != MARKER) if self.staging.exists() else []
+        (self.staging / LOCK).write_text(str(os.getpid()), encoding="utf-8")
+        hidden = {MARKER, LOCK}
+        entries = (
+            sorted(p.name for p in self.staging.iterdir() if p.name not in hidden) if self.staging.exists() else []
+        )
         marker = {"meddl_version": __version__, "kind": self.kind, "entries": entries}
         (target or self.staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
 
     def commit(self) -> Path:
         """Move the finished run to :attr:`final`, replacing only what an earlier MedDL run wrote there."""
         self._write_marker()
+        (self.staging / LOCK).unlink(missing_ok=True)
         if not self.final.exists():
-            os.replace(self.staging, self.final)
+            _move(self.staging, self.final)
             return self.final
         found, previous = meddl_entries(self.final)
         present = {p.name for p in self.final.iterdir()}
         foreign = present - previous
-        if (not foreign and found == self.kind) or not present:
+        swappable = not os.path.ismount(self.final) and os.stat(self.final).st_dev == os.stat(self.staging).st_dev
+        if swappable and ((not foreign and found == self.kind) or not present):
             # Swap the two folders: the old run stays whole until the new one is in place.
             old = self.final.parent / f"{self.final.name}.replaced"
             if old.exists() and meddl_entries(old)[0] is not None:  # left by a kill during an earlier swap
@@ -178,12 +231,16 @@ class RunFolder:
             _remove(self.final / name)
         for name in sorted(new - {MANIFEST, MARKER}):
             _remove(self.final / name)
-            os.replace(self.staging / name, self.final / name)
+            _move(self.staging / name, self.final / name)
         if (self.staging / MANIFEST).exists():
-            os.replace(self.staging / MANIFEST, self.final / MANIFEST)
-        os.replace(self.staging / MARKER, self.final / MARKER)
+            _move(self.staging / MANIFEST, self.final / MANIFEST)
+        _move(self.staging / MARKER, self.final / MARKER)
         self.staging.rmdir()
         return self.final
+
+    def release(self) -> None:
+        """Let another run use the staging folder (this process stopped; its checkpoints stay for --resume)."""
+        (self.staging / LOCK).unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Remove the staging folder (a run that failed before it could be resumed)."""

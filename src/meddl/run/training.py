@@ -128,6 +128,7 @@ class TrainingRun:
             if context.is_main:
                 self.modality.cleanup()
                 if (folder.staging / "checkpoints" / "checkpoint.pt").exists():
+                    folder.release()
                     say(f"the run stopped; {folder.staging} keeps its checkpoints: rerun with --resume to continue")
                 else:
                     folder.discard()
@@ -138,6 +139,7 @@ class TrainingRun:
         ids = local_ids_path(final)
         if self.local_ids is not None:
             write_table(self.local_ids, ids)
+            ids.chmod(0o600)  # raw identifiers: readable by their owner only
             say(f"wrote {final}; raw patient and sample ids stay in {ids} (not in the bundle)")
         else:
             ids.unlink(missing_ok=True)  # an earlier run's ids, no longer true for this folder
