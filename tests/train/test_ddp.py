@@ -82,3 +82,18 @@ def test_two_process_ddp_on_an_ehr_store_extracts_features_per_rank(tmp_path: Pa
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["test"]["auroc"]["value"] == pytest.approx(one["test"]["auroc"]["value"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_a_refused_out_stops_every_rank_at_once(tmp_path: Path) -> None:
+    """Rank 0 refuses a --out full of the user's files; the other rank hears it at once (no wait for a timeout)."""
+    csv = write_table(synthetic_clinical_table(100, seed=4), tmp_path / "clinic.csv")
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(yaml.safe_dump(fast_config(csv)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": "29521"}
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29521"]
+    command = [*ddp, "-m", "meddl", "train", str(experiment), "--quiet", "--out", str(tmp_path)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.count("the folder holds files MedDL did not write") == 2  # both ranks say why
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clinic.csv", "exp.yaml"]

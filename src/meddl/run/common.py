@@ -15,6 +15,7 @@ import numpy as np
 from meddl._json import clean_json
 from meddl.bundle import load_bundle, write_manifest
 from meddl.config import ExperimentConfig
+from meddl.errors import MedDLError
 from meddl.evaluate import (
     choose_threshold,
     compare_to_baseline,
@@ -127,10 +128,20 @@ def prepare_run_folder(
     Only rank 0 checks and creates the folder; every process waits for it before going on.
     """
     context = init_distributed(device)
+    folder, problem = None, None
     if context.is_main:
-        folder = RunFolder.open(out, kind="train", resume=resume, overwrite=overwrite)
+        try:
+            folder = RunFolder.open(out, kind="train", resume=resume, overwrite=overwrite)
+        except MedDLError as exc:
+            problem = str(exc)
+    problem = context.broadcast(problem)  # every rank stops on a refused --out (none waits at a barrier for it)
+    if problem is not None:
+        raise MedDLError(problem)
+    if folder is None:
+        final = Path(out).resolve()
+        folder = RunFolder(final, staging_path(final), "train", resumed=bool(context.broadcast(None)))
     else:
-        folder = RunFolder(out, staging_path(out), "train", resumed=resume)
+        context.broadcast(folder.resumed)
     context.barrier()
     return context, folder
 
