@@ -71,3 +71,10 @@ def test_a_long_cell_is_not_a_damaged_row(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
     path.write_text("id,sequence,y\n1," + "A" * 200_000 + ",0\n2,C,1\n")
     assert read_table(path).shape == (2, 3)
+
+
+def test_a_truncated_tsv_with_a_long_cell_is_called_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "cut.tsv"
+    path.write_text("id\tsequence\ty\n1\t" + "A" * 200_000 + "\t0\n2\tC")
+    with pytest.raises(MedDLError, match=r"cut.tsv: the file looks truncated: its last line \(3\)"):
+        read_table(path)

@@ -120,7 +120,7 @@ def _check_header(path: Path, sep: str) -> None:
             start = reader.line_num + 1  # the line the next row starts on (a quoted field may span lines)
             for row in reader:
                 if row and len(row) < width and not (len(row) == 1 and not row[0].strip()):
-                    if reader.line_num > start and _ends_at(path, reader.line_num):
+                    if reader.line_num > start and _ends_at(path, reader.line_num, sep):
                         raise MedDLError(
                             f"{path}: line {start}: a quoted field opened on this line is never closed, so the rest "
                             "of the file was read as one value; close the quote (or double a quote inside a value)"
@@ -141,7 +141,7 @@ def _check_header(path: Path, sep: str) -> None:
         csv.field_size_limit(limit)
     if short is not None:
         line, fields = short
-        if _ends_at(path, line) and not _ends_with_newline(path):
+        if _ends_at(path, line, sep) and not _ends_with_newline(path):
             raise MedDLError(
                 f"{path}: the file looks truncated: its last line ({line}) stops after {fields} of {width} fields "
                 "with no line end; copy the whole file again"
@@ -163,11 +163,17 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) in (b"\n", b"\r")
 
 
-def _ends_at(path: Path, line: int) -> bool:
-    """Whether ``line`` (1-based, as the csv module counts) is the file's last non-empty line."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        total = sum(1 for _ in csv.reader(handle))
-    return line >= total
+def _ends_at(path: Path, line: int, sep: str) -> bool:
+    """Whether a row ending on physical ``line`` (as the csv module counts) ends the file (error path only)."""
+    limit = csv.field_size_limit(sys.maxsize)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep, skipinitialspace=True)
+            for _ in reader:
+                pass
+            return line >= reader.line_num
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _not_utf8(path: Path) -> str:

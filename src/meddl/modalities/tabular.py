@@ -58,7 +58,7 @@ class TabularModality(Modality):
         self.data: DataConfig = config.data
         self.prep: PreprocessConfig = config.preprocess
         self.preprocessor: TabularPreprocessor | None = None
-        self._raw: pd.DataFrame | None = None  # the table as read (training)
+        self._repeated_id: str | None = None  # a patient-id-like column that repeats, data.patient_id unset
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -97,7 +97,7 @@ class TabularModality(Modality):
         for column in self.config.evaluate.subgroups:  # checked before training, not after
             if column not in raw.columns:
                 raise MedDLError(f"{source}: evaluate.subgroups names {column!r}, which is not a column of the file")
-        self._raw = raw
+        self._repeated_id = self._repeated_id_column(raw)  # once: the split note and the warnings both say it
         table = self._prepare(raw, source)
         return Prepared(
             inputs=table.features,
@@ -287,18 +287,17 @@ class TabularModality(Modality):
                 "checked after splitting; bootstrap CIs resample patients; see splits.csv"
             )
         note = f"{how}, one row per patient assumed (no data.patient_id set); see splits.csv"
-        repeated = self._repeated_id_column()
-        return f"{note}. {repeated}" if repeated else note
+        return f"{note}. {self._repeated_id}" if self._repeated_id else note
 
-    def _repeated_id_column(self) -> str | None:
+    def _repeated_id_column(self, raw: pd.DataFrame) -> str | None:
         """With no ``data.patient_id``, a column named like a patient identifier whose values repeat: a patient's
         rows may then land in different splits (leakage) — said in the notes and the report's warnings."""
-        if self.data.patient_id is not None or self._raw is None:
+        if self.data.patient_id is not None:
             return None
-        for column in self._raw.columns:
+        for column in raw.columns:
             if not _ID_NAME.search(str(column)):
                 continue
-            values = self._raw[column].dropna()
+            values = raw[column].dropna()
             repeats = int(values.duplicated().sum())
             if len(values) and repeats:
                 return (
@@ -310,9 +309,8 @@ class TabularModality(Modality):
 
     def warnings(self, prepared: Prepared, test_index: np.ndarray) -> list[str]:
         warnings = []
-        repeated = self._repeated_id_column()
-        if repeated:
-            warnings.append(repeated)
+        if self._repeated_id:
+            warnings.append(self._repeated_id)
         imbalance = self.prep.imbalance
         if imbalance not in {"none"} and self.config.task != "regression":
             warnings.append(
