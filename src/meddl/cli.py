@@ -75,6 +75,12 @@ def train(experiment: Path, out: Path | None, resume: bool, overwrite: bool, qui
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="variables per case with --explain")
 @click.option("--variants", type=_PATH, default=None, help="sequence models: score REF and ALT of each VCF variant")
 @click.option("--reference", type=_PATH, default=None, help="with --variants: the genome FASTA (default: as trained)")
+@click.option(
+    "--mc-samples",
+    type=click.IntRange(min=2),
+    default=None,
+    help="MC dropout: average N passes with dropout on; adds mc_std (and predictive_entropy) per case",
+)
 def predict(
     bundle: Path,
     data: Path | None,
@@ -83,12 +89,20 @@ def predict(
     top_k: int | None,
     variants: Path | None,
     reference: Path | None,
+    mc_samples: int | None,
 ) -> None:
     """Predict for new patients: probabilities, the label at the chosen threshold, explanations."""
     from meddl.run.predict import predict_to_file
 
     message = predict_to_file(
-        bundle, out, data=data, explain=explain, top_k=top_k, variants=variants, reference=reference
+        bundle,
+        out,
+        data=data,
+        explain=explain,
+        top_k=top_k,
+        variants=variants,
+        reference=reference,
+        mc_samples=mc_samples or 0,
     )
     err_console.print(message, highlight=False)
 

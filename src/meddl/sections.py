@@ -112,6 +112,7 @@ class DataSection(Section):
     classical_baselines: ClassVar[bool] = True
     default_arch: ClassVar[str] = "mlp"  # model.arch when the experiment file leaves it out
     archs: ClassVar[tuple[str, ...]] = ("mlp", "ft_transformer", "deepsurv", "deephit")  # MedDL's networks that fit it
+    group_columns: ClassVar[bool] = False  # rows carry columns to group by (evaluate.subgroups, Mondrian conformal)
 
     kind: str
     description: str | None = Field(None, description="shown in the report and model card (source, outcome definition)")
@@ -217,6 +218,54 @@ class TrainConfig(Section):
         raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
 
 
+class ConformalConfig(Section):
+    """Split conformal prediction sets (classification) or intervals (regression), calibrated on a held-out part of
+    the validation split."""
+
+    alpha: float = Field(
+        0.1, gt=0, lt=1, description="the share of cases whose set (interval) may miss the truth: 0.1 → 90 % coverage"
+    )
+    method: Literal["lac", "aps", "raps"] = Field(
+        "lac",
+        description="classification score: lac (smallest sets), aps (adaptive: larger sets for harder cases), "
+        "raps (aps regularised towards few labels); regression always uses the absolute residual",
+    )
+    mondrian: str | None = Field(
+        None,
+        description="calibrate per group so coverage holds within each: 'class' (per true class; classification) "
+        "or a categorical column of the table (e.g. sex, site)",
+    )
+    calibration: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="share of the validation split's patients held out (stratified, by patient) to calibrate; "
+        "the rest of validation chooses the epoch, threshold and recalibration",
+    )
+    raps_lambda: float = Field(0.01, ge=0, description="raps: the cost of each label ranked beyond raps_k_reg")
+    raps_k_reg: int = Field(1, ge=0, description="raps: labels ranked this high or higher cost nothing extra")
+
+
+class ReferralConfig(Section):
+    """Refer the cases the model is least sure of, so that the ones it keeps meet a target."""
+
+    metric: Literal["sensitivity", "specificity", "accuracy", "precision", "npv"] = Field(
+        "sensitivity", description="binary: any of these on the kept cases; multiclass: accuracy"
+    )
+    at_least: float = Field(0.9, gt=0, le=1, description="the target the kept cases must reach (on validation)")
+
+
+class ServeConfig(Section):
+    """How predictions are shown to clinicians (``meddl predict`` and ``meddl serve`` read it from the bundle)."""
+
+    max_interval: float | None = Field(
+        None,
+        gt=0,
+        description="regression with evaluate.conformal: an interval wider than this (the target's unit) is shown "
+        "as 'uncertain — refer for review' instead of a single value",
+    )
+
+
 class EvaluateConfig(Section):
     bootstrap: int = Field(1000, ge=0)
     confidence_level: float = Field(0.95, gt=0, lt=1)
@@ -240,6 +289,23 @@ class EvaluateConfig(Section):
         "none",
         description="binary/multiclass: a map to calibrated probabilities fitted on the validation split and kept in "
         "the bundle (auto: chosen by cross-validated log loss); multiclass takes temperature only",
+    )
+    conformal: ConformalConfig | None = Field(
+        None,
+        description="prediction sets / intervals with guaranteed coverage, e.g. {alpha: 0.1, method: lac}; "
+        "kept in the bundle and returned with every prediction",
+    )
+    referral: ReferralConfig | None = Field(
+        None,
+        description="binary/multiclass: the least confident cases are referred until the kept ones reach a target, "
+        "e.g. {metric: sensitivity, at_least: 0.9}; the cut-off is chosen on validation, judged on test, kept in "
+        "the bundle (predict marks referred cases uncertain)",
+    )
+    robustness: bool = Field(
+        True,
+        description="after training, score the test split again under the data kind's corruptions (noise, "
+        "missing values, blur, dropped leads, mutations...) at several severities; the report shows the metric "
+        "against severity with CIs and the worst-case drop",
     )
 
     @field_validator("horizons")

@@ -213,3 +213,38 @@ def test_page_behind_a_token(bundle: Path, browser: Browser, tmp_path: Path) -> 
         page.click("#submit")
         expect(page.locator("#result-label")).to_be_visible()
         expect(page.locator("#form-error")).to_be_hidden()
+
+
+def test_page_shows_the_conformal_set_and_refers_uncertain_cases(browser: Browser, tmp_path: Path) -> None:
+    """A model with evaluate.conformal: a case whose set holds one label shows it as the answer with "The 80 %
+    prediction set holds only …"; a case whose set holds both labels shows "Uncertain — refer for review" and
+    "Could be ‘no’ or ‘yes’" instead of a single answer, as the API says."""
+    from meddl import Experiment
+    from meddl.data import synthetic_clinical_table
+    from meddl.io import write_table
+
+    table = synthetic_clinical_table(300, seed=3, visits_per_patient=2)
+    csv = write_table(table, tmp_path / "clinic.csv")
+    config = fast_config(csv)
+    config["evaluate"]["conformal"] = {"alpha": 0.2}
+    Experiment.from_dict(config).run(out=tmp_path / "clinic")
+    records = table[list(RECORD)].dropna().head(40).to_dict(orient="records")
+    with serving(Settings(bundles=[tmp_path / "clinic"], audit_log=None)) as base:
+        answers = httpx.post(f"{base}/models/clinic/predict", json={"records": records}).json()["predictions"]
+        sure = next(i for i, a in enumerate(answers) if len(a["prediction_set"]) == 1)
+        unsure = next(i for i, a in enumerate(answers) if len(a["prediction_set"]) == 2)
+        assert answers[unsure]["uncertain"] and not answers[sure]["uncertain"]
+        with open_page(browser, base) as (page, problems):
+            page.goto(f"{base}/")
+            fill(page, records[sure])
+            page.click("#submit")
+            expect(page.locator("#result-set")).to_contain_text("The 80 % prediction set holds only")
+            assert page.locator("#result-label").text_content() == answers[sure]["label"]
+            expect(page.locator("#result-set")).to_contain_text("Held the truth for")
+
+            fill(page, records[unsure])
+            page.click("#submit")
+            expect(page.locator("#result-label")).to_have_text("Uncertain \u2014 refer for review")
+            expect(page.locator("#result-set")).to_contain_text("Could be \u2018no\u2019 or \u2018yes\u2019")
+            expect(page.locator("#result-set")).to_have_class(re.compile(r"\brefer\b"))
+            assert not problems, problems

@@ -21,7 +21,9 @@ from meddl.bundle.files import BUNDLE_FORMAT, load_weights, verify_manifest
 from meddl.config import ExperimentConfig, parse_config
 from meddl.errors import MedDLError
 from meddl.evaluate import predicted_labels
+from meddl.evaluate.conformal import ConformalPredictor
 from meddl.evaluate.recalibration import Recalibrator
+from meddl.evaluate.selective import ReferralRule, confidence
 from meddl.io.outputs import check_output
 from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
@@ -99,10 +101,111 @@ class Bundle:
         scores = scores_from_outputs(self.task, self._outputs(inputs), self.target_scale)
         return self.recalibrator.apply(scores) if self.task in {"binary", "multiclass"} else scores
 
+    def mc_scores(self, inputs: Any, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Monte Carlo dropout (Gal & Ghahramani 2016): ``samples`` passes with the network's dropout layers active,
+        each turned into scores as :meth:`scores` does (recalibration included). Returns (the mean scores, the
+        per-pass scores stacked on a first axis). Seeded, so the same call gives the same numbers.
+
+        Raises:
+            MedDLError: the task is survival, ``samples`` is below 2, or the network has no active dropout layer.
+        """
+        if self.task == "survival":
+            raise MedDLError("--mc-samples: MC dropout is not available for survival models")
+        if samples < 2:
+            raise MedDLError(f"--mc-samples: give at least 2 passes, got {samples}")
+        layers = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+        if not layers:
+            raise MedDLError(
+                f"--mc-samples: the {self.info['arch']} network of this bundle has no dropout layer in use; MC dropout "
+                "needs a model trained with dropout (e.g. model.dropout: 0.2)"
+            )
+
+        def stay_on(module: torch.nn.Module, _: Any) -> None:
+            module.training = True  # the modality's scoring calls model.eval(); dropout stays on for this pass
+
+        hooks = [layer.register_forward_pre_hook(stay_on) for layer in layers]
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                passes = np.stack([self.scores(inputs) for _ in range(samples)])
+        finally:
+            for hook in hooks:
+                hook.remove()
+            for layer in layers:
+                layer.training = False
+        return passes.mean(axis=0), passes
+
     @functools.cached_property
     def recalibrator(self) -> Recalibrator:
         """The map to calibrated probabilities fitted at training (``evaluate.recalibrate``); identity if none."""
         return Recalibrator.from_json(self.info.get("recalibration"))
+
+    @functools.cached_property
+    def conformal(self) -> ConformalPredictor | None:
+        """The conformal predictor calibrated at training (``evaluate.conformal``); None if the run had none."""
+        state = self.info.get("conformal")
+        return ConformalPredictor.from_json(state) if state else None
+
+    def case_groups(self, cases: PredictionInputs) -> np.ndarray | None:
+        """Each scored case's group for a Mondrian conformal predictor calibrated per column (else None)."""
+        conformal = self.conformal
+        if conformal is None or conformal.mondrian in (None, "class"):
+            return None
+        return self.modality.case_group_values(cases, str(conformal.mondrian))
+
+    def uncertainty(self, scores: np.ndarray, groups: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Each case's conformal set or interval (``evaluate.conformal``) and whether it is ``uncertain``: a set of
+        other than one label (any label's yes/no set, multilabel), or an interval wider than
+        ``serve.max_interval``. Empty dicts when the bundle has no conformal predictor."""
+        items = self._conformal_items(scores, groups)
+        rule = self.referral
+        if rule is not None:  # evaluate.referral: below the cut-off chosen on validation, refer
+            for item, sure in zip(items, confidence(self.task, scores, self.threshold), strict=True):
+                refer = bool(sure < rule.cutoff)
+                item.update(confidence=float(sure), refer=refer, uncertain=bool(item.get("uncertain")) or refer)
+        return items
+
+    def _conformal_items(self, scores: np.ndarray, groups: np.ndarray | None) -> list[dict[str, Any]]:
+        conformal = self.conformal
+        if conformal is None:
+            return [{} for _ in range(len(scores))]
+        if self.task == "regression":
+            bounds = conformal.intervals(scores, groups)
+            widest = self.config.serve.max_interval
+            return [
+                {
+                    "interval": {"lower": float(lo), "upper": float(hi)},
+                    "uncertain": bool(widest is not None and hi - lo > widest),
+                }
+                for lo, hi in bounds
+            ]
+        members = conformal.sets(scores, groups)
+        if self.task == "multilabel":
+            return [
+                {
+                    "label_sets": {
+                        label: [v for v, m in zip(("no", "yes"), row[j], strict=True) if m]
+                        for j, label in enumerate(self.classes)
+                    },
+                    "uncertain": bool((row.sum(axis=1) != 1).any()),
+                }
+                for row in members
+            ]
+        return [
+            {"prediction_set": [self.classes[k] for k in np.flatnonzero(row)], "uncertain": bool(row.sum() != 1)}
+            for row in members
+        ]
+
+    @functools.cached_property
+    def referral(self) -> ReferralRule | None:
+        """The referral rule chosen at training (``evaluate.referral``); None if the run had none."""
+        state = self.info.get("referral")
+        return ReferralRule.from_json(state) if state else None
+
+    @property
+    def judges_uncertainty(self) -> bool:
+        """Whether predictions carry a conformal set or interval, or a referral flag."""
+        return self.conformal is not None or self.referral is not None
 
     def labels(self, scores: np.ndarray) -> list[str]:
         """The label of each case at the bundle's threshold (classification)."""
@@ -116,6 +219,7 @@ class Bundle:
         explain_dir: Path | None = None,
         top_k: int | None = None,
         source: str | None = None,
+        mc_samples: int = 0,
     ) -> pd.DataFrame:
         """One row per case, in order: the case's id columns, ``probability_<class>`` and ``prediction`` (the label
         at the threshold chosen on validation, or the predicted value), a ``note`` when the case needs a look, and
@@ -127,20 +231,33 @@ class Bundle:
             explain_dir: folder for explanation files (heat maps, logos, traces); implies ``explain``.
             top_k: variables per case in a table's explanation.
             source: the name errors give the input (default: the file name).
+            mc_samples: MC dropout: average this many passes with dropout on (:meth:`mc_scores`) and add each
+                case's spread, ``mc_std``, and (classification) ``predictive_entropy`` of the averaged probabilities.
         """
         cases = self.read(data, source)
         if top_k is not None:
             cases.extra["top_k"] = top_k
-        return self.predict_cases(cases, explain=explain, explain_dir=explain_dir)
+        return self.predict_cases(cases, explain=explain, explain_dir=explain_dir, mc_samples=mc_samples)
 
     def predict_cases(
-        self, cases: PredictionInputs, *, explain: bool = False, explain_dir: Path | None = None
+        self,
+        cases: PredictionInputs,
+        *,
+        explain: bool = False,
+        explain_dir: Path | None = None,
+        mc_samples: int = 0,
     ) -> pd.DataFrame:
         """As :meth:`predict`, for cases already read with :meth:`read` (so a caller can check them first)."""
         n = len(cases.ids)
         frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(n))
         rows = np.flatnonzero(cases.usable)
-        scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
+        spread: dict[str, np.ndarray] = {}
+        if mc_samples and len(rows):
+            scores, passes = self.mc_scores(cases.inputs, mc_samples)
+            spread = _mc_spread(self.task, scores, passes)
+        else:
+            scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
+        groups = self.case_groups(cases) if len(rows) else None
         # a survival model's median time may be infinite (never reached): only its risk must be a number
         finite: Any = np.zeros(0, dtype=bool)
         if len(rows):
@@ -152,6 +269,8 @@ class Bundle:
             )
             scores = scores[finite]
             rows = rows[finite]
+            spread = {name: values[finite] for name, values in spread.items()}
+            groups = groups[finite] if groups is not None else None
         if self.survival is not None:  # risk, survival at each horizon, median survival time
             columns = self.survival.columns()
             matrix = scores.reshape(len(rows), -1) if len(rows) else np.zeros((0, len(columns)))
@@ -170,7 +289,22 @@ class Bundle:
             labels = np.array([None] * n, dtype=object)
             labels[rows] = self.labels(scores) if len(rows) else []
             frame["prediction"] = labels
+        for name, values in spread.items():
+            frame[name] = np.nan
+            frame.loc[rows, name] = values
         notes = list(cases.notes)
+        if self.judges_uncertainty:
+            _add_uncertainty(frame, rows, self.uncertainty(scores, groups), n)
+        conformal = self.conformal
+        if conformal is not None and groups is not None:  # Mondrian levels unseen (or too rare) in calibration
+            keys = np.asarray([str(g) for g in groups], dtype=object)
+            for level in conformal.fallbacks(groups):
+                extra = (
+                    f"prediction set from the pooled threshold: {conformal.mondrian} {level!r} had too few "
+                    "calibration cases"
+                )
+                for row in rows[keys == level]:
+                    notes[row] = f"{notes[row]}; {extra}" if notes[row] else extra
         for row, extra in zip(rows, self.modality.range_notes(cases) if len(rows) else [], strict=True):
             if extra:
                 notes[row] = f"{notes[row]}; {extra}" if notes[row] else extra
@@ -252,6 +386,51 @@ def load_bundle(path: str | Path) -> Bundle:
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle
+
+
+def _mc_spread(task: str, mean: np.ndarray, passes: np.ndarray) -> dict[str, np.ndarray]:
+    """Per case, from MC dropout passes: ``mc_std``, the SD across passes of P(positive) (binary), of the averaged
+    top class's probability (multiclass), of the value (regression) or the largest over labels (multilabel); and
+    for classification ``predictive_entropy`` of the averaged probabilities (nats)."""
+    if task == "regression":
+        return {"mc_std": passes.reshape(len(passes), -1).std(axis=0)}
+    if task == "binary":
+        p = np.clip(mean.reshape(-1), 1e-12, 1 - 1e-12)
+        entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+        return {"mc_std": passes.reshape(len(passes), -1).std(axis=0), "predictive_entropy": entropy}
+    spread = passes.std(axis=0)  # (n, K)
+    if task == "multilabel":
+        p = np.clip(mean, 1e-12, 1 - 1e-12)
+        entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum(axis=1)
+        return {"mc_std": spread.max(axis=1), "predictive_entropy": entropy}
+    top = mean.argmax(axis=1)
+    p = np.clip(mean, 1e-12, 1.0)
+    return {"mc_std": spread[np.arange(len(top)), top], "predictive_entropy": -(p * np.log(p)).sum(axis=1)}
+
+
+def _add_uncertainty(frame: pd.DataFrame, rows: np.ndarray, items: list[dict[str, Any]], n: int) -> None:
+    """The conformal columns of a predictions table: ``prediction_set`` ("A | B") and ``set_size``, ``set_<label>``
+    per label (multilabel) or ``lower`` and ``upper`` (regression), and ``uncertain`` (refer for review)."""
+    if not items:
+        return
+    columns: dict[str, list[Any]] = {}
+    for item in items:
+        values: dict[str, Any] = {}
+        if "prediction_set" in item:
+            values = {"prediction_set": " | ".join(item["prediction_set"]), "set_size": len(item["prediction_set"])}
+        elif "label_sets" in item:
+            values = {f"set_{label}": " | ".join(kept) for label, kept in item["label_sets"].items()}
+        elif "interval" in item:
+            values = {"lower": item["interval"]["lower"], "upper": item["interval"]["upper"]}
+        if "confidence" in item:
+            values.update(confidence=item["confidence"], refer=item["refer"])
+        values["uncertain"] = item["uncertain"]
+        for key, value in values.items():
+            columns.setdefault(key, []).append(value)
+    for key, kept in columns.items():
+        column = np.array([None] * n, dtype=object)
+        column[rows] = kept
+        frame[key] = column
 
 
 def _unscored(cases: PredictionInputs, positions: np.ndarray, reason: str) -> PredictionInputs:

@@ -7,7 +7,14 @@ from meddl.data.cohorts import (
     synthetic_clinical_table,
     wdbc_cohort,
 )
-from meddl.data.split import SPLITS, assert_patient_level, kfold_assignments, split_assignments, splits_frame
+from meddl.data.split import (
+    SPLITS,
+    assert_patient_level,
+    carve_calibration,
+    kfold_assignments,
+    split_assignments,
+    splits_frame,
+)
 from meddl.data.tabular import (
     PreparedTable,
     coerce_numeric,
@@ -22,6 +29,7 @@ __all__ = [
     "Cohort",
     "PreparedTable",
     "assert_patient_level",
+    "carve_calibration",
     "coerce_numeric",
     "encode_target",
     "fixed_horizon_labels",

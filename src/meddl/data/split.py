@@ -14,7 +14,14 @@ import pandas as pd
 
 from meddl.errors import MedDLError
 
-__all__ = ["SPLITS", "assert_patient_level", "kfold_assignments", "split_assignments", "splits_frame"]
+__all__ = [
+    "SPLITS",
+    "assert_patient_level",
+    "carve_calibration",
+    "kfold_assignments",
+    "split_assignments",
+    "splits_frame",
+]
 
 SPLITS = ("train", "validation", "test")
 
@@ -109,6 +116,36 @@ def split_assignments(
                     "it needs more patients"
                 )
     assert_patient_level(splits, patient_ids)
+    return splits
+
+
+def carve_calibration(
+    splits: np.ndarray,
+    target: np.ndarray,
+    *,
+    task: str,
+    fraction: float,
+    patient_ids: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Hold out a share of the validation split's patients as ``calibration`` (conformal prediction).
+
+    The validation patients are stratified as :func:`split_assignments` stratifies (a patient's most frequent
+    label, or quantile bins of the outcome for regression), shuffled with ``seed`` and dealt so that ``fraction``
+    of each stratum's rows become ``calibration``. A patient's rows stay together. Returns a new array.
+    """
+    splits = np.asarray(splits, dtype=object).copy()
+    rows = np.flatnonzero(splits == "validation")
+    ids = patient_ids[rows] if patient_ids is not None else None
+    patients = _patient_table(np.asarray(target)[rows], ids, task)
+    rng = np.random.default_rng(seed + 7919)  # not the main split's stream
+    chosen: dict[str, str] = {}
+    for _, group in patients.groupby("stratum", sort=True):
+        order = group.index[rng.permutation(len(group))]
+        dealt = _deal(order, group.loc[order, "n_rows"].to_numpy(), (1.0 - fraction, fraction, 0.0))
+        chosen.update({patient: "calibration" for patient, name in dealt.items() if name == "validation"})
+    keys = ids if ids is not None else np.arange(len(rows)).astype(str)
+    splits[rows] = [chosen.get(key, "validation") for key in keys]
     return splits
 
 

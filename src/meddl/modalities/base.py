@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import Corruption
 from meddl.evaluate.shift import describe, far_outside, mean_shift
 from meddl.modalities.schema import ExperimentConfig
 
@@ -251,9 +252,29 @@ class Modality(ABC):
         train = index["train"]
         return flat[train], prepared.target[train], flat[index["validation"]], flat[index["test"]], None
 
+    def corruptions(self) -> list[Corruption]:
+        """How this kind's data can get worse, in the space of its model inputs (the robustness suite of a
+        training run; see :mod:`meddl.evaluate.robustness`): each :class:`Corruption` says in its ``label`` and
+        ``unit`` what a severity means clinically. Called after :meth:`fit` (default: none)."""
+        return []
+
+    def robustness_inputs(self, prepared: Prepared, index: np.ndarray) -> Any:
+        """The model inputs of the rows ``index`` as one array: what each :meth:`corruptions` entry takes and
+        :meth:`outputs` scores (default: ``features(prepared)[index]``)."""
+        return np.asarray(self.features(prepared)[index])
+
     def subgroup_labels(self, prepared: Prepared, column: str, index: np.ndarray) -> pd.Series:
         """The group of each row of ``index`` by ``column`` (``evaluate.subgroups``)."""
         raise MedDLError(f"evaluate.subgroups: {self.kind} data has no columns to group by ({column!r})")
+
+    def group_values(self, prepared: Prepared, column: str, index: np.ndarray) -> np.ndarray:
+        """The raw value of ``column`` for each row of ``index``, as text ("missing" when absent): the groups of
+        Mondrian conformal calibration (``evaluate.conformal.mondrian``)."""
+        raise MedDLError(f"evaluate.conformal.mondrian: {self.kind} data has no columns to group by ({column!r})")
+
+    def case_group_values(self, cases: PredictionInputs, column: str) -> np.ndarray:
+        """As :meth:`group_values`, for the scored cases of new data (``cases.usable``), read at prediction."""
+        raise MedDLError(f"evaluate.conformal.mondrian: {self.kind} data has no columns to group by ({column!r})")
 
     def explain(
         self,

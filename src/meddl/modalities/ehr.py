@@ -28,6 +28,7 @@ from meddl.data.ehr_cohort import (
     extract_features,
 )
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import Corruption
 from meddl.explain.ehr import integrated_gradients_sequence, retain_explanations, summarise_attributions
 from meddl.io.ehr import EventStore
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
@@ -314,6 +315,112 @@ class EHRModality(Modality):
             flat[start : start + len(x), f:] = x[np.arange(len(x)), last]
         return flat
 
+    # -- robustness -----------------------------------------------------------------------------------
+    def corruptions(self) -> list[Corruption]:
+        """On the (scaled) event sequences: events lost at random (lab measurements — the last kept value is then
+        carried forward — and codes), lab times jittered across time steps, and lab tests missing altogether (as if
+        never measured); in visits mode the visit dates are jittered instead."""
+        labs, codes = self.groups.get("lab_value", []), self.groups.get("codes", [])
+        grid = self.feature_spec.mode == "grid"
+        found = []
+        if labs or codes:
+            found.append(
+                Corruption(
+                    "dropped_events",
+                    "Recorded events lost at random (lab measurements, diagnosis and procedure codes)",
+                    "share of events",
+                    (0.1, 0.25, 0.5),
+                    lambda x, share, rng: self._corrupted(x, rng, drop=share),
+                )
+            )
+        if grid and labs:
+            hours = float(self.feature_spec.bin_hours)
+            found.append(
+                Corruption(
+                    "time_jitter",
+                    f"Lab times shifted at random (charting delays), moved between {hours:g}-h time steps",
+                    "SD of the shift in hours",
+                    (hours / 2, hours, 2 * hours),
+                    lambda x, sd, rng: self._corrupted(x, rng, jitter_steps=sd / hours),
+                )
+            )
+            found.append(
+                Corruption(
+                    "missing_lab",
+                    "Lab tests not available at all (chosen at random), as if never measured",
+                    f"lab tests missing of {len(labs)}",
+                    tuple(float(k) for k in (1, 2, 3) if k <= len(labs)),
+                    lambda x, k, rng: self._corrupted(x, rng, missing_labs=int(k)),
+                )
+            )
+        if not grid and self.groups.get("time"):
+            channel = self.groups["time"][0]
+
+            def jitter_dates(x: np.ndarray, days: float, rng: np.random.Generator) -> np.ndarray:
+                out = x.copy()
+                real = x[:, :, 0] > 0.5  # (N, T)
+                shifted = x[:, :, channel] + rng.normal(0.0, days / 365.25, size=real.shape)  # years
+                out[:, :, channel] = np.where(real, np.maximum(shifted, 0.0), x[:, :, channel])
+                return out
+
+            found.append(
+                Corruption(
+                    "time_jitter", "Visit dates shifted at random", "SD of the shift in days", (7, 30, 90), jitter_dates
+                )
+            )
+        return found
+
+    def _corrupted(
+        self,
+        x: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        drop: float = 0.0,
+        jitter_steps: float = 0.0,
+        missing_labs: int = 0,
+    ) -> np.ndarray:
+        """A copy of scaled sequences ``x`` (N, T, F) with a share ``drop`` of events lost, lab measurements moved by
+        a normal number of time steps (SD ``jitter_steps``; one leaving the stay's steps is lost), and
+        ``missing_labs`` lab items removed; the lab channels are then rebuilt as feature extraction builds them."""
+        out = x.copy()
+        g = self.groups
+        grid = self.feature_spec.mode == "grid"
+        real = x[:, :, 0] > 0.5  # (N, T): the stay's steps (the step mask)
+        codes = g.get("codes", [])
+        if drop and codes:  # grid mode: a stay's codes are repeated at every step, so one draw per stay and code
+            draws = (len(x), 1 if grid else x.shape[1], len(codes))
+            out[:, :, codes] = x[:, :, codes] * (rng.random(draws) >= drop)
+        labs = g.get("lab_value", [])
+        if not grid or not labs:
+            return out
+        measured = (x[:, :, g["lab_observed"]] > 0.5) & real[:, :, None]  # (N, T, K)
+        values, since = x[:, :, labs], x[:, :, g["lab_hours_since"]]
+        if drop:
+            measured &= rng.random(measured.shape) >= drop
+        if missing_labs:
+            measured[:, :, rng.choice(len(labs), size=missing_labs, replace=False)] = False
+        if jitter_steps:
+            stay, step, lab = np.nonzero(measured)
+            target = step + np.rint(rng.normal(0.0, jitter_steps, size=step.shape)).astype(np.int64)
+            inside = (target >= 0) & (target < x.shape[1])
+            inside[inside] = real[stay[inside], target[inside]]
+            moved = (stay[inside], target[inside], lab[inside])
+            kept = (stay[inside], step[inside], lab[inside])
+            measured = np.zeros_like(measured)
+            measured[moved] = True
+            values, since = np.zeros_like(values), np.zeros_like(since)
+            values[moved], since[moved] = x[:, :, labs][kept], x[:, :, g["lab_hours_since"]][kept]
+        never = np.zeros(len(labs), dtype=np.float32)  # a lab not yet measured: raw value 0, as extracted
+        if self.scaler is not None:
+            never = ((0.0 - self.scaler.mean_) / self.scaler.scale_).astype(np.float32)
+        value_out, observed_out, since_out = _lab_channels(measured, values, since, real, never)
+        out[:, :, labs], out[:, :, g["lab_observed"]], out[:, :, g["lab_hours_since"]] = (
+            value_out,
+            observed_out,
+            since_out,
+        )
+        return out
+
     # -- explanations ---------------------------------------------------------------------------------
     def explain(
         self,
@@ -564,6 +671,30 @@ def _attributions(model: torch.nn.Module, x: np.ndarray, outputs: np.ndarray) ->
         rows = np.flatnonzero(outputs == output)
         attributions[rows] = integrated_gradients_sequence(model, x[rows], target=int(output))
     return attributions
+
+
+def _lab_channels(
+    measured: np.ndarray, values: np.ndarray, since: np.ndarray, real: np.ndarray, never: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lab value (forward-filled), observed and hours-since channels (N, T, K) from the steps where each lab was
+    measured (``measured``), its value and hours-since there, as feature extraction fills them: before a first
+    measurement the value is ``never`` and hours-since 1; after one, hours-since grows by 1/T a step (it is the
+    time since the last measurement as a share of the window of T steps), up to 1; steps past the stay are 0."""
+    n, steps, k = measured.shape
+    value_out = np.zeros((n, steps, k), dtype=np.float32)
+    since_out = np.zeros((n, steps, k), dtype=np.float32)
+    last_value = np.broadcast_to(never.astype(np.float32), (n, k)).copy()
+    last_since = np.ones((n, k), dtype=np.float32)
+    seen = np.zeros((n, k), dtype=bool)
+    for t in range(steps):  # T is small; each step is an (N, K) operation, as in extraction
+        now = measured[:, t]
+        last_value = np.where(now, values[:, t], last_value)
+        last_since = np.where(now, since[:, t], np.where(seen, np.minimum(last_since + 1.0 / steps, 1.0), 1.0))
+        seen |= now
+        on = real[:, t, None]  # (N, 1)
+        value_out[:, t] = np.where(on, last_value, 0.0)
+        since_out[:, t] = np.where(on, last_since, 0.0)
+    return value_out, (measured & real[:, :, None]).astype(np.float32), since_out
 
 
 _CHANNELS = {"value": "value", "observed": "measured", "hours_since": "hours since measured"}

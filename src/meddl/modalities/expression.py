@@ -17,6 +17,7 @@ import torch
 from meddl.data.cohorts import fixed_horizon_labels
 from meddl.data.tabular import encode_survival
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import Corruption, gaussian_noise, mask_values
 from meddl.explain.tabular import integrated_gradients
 from meddl.io.expression import ExpressionMatrix, join_labels, read_expression
 from meddl.io.tables import read_table
@@ -263,6 +264,53 @@ class ExpressionModality(Modality):
 
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         return inputs  # the same preprocessed genes the network sees
+
+    def corruptions(self) -> list[Corruption]:
+        """On the model's genes after the fitted log, selection and scaling: technical noise (in each gene's
+        training SD), dropout (genes read as zero: the zero-inflation of shallow or single-cell sequencing) and a
+        smaller library (every value divided by the factor before the log; values the model takes unlogged are
+        taken as log2-scaled, so the factor is subtracted as log2)."""
+        fitted = self.transformer
+        if fitted is None:
+            raise MedDLError("expression preprocessing is used before it was fitted")
+        mean, scale = np.asarray(fitted.mean_, dtype=np.float64), np.asarray(fitted.scale_, dtype=np.float64)
+        gene_sd = np.sqrt(np.asarray(fitted.variances_, dtype=np.float64)[fitted.selected_index_]) / scale
+        zero = (0.0 - mean) / scale  # every log used maps 0 to 0
+        log = fitted.log_
+
+        def smaller_library(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+            logged = x.astype(np.float64) * scale + mean  # the values after the log, before scaling
+            if log == "log2":
+                logged = np.log2((np.exp2(logged) - 1.0) / factor + 1.0)
+            elif log == "log1p":
+                logged = np.log1p(np.expm1(logged) / factor)
+            else:
+                logged = logged - np.log2(factor)
+            return ((logged - mean) / scale).astype(x.dtype)
+
+        return [
+            Corruption(
+                "noise",
+                "Technical noise on every gene",
+                "noise SD in SDs of each gene in the training split",
+                (0.25, 0.5, 1.0),
+                lambda x, k, rng: gaussian_noise(x, k * gene_sd, rng),
+            ),
+            Corruption(
+                "dropout",
+                "Genes read as zero at random (dropout, zero-inflation)",
+                "share of each sample's genes",
+                (0.05, 0.1, 0.25),
+                lambda x, k, rng: mask_values(x, k, rng, fill=zero),
+            ),
+            Corruption(
+                "library_size",
+                "A smaller library (fewer reads: sequencing depth divided by the factor)",
+                "depth divided by",
+                (2.0, 4.0, 10.0),
+                smaller_library,
+            ),
+        ]
 
     # -- explanations -----------------------------------------------------------------------------------
     def _attributions(self, model: torch.nn.Module, inputs: np.ndarray, scores: np.ndarray) -> np.ndarray:

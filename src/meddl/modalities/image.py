@@ -25,6 +25,14 @@ from torch.utils.data import Dataset
 from meddl.data.image_dataset import ArraySource, ImageCache, ImageDataset, ImageItem
 from meddl.data.image_items import ImageItems, load_image_items
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import (
+    Corruption,
+    gaussian_blur,
+    gaussian_noise,
+    lower_resolution,
+    rotate,
+    scale_contrast,
+)
 from meddl.explain.images import best_slice, grad_cam, occlusion_map, overlay_png, pointing_game
 from meddl.io import images as image_io  # read_image through the module: one reader, replaceable in tests
 from meddl.io.images import (
@@ -334,7 +342,68 @@ class ImageModality(Modality):
 
     @torch.no_grad()
     def outputs(self, model: torch.nn.Module, inputs: Any) -> np.ndarray:
-        return self._outputs_of(model, list(inputs))
+        """Outputs of preprocessed images: a list of (C, *size) tensors or arrays, or one (N, C, *size) array."""
+        return self._outputs_of(model, [torch.as_tensor(image) for image in inputs])
+
+    def robustness_inputs(self, prepared: Prepared, index: np.ndarray) -> np.ndarray:
+        """The preprocessed images of the rows ``index`` as one (N, C, *size) float32 array (held in memory)."""
+        dataset = self._dataset(prepared.extra["items"], index, prepared.target[index], train=False)
+        return np.stack([dataset[i][0].numpy() for i in range(len(dataset))])  # (N, C, *size)
+
+    def corruptions(self) -> list[Corruption]:
+        """On the preprocessed (normalised) images: acquisition noise, blur, lost contrast, a brightness offset,
+        rotation and a coarser resolution. Noise and brightness are in SDs of each image's own intensity (noise of
+        0.25 SD: a signal-to-noise ratio of 4)."""
+        dims = self.data.spatial_dims
+        plane = "in the axial plane (last two axes)" if dims == 3 else "in plane"
+
+        def image_sd(x: np.ndarray) -> np.ndarray:  # (N, 1, ...): each image's intensity SD
+            return x.std(axis=tuple(range(1, x.ndim)), keepdims=True)
+
+        return [
+            Corruption(
+                "noise",
+                "Gaussian acquisition noise",
+                "noise SD in SDs of the image's intensity",
+                (0.1, 0.25, 0.5),
+                lambda x, k, rng: gaussian_noise(x, k * image_sd(x), rng),
+            ),
+            Corruption(
+                "blur",
+                "Blur (defocus, motion, a softer reconstruction kernel)",
+                "Gaussian sigma in pixels of the model's grid",
+                (0.5, 1.0, 2.0),
+                lambda x, k, rng: gaussian_blur(x, k, spatial_dims=dims),
+            ),
+            Corruption(
+                "contrast",
+                "Lower contrast (exposure, window settings)",
+                "share of the contrast lost around the image's mean",
+                (0.25, 0.5, 0.75),
+                lambda x, k, rng: scale_contrast(x, 1.0 - k),
+            ),
+            Corruption(
+                "brightness",
+                "Brighter image (an intensity offset)",
+                "offset in SDs of the image's intensity",
+                (0.25, 0.5, 1.0),
+                lambda x, k, rng: (x + k * image_sd(x)).astype(x.dtype),
+            ),
+            Corruption(
+                "rotation",
+                f"Rotation {plane}, clockwise or anticlockwise at random (patient positioning)",
+                "degrees",
+                (5.0, 10.0, 20.0),
+                lambda x, k, rng: rotate(x, k, rng),
+            ),
+            Corruption(
+                "resolution",
+                "Lower resolution (a coarser detector or thicker slices), brought back to the model's grid",
+                "resolution divided by",
+                (2.0, 3.0, 4.0),
+                lambda x, k, rng: lower_resolution(x, k, spatial_dims=dims),
+            ),
+        ]
 
     def model_inputs(self, inputs: Any) -> list[torch.Tensor]:
         """Preprocessed images as they are; image files are read and preprocessed (errors name the file)."""

@@ -28,6 +28,7 @@ from meddl.sections import (
     ModelConfig,
     PreprocessSection,
     Section,
+    ServeConfig,
     SplitConfig,
     Task,
     TrainConfig,
@@ -75,6 +76,7 @@ class ExperimentConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -140,6 +142,7 @@ class ExperimentConfig(Section):
                 f"evaluate.recalibrate: {recalibrate!r} would break a multiclass model's probabilities; use "
                 "temperature or auto"
             )
+        problems.extend(self._conformal_problems())
         survival_models = {"cox", "random_survival_forest"}
         if task == "survival":
             if self.data.split.folds:
@@ -158,6 +161,44 @@ class ExperimentConfig(Section):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _conformal_problems(self) -> list[str]:
+        """``evaluate.conformal`` and ``serve.max_interval`` against the task and the data kind."""
+        conformal, task, problems = self.evaluate.conformal, self.task, []
+        if conformal is not None:
+            if task == "survival":
+                problems.append(
+                    "evaluate.conformal: not available for survival tasks yet (binary, multiclass, multilabel, "
+                    "regression); remove it"
+                )
+            if conformal.mondrian == "class" and task == "regression":
+                problems.append(
+                    "evaluate.conformal.mondrian: 'class' needs classes; for regression give a categorical column"
+                )
+            elif conformal.mondrian not in (None, "class") and not type(self.data).group_columns:
+                problems.append(
+                    f"evaluate.conformal.mondrian: {self.data.kind} data has no columns to group by "
+                    f"({conformal.mondrian!r}); use 'class' or leave it out"
+                )
+            if conformal.method != "lac" and task in {"regression", "multilabel"}:
+                problems.append(
+                    f"evaluate.conformal.method: {conformal.method!r} ranks classes; a {task} task takes 'lac' "
+                    "(regression: the absolute residual; multilabel: each label's yes/no)"
+                )
+        referral = self.evaluate.referral
+        if referral is not None and task not in {"binary", "multiclass"}:
+            problems.append(f"evaluate.referral: is for binary and multiclass tasks (class probabilities), not {task}")
+        elif referral is not None and task == "multiclass" and referral.metric != "accuracy":
+            problems.append(
+                f"evaluate.referral.metric: {referral.metric!r} needs a positive class; a multiclass task takes "
+                "'accuracy'"
+            )
+        if self.serve.max_interval is not None and (task != "regression" or conformal is None):
+            problems.append(
+                "serve.max_interval: is for regression with evaluate.conformal (the width of its intervals); "
+                "remove it or set both"
+            )
+        return problems
 
     # -- derived settings ---------------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import Corruption, mutate_kmer_tokens, mutate_one_hot, shift_along_axis
 from meddl.evaluate.shift import describe
 from meddl.explain.sequences import (
     discover_motifs,
@@ -55,6 +56,7 @@ from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.sequence import SequenceDataConfig, SequencePreprocessConfig
 from meddl.preprocess.sequences import (
     AugmentedSequences,
+    KmerTokenizer,
     SequenceEncoder,
     baseline_sequence_features,
     fit_length,
@@ -280,6 +282,36 @@ class SequenceModality(Modality):
             return forward
         reverse = batched_outputs(model, np.ascontiguousarray(reverse_complement_one_hot(inputs)))
         return (forward + reverse) / 2.0
+
+    def corruptions(self) -> list[Corruption]:
+        """On the encoded window (one-hot or k-mer tokens): point mutations of known bases (sequencing errors,
+        variants) and a shift of the window (an imprecise interval), filled with unknown bases (N)."""
+        if self._one_hot:
+            unknown = 0.25 if self.prep.ambiguous == "uniform" else 0.0  # the encoding of N
+            mutate = mutate_one_hot
+        else:
+            unknown = float(KmerTokenizer.UNK)  # a k-mer with an unknown base
+            k = self.prep.k
+
+            def mutate(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+                return mutate_kmer_tokens(x, rate, rng, k=k)
+
+        return [
+            Corruption(
+                "mutations",
+                "Random point mutations of known bases (sequencing errors, variants)",
+                "mutation rate per base",
+                (0.01, 0.05, 0.1),
+                mutate,
+            ),
+            Corruption(
+                "shift",
+                "The window shifted left or right at random (an imprecise interval); the bases shifted in are N",
+                "shift in bases",
+                tuple(float(b) for b in (2, 5, 10) if b < self.window),
+                lambda x, b, rng: shift_along_axis(x, int(b), rng, fill=unknown),
+            ),
+        ]
 
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         """The classical baseline's features: the 4-mer spectrum over real bases (padding and N count for nothing)

@@ -15,6 +15,13 @@ import pandas as pd
 import torch
 
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import (
+    Corruption,
+    baseline_wander,
+    drop_channels,
+    gaussian_noise,
+    powerline_hum,
+)
 from meddl.explain.signals import integrated_gradients_signal, trace_png
 from meddl.io.signals import read_signal, signal_manifest
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared, encode_labels
@@ -219,6 +226,56 @@ class SignalModality(Modality):
 
     def baseline_features(self, prepared: Prepared, inputs: np.ndarray) -> np.ndarray:
         return signal_features(inputs, self.prep.sampling_rate)
+
+    def corruptions(self) -> list[Corruption]:
+        """On the filtered, normalised traces the model takes (so after the band-pass filter: a worst case for
+        wander and hum, which the filter would partly remove): noise, baseline wander at 0.3 Hz, 50 Hz mains hum
+        (declared when the sampling rate is above 100 Hz, else the hum cannot be represented) and detached leads
+        (records of several leads). Amplitudes are in SDs of each lead's own signal (noise of 0.25 SD: a
+        signal-to-noise ratio of 4)."""
+        fs = float(self.prep.sampling_rate)
+
+        def lead_sd(x: np.ndarray) -> np.ndarray:  # (N, C, 1)
+            return x.std(axis=-1, keepdims=True)
+
+        found = [
+            Corruption(
+                "noise",
+                "Gaussian noise (muscle artefact, electrode noise)",
+                "noise SD in SDs of each lead's signal",
+                (0.1, 0.25, 0.5),
+                lambda x, k, rng: gaussian_noise(x, k * lead_sd(x), rng),
+            ),
+            Corruption(
+                "baseline_wander",
+                "Baseline wander at 0.3 Hz (breathing, electrode motion)",
+                "amplitude in SDs of each lead's signal",
+                (0.25, 0.5, 1.0),
+                lambda x, k, rng: baseline_wander(x, k * lead_sd(x), rng, sampling_rate=fs),
+            ),
+        ]
+        if fs > 100.0:
+            found.append(
+                Corruption(
+                    "powerline_hum",
+                    "50 Hz mains hum",
+                    "amplitude in SDs of each lead's signal",
+                    (0.1, 0.25, 0.5),
+                    lambda x, k, rng: powerline_hum(x, k * lead_sd(x), rng, sampling_rate=fs),
+                )
+            )
+        n_leads = len(self.channel_names)
+        if n_leads > 1:
+            found.append(
+                Corruption(
+                    "dropped_lead",
+                    "Detached leads (a flat line), chosen at random per record",
+                    f"leads lost of {n_leads}",
+                    tuple(float(k) for k in range(1, min(3, n_leads - 1) + 1)),
+                    lambda x, k, rng: drop_channels(x, int(k), rng),
+                )
+            )
+        return found
 
     # -- explanations -----------------------------------------------------------------------------------
     def _target(self, scores: np.ndarray) -> np.ndarray | int:

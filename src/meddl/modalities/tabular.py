@@ -24,6 +24,7 @@ from meddl.data.tabular import coerce_numeric, encode_known_labels, encode_survi
 from meddl.errors import MedDLError
 from meddl.evaluate import higher_is_better, main_metric
 from meddl.evaluate.evaluation import main_metric_value
+from meddl.evaluate.robustness import Corruption, gaussian_noise
 from meddl.evaluate.shift import far_outside, table_shift
 from meddl.explain import group_attributions, integrated_gradients, permutation_importance_table
 from meddl.explain.tabular import format_top_features, highest_risk_section
@@ -97,6 +98,11 @@ class TabularModality(Modality):
         for column in self.config.evaluate.subgroups:  # checked before training, not after
             if column not in raw.columns:
                 raise MedDLError(f"{source}: evaluate.subgroups names {column!r}, which is not a column of the file")
+        conformal = self.config.evaluate.conformal
+        if conformal is not None and conformal.mondrian not in (None, "class") and conformal.mondrian not in raw:
+            raise MedDLError(
+                f"{source}: evaluate.conformal.mondrian names {conformal.mondrian!r}, which is not a column of the file"
+            )
         self._repeated_id = self._repeated_id_column(raw)  # once: the split note and the warnings both say it
         table = self._prepare(raw, source)
         return Prepared(
@@ -192,6 +198,68 @@ class TabularModality(Modality):
         sample_weight = weights[self.y_train_.astype(int)] if weights is not None else None
         return self.X_train_, self.y_train_, matrix[index["validation"]], matrix[index["test"]], sample_weight
 
+    def corruptions(self) -> list[Corruption]:
+        """On the encoded matrix: noise on the numeric variables (in their training SDs), values missing at random and
+        whole variables not recorded — a missing value becomes what the fitted preprocessing gives a missing value
+        (the imputer's fill, its missing indicator set). Under ``preprocess.missing: drop`` a case with a missing
+        value cannot be scored, so only the noise is declared. (knn / iterative imputation fills a missing value
+        from the case's other values; here it takes the fill of a case with nothing recorded.)"""
+        prep = self.fitted
+        numeric = [c for c, profile in prep.column_profile_.items() if profile.get("kind") == "numeric"]
+        found: list[Corruption] = []
+        if numeric:
+            mean = np.array([prep.column_profile_[c]["mean"] for c in numeric])
+            sd = np.array([prep.column_profile_[c]["std"] for c in numeric])
+            encoded = prep.numeric_scaler_.transform(np.vstack([mean, mean + sd]))  # (2, n_numeric)
+            unit_sd = np.zeros(prep.n_features_out_)
+            unit_sd[: len(numeric)] = np.abs(encoded[1] - encoded[0])  # one training SD, in the model's units
+            found.append(
+                Corruption(
+                    "noise",
+                    "Measurement noise on the numeric variables",
+                    "SD of each variable in the training split",
+                    (0.25, 0.5, 1.0),
+                    lambda x, k, rng: gaussian_noise(x, k * unit_sd, rng),
+                )
+            )
+        if self.prep.missing == "drop":
+            return found
+        columns = list(prep.input_columns_)
+        fill = prep.transform(pd.DataFrame({c: [np.nan] for c in columns}))[0]  # (F,) every column missing
+        column_of = np.array([columns.index(c) for c in prep.source_columns_])  # feature → its input column
+
+        def blank(x: np.ndarray, missing: np.ndarray) -> np.ndarray:  # missing: (N, n_columns) bool
+            return np.where(missing[:, column_of], fill, x).astype(x.dtype)
+
+        def missing_values(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+            return blank(x, rng.random((len(x), len(columns))) < share)
+
+        def dropped_variables(x: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
+            missing = np.zeros((len(x), len(columns)), dtype=bool)
+            missing[:, rng.choice(len(columns), size=int(count), replace=False)] = True
+            return blank(x, missing)
+
+        imputed = f"filled in by the fitted imputer (preprocess.missing: {self.prep.missing})"
+        found.append(
+            Corruption(
+                "missingness",
+                f"Values missing at random, {imputed}",
+                "share of each case's values",
+                (0.1, 0.25, 0.5),
+                missing_values,
+            )
+        )
+        found.append(
+            Corruption(
+                "dropped_variable",
+                f"Variables not recorded at all (chosen at random), {imputed}",
+                "variables missing in every case",
+                tuple(float(k) for k in (1, 2, 3) if k <= len(columns)),
+                dropped_variables,
+            )
+        )
+        return found
+
     def subgroup_labels(self, prepared: Prepared, column: str, index: np.ndarray) -> pd.Series:
         """Group labels of the rows ``index`` by ``column`` (numeric columns by quartile of those rows)."""
         table: PreparedTable = prepared.extra["table"]
@@ -202,6 +270,22 @@ class TabularModality(Modality):
             numbers = pd.to_numeric(values, errors="coerce")
             return pd.qcut(numbers, q=4, duplicates="drop").astype(str).where(numbers.notna(), "missing")
         return values.astype(str).where(values.notna(), "missing")
+
+    def group_values(self, prepared: Prepared, column: str, index: np.ndarray) -> np.ndarray:
+        table: PreparedTable = prepared.extra["table"]
+        return _as_groups(prepared.extra["raw"].loc[table.rows[index], column])
+
+    def case_group_values(self, cases: PredictionInputs, column: str) -> np.ndarray:
+        if "records" in cases.extra:  # a JSON request: the column is there when it is one of the model's inputs
+            records = [r for r, ok in zip(cases.extra["records"], cases.usable, strict=True) if ok]
+            return _as_groups(pd.Series([r.get(column) for r in records], dtype=object))
+        frame: pd.DataFrame = cases.extra["frame"]
+        if column not in frame.columns:
+            raise MedDLError(
+                f"{cases.extra.get('source', 'input')}: the model's prediction sets are calibrated per {column!r} "
+                f"(evaluate.conformal.mondrian); the input needs that column"
+            )
+        return _as_groups(frame.loc[cases.usable, column])
 
     def explain(
         self,
@@ -461,7 +545,7 @@ class TabularModality(Modality):
             ids=[str(r) for r in frame.index],
             notes=self._notes(features, usable),
             usable=usable,
-            extra={"features": features, "frame": frame},
+            extra={"features": features, "frame": frame, "source": name},
             columns=columns,
         )
 
@@ -659,3 +743,16 @@ def far_outside_training(column: str, values: pd.Series, profile: Mapping[str, A
         )
         for i in np.flatnonzero(far_outside(numbers, low, high, float(quantiles[2])))
     ]
+
+
+def _as_groups(values: pd.Series) -> np.ndarray:
+    """Group labels as text: ``1`` and ``1.0`` are one group (numbers read either way), missing is "missing"."""
+
+    def text(value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "missing"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return np.array([text(v) for v in values.to_list()], dtype=object)

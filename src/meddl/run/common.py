@@ -33,7 +33,16 @@ from meddl.report import write_model_card, write_report
 from meddl.run.folders import RunFolder, staging_path
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
-OPTIONAL_METRICS = ("cross_validation", "subgroups", "localization", "explanation_quality", "derived_defaults")
+OPTIONAL_METRICS = (
+    "cross_validation",
+    "subgroups",
+    "localization",
+    "explanation_quality",
+    "derived_defaults",
+    "conformal",
+    "selective",
+    "robustness",
+)
 
 __all__ = [
     "RunResult",

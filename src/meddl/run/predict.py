@@ -25,9 +25,11 @@ def predict_to_file(
     top_k: int | None = None,
     variants: str | Path | None = None,
     reference: str | Path | None = None,
+    mc_samples: int = 0,
 ) -> str:
     """Predict for ``data`` (or score the REF/ALT alleles of a VCF's ``variants``) and write the table to ``out``
     (``.csv``, ``.tsv`` or ``.parquet``); explanation files, when the kind writes them, go to a folder beside it.
+    ``mc_samples``: average that many MC dropout passes and add each case's spread (``mc_std``).
 
     Returns:
         One line saying what was written, for the user.
@@ -49,7 +51,7 @@ def predict_to_file(
         raise MedDLError("give --data (new cases) or, for a sequence model, --variants file.vcf")
     folder = bundle.modality.explanation_files
     explain_dir = out.parent / f"{out.stem}_{folder}" if explain and folder else None
-    predictions = bundle.predict(data, explain=explain, explain_dir=explain_dir, top_k=top_k)
+    predictions = bundle.predict(data, explain=explain, explain_dir=explain_dir, top_k=top_k, mc_samples=mc_samples)
     write_table(predictions, out)
     n_notes = int((predictions["note"].fillna("") != "").sum())
     return (

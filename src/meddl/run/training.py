@@ -22,7 +22,9 @@ from meddl.config import ExperimentConfig
 from meddl.data import kfold_assignments, split_assignments
 from meddl.errors import MedDLError
 from meddl.evaluate import evaluate_predictions, main_metric
+from meddl.evaluate.conformal import ConformalPredictor
 from meddl.evaluate.recalibration import Recalibrator
+from meddl.evaluate.selective import ReferralRule
 from meddl.io import write_table
 from meddl.modalities import Modality, Prepared, get_modality
 from meddl.models import build_model
@@ -40,8 +42,12 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
+from meddl.run.conformal import calibrate_conformal, check_calibration
+from meddl.run.conformal import carve as carve_calibration
 from meddl.run.folders import RunFolder
 from meddl.run.privacy import local_ids_path, pseudonymise_splits
+from meddl.run.robustness import robustness_report
+from meddl.run.selective import selective_report
 from meddl.run.survival import (
     derive_horizons,
     evaluate_survival,
@@ -76,11 +82,17 @@ class TrainingRun:
         self.modality: Modality = get_modality(config.data.kind)(config)
         self.local_ids: Any = None  # raw ids → keys of the last run, written beside its folder
         self.recalibrator = Recalibrator()  # evaluate.recalibrate's map, fitted on validation, kept in the bundle
+        self.conformal: ConformalPredictor | None = None  # evaluate.conformal, calibrated after training
+        self.referral: ReferralRule | None = None  # evaluate.referral, chosen on validation
+
+    @property
+    def _split_names(self) -> tuple[str, ...]:
+        return (*SPLITS, "calibration") if self.config.evaluate.conformal is not None else SPLITS
 
     # -- splits ---------------------------------------------------------------------------------
     def _splits(self, prepared: Prepared) -> np.ndarray:
-        if prepared.given_splits is not None:
-            return prepared.given_splits
+        """Train / validation / test by patient (or as the data gives them); with ``evaluate.conformal``, part of
+        validation becomes the ``calibration`` split (:mod:`meddl.run.conformal`)."""
         cfg = self.config
         split = cfg.data.split
         if cfg.task == "survival":  # stratified by event or censoring
@@ -89,15 +101,18 @@ class TrainingRun:
             strata, task = prepared.target[:, 0], "binary"
         else:
             strata, task = prepared.target, cfg.task
-        return split_assignments(
-            strata,
-            task=task,
-            fractions=(split.train, split.validation, split.test),
-            patient_ids=prepared.patient_ids,
-            dates=prepared.dates,
-            seed=cfg.train.seed,
-            source=cfg.data.path.name,
-        )
+        splits = prepared.given_splits
+        if splits is None:
+            splits = split_assignments(
+                strata,
+                task=task,
+                fractions=(split.train, split.validation, split.test),
+                patient_ids=prepared.patient_ids,
+                dates=prepared.dates,
+                seed=cfg.train.seed,
+                source=cfg.data.path.name,
+            )
+        return carve_calibration(cfg, splits, strata, task, prepared)
 
     # -- the run ---------------------------------------------------------------------------------
     def run(
@@ -157,10 +172,11 @@ class TrainingRun:
         if len(prepared.target) == 0:
             raise MedDLError(f"{cfg.data.path}: no labelled sample left to train on")
         splits = self._splits(prepared)
-        index = {name: np.flatnonzero(splits == name) for name in SPLITS}
-        for name in SPLITS:
+        index = {name: np.flatnonzero(splits == name) for name in self._split_names}
+        for name in self._split_names:
             if len(index[name]) == 0:
                 raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} samples in all)")
+        check_calibration(cfg, self.modality, prepared, index)
         say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " samples")
         derived = self._derive_defaults(prepared, index)
         for setting, entry in derived.items():
@@ -184,8 +200,35 @@ class TrainingRun:
         self.recalibrator, val_scores, test_scores, recalibrated = recalibrate(
             cfg, prepared.target[index["validation"]], prepared.target[index["test"]], val_scores, test_scores
         )
+        conformal_record, conformal_section = None, None
+        if "calibration" in index:
+            calibration_scores = self.recalibrator.apply(self._scores(fitted, prepared, index["calibration"]))
+            self.conformal, conformal_record, conformal_section = calibrate_conformal(
+                cfg, self.modality, prepared, index, calibration_scores, test_scores
+            )
         evaluation = self._evaluate(prepared, index, val_scores, test_scores)
         subgroups = self._subgroups(prepared, index["test"], test_scores, evaluation["threshold"])
+        test_groups = prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None
+        self.referral, selective, selective_section = selective_report(
+            cfg,
+            y_val=prepared.target[index["validation"]],
+            val_scores=val_scores,
+            y_test=prepared.target[index["test"]],
+            test_scores=test_scores,
+            threshold=evaluation["threshold"],
+            groups=test_groups,
+        )
+        if cfg.evaluate.robustness:
+            say("scoring the test split under corrupted inputs")
+        robustness, robustness_section = robustness_report(
+            cfg,
+            self.modality,
+            model,
+            prepared,
+            index["test"],
+            lambda outputs: self.recalibrator.apply(scores_from_outputs(cfg.task, outputs, fitted.target_scale)),
+            evaluation["threshold"],
+        )
         say("explaining test predictions")
         self.modality.target_scale_ = fitted.target_scale
         explained = self.modality.explain(
@@ -207,7 +250,17 @@ class TrainingRun:
             },
             "training": fitted.result.as_dict(cfg.monitor),
             "evaluation": evaluation,
-            "sections": [*prepared.sections, *([recalibrated] if recalibrated else []), *explained.get("sections", [])],
+            "sections": [
+                *prepared.sections,
+                *([recalibrated] if recalibrated else []),
+                *([conformal_section] if conformal_section else []),
+                *([selective_section] if selective_section else []),
+                *([robustness_section] if robustness_section else []),
+                *explained.get("sections", []),
+            ],
+            "conformal": conformal_record,
+            "selective": selective,
+            "robustness": robustness,
             "explanations": explained.get("explanations", {}),
             "examples": explained.get("examples", []),
             "warnings": [
@@ -437,7 +490,7 @@ class TrainingRun:
             "positive_label": prepared.classes[1] if cfg.task == "binary" else None,
             "dropped": dict(prepared.dropped),
             "repairs": {reason: int(n) for reason, n in prepared.repairs.items() if n},
-            "splits": {name: int((splits == name).sum()) for name in SPLITS},
+            "splits": {name: int((splits == name).sum()) for name in self._split_names},
             "notes": [
                 *([cfg.data.description] if cfg.data.description else []),
                 *prepared.notes,
@@ -455,7 +508,7 @@ class TrainingRun:
                     label: int(((splits == name) & (prepared.target == k)).sum())
                     for k, label in enumerate(prepared.classes)
                 }
-                for name in SPLITS
+                for name in self._split_names
             }
         return summary
 
@@ -488,6 +541,8 @@ class TrainingRun:
             "threshold": evaluation["threshold"],
             "threshold_rule": evaluation["threshold_rule"],
             "recalibration": self.recalibrator.to_json() if self.recalibrator.method != "none" else None,
+            "conformal": self.conformal.to_json() if self.conformal is not None else None,
+            "referral": self.referral.to_json() if self.referral is not None else None,
             "input_spec": self.modality.input_spec(prepared),
             **self.modality.bundle_info(prepared),
             "meddl_version": __version__,

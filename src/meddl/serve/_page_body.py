@@ -51,6 +51,7 @@ BODY = """
         <div class="suggestion">
           <div class="caption" id="result-caption">Suggestion</div>
           <div class="label" id="result-label"></div>
+          <div class="conformal" id="result-set" hidden></div>
           <div class="probability" id="probability-line"><span id="probability-of"></span><strong
             id="result-probability"></strong></div>
           <div class="scale" id="scale"><span class="fill" id="scale-fill"></span><span class="mark"

@@ -373,6 +373,8 @@ SCRIPT = r"""
         ? String(prediction.label) : "not scored";
     }
 
+    renderSet(detail, prediction);
+
     // Probability: of the positive class (binary) or of the suggested class (multiclass).
     let probability = null;
     let of = null;
@@ -441,6 +443,53 @@ SCRIPT = r"""
       " \u00b7 bundle " + String(body.bundle_hash).slice(0, 12);
     $("result-notice").textContent = body.notice || "";
     showResult(true);
+  }
+
+  // The conformal set or interval: "could be A or B"; a set of other than one label, or an interval wider than
+  // serve.max_interval, replaces the single answer with "uncertain — refer for review".
+  function renderSet(detail, prediction) {
+    const box = $("result-set");
+    const conformal = detail.conformal;
+    box.replaceChildren();
+    box.className = "conformal";
+    if (prediction.uncertain === null || prediction.uncertain === undefined) {
+      box.hidden = true;
+      return;
+    }
+    const level = conformal ? (100 * conformal.coverage).toFixed(0) + " %" : "";
+    let text = "";
+    if (Array.isArray(prediction.prediction_set)) {
+      const labels = prediction.prediction_set.map(String);
+      text = labels.length === 0 ? "No label fits at " + level + " confidence."
+        : labels.length === 1 ? "The " + level + " prediction set holds only " + quoted(labels[0]) + "."
+        : "Could be " + labels.slice(0, -1).map(quoted).join(", ") + " or " + quoted(labels[labels.length - 1]) +
+          " (" + level + " prediction set).";
+    } else if (prediction.interval) {
+      text = level + " interval: " + number(prediction.interval.lower) + " to " + number(prediction.interval.upper);
+      if (conformal && isNumber(conformal.max_interval)) {
+        text += " (refer when wider than " + number(conformal.max_interval) + ")";
+      }
+      text += ".";
+    } else if (prediction.label_sets) {
+      const open = Object.entries(prediction.label_sets).filter(([, kept]) => kept.length !== 1).map(([n]) => n);
+      text = open.length ? "Cannot be ruled in or out at " + level + ": " + open.join(", ") + "."
+        : "Every label is settled at " + level + ".";
+    }
+    const rule = detail.referral;
+    if (prediction.refer && rule) {
+      text += (text ? " " : "") + "The model is less sure of this case than the referral cut-off (set so the cases " +
+        "it keeps reach " + String(rule.metric) + " ≥ " + String(rule.target) + ").";
+    }
+    if (prediction.uncertain) {
+      $("result-label").textContent = "Uncertain — refer for review";
+      box.className = "conformal refer";
+    }
+    box.appendChild(make("span", {}, text));
+    if (conformal && conformal.test_coverage) {
+      box.appendChild(make("span", { className: "muted" }, " Held the truth for " + conformal.test_coverage +
+        " of test cases."));
+    }
+    box.hidden = !text;
   }
 
   // The predicted survival curve as an SVG step line: time on x (the data's unit), probability on y.

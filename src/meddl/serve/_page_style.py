@@ -88,6 +88,9 @@ dl.operating { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1
 dl.operating dt { color: var(--muted); }
 dl.operating dd { margin: 0; font-variant-numeric: tabular-nums; }
 .meaning { font-size: 0.9rem; color: var(--muted); margin: 6px 0 0; }
+.conformal { margin: 4px 0 8px; }
+.conformal .muted { color: var(--muted); font-size: 0.9rem; }
+.conformal.refer { background: var(--warn-ground); border-left: 4px solid var(--warn-line); padding: 6px 10px; }
 .note { background: var(--warn-ground); border-left: 4px solid var(--warn-line); padding: 6px 10px; margin: 12px 0 0; }
 .factors { list-style: none; margin: 0; padding: 0; }
 .factors li {

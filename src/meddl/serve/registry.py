@@ -50,6 +50,20 @@ class ServedModel:
             "created": b.info.get("created"),
         }
 
+    def _conformal(self) -> dict[str, Any] | None:
+        """What the page says about the model's conformal sets: the target coverage and the one measured."""
+        conformal = self.bundle.conformal
+        if conformal is None:
+            return None
+        figures = self.bundle.metrics.get("conformal") or {}
+        return {
+            "coverage": 1.0 - conformal.alpha,
+            "method": conformal.method,
+            "mondrian": conformal.mondrian,
+            "test_coverage": _coverage_text(figures, self.bundle.config.evaluate.confidence_level),
+            "max_interval": self.bundle.config.serve.max_interval,
+        }
+
     def detail(self) -> dict[str, Any]:
         b = self.bundle
         test = b.metrics.get("test", {})
@@ -77,10 +91,23 @@ class ServedModel:
             "description": b.config.data.description,
             "input_schema": b.modality.request_schema(),
             "operating_point": operating_point,
+            "conformal": self._conformal(),
+            "referral": self.bundle.referral.to_json() if self.bundle.referral is not None else None,
             "metrics": test,
             "baselines": b.metrics.get("baselines", {}),
             "model_card": card_path.read_text(encoding="utf-8") if card_path.exists() else None,
         }
+
+
+def _coverage_text(figures: dict[str, Any], level: float) -> str | None:
+    overall = (figures.get("test") or {}).get("overall", {}).get("coverage") or {}
+    if overall.get("value") is None:
+        return None
+    low, high = overall.get("ci") or [None, None]
+    shown = f"{100 * overall['value']:.1f} %"
+    if low is None or high is None:
+        return shown
+    return f"{shown} ({level:.0%} CI {100 * low:.1f}–{100 * high:.1f} %)"
 
 
 def load_models(paths: list[Path]) -> dict[str, ServedModel]:

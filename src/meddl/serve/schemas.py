@@ -32,6 +32,20 @@ class Prediction(BaseModel):
     cumulative_incidence: dict[str, dict[str, float]] | None = Field(
         None, description="competing risks: each cause's probability of having occurred by each horizon"
     )
+    prediction_set: list[str] | None = Field(
+        None, description="conformal set: the labels that cannot be ruled out at the model's coverage level"
+    )
+    label_sets: dict[str, list[str]] | None = Field(None, description="multilabel conformal sets: per label, yes/no")
+    interval: dict[str, float] | None = Field(None, description="regression conformal interval: lower and upper")
+    uncertain: bool | None = Field(
+        None,
+        description="the set holds other than one label, or the interval is wider than serve.max_interval: "
+        "refer for review",
+    )
+    confidence: float | None = Field(
+        None, description="with evaluate.referral: distance from the decision (0 at the threshold, 1 at certainty)"
+    )
+    refer: bool | None = Field(None, description="with evaluate.referral: confidence below the referral cut-off")
     note: str = ""
     contributions: list[Contribution] | None = None
 

@@ -19,6 +19,7 @@ class DataConfig(SurvivalOutcome, DataSection):
     """Where the table is and what the columns mean."""
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression", "survival")
+    group_columns: ClassVar[bool] = True
 
     kind: Literal["tabular"] = "tabular"
     path: Path = Field(..., description="CSV or Parquet file, relative to the experiment file")

@@ -151,8 +151,14 @@ def json_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[d
     rows = np.flatnonzero(cases.usable)
     scores = bundle.scores(cases.inputs) if len(rows) else np.zeros((0,))
     score_of = dict(zip(rows.tolist(), scores, strict=True))
+    sets_of: dict[int, dict[str, Any]] = {}
+    if bundle.judges_uncertainty and len(rows):
+        finite = np.isfinite(np.asarray(scores, dtype=np.float64).reshape(len(rows), -1)).all(axis=1)
+        groups = bundle.case_groups(cases)
+        judged = bundle.uncertainty(scores[finite], groups[finite] if groups is not None else None)
+        sets_of = dict(zip(rows[finite].tolist(), judged, strict=True))
     items = [
-        prediction_item(bundle, case_id, score_of.get(i), note)
+        {**prediction_item(bundle, case_id, score_of.get(i), note), **sets_of.get(i, {})}
         for i, (case_id, note) in enumerate(zip(cases.ids, cases.notes, strict=True))
     ]
     if explain:
@@ -319,6 +325,8 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
             item.pop("survival_curve", None)  # the file's table carries no curve; explain per case for it
     elif bundle.task == "regression":
         item["prediction"] = float(row["prediction"]) if scored else None
+        if scored and "lower" in row:
+            item["interval"] = {"lower": float(row["lower"]), "upper": float(row["upper"])}
     elif scored:
         probabilities = {
             c: float(row[col]) for c, col in zip(bundle.classes, probability_columns, strict=True) if col in row
@@ -329,6 +337,15 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
             item["probability"] = positive
         item["probabilities"] = probabilities
         item["label"] = row.get("prediction")
+        if "prediction_set" in row:
+            item["prediction_set"] = [v for v in str(row["prediction_set"] or "").split(" | ") if v]
+        sets = {c: str(row[f"set_{c}"] or "") for c in bundle.classes if f"set_{c}" in row}
+        if sets:
+            item["label_sets"] = {c: [v for v in kept.split(" | ") if v] for c, kept in sets.items()}
+    if scored and row.get("uncertain") is not None:
+        item["uncertain"] = bool(row["uncertain"])
+    if scored and row.get("refer") is not None:
+        item.update(confidence=float(row["confidence"]), refer=bool(row["refer"]))
     if explain and scored:
         column = bundle.modality.explanation_column  # "explanation", or "heatmap" for images
         explanation = str(row.get(column) or "")
