@@ -209,6 +209,13 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     progress: bool = True
     num_workers: int = Field(0, ge=0, description="data-loading worker processes (images); 0 = in the main process")
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="deep ensemble: train this many networks from seeds seed, seed+1, ... one after another and "
+        "average their probabilities (one bundle); predict adds each case's spread across members",
+    )
 
     @field_validator("device")
     @classmethod

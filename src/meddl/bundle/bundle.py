@@ -27,7 +27,7 @@ from meddl.evaluate.selective import ReferralRule, confidence
 from meddl.io.outputs import check_output
 from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
-from meddl.models import build_model
+from meddl.models import Ensemble, build_model
 from meddl.train.objectives import scores_from_outputs
 from meddl.train.survival_outputs import SurvivalOutputs
 
@@ -92,14 +92,21 @@ class Bundle:
         return self.modality.read_for_prediction(source)
 
     @torch.inference_mode()
-    def _outputs(self, inputs: Any) -> np.ndarray:
-        return self.modality.outputs(self.model, self.modality.model_inputs(inputs))
+    def _outputs(self, inputs: Any, model: torch.nn.Module | None = None) -> np.ndarray:
+        return self.modality.outputs(model or self.model, self.modality.model_inputs(inputs))
 
-    def scores(self, inputs: Any) -> np.ndarray:
+    def scores(self, inputs: Any, model: torch.nn.Module | None = None) -> np.ndarray:
         """P(positive) (binary), class probabilities (multiclass, multilabel) or values (regression) for inputs as
-        :meth:`read` returns them (``cases.inputs``); NaN where a row cannot be scored."""
-        scores = scores_from_outputs(self.task, self._outputs(inputs), self.target_scale)
+        :meth:`read` returns them (``cases.inputs``); NaN where a row cannot be scored. ``model``: another network
+        of the same shape (an ensemble's member) instead of the bundle's."""
+        scores = scores_from_outputs(self.task, self._outputs(inputs, model), self.target_scale)
         return self.recalibrator.apply(scores) if self.task in {"binary", "multiclass"} else scores
+
+    def member_scores(self, inputs: Any) -> np.ndarray | None:
+        """A deep ensemble's members' own scores, stacked on a first axis (None for a single network)."""
+        if not isinstance(self.model, Ensemble):
+            return None
+        return np.stack([self.scores(inputs, member) for member in self.model.members])
 
     def mc_scores(self, inputs: Any, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Monte Carlo dropout (Gal & Ghahramani 2016): ``samples`` passes with the network's dropout layers active,
@@ -254,9 +261,12 @@ class Bundle:
         spread: dict[str, np.ndarray] = {}
         if mc_samples and len(rows):
             scores, passes = self.mc_scores(cases.inputs, mc_samples)
-            spread = _mc_spread(self.task, scores, passes)
+            spread = _spread(self.task, scores, passes, "mc")
         else:
             scores = self.scores(cases.inputs) if len(rows) else np.zeros((0, max(len(self.classes), 1)))
+            members = self.member_scores(cases.inputs) if len(rows) and self.task != "survival" else None
+            if members is not None:  # a deep ensemble: how far its members disagree
+                spread = _spread(self.task, scores, members, "ensemble")
         groups = self.case_groups(cases) if len(rows) else None
         # a survival model's median time may be infinite (never reached): only its risk must be a number
         finite: Any = np.zeros(0, dtype=bool)
@@ -371,6 +381,11 @@ def load_bundle(path: str | Path) -> Bundle:
             "`meddl train`"
         )
     _check_model_json(info, folder / "model.json")
+    size = int(info.get("ensemble") or 1)
+    if not 1 <= size <= 20:
+        raise MedDLError(
+            f"{folder / 'model.json'}: damaged bundle file, field 'ensemble' should be 2 to 20, got {size}"
+        )
     config = parse_config(raw_config, source=str(folder / "config.yaml"))
     try:
         modality_class = get_modality(info["kind"])
@@ -378,9 +393,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raise MedDLError(f"{folder / 'model.json'}: {exc}") from None
     modality = modality_class.load_state(config, folder, info)
     try:
-        model = build_model(info["arch"], info["params"], **info["data_arguments"])
+        members = [build_model(info["arch"], info["params"], **info["data_arguments"]) for _ in range(size)]
     except MedDLError as exc:
         raise MedDLError(f"{folder / 'model.json'}: {exc}") from None
+    model = Ensemble(members, info["task"]) if size > 1 else members[0]
     load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
@@ -388,24 +404,25 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
-def _mc_spread(task: str, mean: np.ndarray, passes: np.ndarray) -> dict[str, np.ndarray]:
-    """Per case, from MC dropout passes: ``mc_std``, the SD across passes of P(positive) (binary), of the averaged
-    top class's probability (multiclass), of the value (regression) or the largest over labels (multilabel); and
-    for classification ``predictive_entropy`` of the averaged probabilities (nats)."""
+def _spread(task: str, mean: np.ndarray, passes: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    """Per case, from MC dropout passes or ensemble members: ``<prefix>_std``, the SD across them of P(positive)
+    (binary), of the averaged top class's probability (multiclass), of the value (regression) or the largest over
+    labels (multilabel); and for classification ``predictive_entropy`` of the averaged probabilities (nats)."""
+    name = f"{prefix}_std"
     if task == "regression":
-        return {"mc_std": passes.reshape(len(passes), -1).std(axis=0)}
+        return {name: passes.reshape(len(passes), -1).std(axis=0)}
     if task == "binary":
         p = np.clip(mean.reshape(-1), 1e-12, 1 - 1e-12)
         entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))
-        return {"mc_std": passes.reshape(len(passes), -1).std(axis=0), "predictive_entropy": entropy}
+        return {name: passes.reshape(len(passes), -1).std(axis=0), "predictive_entropy": entropy}
     spread = passes.std(axis=0)  # (n, K)
     if task == "multilabel":
         p = np.clip(mean, 1e-12, 1 - 1e-12)
         entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum(axis=1)
-        return {"mc_std": spread.max(axis=1), "predictive_entropy": entropy}
+        return {name: spread.max(axis=1), "predictive_entropy": entropy}
     top = mean.argmax(axis=1)
     p = np.clip(mean, 1e-12, 1.0)
-    return {"mc_std": spread[np.arange(len(top)), top], "predictive_entropy": -(p * np.log(p)).sum(axis=1)}
+    return {name: spread[np.arange(len(top)), top], "predictive_entropy": -(p * np.log(p)).sum(axis=1)}
 
 
 def _add_uncertainty(frame: pd.DataFrame, rows: np.ndarray, items: list[dict[str, Any]], n: int) -> None:
@@ -470,6 +487,7 @@ _MODEL_JSON_TYPES: dict[str, tuple[type, ...]] = {
     "classes": (list, type(None)),
     "threshold": (int, float, type(None)),
     "target_scale": (list, type(None)),
+    "ensemble": (int, type(None)),
 }
 
 

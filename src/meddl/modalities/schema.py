@@ -143,6 +143,8 @@ class ExperimentConfig(Section):
                 "temperature or auto"
             )
         problems.extend(self._conformal_problems())
+        if self.train.ensemble > 1 and task == "survival":
+            problems.append("train.ensemble: not available for survival tasks yet (a Cox baseline per member); use 1")
         survival_models = {"cox", "random_survival_forest"}
         if task == "survival":
             if self.data.split.folds:

@@ -2,6 +2,7 @@
 
 from meddl.models.cnn import SeedCNN, SmallCNN
 from meddl.models.ehr import EventTransformer, Retain, SequenceGRU, SequenceLSTM
+from meddl.models.ensemble import ENSEMBLE_TASKS, Ensemble
 from meddl.models.ft_transformer import AttentionPooling, FeatureTokenizer, FTTransformer
 from meddl.models.mlp import MLP
 from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
@@ -12,10 +13,12 @@ from meddl.models.signal import CNN1D, CNNLSTM, SeedLSTM
 __all__ = [
     "CNN1D",
     "CNNLSTM",
+    "ENSEMBLE_TASKS",
     "MLP",
     "AttentionPooling",
     "DanQ",
     "DenseNet121",
+    "Ensemble",
     "EventTransformer",
     "FTTransformer",
     "FeatureTokenizer",

@@ -8,7 +8,7 @@ subgroups, k-fold estimate) → explanations (the modality) → run record → r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from meddl.evaluate.recalibration import Recalibrator
 from meddl.evaluate.selective import ReferralRule
 from meddl.io import write_table
 from meddl.modalities import Modality, Prepared, get_modality
-from meddl.models import build_model
+from meddl.models import Ensemble, build_model
 from meddl.models.registry import output_argument
 from meddl.preprocess import class_weights
 from meddl.run.common import (
@@ -72,6 +72,21 @@ class _Fitted:
     params: dict[str, Any]
     data_arguments: dict[str, Any]
     target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
+
+
+class _EnsembleResult:
+    """The training record of a deep ensemble: the first member's history, and each member's stopping point."""
+
+    def __init__(self, results: list[Any]) -> None:
+        self.results = results
+
+    def as_dict(self, monitor: str) -> dict[str, Any]:
+        record = self.results[0].as_dict(monitor)
+        record["members"] = [
+            {k: v for k, v in result.as_dict(monitor).items() if k != "history"} for result in self.results
+        ]
+        record["seconds"] = round(sum(m["seconds"] for m in record["members"]), 3)
+        return record
 
 
 class TrainingRun:
@@ -340,22 +355,29 @@ class TrainingRun:
         data_arguments = self.modality.model_arguments(self.modality.features(prepared))
         params = dict(cfg.model.params)
         data_arguments[output_argument(cfg.model.arch)] = output_width
-        model = build_model(cfg.model.arch, params, **data_arguments)
         datasets = {
             name: self.modality.training_dataset(prepared, index[name], target[index[name]], train=name == "train")
             for name in ("train", "validation")
         }
-        trainer = Trainer(
-            model,
-            target_scale.loss() if cfg.task == "survival" else make_loss(cfg.task, weights),
-            trainer_settings(cfg),
-            metric_fn=metric_fn,
-            checkpoint_dir=checkpoint_dir,
-        )
-        if say:
-            say(f"training {cfg.model.arch} on {len(index['train'])} samples ({trainer.device})")
-        result = trainer.fit(datasets["train"], datasets["validation"], resume=resume)
-        model = trainer.module.eval()
+        size = cfg.train.ensemble
+        members, results = [], []
+        for k in range(size):  # a deep ensemble's members one after another, each from its own seed
+            if k:
+                seed_everything(cfg.train.seed + k)
+            trainer = Trainer(
+                build_model(cfg.model.arch, params, **data_arguments),
+                target_scale.loss() if cfg.task == "survival" else make_loss(cfg.task, weights),
+                replace(trainer_settings(cfg), seed=cfg.train.seed + k),
+                metric_fn=metric_fn,
+                checkpoint_dir=checkpoint_dir / f"member-{k + 1}" if checkpoint_dir and size > 1 else checkpoint_dir,
+            )
+            if say:
+                which = f" (ensemble member {k + 1}/{size}, seed {cfg.train.seed + k})" if size > 1 else ""
+                say(f"training {cfg.model.arch} on {len(index['train'])} samples ({trainer.device}){which}")
+            results.append(trainer.fit(datasets["train"], datasets["validation"], resume=resume))
+            members.append(trainer.module.eval())
+        model = Ensemble(members, cfg.task).eval() if size > 1 else members[0]
+        result = _EnsembleResult(results) if size > 1 else results[0]
         if cfg.task == "survival":  # the Cox head's Breslow baseline hazard, from the training split
             outputs = self.modality.prepared_outputs(model, prepared, index["train"])
             train_target = target[index["train"]]
@@ -533,6 +555,7 @@ class TrainingRun:
             "task": cfg.task,
             "arch": cfg.model.arch,
             "params": fitted.params,
+            "ensemble": cfg.train.ensemble if cfg.train.ensemble > 1 else None,
             "data_arguments": fitted.data_arguments,
             "classes": prepared.classes,
             "target": record["data"]["target"],
