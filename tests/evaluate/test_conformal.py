@@ -121,9 +121,13 @@ def test_raps_penalises_labels_beyond_k_reg() -> None:
     aps = label_scores(probs, "aps")
     raps = label_scores(probs, "raps", k_reg=2, lam=0.1)
     assert np.allclose(aps, [[0.0, 0.5, 0.7, 0.85, 0.95]])
-    assert np.allclose(raps - aps, [[0.0, 0.0, 0.1, 0.2, 0.3]])  # ranks 3, 4, 5 pay 1, 2, 3 lambdas
+    # a label pays the penalty of the rank above it (ranks 4 and 5 follow ranks 3 and 4: 1 and 2 lambdas)
+    assert np.allclose(raps - aps, [[0.0, 0.0, 0.0, 0.1, 0.2]])
     predictor = ConformalPredictor("multiclass", "raps", 0.1, thresholds={"*": 0.8}, k_reg=2, lam=0.1)
     assert predictor.sets(probs).tolist() == [[True, True, True, False, False]]  # APS alone would keep 4
+    # Angelopoulos et al.'s reference (non-randomised): size = #{r: cumsum(r) + penalties through r <= tau} + 1
+    reference = ConformalPredictor("multiclass", "raps", 0.1, thresholds={"*": 0.6}, k_reg=1, lam=0.5)
+    assert reference.sets(np.array([[0.5, 0.3, 0.2]])).sum() == 2  # 0.5 <= 0.6, then 0.8 + 0.5 > 0.6
 
 
 def test_binary_sets_and_empty_sets_under_lac() -> None:
@@ -183,3 +187,15 @@ def test_coverage_report_breaks_down_by_class_and_group_with_cis() -> None:
     assert overall["mean_set_size"]["value"] == pytest.approx(sets.sum(axis=1).mean())
     assert sum(report["per_class"][name]["n"] for name in "abc") == 300
     assert report["per_group"]["site"]["north"]["n"] == 100
+
+
+def test_carving_keeps_every_class_in_validation() -> None:
+    from meddl.data import carve_calibration
+
+    target = np.array([0] * 18 + [1] * 12 + [2] * 1 + [0] * 10)
+    splits = np.array(["validation"] * 31 + ["train"] * 10, dtype=object)
+    carved = carve_calibration(splits, target, task="multiclass", fraction=0.5, seed=0)
+    validation, calibration = target[carved == "validation"], target[carved == "calibration"]
+    assert set(validation.tolist()) == {0, 1, 2}  # the lone class-2 patient stayed
+    assert 12 <= len(calibration) <= 16 and set(calibration.tolist()) == {0, 1}
+    assert (carved[31:] == "train").all()

@@ -61,3 +61,18 @@ def test_the_referral_rule_meets_its_target_on_the_split_it_was_chosen_on() -> N
     assert judged["referred"]["ci"][0] <= judged["referred"]["value"] <= judged["referred"]["ci"][1]
     assert judged["kept_metric"]["value"] > base  # on new cases it still helps
     assert ReferralRule.from_json(rule.to_json()) == rule
+
+
+def test_tied_confidences_are_kept_or_referred_together() -> None:
+    """Isotonic recalibration makes step-shaped probabilities: the rule is searched over the cut-offs prediction can
+    apply (confidence >= cut-off), so on the split it was chosen on it meets its target as stored."""
+    rng = np.random.default_rng(3)
+    p = rng.choice([0.1, 0.3, 0.45, 0.7, 0.9], size=600)
+    y = (rng.uniform(size=600) < p).astype(int)
+    for target in (0.7, 0.75, 0.8):
+        rule = choose_referral("binary", y, p, 0.5, "sensitivity", target)
+        assert rule is not None
+        kept = confidence("binary", p, 0.5) >= rule.cutoff
+        decided = (p >= 0.5).astype(int)
+        assert ((decided == 1) & (y == 1))[kept].sum() / (y[kept] == 1).sum() >= target
+        assert rule.validation_share == pytest.approx(1 - kept.mean())

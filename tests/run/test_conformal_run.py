@@ -115,6 +115,9 @@ def test_too_small_a_calibration_part_stops_before_training(clinical_csv: Path, 
     config["evaluate"]["conformal"] = {"mondrian": "ward"}
     with pytest.raises(MedDLError, match=r"evaluate.conformal.mondrian names 'ward', which is not a column"):
         Experiment.from_dict(config).run(tmp_path / "run")
+    config["evaluate"]["conformal"] = {"mondrian": "patient_id"}  # not an input: the server could not know it
+    with pytest.raises(MedDLError, match=r"'patient_id' is not one of the model's input columns"):
+        Experiment.from_dict(config).run(tmp_path / "run")
     config["evaluate"]["conformal"] = {"mondrian": "noise"}  # a measurement, not a grouping
     with pytest.raises(MedDLError, match=r"'noise' has \d+ distinct values.*categorical column"):
         Experiment.from_dict(config).run(tmp_path / "run")
@@ -130,6 +133,10 @@ def test_too_small_a_calibration_part_stops_before_training(clinical_csv: Path, 
         ({"task": "multilabel", "evaluate": {"conformal": {"method": "aps"}}}, "takes 'lac'"),
         ({"task": "regression", "evaluate": {"referral": {}}}, "evaluate.referral: is for binary and multiclass"),
         ({"task": "multiclass", "evaluate": {"referral": {}}}, "a multiclass task takes 'accuracy'"),
+        (
+            {"task": "multilabel", "evaluate": {"conformal": {"mondrian": "class"}}},
+            "already calibrated label by label",
+        ),
     ],
 )
 def test_conformal_config_errors_name_the_field(change: dict, message: str) -> None:

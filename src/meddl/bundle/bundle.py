@@ -120,7 +120,7 @@ class Bundle:
             raise MedDLError("--mc-samples: MC dropout is not available for survival models")
         if samples < 2:
             raise MedDLError(f"--mc-samples: give at least 2 passes, got {samples}")
-        layers = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+        layers = [m for m in self.model.modules() if _drops(m)]
         if not layers:
             raise MedDLError(
                 f"--mc-samples: the {self.info['arch']} network of this bundle has no dropout layer in use; MC dropout "
@@ -201,6 +201,21 @@ class Bundle:
         return [
             {"prediction_set": [self.classes[k] for k in np.flatnonzero(row)], "uncertain": bool(row.sum() != 1)}
             for row in members
+        ]
+
+    def group_notes(self, groups: np.ndarray) -> list[str]:
+        """Per case, a note when its Mondrian group had no threshold of its own (too few or no calibration cases),
+        so the pooled one was used; "" otherwise."""
+        conformal = self.conformal
+        if conformal is None:
+            return ["" for _ in groups]
+        pooled = set(conformal.fallbacks(groups))
+        what = "interval" if self.task == "regression" else "prediction set"
+        return [
+            f"{what} from the pooled threshold: {conformal.mondrian} {str(g)!r} had too few (or no) calibration cases"
+            if str(g) in pooled
+            else ""
+            for g in groups
         ]
 
     @functools.cached_property
@@ -305,15 +320,9 @@ class Bundle:
         notes = list(cases.notes)
         if self.judges_uncertainty:
             _add_uncertainty(frame, rows, self.uncertainty(scores, groups), n)
-        conformal = self.conformal
-        if conformal is not None and groups is not None:  # Mondrian levels unseen (or too rare) in calibration
-            keys = np.asarray([str(g) for g in groups], dtype=object)
-            for level in conformal.fallbacks(groups):
-                extra = (
-                    f"prediction set from the pooled threshold: {conformal.mondrian} {level!r} had too few "
-                    "calibration cases"
-                )
-                for row in rows[keys == level]:
+        if groups is not None:
+            for row, extra in zip(rows, self.group_notes(groups), strict=True):
+                if extra:
                     notes[row] = f"{notes[row]}; {extra}" if notes[row] else extra
         for row, extra in zip(rows, self.modality.range_notes(cases) if len(rows) else [], strict=True):
             if extra:
@@ -402,6 +411,16 @@ def load_bundle(path: str | Path) -> Bundle:
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle
+
+
+def _drops(module: torch.nn.Module) -> bool:
+    """Whether a layer applies dropout when in training mode: dropout layers, and the attention-weight dropout of
+    multi-head attention and the between-layer dropout of LSTM/GRU stacks, which follow their own module's flag."""
+    if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+        return module.p > 0
+    if isinstance(module, torch.nn.MultiheadAttention | torch.nn.RNNBase):
+        return float(module.dropout) > 0
+    return False
 
 
 def _spread(task: str, mean: np.ndarray, passes: np.ndarray, prefix: str) -> dict[str, np.ndarray]:

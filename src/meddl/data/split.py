@@ -132,7 +132,8 @@ def carve_calibration(
 
     The validation patients are stratified as :func:`split_assignments` stratifies (a patient's most frequent
     label, or quantile bins of the outcome for regression), shuffled with ``seed`` and dealt so that ``fraction``
-    of each stratum's rows become ``calibration``. A patient's rows stay together. Returns a new array.
+    of each stratum's rows become ``calibration``; a stratum of one patient stays in validation (which must keep
+    every class). A patient's rows stay together. Returns a new array.
     """
     splits = np.asarray(splits, dtype=object).copy()
     rows = np.flatnonzero(splits == "validation")
@@ -141,6 +142,8 @@ def carve_calibration(
     rng = np.random.default_rng(seed + 7919)  # not the main split's stream
     chosen: dict[str, str] = {}
     for _, group in patients.groupby("stratum", sort=True):
+        if len(group) < 2:  # a class's only validation patient stays there: validation keeps every class
+            continue
         order = group.index[rng.permutation(len(group))]
         dealt = _deal(order, group.loc[order, "n_rows"].to_numpy(), (1.0 - fraction, fraction, 0.0))
         chosen.update({patient: "calibration" for patient, name in dealt.items() if name == "validation"})

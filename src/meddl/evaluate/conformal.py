@@ -13,7 +13,8 @@ Nonconformity scores (the conventions of MAPIE, which the tests check against):
   one plus a uniform share of its own; labels join in order of probability until that mass reaches the threshold
   (the last one included). Never empty; larger for hard cases, coverage per difficulty closer to 1 - alpha.
 - ``raps`` (regularised APS, Angelopoulos et al. 2021): APS plus ``lambda`` for every rank beyond ``k_reg``;
-  smaller sets when many classes share little probability.
+  smaller sets when many classes share little probability. Sets follow the paper's non-randomised rule (a label
+  joins while the mass and penalties of the labels above it are within the threshold).
 - regression: the absolute residual; the interval is the prediction ± the threshold.
 
 Mondrian (class- or group-conditional) conformal prediction calibrates one threshold per class (``class``: the
@@ -110,13 +111,14 @@ def calibration_scores(
 
 def label_scores(probs: np.ndarray, method: str, *, k_reg: int = 1, lam: float = 0.0) -> np.ndarray:
     """The score each candidate label is judged by at prediction time (n, K); a label joins the set when its score
-    is at most the threshold. APS/RAPS: the (penalised) mass ranked above the label, so the label whose inclusion
-    reaches the threshold is kept (MAPIE's ``include_last_label=True``: never an empty set)."""
+    is at most the threshold. APS/RAPS: the mass ranked above the label plus (RAPS) the penalty of the rank above
+    it, so the label whose inclusion reaches the threshold is kept (MAPIE's ``include_last_label=True`` and the
+    non-randomised sets of Angelopoulos et al.: never an empty set)."""
     if method == "lac":
         return 1.0 - probs
     order, _, above = _ranked(probs)
-    if method == "raps":
-        above = above + _penalty(probs.shape[1], k_reg, lam)[None, :]
+    if method == "raps":  # rank r pays the penalty accrued by rank r - 1
+        above = above + np.concatenate([[0.0], _penalty(probs.shape[1], k_reg, lam)[:-1]])[None, :]
     out = np.empty_like(probs)
     np.put_along_axis(out, order, above, axis=1)
     return out

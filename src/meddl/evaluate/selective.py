@@ -150,20 +150,20 @@ def choose_referral(
     *,
     max_share: float = 0.9,
 ) -> ReferralRule | None:
-    """The least referral (by confidence, 1 % steps up to ``max_share``) whose kept validation cases reach
-    ``metric`` ≥ ``target``; None if none does."""
+    """The least referral whose kept validation cases reach ``metric`` ≥ ``target``, searched over the cut-offs
+    the prediction rule can express (keep a case when its confidence is at least the cut-off: each distinct
+    confidence, so tied cases are kept or referred together), up to ``max_share`` referred; None if none does."""
     y = np.asarray(y_val, dtype=np.int64)
     conf = confidence(task, scores_val, threshold)
     decided = _decisions(task, scores_val, threshold)
-    order = np.sort(conf)
-    for share in np.round(np.arange(0.0, max_share + 1e-9, 0.01), 2):
-        keep = _kept_by_share(conf, float(share))
+    for position, cutoff in enumerate(np.unique(conf)):
+        keep = conf >= cutoff
+        share = float(1.0 - keep.mean())
+        if share > max_share:
+            break
         value = _metric(task, metric, y[keep], decided[keep])
         if np.isfinite(value) and value >= target:
-            referred = len(y) - int(keep.sum())
-            # the cut-off sits between the last referred and the first kept confidence
-            cutoff = 0.0 if referred == 0 else float((order[referred - 1] + order[min(referred, len(y) - 1)]) / 2)
-            return ReferralRule(metric, target, cutoff, float(share))
+            return ReferralRule(metric, target, 0.0 if position == 0 else float(cutoff), share)
     return None
 
 

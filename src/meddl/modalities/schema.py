@@ -177,6 +177,11 @@ class ExperimentConfig(Section):
                 problems.append(
                     "evaluate.conformal.mondrian: 'class' needs classes; for regression give a categorical column"
                 )
+            elif conformal.mondrian == "class" and task == "multilabel":
+                problems.append(
+                    "evaluate.conformal.mondrian: a multilabel model's sets are already calibrated label by label; "
+                    "remove 'class' (or give a categorical column)"
+                )
             elif conformal.mondrian not in (None, "class") and not type(self.data).group_columns:
                 problems.append(
                     f"evaluate.conformal.mondrian: {self.data.kind} data has no columns to group by "

@@ -105,6 +105,12 @@ class TabularModality(Modality):
             )
         self._repeated_id = self._repeated_id_column(raw)  # once: the split note and the warnings both say it
         table = self._prepare(raw, source)
+        if conformal is not None and conformal.mondrian not in (None, "class", *table.features.columns):
+            raise MedDLError(
+                f"{source}: evaluate.conformal.mondrian: {conformal.mondrian!r} is not one of the model's input "
+                "columns (excluded, the patient id or the target), so a case sent to the server could not say its "
+                "group; choose an input column or remove it from data.exclude"
+            )
         return Prepared(
             inputs=table.features,
             target=table.target,

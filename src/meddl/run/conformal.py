@@ -62,6 +62,15 @@ def check_calibration(
             f"{source}: evaluate.conformal: the calibration part of validation holds {len(rows)} case(s); alpha "
             f"{alpha:g} needs at least {need} (with fewer, every set would hold every label); {fix}"
         )
+    if config.task in {"binary", "multiclass"}:  # validation still chooses the threshold: it needs every class
+        for name in ("validation", "calibration"):
+            present = set(np.unique(prepared.target[index[name]].astype(np.int64)).tolist())
+            absent = [label for k, label in enumerate(prepared.classes) if k not in present]
+            if absent:
+                raise MedDLError(
+                    f"{source}: evaluate.conformal.calibration: after carving, the {name} part has no case of class "
+                    f"{absent[0]!r}; {fix}"
+                )
     if conformal.mondrian == "class":
         codes = prepared.target[rows].astype(np.int64)
         for k, name in enumerate(prepared.classes):
@@ -72,12 +81,13 @@ def check_calibration(
                     f"{alpha:g} needs at least {need} per class; {fix}"
                 )
     elif conformal.mondrian is not None:
-        levels = np.unique(modality.group_values(prepared, conformal.mondrian, rows))
+        everyone = np.arange(len(prepared.target))
+        levels = np.unique(modality.group_values(prepared, conformal.mondrian, everyone))
         if len(levels) > MAX_GROUP_LEVELS:
             raise MedDLError(
                 f"{source}: evaluate.conformal.mondrian: column {conformal.mondrian!r} has {len(levels)} distinct "
-                f"values among the calibration cases; Mondrian calibration needs a categorical column (at most "
-                f"{MAX_GROUP_LEVELS} groups, e.g. sex or site)"
+                f"values; Mondrian calibration needs a categorical column (at most {MAX_GROUP_LEVELS} groups, e.g. "
+                "sex or site)"
             )
 
 
@@ -180,6 +190,11 @@ def _section(config: ExperimentConfig, predictor: ConformalPredictor, figures: d
         f"cases: the calibration part of the validation split ({conformal.calibration:.0%} of its patients, "
         "stratified and by patient), which the model never trained or tuned on.",
     ]
+    if config.data.split.method == "temporal":
+        text.append(
+            "With a temporal split the calibration cases come from the validation period, before the test period: "
+            "the coverage guarantee needs those periods to be alike, so read the test coverage below as the check."
+        )
     if conformal.mondrian == "class":
         text.append("Mondrian by class: one threshold per true class, so coverage holds within each class.")
     elif conformal.mondrian:

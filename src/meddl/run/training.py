@@ -188,7 +188,7 @@ class TrainingRun:
             raise MedDLError(f"{cfg.data.path}: no labelled sample left to train on")
         splits = self._splits(prepared)
         index = {name: np.flatnonzero(splits == name) for name in self._split_names}
-        for name in self._split_names:
+        for name in SPLITS:  # an empty calibration part is check_calibration's to name
             if len(index[name]) == 0:
                 raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} samples in all)")
         check_calibration(cfg, self.modality, prepared, index)

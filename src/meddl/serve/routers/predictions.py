@@ -155,12 +155,20 @@ def json_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[d
     if bundle.judges_uncertainty and len(rows):
         finite = np.isfinite(np.asarray(scores, dtype=np.float64).reshape(len(rows), -1)).all(axis=1)
         groups = bundle.case_groups(cases)
-        judged = bundle.uncertainty(scores[finite], groups[finite] if groups is not None else None)
+        groups = groups[finite] if groups is not None else None
+        judged = bundle.uncertainty(scores[finite], groups)
+        if groups is not None:  # a group without its own threshold: the note says the pooled one was used
+            for item, pooled in zip(judged, bundle.group_notes(groups), strict=True):
+                if pooled:
+                    item["group_note"] = pooled
         sets_of = dict(zip(rows[finite].tolist(), judged, strict=True))
-    items = [
-        {**prediction_item(bundle, case_id, score_of.get(i), note), **sets_of.get(i, {})}
-        for i, (case_id, note) in enumerate(zip(cases.ids, cases.notes, strict=True))
-    ]
+    items = []
+    for i, (case_id, note) in enumerate(zip(cases.ids, cases.notes, strict=True)):
+        judged_case = dict(sets_of.get(i, {}))
+        group_note = judged_case.pop("group_note", "")
+        if group_note:
+            note = f"{note}; {group_note}" if note else group_note
+        items.append({**prediction_item(bundle, case_id, score_of.get(i), note), **judged_case})
     if explain:
         for item, extra in zip(items, modality.explain_request(bundle.model, cases, scores), strict=True):
             item.update(extra)
