@@ -199,3 +199,23 @@ def test_carving_keeps_every_class_in_validation() -> None:
     assert set(validation.tolist()) == {0, 1, 2}  # the lone class-2 patient stayed
     assert 12 <= len(calibration) <= 16 and set(calibration.tolist()) == {0, 1}
     assert (carved[31:] == "train").all()
+
+
+def test_survival_lower_bounds_cover_the_event_time_despite_censoring() -> None:
+    """Exponential event times with heavy independent censoring: calibrated on follow-up, the bound holds the true
+    event time for at least 1 - alpha of new cases (conservative), and the follow-up for about 1 - alpha."""
+    rng = np.random.default_rng(6)
+    covered_event, covered_follow_up = [], []
+    for _ in range(30):
+        rate = rng.uniform(0.5, 2.0, size=1000)
+        event_time = rng.exponential(1 / rate)
+        censor = rng.exponential(1.0, size=1000)
+        follow_up, event = np.minimum(event_time, censor), (event_time <= censor).astype(int)
+        q = -np.log(0.9) / rate * rng.uniform(0.7, 1.4, size=1000)  # a rough model of the 10 % quantile
+        predictor = fit_conformal("survival", np.column_stack([follow_up, event])[:500], q[:500], alpha=0.1)
+        lower = predictor.intervals(q[500:])[:, 0]
+        assert np.isinf(predictor.intervals(q[500:])[:, 1]).all()
+        covered_event.append((event_time[500:] >= lower).mean())
+        covered_follow_up.append((follow_up[500:] >= lower).mean())
+    assert np.mean(covered_follow_up) == pytest.approx(0.9, abs=0.015)
+    assert np.mean(covered_event) > np.mean(covered_follow_up) + 0.02  # censoring makes it conservative

@@ -150,5 +150,6 @@ def test_a_group_column_needs_a_kind_with_columns() -> None:
     with pytest.raises(MedDLError, match=r"evaluate.conformal.mondrian: image data has no columns to group by"):
         parse_config(raw)
     raw = {"task": "survival", "data": {"path": "t.csv", "time": "t", "event": "e"}, "evaluate": {"conformal": {}}}
-    with pytest.raises(MedDLError, match=r"evaluate.conformal: not available for survival tasks yet"):
+    raw["evaluate"]["conformal"] = {"mondrian": "class"}
+    with pytest.raises(MedDLError, match=r"'class' needs classes; for survival give a categorical column"):
         parse_config(raw)

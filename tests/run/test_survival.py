@@ -230,3 +230,33 @@ def test_the_report_renders_again_from_the_saved_run_record(deepsurv_run: Path, 
     write_report(record, tmp_path / "again.html")
     html = (tmp_path / "again.html").read_text()
     assert "Kaplan" in html and "Discrimination and error over time" in html
+
+
+def test_conformal_lower_bound_on_the_time_to_the_event(gbsg2_csv: Path, tmp_path: Path) -> None:
+    """evaluate.conformal on a survival task: each case gets a lower bound on its event time, calibrated on the
+    follow-up of the calibration cases (conservative under censoring); coverage on the test split with CIs, exact
+    among observed events; predict and the server return the bound."""
+    experiment = _experiment(gbsg2_csv, evaluate={"conformal": {"alpha": 0.2, "mondrian": "horTh"}})
+    result = Experiment.from_dict(experiment).run(out=tmp_path / "run")
+    figures = result.metrics["conformal"]
+    assert figures["method"] == "lower_bound" and set(figures["test"]["per_group"]["horTh"]) == {"no", "yes"}
+    overall, events = figures["test"]["overall"], figures["test"]["events"]
+    assert overall["coverage"]["value"] >= 0.7  # at least 1 - alpha, up to sampling noise; censoring adds
+    assert 0 < events["n"] < overall["n"]
+    assert overall["mean_lower_bound"]["value"] > 0
+
+    bundle = load_bundle(tmp_path / "run")
+    frame = read_table(gbsg2_csv).head(20)
+    predicted = bundle.predict(frame)
+    read = bundle.read(frame)
+    times = bundle.survival.time_to_survival(bundle.scores(read.inputs), 0.8)  # type: ignore[union-attr]
+    factor = np.exp(-np.array([bundle.conformal.thresholds[str(g)] for g in frame["horTh"]]))  # type: ignore[union-attr]
+    assert np.allclose(predicted["survival_lower_bound"].to_numpy(float), times * factor)
+    assert (predicted["survival_lower_bound"] > 0).all()
+
+    client = TestClient(create_app(Settings(bundles=[tmp_path / "run"], audit_log=None)))
+    record = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in frame.iloc[0].items()}
+    record = {k: v for k, v in record.items() if k not in {"time", "event", "patient_id"}}
+    answer = client.post("/models/gbsg2-surv/predict", json={"records": [record]}).json()["predictions"][0]
+    assert answer["survival_lower_bound"] == pytest.approx(predicted["survival_lower_bound"].iloc[0])
+    assert "Conformal prediction" in (tmp_path / "run" / "report.html").read_text()

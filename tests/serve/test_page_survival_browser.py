@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "data": {"path": str(csv), "time": "time", "event": "event", "patient_id": "patient_id"},
             "model": {"arch": "deepsurv", "hidden": [16]},
             "train": {"epochs": 3, "seed": 0, "progress": False},
-            "evaluate": {"bootstrap": 10, "baselines": [], "horizons": [365, 1826]},
+            "evaluate": {"bootstrap": 10, "baselines": [], "horizons": [365, 1826], "conformal": {"alpha": 0.1}},
         }
     ).run(out=folder / "run")
     with serving(Settings(bundles=[folder / "run"], audit_log=None)) as base:
@@ -69,6 +69,10 @@ def test_page_draws_the_predicted_survival_curve(server: str) -> None:
                 and f"{100 * expected['survival']['365']:.1f}%" in horizons[0]
             )
             expect(page.locator("#factors-caption")).to_contain_text("Effect on the risk of the event")
+            bound = expected["survival_lower_bound"]  # evaluate.conformal: a lower bound on the time to the event
+            assert bound > 0
+            expect(page.locator("#result-set")).to_contain_text("With 90 % confidence the event comes no earlier than")
+            expect(page.locator("#result-set")).to_contain_text(f"{float(f'{bound:.4g}'):g}".replace("-", "\u2212"))
             page.screenshot(path="/tmp/meddl_survival_page.png", full_page=True)
             assert not problems, problems
         browser.close()

@@ -176,6 +176,9 @@ class Bundle:
         conformal = self.conformal
         if conformal is None:
             return [{} for _ in range(len(scores))]
+        if self.task == "survival" and self.survival is not None:  # a lower bound on the time to the event
+            times = self.survival.time_to_survival(scores, 1.0 - conformal.alpha) if len(scores) else np.zeros(0)
+            return [{"survival_lower_bound": float(lower)} for lower in conformal.intervals(times, groups)[:, 0]]
         if self.task == "regression":
             bounds = conformal.intervals(scores, groups)
             widest = self.config.serve.max_interval
@@ -446,7 +449,8 @@ def _spread(task: str, mean: np.ndarray, passes: np.ndarray, prefix: str) -> dic
 
 def _add_uncertainty(frame: pd.DataFrame, rows: np.ndarray, items: list[dict[str, Any]], n: int) -> None:
     """The conformal columns of a predictions table: ``prediction_set`` ("A | B") and ``set_size``, ``set_<label>``
-    per label (multilabel) or ``lower`` and ``upper`` (regression), and ``uncertain`` (refer for review)."""
+    per label (multilabel), ``lower`` and ``upper`` (regression) or ``survival_lower_bound`` (survival), and
+    ``uncertain`` (refer for review)."""
     if not items:
         return
     columns: dict[str, list[Any]] = {}
@@ -458,9 +462,12 @@ def _add_uncertainty(frame: pd.DataFrame, rows: np.ndarray, items: list[dict[str
             values = {f"set_{label}": " | ".join(kept) for label, kept in item["label_sets"].items()}
         elif "interval" in item:
             values = {"lower": item["interval"]["lower"], "upper": item["interval"]["upper"]}
+        elif "survival_lower_bound" in item:
+            values = {"survival_lower_bound": item["survival_lower_bound"]}
         if "confidence" in item:
             values.update(confidence=item["confidence"], refer=item["refer"])
-        values["uncertain"] = item["uncertain"]
+        if "uncertain" in item:
+            values["uncertain"] = item["uncertain"]
         for key, value in values.items():
             columns.setdefault(key, []).append(value)
     for key, kept in columns.items():

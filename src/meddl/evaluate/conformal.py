@@ -16,6 +16,11 @@ Nonconformity scores (the conventions of MAPIE, which the tests check against):
   smaller sets when many classes share little probability. Sets follow the paper's non-randomised rule (a label
   joins while the mass and penalties of the labels above it are within the threshold).
 - regression: the absolute residual; the interval is the prediction ± the threshold.
+- survival: a lower bound on the time to the event. The score is ``log q(x) - log t``, where ``q(x)`` is the time
+  at which the case's predicted survival falls to ``1 - alpha`` and ``t`` the observed follow-up (event or
+  censoring time); the bound is ``q(x) · exp(-threshold)``. Calibrating on follow-up rather than the unknown event
+  time of censored cases is conservative and needs no censoring model: the event time is never before the
+  follow-up, so P(T ≥ bound) ≥ P(follow-up ≥ bound) ≥ 1 - alpha (Candès, Lei & Ren 2023, the "naive" bound).
 
 Mondrian (class- or group-conditional) conformal prediction calibrates one threshold per class (``class``: the
 candidate label's own calibration cases) or per level of a subgroup column, so coverage holds within each. A level
@@ -163,9 +168,12 @@ class ConformalPredictor:
         return judged <= limits + 1e-12
 
     def intervals(self, predictions: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        """Regression: (n, 2) lower and upper bounds around the point predictions."""
+        """Regression: (n, 2) lower and upper bounds around the point predictions. Survival: ``predictions`` are
+        each case's time to survival ``1 - alpha``; the lower bound on its event time, and ``inf`` above."""
         predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
         half = self._bin_thresholds(groups, len(predictions))[0]
+        if self.task == "survival":
+            return np.column_stack([predictions * np.exp(-half), np.full(len(predictions), np.inf)])
         return np.column_stack([predictions - half, predictions + half])
 
     def fallbacks(self, groups: np.ndarray | None) -> list[str]:
@@ -272,6 +280,10 @@ def fit_conformal(
         residual = np.abs(np.asarray(y, dtype=np.float64) - np.asarray(scores, dtype=np.float64).reshape(-1))
         values, codes = residual, None
         method = "residual"
+    elif task == "survival":  # y: (time, event); scores: each case's time to survival 1 - alpha
+        follow_up = np.asarray(y, dtype=np.float64)[:, 0]
+        values = np.log(_positive(np.asarray(scores, dtype=np.float64).reshape(-1))) - np.log(_positive(follow_up))
+        codes, method = None, "lower_bound"
     else:
         probs = _probabilities(task, scores)
         codes = np.asarray(y, dtype=np.int64)
@@ -295,6 +307,13 @@ def fit_conformal(
     return ConformalPredictor(task, method, alpha, mondrian, thresholds, sizes, k_reg, lam, names)
 
 
+def _positive(times: np.ndarray) -> np.ndarray:
+    """Times for a log: a follow-up of 0 (an event on day 0) counts as the smallest positive time seen."""
+    positive = times[times > 0]
+    floor = float(positive.min()) / 2 if positive.size else 1e-6
+    return np.maximum(times, floor)
+
+
 def set_labels(members: np.ndarray, names: list[str]) -> list[list[str]]:
     """Each case's set as its label names, in the classes' order."""
     return [[names[k] for k in np.flatnonzero(row)] for row in members]
@@ -305,6 +324,9 @@ def _coverage_figures(task: str, y: np.ndarray, sets: np.ndarray) -> dict[str, A
     if task == "regression":
         y = np.asarray(y, dtype=np.float64)
         return {"covered": (sets[:, 0] <= y) & (y <= sets[:, 1]), "size": sets[:, 1] - sets[:, 0]}
+    if task == "survival":  # covered when the follow-up reaches the bound: a lower bound on the event-time coverage
+        follow_up = np.asarray(y, dtype=np.float64)[:, 0]
+        return {"covered": follow_up >= sets[:, 0], "size": sets[:, 0]}
     if task == "multilabel":
         y = np.asarray(y, dtype=np.int64)
         rows, labels = np.indices(y.shape)
@@ -331,7 +353,7 @@ def conformal_coverage(
     level of each ``breakdowns`` column. Levels with fewer than ``min_size`` cases are listed but not scored."""
     figures = _coverage_figures(task, y, sets)
     covered, size = figures["covered"].astype(np.float64), figures["size"].astype(np.float64)
-    size_name = "mean_width" if task == "regression" else "mean_set_size"
+    size_name = {"regression": "mean_width", "survival": "mean_lower_bound"}.get(task, "mean_set_size")
     per_label = None
     if task == "multilabel":  # a case's figures: the mean over its labels; each label is also judged alone
         per_label = (covered, size)
@@ -369,6 +391,8 @@ def conformal_coverage(
         codes = np.asarray(y, dtype=np.int64)
         names = class_names or [str(k) for k in range(int(codes.max()) + 1)]
         report["per_class"] = {name: judged(codes == k) for k, name in enumerate(names)}
+    elif task == "survival":  # among observed events the coverage is exact; censored cases only bound it from below
+        report["events"] = judged(np.asarray(y, dtype=np.float64)[:, 1] > 0)
     for column, levels in (breakdowns or {}).items():
         keys = np.asarray([str(v) for v in levels], dtype=object)
         report.setdefault("per_group", {})[column] = {level: judged(keys == level) for level in sorted(set(keys))}

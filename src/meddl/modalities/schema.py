@@ -168,14 +168,9 @@ class ExperimentConfig(Section):
         """``evaluate.conformal`` and ``serve.max_interval`` against the task and the data kind."""
         conformal, task, problems = self.evaluate.conformal, self.task, []
         if conformal is not None:
-            if task == "survival":
+            if conformal.mondrian == "class" and task in {"regression", "survival"}:
                 problems.append(
-                    "evaluate.conformal: not available for survival tasks yet (binary, multiclass, multilabel, "
-                    "regression); remove it"
-                )
-            if conformal.mondrian == "class" and task == "regression":
-                problems.append(
-                    "evaluate.conformal.mondrian: 'class' needs classes; for regression give a categorical column"
+                    f"evaluate.conformal.mondrian: 'class' needs classes; for {task} give a categorical column"
                 )
             elif conformal.mondrian == "class" and task == "multilabel":
                 problems.append(
@@ -187,10 +182,11 @@ class ExperimentConfig(Section):
                     f"evaluate.conformal.mondrian: {self.data.kind} data has no columns to group by "
                     f"({conformal.mondrian!r}); use 'class' or leave it out"
                 )
-            if conformal.method != "lac" and task in {"regression", "multilabel"}:
+            if conformal.method != "lac" and task in {"regression", "multilabel", "survival"}:
                 problems.append(
                     f"evaluate.conformal.method: {conformal.method!r} ranks classes; a {task} task takes 'lac' "
-                    "(regression: the absolute residual; multilabel: each label's yes/no)"
+                    "(regression: the absolute residual; multilabel: each label's yes/no; survival: a lower bound "
+                    "on the time to the event)"
                 )
         referral = self.evaluate.referral
         if referral is not None and task not in {"binary", "multiclass"}:

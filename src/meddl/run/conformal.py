@@ -98,8 +98,10 @@ def calibrate_conformal(
     index: dict[str, np.ndarray],
     calibration_scores: np.ndarray,
     test_scores: np.ndarray,
+    survival_state: Any = None,
 ) -> tuple[ConformalPredictor | None, dict[str, Any] | None, dict[str, Any] | None]:
-    """Fit the conformal predictor on the calibration part and judge it on the test split.
+    """Fit the conformal predictor on the calibration part and judge it on the test split (survival: the fitted
+    head state turns each case's scores into its time to survival ``1 - alpha``).
 
     Returns the predictor (kept in the bundle), the figures for ``metrics.json`` and the report's section; three
     Nones without ``evaluate.conformal``."""
@@ -112,6 +114,10 @@ def calibrate_conformal(
     cal_groups = modality.group_values(prepared, column, cal) if column else None
     test_groups = modality.group_values(prepared, column, test) if column else None
     names = list(prepared.classes or [])
+    if task == "survival":  # the model's own (1 - alpha) survival time, which the bound rescales
+        calibration_scores = survival_state.time_to_survival(calibration_scores, 1.0 - conformal.alpha)
+        test_scores = survival_state.time_to_survival(test_scores, 1.0 - conformal.alpha)
+        names = []  # no class sets: the causes of a competing-risks model are not what is bounded
     predictor = fit_conformal(
         task,
         prepared.target[cal],
@@ -126,7 +132,7 @@ def calibrate_conformal(
         labels=names,
     )
     y_test = prepared.target[test]
-    if task == "regression":
+    if task in {"regression", "survival"}:
         sets = predictor.intervals(test_scores, test_groups)
     else:
         sets = predictor.sets(test_scores, test_groups)
@@ -182,8 +188,11 @@ def _section(config: ExperimentConfig, predictor: ConformalPredictor, figures: d
         "aps": "APS (labels join in order of probability until their mass reaches the threshold)",
         "raps": f"RAPS (APS with λ = {conformal.raps_lambda:g} per label ranked beyond {conformal.raps_k_reg})",
         "residual": "the absolute residual (interval = prediction ± the threshold)",
+        "lower_bound": "a lower bound on the time to the event: the time at which the case's predicted survival "
+        f"falls to {1 - alpha:g}, scaled down by the calibrated factor (calibrated on follow-up, so censored cases "
+        "make it conservative, never optimistic)",
     }[predictor.method]
-    thing = "interval" if task == "regression" else "set"
+    thing = {"regression": "interval", "survival": "lower bound"}.get(task, "set")
     text = [
         f"Each prediction comes with a {thing} that should hold the truth for {level:g} % of cases "
         f"(alpha = {alpha:g}). Split conformal prediction with {what}, calibrated on {figures['n_calibration']} "
@@ -207,8 +216,14 @@ def _section(config: ExperimentConfig, predictor: ConformalPredictor, figures: d
             "A set of one label is a confident answer; two or more labels ('could be A or B') or none is shown as "
             "'uncertain — refer for review' by meddl predict and the clinicians' page."
         )
-    size = "Mean width" if task == "regression" else "Mean set size"
-    size_key = "mean_width" if task == "regression" else "mean_set_size"
+    size = {"regression": "Mean width", "survival": "Mean lower bound"}.get(task, "Mean set size")
+    size_key = {"regression": "mean_width", "survival": "mean_lower_bound"}.get(task, "mean_set_size")
+    if task == "survival":
+        text.append(
+            "Coverage below counts a case as covered when its follow-up reached its bound: for events that is "
+            "exact, for censored cases it can only understate, so the true coverage is at least the figure shown. "
+            "meddl predict and the server give each case its bound (survival_lower_bound)."
+        )
     columns = ["Test cases", "n", "Coverage (CI)", f"{size} (CI)"]
     if task in {"binary", "multiclass"}:
         columns.append("Uncertain (CI)")
@@ -221,6 +236,8 @@ def _section(config: ExperimentConfig, predictor: ConformalPredictor, figures: d
         return cells
 
     rows = [row("all", test["overall"])]
+    if "events" in test:
+        rows.append(row("observed events", test["events"]))
     for heading, key in (("class", "per_class"), ("label", "per_label")):
         rows += [row(f"{heading} {name}", entry) for name, entry in test.get(key, {}).items()]
     for column, groups in test.get("per_group", {}).items():

@@ -219,7 +219,7 @@ class TrainingRun:
         if "calibration" in index:
             calibration_scores = self.recalibrator.apply(self._scores(fitted, prepared, index["calibration"]))
             self.conformal, conformal_record, conformal_section = calibrate_conformal(
-                cfg, self.modality, prepared, index, calibration_scores, test_scores
+                cfg, self.modality, prepared, index, calibration_scores, test_scores, fitted.target_scale
             )
         evaluation = self._evaluate(prepared, index, val_scores, test_scores)
         subgroups = self._subgroups(prepared, index["test"], test_scores, evaluation["threshold"])

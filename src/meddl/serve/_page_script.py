@@ -452,7 +452,8 @@ SCRIPT = r"""
     const conformal = detail.conformal;
     box.replaceChildren();
     box.className = "conformal";
-    if (prediction.uncertain === null || prediction.uncertain === undefined) {
+    if ((prediction.uncertain === null || prediction.uncertain === undefined) &&
+        !isNumber(prediction.survival_lower_bound)) {
       box.hidden = true;
       return;
     }
@@ -470,6 +471,9 @@ SCRIPT = r"""
         text += " (refer when wider than " + number(conformal.max_interval) + ")";
       }
       text += ".";
+    } else if (isNumber(prediction.survival_lower_bound)) {
+      text = "With " + level + " confidence the event comes no earlier than " +
+        number(prediction.survival_lower_bound) + " (a conformal lower bound).";
     } else if (prediction.label_sets) {
       const open = Object.entries(prediction.label_sets).filter(([, kept]) => kept.length !== 1).map(([n]) => n);
       text = open.length ? "Cannot be ruled in or out at " + level + ": " + open.join(", ") + "."

@@ -37,6 +37,10 @@ class Prediction(BaseModel):
     )
     label_sets: dict[str, list[str]] | None = Field(None, description="multilabel conformal sets: per label, yes/no")
     interval: dict[str, float] | None = Field(None, description="regression conformal interval: lower and upper")
+    survival_lower_bound: float | None = Field(
+        None,
+        description="survival with evaluate.conformal: the event comes no earlier than this, at the coverage level",
+    )
     uncertain: bool | None = Field(
         None,
         description="the set holds other than one label, or the interval is wider than serve.max_interval: "

@@ -171,6 +171,25 @@ class SurvivalOutputs:
         parts.append(self.survival(outputs, self.curve_times))
         return np.column_stack(parts)
 
+    def time_to_survival(self, scores: np.ndarray, level: float) -> np.ndarray:
+        """The time at which each case's predicted survival curve falls to ``level`` (linear between the curve's
+        points); the curve's last time where it never does (a low-risk case followed to the end)."""
+        curves = np.atleast_2d(self.split(scores)["curve"])
+        times = np.asarray(self.curve_times, dtype=np.float64)
+        out = np.full(len(curves), times[-1])
+        below = curves <= level
+        reached = below.any(axis=1)
+        first = np.argmax(below, axis=1)
+        for i in np.flatnonzero(reached):
+            j = first[i]
+            if j == 0:
+                out[i] = times[0]
+                continue
+            s0, s1 = curves[i, j - 1], curves[i, j]
+            share = (s0 - level) / (s0 - s1) if s0 > s1 else 1.0
+            out[i] = times[j - 1] + share * (times[j] - times[j - 1])
+        return out
+
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
         """The parts of :meth:`scores`: ``risk`` (N,), ``survival`` (N, H), ``median`` (N,), ``cif`` (N, K, H;
         competing causes only) and ``curve`` (N, C)."""

@@ -153,7 +153,9 @@ def json_items(served: ServedModel, body: BaseModel, *, explain: bool) -> list[d
     score_of = dict(zip(rows.tolist(), scores, strict=True))
     sets_of: dict[int, dict[str, Any]] = {}
     if bundle.judges_uncertainty and len(rows):
-        finite = np.isfinite(np.asarray(scores, dtype=np.float64).reshape(len(rows), -1)).all(axis=1)
+        matrix = np.asarray(scores, dtype=np.float64).reshape(len(rows), -1)
+        # a survival model's median may be infinite (never reached): only its risk must be a number
+        finite = np.isfinite(matrix[:, :1] if bundle.survival is not None else matrix).all(axis=1)
         groups = bundle.case_groups(cases)
         groups = groups[finite] if groups is not None else None
         judged = bundle.uncertainty(scores[finite], groups)
@@ -331,6 +333,8 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
             columns = bundle.survival.columns()
             item.update(prediction_item(bundle, item["case_id"], np.array([row[c] for c in columns]), note))
             item.pop("survival_curve", None)  # the file's table carries no curve; explain per case for it
+            if row.get("survival_lower_bound") is not None:
+                item["survival_lower_bound"] = float(row["survival_lower_bound"])
     elif bundle.task == "regression":
         item["prediction"] = float(row["prediction"]) if scored else None
         if scored and "lower" in row:
