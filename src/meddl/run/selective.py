@@ -38,34 +38,21 @@ def selective_report(
     task, e = config.task, config.evaluate
     if task not in {"binary", "multiclass"}:
         return None, None, None
-    resamples = min(e.bootstrap, 200)  # eleven points per resample: 200 keep the section under a second
-    curve = risk_coverage(
-        task,
-        y_test,
-        test_scores,
-        threshold,
-        groups=groups,
-        n_bootstrap=resamples,
-        level=e.confidence_level,
-        seed=config.train.seed,
-    )
+    # eleven points per resample: 200 resamples keep the section under a second
+    resampling: dict[str, Any] = {
+        "groups": groups,
+        "n_bootstrap": min(e.bootstrap, 200),
+        "level": e.confidence_level,
+        "seed": config.train.seed,
+    }
+    curve = risk_coverage(task, y_test, test_scores, threshold, **resampling)
     figures: dict[str, Any] = {"risk_coverage": curve}
     rule, judged = None, None
     target = e.referral
     if target is not None:
         rule = choose_referral(task, y_val, val_scores, threshold, target.metric, target.at_least)
         if rule is not None:
-            judged = judge_referral(
-                rule,
-                task,
-                y_test,
-                test_scores,
-                threshold,
-                groups=groups,
-                n_bootstrap=resamples,
-                level=e.confidence_level,
-                seed=config.train.seed,
-            )
+            judged = judge_referral(rule, task, y_test, test_scores, threshold, **resampling)
         figures["referral"] = judged or {"metric": target.metric, "target": target.at_least, "reachable": False}
     return rule, figures, _section(config, curve, judged)
 
