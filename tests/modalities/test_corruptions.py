@@ -6,6 +6,7 @@ The modalities are read and fitted from ``Modality.example`` as the training run
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,21 @@ def test_ehr_lab_channels_are_rebuilt_as_extraction_builds_them(example: Any) ->
     real = x[:, :, 0] > 0.5
     since = corrupted[:, :, groups["lab_hours_since"][lost[0]]]
     assert np.all(since[real] == 1.0) and np.all(since[~real] == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    # (EHR dropped events nest too, but the channels rebuilt from them, last value and hours since, need not)
+    [("tabular", "missingness"), ("tabular", "dropped_variable"), ("ehr", "missing_lab")],
+)
+def test_stronger_severities_corrupt_a_superset(kind: str, name: str, example: Any) -> None:
+    """Every severity of a corruption draws the same random numbers (as the suite applies them), so what a milder
+    severity removed is removed at the stronger ones too: the curve's steps come from the severity, not from luck."""
+    fitted = example(kind)
+    corruption = next(c for c in fitted.modality.corruptions() if c.name == name)
+    changed = [
+        corruption.apply(fitted.inputs, severity, corruption_rng(0, name, 0)) != fitted.inputs
+        for severity in corruption.severities
+    ]
+    for milder, stronger in itertools.pairwise(changed):
+        assert milder.any() and not (milder & ~stronger).any(), f"{kind} {name}"

@@ -344,8 +344,9 @@ def evaluate_robustness(
     """The main metric on clean and corrupted inputs, with bootstrap CIs, and the worst-case drop.
 
     Every severity is scored on the same bootstrap resamples as the clean inputs (one ``seed``), so the intervals
-    are comparable; each (corruption, severity) draws its corruption from its own generator
-    (:func:`corruption_rng`), so adding a corruption does not change the others' figures.
+    are comparable; each corruption draws from its own generator (:func:`corruption_rng`), the same for each of
+    its severities (common random numbers: masks nest and noise scales as the severity rises), so adding a
+    corruption does not change the others' figures.
 
     Args:
         task: ``binary``, ``multiclass``, ``multilabel``, ``regression`` or ``survival``.
@@ -417,8 +418,10 @@ def evaluate_robustness(
     worst: tuple[float, Corruption, float, MetricFunction, float] | None = None
     for corruption in corruptions:
         rows = []
-        for position, severity in enumerate(corruption.severities):
-            corrupted = corruption.apply(inputs, float(severity), corruption_rng(seed, corruption.name, position))
+        for severity in corruption.severities:
+            # common random numbers: every severity of a corruption draws the same numbers, so a stronger one
+            # corrupts a superset (masks nest, noise scales) and the curve's steps are the severity's, not luck's
+            corrupted = corruption.apply(inputs, float(severity), corruption_rng(seed, corruption.name, 0))
             what = f"corruption {corruption.name!r} at severity {severity:g}"
             compute = _metric_fn(task, y, scores_of(corrupted, what), name, cut)
             entry = interval(compute)

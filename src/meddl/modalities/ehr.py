@@ -398,7 +398,7 @@ class EHRModality(Modality):
         if drop:
             measured &= rng.random(measured.shape) >= drop
         if missing_labs:
-            measured[:, :, rng.choice(len(labs), size=missing_labs, replace=False)] = False
+            measured[:, :, rng.permutation(len(labs))[:missing_labs]] = False  # nested as the count rises
         if jitter_steps:
             stay, step, lab = np.nonzero(measured)
             target = step + np.rint(rng.normal(0.0, jitter_steps, size=step.shape)).astype(np.int64)

@@ -242,7 +242,7 @@ class TabularModality(Modality):
 
         def dropped_variables(x: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
             missing = np.zeros((len(x), len(columns)), dtype=bool)
-            missing[:, rng.choice(len(columns), size=int(count), replace=False)] = True
+            missing[:, rng.permutation(len(columns))[: int(count)]] = True  # nested as the count rises
             return blank(x, missing)
 
         imputed = f"filled in by the fitted imputer (preprocess.missing: {self.prep.missing})"
