@@ -205,7 +205,11 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        "32",
+        description="auto: bf16 autocast where the hardware computes in bf16 (AVX-512 BF16 or AMX CPUs, CUDA GPUs "
+        "with bf16), fp32 elsewhere; the run record says which was used",
+    )
     grad_clip: float | None = Field(1.0, gt=0)
     progress: bool = True
     num_workers: int = Field(0, ge=0, description="data-loading worker processes (images); 0 = in the main process")

@@ -29,6 +29,7 @@ from meddl.io.yamlfile import read_yaml
 from meddl.modalities import Modality, PredictionInputs, get_modality
 from meddl.models import Ensemble, build_model
 from meddl.train.objectives import scores_from_outputs
+from meddl.train.runtime import configure_threads, tune_allocator
 from meddl.train.survival_outputs import SurvivalOutputs
 
 __all__ = ["Bundle", "load_bundle"]
@@ -411,6 +412,8 @@ def load_bundle(path: str | Path) -> Bundle:
     model = Ensemble(members, info["task"]) if size > 1 else members[0]
     load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
+    tune_allocator()  # inference on large images reuses its buffers too (meddl.train.runtime)
+    configure_threads()
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle

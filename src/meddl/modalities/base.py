@@ -30,6 +30,7 @@ from meddl.errors import MedDLError
 from meddl.evaluate.robustness import Corruption
 from meddl.evaluate.shift import describe, far_outside, mean_shift
 from meddl.modalities.schema import ExperimentConfig
+from meddl.train.runtime import laid_out
 
 __all__ = [
     "BaselineData",
@@ -110,7 +111,7 @@ def batched_outputs(model: torch.nn.Module, inputs: np.ndarray, batch_size: int 
     outputs = []
     for start in range(0, len(inputs), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)
-        outputs.append(model(batch).float().cpu())
+        outputs.append(model(laid_out(model, batch)).float().cpu())
     if not outputs:
         return np.zeros((0, 1), dtype=np.float32)
     return torch.cat(outputs).numpy()

@@ -50,6 +50,7 @@ from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.image import ImageDataConfig, ImagePreprocessConfig
 from meddl.models.registry import _constructor
 from meddl.preprocess.images import ImagePipeline
+from meddl.train.runtime import laid_out
 
 __all__ = ["ImageModality", "image_sources"]
 
@@ -414,7 +415,7 @@ class ImageModality(Modality):
         model.eval()
         device = next(model.parameters()).device
         out = [
-            model(torch.stack(images[i : i + batch_size]).to(device)).float().cpu()
+            model(laid_out(model, torch.stack(images[i : i + batch_size]).to(device))).float().cpu()
             for i in range(0, len(images), batch_size)
         ]
         return torch.cat(out).numpy() if out else np.zeros((0, 1), dtype=np.float32)

@@ -76,6 +76,8 @@ class SeedCNN(nn.Module):
         target_layer: the last convolution + ReLU block, the layer Grad-CAM explains.
     """
 
+    channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+
     def __init__(
         self,
         spatial_dims: int,
@@ -151,6 +153,8 @@ class SmallCNN(nn.Module):
     Attributes:
         target_layer: the last convolution block, the layer Grad-CAM explains.
     """
+
+    channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
 
     def __init__(
         self,

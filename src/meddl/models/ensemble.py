@@ -47,6 +47,10 @@ class Ensemble(nn.Module):
         return getattr(self.members[0], "embedding", None)
 
     @property
+    def channels_last(self) -> bool:
+        return bool(getattr(self.members[0], "channels_last", False))
+
+    @property
     def onnx_unsupported(self) -> str | None:
         return getattr(self.members[0], "onnx_unsupported", None)
 

@@ -107,6 +107,8 @@ class _ResNet(nn.Module):
             pixels, 2×2 at 64); for small images ``conv1_t_stride=1`` and ``no_max_pool=True`` give 4× finer maps.
     """
 
+    channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+
     _monai_name = "resnet18"
 
     def __init__(
@@ -174,6 +176,8 @@ class DenseNet121(nn.Module):
     Attributes:
         target_layer: ``features``, the last dense block with its batch norm, for Grad-CAM.
     """
+
+    channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ from meddl.run.survival import (
     survival_validation_metrics,
 )
 from meddl.train import Trainer, batch_size_for, make_loss, output_size, scores_from_outputs, seed_everything
+from meddl.train.runtime import runtime_record
 from meddl.train.survival_outputs import SurvivalOutputs
 
 __all__ = ["TrainingRun"]
@@ -263,7 +264,7 @@ class TrainingRun:
                 "params": fitted.params,
                 "n_parameters": int(sum(p.numel() for p in model.parameters())),
             },
-            "training": fitted.result.as_dict(cfg.monitor),
+            "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
             "evaluation": evaluation,
             "sections": [
                 *prepared.sections,

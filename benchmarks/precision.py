@@ -1,0 +1,91 @@
+"""Does bf16 autocast keep the demo's test metrics? Each demo experiment trained twice on the same split and seed,
+``train.precision: 32`` and ``bf16-mixed``; the bf16 run's main metric must fall inside the fp32 run's bootstrap CI
+(what ``train.precision: auto`` relies on), and the training time of each is reported.
+
+On a CPU without AVX-512 BF16 or AMX, bf16 autocast is emulated and slow: the script says so and measures anyway.
+
+    python benchmarks/precision.py [--quick]      # prints one JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meddl import Experiment
+from meddl.demo import (
+    demo_experiments,
+    ehr_demo_experiment,
+    image_demo_experiment,
+    sequence_demo_experiment,
+    signal_demo_experiment,
+)
+from meddl.evaluate import higher_is_better, main_metric
+from meddl.train.runtime import bf16_supported
+
+
+def _experiments(folder: Path, quick: bool) -> list[tuple[str, Path]]:
+    tables = [(f"{c.name}-{p.stem}", p) for c, p in demo_experiments(folder, quick=quick)]
+    sequence, _ = sequence_demo_experiment(folder, quick=quick)
+    return [
+        *tables,
+        ("phantoms-small_cnn", image_demo_experiment(folder, quick=quick)),
+        ("motifs-sequence_cnn", sequence),
+        ("ecg-seed_lstm", signal_demo_experiment(folder, quick=quick)),
+        ("ehr-gru", ehr_demo_experiment(folder, quick=quick)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the demo's quick sizes and epochs")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in _experiments(Path(tmp), args.quick):
+            base = yaml.safe_load(path.read_text())
+            base.setdefault("evaluate", {}).update(robustness=False)
+            base["train"]["progress"] = False
+            row: dict[str, Any] = {}
+            for precision in ("32", "bf16-mixed"):
+                experiment = copy.deepcopy(base)
+                experiment["train"]["precision"] = precision
+                result = Experiment.from_dict(experiment, base_dir=path.parent).run(
+                    Path(tmp) / "runs" / name / precision
+                )
+                metric = main_metric(result.record["task"])
+                figure = result.metrics["test"][metric]
+                row[precision] = {
+                    "metric": metric,
+                    "value": round(figure["value"], 4),
+                    "ci": [round(v, 4) for v in figure["ci"]],
+                    "train_seconds": result.record["training"]["seconds"],
+                    "epochs": result.record["training"]["epochs_run"],
+                }
+            fp32, bf16 = row["32"], row["bf16-mixed"]
+            low, high = fp32["ci"]
+            row["bf16_inside_fp32_ci"] = bool(low <= bf16["value"] <= high)
+            better = 1 if higher_is_better(fp32["metric"]) else -1
+            row["bf16_minus_fp32"] = round(better * (bf16["value"] - fp32["value"]), 4)
+            row["time_ratio_fp32_over_bf16"] = round(fp32["train_seconds"] / max(bf16["train_seconds"], 1e-9), 3)
+            results[name] = row
+    print(
+        json.dumps(
+            {
+                "benchmark": "precision",
+                "cpu_bf16_hardware": bf16_supported("cpu"),
+                "all_inside": all(r["bf16_inside_fp32_ci"] for r in results.values()),
+                "runs": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The CPU runtime: allocator tuning, the cores a process may use, bf16 hardware, channels-last layout, and what the
+trainer does with them (fused AdamW, precision auto, the record)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from meddl.models import SmallCNN
+from meddl.train import Trainer, TrainerSettings, make_loss, runtime
+
+
+def _in_a_fresh_process(code: str, **env: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    return out.stdout.strip()
+
+
+def test_the_allocator_is_tuned_once_unless_the_user_says_system() -> None:
+    code = "from meddl.train.runtime import tune_allocator as t; print(t(), t())"
+    assert _in_a_fresh_process(code) == "tuned tuned"
+    assert _in_a_fresh_process(code, MEDDL_ALLOCATOR="system") == "system system"
+
+
+def test_the_cpu_budget_follows_affinity_and_a_cgroup_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(runtime, "_cgroup_quota", lambda: None)
+    assert runtime.cpu_budget() == 4
+    monkeypatch.setattr(runtime, "_cgroup_quota", lambda: 2.5)  # cpu.max "250000 100000"
+    assert runtime.cpu_budget() == 2
+    monkeypatch.setattr(runtime, "_cgroup_quota", lambda: 0.5)
+    assert runtime.cpu_budget() == 1
+
+
+def test_threads_are_set_from_the_budget_unless_the_user_chose() -> None:
+    code = "from meddl.train.runtime import configure_threads as c; print(c())"
+    assert _in_a_fresh_process(code, OMP_NUM_THREADS="1") == "1"
+    budget = _in_a_fresh_process("from meddl.train.runtime import cpu_budget; print(cpu_budget())")
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == budget
+
+
+def test_bf16_hardware_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert not runtime.bf16_supported("cpu")
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert runtime.bf16_supported(torch.device("cpu"))
+    assert not runtime.bf16_supported("mps")
+
+
+def _images(n: int = 48) -> TensorDataset:
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(n, 3, 16, 16)).astype(np.float32))
+    y = torch.from_numpy((x.mean(dim=(1, 2, 3)) > 0).float().numpy())
+    return TensorDataset(x, y)
+
+
+def _trained(precision: str, channels_last: bool) -> tuple[Trainer, list[float]]:
+    torch.manual_seed(0)
+    model = SmallCNN(2, 3, 1)
+    type(model).channels_last = channels_last  # the class attribute the layout follows
+    settings = TrainerSettings(epochs=2, batch_size=16, progress=False, precision=precision)  # type: ignore[arg-type]
+    trainer = Trainer(model, make_loss("binary"), settings)
+    result = trainer.fit(_images(), _images(16))
+    return trainer, [row["train_loss"] for row in result.history]
+
+
+def test_the_trainer_uses_fused_adamw_and_channels_last_without_changing_the_arithmetic() -> None:
+    try:
+        laid, losses = _trained("32", channels_last=True)
+        plain, reference = _trained("32", channels_last=False)
+    finally:
+        SmallCNN.channels_last = True
+    assert laid.optimizer.defaults.get("fused") is True
+    conv = next(m for m in laid.module.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not next(m for m in plain.module.modules() if isinstance(m, torch.nn.Conv2d)).weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    np.testing.assert_allclose(losses, reference, rtol=1e-4)  # a layout, not another computation
+
+
+def test_precision_auto_follows_the_hardware_and_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meddl.train import trainer as trainer_module
+
+    for has_bf16, expected in ((False, "32"), (True, "bf16-mixed")):
+        monkeypatch.setattr(trainer_module, "bf16_supported", lambda device, value=has_bf16: value)
+        model = SmallCNN(2, 3, 1)
+        trainer = Trainer(
+            model, make_loss("binary"), TrainerSettings(epochs=1, batch_size=16, progress=False, precision="auto")
+        )
+        assert trainer.precision == expected
+        assert (trainer.autocast_dtype is torch.bfloat16) == has_bf16
+        assert trainer.fit(_images(), _images(16)).as_dict("loss")["precision"] == expected
