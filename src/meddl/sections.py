@@ -206,9 +206,9 @@ class TrainConfig(Section):
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
-        "32",
-        description="auto: bf16 autocast where the hardware computes in bf16 (AVX-512 BF16 or AMX CPUs, CUDA GPUs "
-        "with bf16), fp32 elsewhere; the run record says which was used",
+        "auto",
+        description="auto: bf16 autocast for convolutional networks where the hardware computes in bf16 (AVX-512 "
+        "BF16 or AMX CPUs, CUDA GPUs with bf16), fp32 elsewhere; the run record says which was used and why",
     )
     grad_clip: float | None = Field(1.0, gt=0)
     progress: bool = True

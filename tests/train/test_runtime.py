@@ -100,3 +100,18 @@ def test_precision_auto_follows_the_hardware_and_is_recorded(monkeypatch: pytest
         assert trainer.precision == expected
         assert (trainer.autocast_dtype is torch.bfloat16) == has_bf16
         assert trainer.fit(_images(), _images(16)).as_dict("loss")["precision"] == expected
+
+
+def test_precision_auto_keeps_non_convolutional_families_in_fp32_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meddl.models import MLP, SeedLSTM
+    from meddl.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "bf16_supported", lambda device: True)
+    for model in (MLP(in_features=4, out_features=1), SeedLSTM(in_channels=1, out_channels=1)):
+        trainer = Trainer(model, make_loss("binary"), TrainerSettings(progress=False, precision="auto"))
+        assert trainer.precision == "32" and trainer.autocast_dtype is None
+        assert (
+            "only convolutional families" in trainer.precision_note and type(model).__name__ in trainer.precision_note
+        )
+    explicit = Trainer(MLP(in_features=4, out_features=1), make_loss("binary"), TrainerSettings(precision="bf16-mixed"))
+    assert explicit.precision == "bf16-mixed"  # asked for by name: honoured

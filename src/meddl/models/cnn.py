@@ -77,6 +77,7 @@ class SeedCNN(nn.Module):
     """
 
     channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class SmallCNN(nn.Module):
     """
 
     channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
 
     def __init__(
         self,

@@ -47,6 +47,10 @@ class Ensemble(nn.Module):
         return getattr(self.members[0], "embedding", None)
 
     @property
+    def bf16(self) -> bool:
+        return bool(getattr(self.members[0], "bf16", False))
+
+    @property
     def channels_last(self) -> bool:
         return bool(getattr(self.members[0], "channels_last", False))
 

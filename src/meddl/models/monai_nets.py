@@ -108,6 +108,7 @@ class _ResNet(nn.Module):
     """
 
     channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
 
     _monai_name = "resnet18"
 
@@ -178,6 +179,7 @@ class DenseNet121(nn.Module):
     """
 
     channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
 
     def __init__(
         self,

@@ -44,6 +44,8 @@ class SequenceCNN(nn.Module):
         first_layer: the first ``nn.Conv1d`` (motif scanners) for interpretation.
     """
 
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
+
     def __init__(
         self,
         in_channels: int = 4,

@@ -152,6 +152,8 @@ class CNN1D(nn.Module):
         target_layer: the last residual block, the layer Grad-CAM explains.
     """
 
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
+
     def __init__(
         self,
         in_channels: int,

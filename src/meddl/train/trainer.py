@@ -94,6 +94,7 @@ class TrainResult:
     samples_seen: int = 0
     resumed_from_epoch: int | None = None
     precision: str = "32"
+    precision_note: str = ""
 
     def as_dict(self, monitor: str) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class TrainResult:
             "seconds": round(self.seconds, 3),
             "device": self.device,
             "precision": self.precision,
+            "precision_note": self.precision_note,
             "resumed_from_epoch": self.resumed_from_epoch,
         }
 
@@ -153,14 +155,28 @@ class Trainer:
             self.model = self.context.wrap(self.model)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
-        self.precision = settings.precision
-        if self.precision == "auto":  # bf16 where the hardware computes in it, fp32 elsewhere
-            self.precision = "bf16-mixed" if bf16_supported(self.device) else "32"
+        self.precision, self.precision_note = self._resolve_precision(settings.precision)
         amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
         if amp is torch.float16 and self.device.type != "cuda":
             raise MedDLError("train.precision: '16-mixed' needs a CUDA device; use 'bf16-mixed' or '32' on CPU")
         self.autocast_dtype = amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
+
+    def _resolve_precision(self, asked: str) -> tuple[str, str]:
+        """``auto``: bf16 autocast for a network family that declares ``bf16 = True`` (the convolutional ones) on
+        hardware that computes in bf16, fp32 otherwise — with the reason, for the run record."""
+        if asked != "auto":
+            return asked, f"train.precision: {asked}"
+        family = type(self.module).__name__
+        if not bf16_supported(self.device):
+            return "32", f"auto: fp32, this {self.device.type} has no bf16 arithmetic (AVX-512 BF16, AMX or a bf16 GPU)"
+        if not getattr(self.module, "bf16", False):
+            return "32", (
+                f"auto: fp32 for {family}; only convolutional families keep their test metrics and gain speed in bf16 "
+                "(benchmarks/precision.py: a bf16 LSTM raised the ECG RMSE outside the fp32 CI, tables and GRUs ran "
+                "no faster)"
+            )
+        return "bf16-mixed", f"auto: bf16 autocast for {family} on this {self.device.type}'s bf16 arithmetic"
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         """AdamW with PyTorch's fused kernel where the device has one (one pass over all tensors; CPU since 2.4),
@@ -195,7 +211,7 @@ class Trainer:
             History and where training stopped.
         """
         s = self.settings
-        result = TrainResult(device=str(self.device), precision=self.precision)
+        result = TrainResult(device=str(self.device), precision=self.precision, precision_note=self.precision_note)
         best_state = copy.deepcopy(self.module.state_dict())
         best_score = -math.inf if s.monitor_mode == "max" else math.inf
         bad_epochs = 0
