@@ -18,7 +18,9 @@ TensorFlow is never a MedDL dependency. The script runs Keras in a throw-away vi
     python3 -m venv /tmp/keras-env && /tmp/keras-env/bin/pip install tensorflow-cpu
     .venv/bin/python benchmarks/seed_parity.py --keras-python /tmp/keras-env/bin/python [--pairs 3] [--threads 2]
 
-``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement. Prints one JSON line.
+``--meddl-threads auto`` lets MedDL choose its threads (beside busy neighbours a recurrent network takes only the
+idle cores). ``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement.
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ def _meddl_child(model_name: str, threads: int, n: int, epochs: int, precision: 
     import torch
     from torch.utils.data import TensorDataset
 
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # configure_threads leaves the user's choice alone
+    if threads > 0:  # the same count as Keras; 0: MedDL chooses (meddl.train.runtime.configure_threads)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # configure_threads leaves the user's choice alone
     from meddl.models import build_model
     from meddl.train import Trainer, TrainerSettings, make_loss
 
@@ -117,7 +120,7 @@ def _meddl_child(model_name: str, threads: int, n: int, epochs: int, precision: 
     started = time.perf_counter()
     trainer, _ = fit(epochs)
     wall = time.perf_counter() - started
-    return {"samples_per_s": n * epochs / wall, "precision": trainer.precision}
+    return {"samples_per_s": n * epochs / wall, "precision": trainer.precision, "threads": torch.get_num_threads()}
 
 
 def _forward_flops_model_a() -> float:
@@ -157,6 +160,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="auto", help="MedDL's train.precision")
+    parser.add_argument(
+        "--meddl-threads",
+        choices=("same", "auto"),
+        default="same",
+        help="same: MedDL on --threads like Keras; auto: MedDL picks its own (fewer beside busy neighbours)",
+    )
     parser.add_argument("--models", default="ABC")
     parser.add_argument("--busy", type=int, default=0, help="busy neighbours spinning during the measurement")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -172,7 +181,7 @@ def main() -> None:
         process.start()
     try:
         runs: dict[str, dict[str, list[float]]] = {}
-        precision_used = {}
+        precision_used, threads_used = {}, {}
         for model in args.models:
             n, epochs = SHAPES[model]["n"], SHAPES[model]["epochs"]
             for pair in range(args.pairs):
@@ -187,7 +196,7 @@ def main() -> None:
                             "--child",
                             model,
                             "--threads",
-                            str(args.threads),
+                            "0" if args.meddl_threads == "auto" else str(args.threads),
                             "--precision",
                             args.precision,
                         ]
@@ -196,6 +205,7 @@ def main() -> None:
                     runs.setdefault(model, {}).setdefault(side, []).append(figure["samples_per_s"])
                     if side == "meddl":
                         precision_used[model] = figure["precision"]
+                        threads_used[model] = figure["threads"]
                     print(f"{model} {side}: {figure['samples_per_s']:.1f} samples/s", file=sys.stderr, flush=True)
         fp32_peak, bf16_peak = _matmul_peak(args.threads, "fp32"), _matmul_peak(args.threads, "bf16")
     finally:
@@ -209,6 +219,7 @@ def main() -> None:
             "keras_samples_per_s": round(statistics.median(sides["keras"]), 1),
             "meddl_over_keras": round(statistics.median(ratios), 2),
             "meddl_precision": precision_used[model],
+            "meddl_threads": threads_used[model],
         }
     if "A" in runs:
         train_gflop = 3 * _forward_flops_model_a() / 1e9

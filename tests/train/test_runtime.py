@@ -115,3 +115,22 @@ def test_precision_auto_keeps_non_convolutional_families_in_fp32_and_says_why(mo
         )
     explicit = Trainer(MLP(in_features=4, out_features=1), make_loss("binary"), TrainerSettings(precision="bf16-mixed"))
     assert explicit.precision == "bf16-mixed"  # asked for by name: honoured
+
+
+def test_a_recurrent_network_takes_only_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meddl.models import MLP, SeedLSTM
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 4)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(runtime, "busy_cores", lambda: 3)
+        assert runtime.configure_threads(SeedLSTM(1, 1)) == 1
+        assert "other processes kept 3 busy" in runtime.runtime_record()["threads_from"]
+        assert runtime.configure_threads(MLP(in_features=4, out_features=1)) == 4  # not recurrent: all of them
+        monkeypatch.setattr(runtime, "busy_cores", lambda: 0)
+        assert runtime.configure_threads(SeedLSTM(1, 1)) == 4
+    finally:
+        torch.set_num_threads(before)
+    assert runtime.busy_cores() >= 0

@@ -117,6 +117,8 @@ class DanQ(nn.Module):
         dense: width of the dense layer.
     """
 
+    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
+
     def __init__(
         self,
         in_channels: int = 4,
@@ -246,6 +248,8 @@ class SeedAttention(nn.Module):
         embed_dim: embedding width (64 in the founding document).
         units: LSTM width (64 in the founding document).
     """
+
+    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
 
     def __init__(self, vocab_size: int, out_channels: int = 1, embed_dim: int = 64, units: int = 64) -> None:
         super().__init__()
