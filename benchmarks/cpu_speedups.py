@@ -8,8 +8,8 @@ Variants, each adding to the one before:
   channels_last   + channels-last memory format for the network and its inputs
   bf16            + bf16 autocast (only where the CPU has AVX-512 BF16 or AMX)
 
-Per variant: samples/s (steady, after a warm-up step), minor page faults per sample and the share of CPU time
-spent in the kernel. Prints one JSON line.
+Per variant: samples/s (steady, after a warm-up step), minor page faults per sample, the share of CPU time spent
+in the kernel, and the process's peak RSS. Prints one JSON line.
 
     .venv/bin/python benchmarks/cpu_speedups.py [--steps 12] [--batch 32] [--pairs 2]
 """
@@ -70,6 +70,7 @@ def _child(variant: str, steps: int, batch: int) -> dict[str, float]:
         "bf16": use_bf16,
         "threads": torch.get_num_threads(),
         "cpu_s": time.process_time() - cpu0,
+        "peak_rss_mb": after.ru_maxrss / 1024,  # Linux: KiB
     }
 
 
@@ -107,6 +108,7 @@ def main() -> None:
             "vs_base": round(statistics.median(r["samples_per_s"] for r in rows) / base, 3),
             "page_faults_per_sample": round(statistics.median(r["page_faults_per_sample"] for r in rows), 1),
             "kernel_share": round(statistics.median(r["kernel_share"] for r in rows), 3),
+            "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in rows)),
             "bf16": rows[0]["bf16"],
         }
         for v, rows in runs.items()
