@@ -104,6 +104,13 @@ def _meddl_child(model_name: str, threads: int, n: int, epochs: int, precision: 
     data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     tiny = TensorDataset(torch.from_numpy(x[:32]), torch.from_numpy(y[:32]))
 
+    stamps: list[float] = []
+    loss = make_loss(task)
+
+    def timed_loss(outputs: Any, targets: Any) -> Any:  # called once per training step: its stamps time the steps
+        stamps.append(time.perf_counter())
+        return loss(outputs, targets)
+
     def fit(rounds: int) -> Any:
         settings = TrainerSettings(
             epochs=rounds,
@@ -113,14 +120,25 @@ def _meddl_child(model_name: str, threads: int, n: int, epochs: int, precision: 
             scheduler="none",
             patience=99,  # type: ignore[arg-type]
         )
-        trainer = Trainer(model, make_loss(task), settings)
+        trainer = Trainer(model, timed_loss, settings)
         return trainer, trainer.fit(data, tiny)
 
     fit(1)  # warm-up
+    stamps.clear()
     started = time.perf_counter()
     trainer, _ = fit(epochs)
     wall = time.perf_counter() - started
-    return {"samples_per_s": n * epochs / wall, "precision": trainer.precision, "threads": torch.get_num_threads()}
+    steps = np.diff(stamps)  # includes the validation pass between epochs: drop the epochs' first gaps
+    per_epoch = int(np.ceil(n / 32))
+    steps = np.delete(steps, [e * per_epoch - 1 for e in range(1, epochs) if e * per_epoch - 1 < len(steps)])
+    return {
+        "samples_per_s": n * epochs / wall,
+        "precision": trainer.precision,
+        "threads": torch.get_num_threads(),
+        "step_p50_ms": float(np.median(steps) * 1000),
+        "step_max_over_median": float(steps.max() / np.median(steps)),
+        "steps_over_2x_median": float((steps > 2 * np.median(steps)).mean()),
+    }
 
 
 def _forward_flops_model_a() -> float:
@@ -182,6 +200,7 @@ def main() -> None:
     try:
         runs: dict[str, dict[str, list[float]]] = {}
         precision_used, threads_used = {}, {}
+        outliers: dict[str, list[float]] = {}
         for model in args.models:
             n, epochs = SHAPES[model]["n"], SHAPES[model]["epochs"]
             for pair in range(args.pairs):
@@ -206,6 +225,7 @@ def main() -> None:
                     if side == "meddl":
                         precision_used[model] = figure["precision"]
                         threads_used[model] = figure["threads"]
+                        outliers.setdefault(model, []).append(figure["steps_over_2x_median"])
                     print(f"{model} {side}: {figure['samples_per_s']:.1f} samples/s", file=sys.stderr, flush=True)
         fp32_peak, bf16_peak = _matmul_peak(args.threads, "fp32"), _matmul_peak(args.threads, "bf16")
     finally:
@@ -220,6 +240,7 @@ def main() -> None:
             "meddl_over_keras": round(statistics.median(ratios), 2),
             "meddl_precision": precision_used[model],
             "meddl_threads": threads_used[model],
+            "meddl_share_of_steps_over_2x_median": round(max(outliers[model]), 4),
         }
     if "A" in runs:
         train_gflop = 3 * _forward_flops_model_a() / 1e9
