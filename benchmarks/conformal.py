@@ -22,29 +22,23 @@ from typing import Any
 
 import numpy as np
 import yaml
+from _demo_runs import demo_runs  # benchmarks/_demo_runs.py, beside this script
 
 from meddl import Experiment
-from meddl.demo import (
-    demo_experiments,
-    ehr_demo_experiment,
-    sequence_demo_experiment,
-    signal_demo_experiment,
-    survival_demo_experiments,
-)
 
 ALPHA = 0.1
 
 
 def _experiments(folder: Path, quick: bool) -> list[tuple[str, Path]]:
-    tables = [(cohort.name, path) for cohort, path in demo_experiments(folder, quick=quick) if path.stem == "mlp"]
-    sequence, _ = sequence_demo_experiment(folder, quick=quick)
-    return [
-        *tables,
-        ("motifs", sequence),
-        ("ehr", ehr_demo_experiment(folder, quick=quick)),
-        ("ecg", signal_demo_experiment(folder, quick=quick)),
-        *[(f"{name}-survival", path) for name, path in survival_demo_experiments(folder, quick=quick)],
-    ]
+    names = ["wdbc-mlp", "gbsg2-mlp", "motifs-sequence_cnn", "ehr-gru", "ecg-seed_lstm", "survival"]
+    short = {
+        "wdbc-mlp": "wdbc",
+        "gbsg2-mlp": "gbsg2",
+        "motifs-sequence_cnn": "motifs",
+        "ehr-gru": "ehr",
+        "ecg-seed_lstm": "ecg",
+    }
+    return [(short.get(name, name), path) for name, path in demo_runs(folder, quick, names)]
 
 
 def _figures(result: Any) -> dict[str, Any]:

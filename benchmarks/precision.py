@@ -17,29 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _demo_runs import demo_runs  # benchmarks/_demo_runs.py, beside this script
 
 from meddl import Experiment
-from meddl.demo import (
-    demo_experiments,
-    ehr_demo_experiment,
-    image_demo_experiment,
-    sequence_demo_experiment,
-    signal_demo_experiment,
-)
 from meddl.evaluate import higher_is_better, main_metric
 from meddl.train.runtime import bf16_supported
 
 
 def _experiments(folder: Path, quick: bool) -> list[tuple[str, Path]]:
-    tables = [(f"{c.name}-{p.stem}", p) for c, p in demo_experiments(folder, quick=quick)]
-    sequence, _ = sequence_demo_experiment(folder, quick=quick)
-    return [
-        *tables,
-        ("phantoms-small_cnn", image_demo_experiment(folder, quick=quick)),
-        ("motifs-sequence_cnn", sequence),
-        ("ecg-seed_lstm", signal_demo_experiment(folder, quick=quick)),
-        ("ehr-gru", ehr_demo_experiment(folder, quick=quick)),
-    ]
+    return demo_runs(folder, quick, ["tables", "images", "genomics", "signals", "ehr"])
 
 
 def main() -> None:

@@ -19,15 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _demo_runs import demo_runs  # benchmarks/_demo_runs.py, beside this script
 
 from meddl import Experiment
-from meddl.demo import (
-    demo_experiments,
-    ehr_demo_experiment,
-    image_demo_experiment,
-    sequence_demo_experiment,
-    signal_demo_experiment,
-)
 
 # what each augmentation switch changes in the experiment (off, on)
 AUGMENT: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -40,15 +34,8 @@ AUGMENT: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 def _experiments(folder: Path, quick: bool) -> list[tuple[str, Path]]:
-    tables = [(c.name, p) for c, p in demo_experiments(folder, quick=quick) if c.name == "wdbc" and p.stem == "mlp"]
-    sequence, _ = sequence_demo_experiment(folder, quick=quick)
-    return [
-        *tables,
-        ("phantoms", image_demo_experiment(folder, quick=quick)),
-        ("motifs", sequence),
-        ("ecg", signal_demo_experiment(folder, quick=quick)),
-        ("ehr", ehr_demo_experiment(folder, quick=quick)),
-    ]
+    names = ["wdbc-mlp", "phantoms-small_cnn", "motifs-sequence_cnn", "ecg-seed_lstm", "ehr-gru"]
+    return [(name.split("-")[0], path) for name, path in demo_runs(folder, quick, names)]
 
 
 def _summary(robustness: dict[str, Any]) -> dict[str, Any]:

@@ -45,10 +45,11 @@ _STATE: dict[str, Any] = {"allocator": "system"}
 def tune_allocator() -> str:
     """Keep large blocks on glibc's heap and freed memory in the process (see the module docstring). Returns what
     is in force: ``tuned``, ``system`` (``MEDDL_ALLOCATOR=system``, or not glibc) — idempotent."""
-    if _STATE["allocator"] == "tuned":
-        return "tuned"
+    if _STATE.get("allocator_tried"):  # once per process: find_library may run ldconfig, every Trainer calls this
+        return str(_STATE["allocator"])
     if os.environ.get("MEDDL_ALLOCATOR", "").lower() == "system":
         return "system"
+    _STATE["allocator_tried"] = True
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")
