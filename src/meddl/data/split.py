@@ -18,6 +18,7 @@ __all__ = [
     "SPLITS",
     "assert_patient_level",
     "carve_calibration",
+    "group_assignments",
     "kfold_assignments",
     "split_assignments",
     "splits_frame",
@@ -116,6 +117,52 @@ def split_assignments(
                     "it needs more patients"
                 )
     assert_patient_level(splits, patient_ids)
+    return splits
+
+
+def group_assignments(
+    groups: np.ndarray,
+    *,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    balanced: bool = False,
+    source: str = "data",
+) -> np.ndarray:
+    """Assign rows to ``train``, ``validation`` or ``test`` so that every group (a compound's scaffold, one
+    compound's duplicates) falls in one split, the rows following ``fractions``.
+
+    Groups are dealt in random order (``seed``). With ``balanced`` (chemprop's balanced scaffold split), groups
+    larger than half the validation or test share go first, so they land in training: one big scaffold in the test
+    set would make it a test of that scaffold alone.
+
+    Raises:
+        MedDLError: fewer than 3 groups, or a split would be empty.
+    """
+    ids = np.asarray(groups).astype(str)
+    names, sizes = np.unique(ids, return_counts=True)
+    if len(names) < 3:
+        raise MedDLError(f"{source}: {len(names)} group(s) cannot be split into train, validation and test")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    if balanced:
+        big = sizes[order] > min(fractions[1], fractions[2]) * len(ids) / 2
+        order = np.concatenate([order[big], order[~big]])
+    # chemprop's rule: a group goes to train while train has room for it whole, else to validation, else to test
+    room = np.array(fractions[:2]) * len(ids)
+    filled = np.zeros(2)
+    assignment = {}
+    for g in order:
+        where = next((k for k in range(2) if filled[k] + sizes[g] <= room[k]), 2)
+        if where < 2:
+            filled[where] += sizes[g]
+        assignment[names[g]] = SPLITS[where]
+    splits = np.array([assignment[i] for i in ids], dtype=object)
+    missing = [name for name in SPLITS if not (splits == name).any()]
+    if missing:
+        raise MedDLError(
+            f"{source}: the {' and '.join(missing)} split would be empty with {len(names)} groups; add data or use "
+            "another data.split.method"
+        )
     return splits
 
 

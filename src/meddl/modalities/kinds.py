@@ -19,6 +19,7 @@ _MODULES: dict[str, str] = {
     "expression": "meddl.modalities.expression",
     "signal": "meddl.modalities.signal",
     "ehr": "meddl.modalities.ehr",
+    "molecule": "meddl.modalities.molecule",
 }
 
 
@@ -38,6 +39,9 @@ ALIASES: dict[str, str] = {
     "signals": "signal",
     "ecg": "signal",
     "genes": "expression",
+    "molecules": "molecule",
+    "compounds": "molecule",
+    "chemistry": "molecule",
 }
 
 

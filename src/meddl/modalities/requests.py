@@ -37,6 +37,7 @@ __all__ = [
     "event_rows_errors",
     "event_rows_request",
     "level_text",
+    "molecules_request",
     "python_name",
     "records_request",
     "sequences_request",
@@ -277,10 +278,11 @@ MAX_SEQUENCE_LENGTH = 100_000  # bases per sequence; the model sees its own wind
 
 
 def _unique_ids(self: Any) -> Any:
+    items = "sequences" if hasattr(self, "sequences") else "molecules"
     seen: dict[str, int] = {}
-    for i, case in enumerate(self.sequences):
+    for i, case in enumerate(getattr(self, items)):
         if case.id in seen:
-            raise ValueError(f"sequences[{i}].id: {case.id!r} is also the id of sequences[{seen[case.id]}]")
+            raise ValueError(f"{items}[{i}].id: {case.id!r} is also the id of {items}[{seen[case.id]}]")
         seen[case.id] = i
     return self
 
@@ -311,4 +313,33 @@ def sequences_request(allowed_bases: str, clean: Callable[[str], str]) -> type[B
         __doc__='``{"sequences": [...]}``: one or more sequences, ids unique within the request.',
         __validators__={"unique_ids": model_validator(mode="after")(_unique_ids)},  # type: ignore[dict-item]
         sequences=(list[case], Field(..., min_length=1, description="one or more DNA sequences")),  # type: ignore[valid-type]
+    )
+
+
+MAX_SMILES_LENGTH = 2000
+
+
+@functools.cache
+def molecules_request(clean: Callable[[str], str]) -> type[BaseModel]:
+    """``{"molecules": [{"id", "smiles"}, ...]}``: ids unique within the request; ``clean`` checks that RDKit reads
+    a SMILES or raises ``ValueError`` with RDKit's reason (unclosed ring, valence)."""
+    case = create_model(
+        "MoleculeCase",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One compound to score.",
+        __validators__={"readable": field_validator("smiles")(lambda cls, value: clean(value))},
+        id=(str, Field(..., min_length=1, max_length=200, description="your reference for this compound, echoed back")),
+        smiles=(
+            str,
+            Field(
+                ..., min_length=1, max_length=MAX_SMILES_LENGTH, description="the compound as SMILES (any salt form)"
+            ),
+        ),
+    )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "MoleculesRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__='``{"molecules": [...]}``: one or more compounds as SMILES, ids unique within the request.',
+        __validators__={"unique_ids": model_validator(mode="after")(_unique_ids)},  # type: ignore[dict-item]
+        molecules=(list[case], Field(..., min_length=1, description="one or more compounds")),  # type: ignore[valid-type]
     )

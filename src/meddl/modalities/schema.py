@@ -223,6 +223,8 @@ class ExperimentConfig(Section):
             return list(self.evaluate.baselines)
         if not self.data.classical_baselines:
             return []
+        if self.task in self.data.default_baselines:
+            return list(self.data.default_baselines[self.task])
         if self.task == "survival":
             return ["cox", "random_survival_forest"]
         if self.task == "regression":

@@ -4,6 +4,7 @@ from meddl.models.cnn import SeedCNN, SmallCNN
 from meddl.models.ehr import EventTransformer, Retain, SequenceGRU, SequenceLSTM
 from meddl.models.ensemble import ENSEMBLE_TASKS, Ensemble
 from meddl.models.ft_transformer import AttentionPooling, FeatureTokenizer, FTTransformer
+from meddl.models.graph import DirectedMPNN, FingerprintMLP, GraphAttentionNetwork
 from meddl.models.mlp import MLP
 from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
 from meddl.models.registry import available_models, build_model, check_model_params, register_model
@@ -18,10 +19,13 @@ __all__ = [
     "AttentionPooling",
     "DanQ",
     "DenseNet121",
+    "DirectedMPNN",
     "Ensemble",
     "EventTransformer",
     "FTTransformer",
     "FeatureTokenizer",
+    "FingerprintMLP",
+    "GraphAttentionNetwork",
     "ResNet18",
     "ResNet34",
     "Retain",

@@ -18,7 +18,17 @@ __all__ = ["available_models", "build_model", "check_model_params", "output_argu
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 # Arguments the pipeline fills in from the data; a user does not set them in model.*.
-DATA_ARGUMENTS = ("in_features", "out_features", "in_channels", "out_channels", "spatial_dims", "vocab_size")
+DATA_ARGUMENTS = (
+    "in_features",
+    "out_features",
+    "in_channels",
+    "out_channels",
+    "spatial_dims",
+    "vocab_size",
+    "max_atoms",
+    "atom_features",
+    "bond_features",  # a molecule graph's packed layout (models/graph.py)
+)
 
 M = TypeVar("M", bound=type[nn.Module])
 

@@ -117,6 +117,7 @@ _MODEL_NAME_LABELS = {
     "logistic_regression": "Logistic regression",
     "linear_regression": "Linear regression",
     "gradient_boosting": "Gradient boosting",
+    "random_forest": "Random forest",
 }
 
 
