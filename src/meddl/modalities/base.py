@@ -126,7 +126,8 @@ class Modality(ABC):
     * ``upload_suffixes``: file suffixes the server accepts as an upload (empty: none).
     * ``request_style``: ``records`` (JSON rows typed by the modality's ``input_schema``), ``upload_image`` (one
       image per request), ``upload_cases`` (one file of cases per request), ``events`` (JSON rows of an event
-      store).
+      store), ``text`` (one case typed as text — a SMILES — into the box ``request_schema()["text_field"]``
+      describes, sent to ``json_route``).
     * ``json_route``: the server action that takes a JSON body typed by ``request_model`` (``predict``; its explain
       twin is the same name with ``explain``), or None when the kind takes uploads only. A kind that takes both
       names its JSON route apart (sequences: ``predict_sequences``); ``request_items`` names the body's list of

@@ -60,6 +60,7 @@ class MoleculeModality(Modality):
         "python": '"compounds.csv"',
     }
     upload_suffixes = (".csv", ".tsv", ".sdf", ".smi")
+    request_style = "text"  # the clinicians' page: one text box (input_schema.text_field), sent as JSON
     json_route = "predict_molecules"  # /predict takes a file of compounds; these take SMILES as text
     request_items = "molecules"
 

@@ -25,7 +25,7 @@ class ServedModel:
 
     @property
     def request_style(self) -> str:
-        """Which form the web page shows: ``records``, ``upload_image``, ``upload_cases`` or ``events``."""
+        """Which form the web page shows: ``records``, ``upload_image``, ``upload_cases``, ``events`` or ``text``."""
         return self.bundle.modality.request_style
 
     @property
