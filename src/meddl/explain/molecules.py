@@ -40,20 +40,32 @@ def fingerprint_atom_attributions(
 
 def molecule_png(mol: Any, weights: np.ndarray, *, legend: str = "", size: int = 320) -> bytes:
     """The molecule drawn with each atom's attribution as a coloured contour (green: raises the output, pink:
-    lowers it; RDKit's similarity-map drawing)."""
+    lowers it; RDKit's similarity-map drawing), ``legend`` written in a strip below it."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
     from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D
-    from rdkit.Geometry import Point2D
 
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
     values = [float(w) for w in np.asarray(weights, dtype=float)[: mol.GetNumAtoms()]]
-    scale = max(abs(v) for v in values) if values else 0.0
-    if scale > 0:
-        values = [v / scale for v in values]  # contours on one scale per molecule: the drawing shows where
+    scale = max((abs(v) for v in values), default=0.0)
     if mol.GetNumAtoms() < 2 or scale == 0:
-        drawer.DrawMolecule(mol, legend=legend)
-    else:
-        SimilarityMaps.GetSimilarityMapFromWeights(mol, values, draw2d=drawer, contourLines=4)
-        if legend:
-            drawer.DrawString(legend, Point2D(size / 2, size - 10), rawCoords=True)
+        drawer.DrawMolecule(mol)
+    else:  # contours on one scale per molecule: the drawing shows where, the numbers say how much
+        SimilarityMaps.GetSimilarityMapFromWeights(mol, [v / scale for v in values], draw2d=drawer, contourLines=4)
     drawer.FinishDrawing()
-    return bytes(drawer.GetDrawingText())
+    png = bytes(drawer.GetDrawingText())
+    if not legend:
+        return png
+    # RDKit scales text with the molecule (huge under a small one): the legend is written with Pillow instead
+    picture = Image.open(io.BytesIO(png)).convert("RGB")
+    strip = 24
+    framed = Image.new("RGB", (picture.width, picture.height + strip), "white")
+    framed.paste(picture, (0, 0))
+    pen = ImageDraw.Draw(framed)
+    font = ImageFont.load_default(size=14)
+    width = pen.textlength(legend, font=font)
+    pen.text(((picture.width - width) / 2, picture.height + 4), legend, fill="black", font=font)
+    out = io.BytesIO()
+    framed.save(out, format="PNG")
+    return out.getvalue()

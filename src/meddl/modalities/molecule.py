@@ -478,11 +478,12 @@ class MoleculeModality(Modality):
         )
 
     def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
-        """Per case: its standardised SMILES, each heavy atom's attribution (RDKit atom order) and the drawing."""
+        """Per case, in the request's order: its standardised SMILES, each heavy atom's attribution (RDKit atom
+        order) and the drawing; nothing for a case that could not be scored (its note says why)."""
         mols = cases.extra["mols"]
-        per_atom = self.atom_scores(model, cases.inputs, mols, scores)
+        per_atom = self.atom_scores(model, cases.inputs, mols, scores) if mols else []
         smiles = np.asarray(cases.columns["smiles"], dtype=object)[cases.usable]
-        return [
+        drawn = iter(
             {
                 "smiles": str(smiles[j]),
                 "atom_attributions": [float(v) for v in per_atom[j]],
@@ -491,7 +492,8 @@ class MoleculeModality(Modality):
                 ).decode("ascii"),
             }
             for j in range(len(mols))
-        ]
+        )
+        return [next(drawn) if usable else {} for usable in cases.usable]
 
     def explain_cases(
         self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None

@@ -62,6 +62,7 @@ BODY = """
             aria-label="Predicted survival curve" hidden></svg>
         </div>
         <p class="note" id="result-note" hidden></p>
+        <p class="read-as" id="result-read" hidden></p>
         <div id="operating-point">
           <h3>Threshold</h3>
           <dl class="operating">
@@ -77,11 +78,11 @@ BODY = """
           <ol class="factors" id="factors"></ol>
         </div>
         <div id="heatmap-section" hidden>
-          <h3>Where the model looked</h3>
-          <figure class="heatmap-figure">
+          <h3 id="heatmap-title">Where the model looked</h3>
+          <figure class="heatmap-figure" id="heatmap-figure">
             <img id="heatmap" alt="Heat map of the regions that drove the suggestion, over the image">
-            <figcaption>Warmer colours: regions that weighed more in this suggestion (a guide to the model's
-              attention, not a lesion outline).</figcaption>
+            <figcaption id="heatmap-caption">Warmer colours: regions that weighed more in this suggestion (a guide to
+              the model's attention, not a lesion outline).</figcaption>
           </figure>
         </div>
         <p class="meta" id="result-meta"></p>

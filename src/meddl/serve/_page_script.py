@@ -120,20 +120,41 @@ SCRIPT = r"""
     const box = $("fields");
     box.replaceChildren();
     const builder = FORM_BUILDERS[detail.request_style];
-    const image = detail.request_style === "upload_image";
-    $("form-title").textContent = image ? "Image" : "Patient values";
-    $("result-empty").textContent = image
-      ? "Choose the patient's image file and press \u201cGet suggestion\u201d."
-      : "Fill in the patient's values and press \u201cGet suggestion\u201d.";
-    box.className = image ? "" : "fields";
-    $("case-form").hidden = !builder;
-    $("unsupported").hidden = Boolean(builder);
-    if (!builder) {
+    const words = formWords(detail);
+    $("form-title").textContent = words.title;
+    $("result-empty").textContent = words.empty;
+    box.className = detail.request_style === "records" ? "fields" : "";
+    const built = Boolean(builder) && builder(detail, box) !== false;  // false: the detail lacks what it needs
+    $("case-form").hidden = !built;
+    $("unsupported").hidden = built;
+    if (!built) {
       $("unsupported").textContent =
         "Models of kind " + quoted(String(detail.kind)) + " cannot be used from this page yet; use the API.";
-      return;
     }
-    builder(detail, box);
+  }
+
+  // The form's words per request style: its title, the line shown before any result, and the headlines of the
+  // form's own problems and of the server's refusal. A text case takes its words from its text field.
+  function formWords(detail) {
+    const text = detail.request_style === "text" ? textField(detail) : null;
+    if (text) {
+      return {
+        title: text.noun.charAt(0).toUpperCase() + text.noun.slice(1),
+        empty: "Type the " + text.noun + "'s " + text.label + " and press \u201cGet suggestion\u201d.",
+        invalid: "No " + text.label + " to score.",
+        refused: "The " + text.label + " could not be scored:",
+      };
+    }
+    if (detail.request_style === "upload_image") {
+      return {
+        title: "Image", empty: "Choose the patient's image file and press \u201cGet suggestion\u201d.",
+        invalid: "No image to score.", refused: "The values could not be scored:",
+      };
+    }
+    return {
+      title: "Patient values", empty: "Fill in the patient's values and press \u201cGet suggestion\u201d.",
+      invalid: "Please correct the marked values.", refused: "The values could not be scored:",
+    };
   }
 
   const TASK_WORDS = {
@@ -162,8 +183,9 @@ SCRIPT = r"""
   }
 
   // ---- the form: one builder and one reader per request style ---------------------------------------------
-  // A reader returns {request: {headers, body}, problems}: JSON records for a table, one uploaded file
-  // (multipart field "file") for an image model. A kind without a builder gets the "use the API" line.
+  // A reader returns {request: {headers, body, action}, problems}: JSON records for a table, one uploaded file
+  // (multipart field "file") for an image model, one case typed as text (a SMILES) as the JSON body of the model's
+  // own explain route (``action``; "explain" when absent). A kind without a builder gets the "use the API" line.
 
   function buildTabularForm(detail, box) {
     state.fields = (detail.input_schema || []).map((entry) => addField(entry, box));
@@ -242,6 +264,74 @@ SCRIPT = r"""
     return { request: { headers: { accept: "application/json" }, body: data }, problems: [] };
   }
 
+  // The text box of a "text" request style, from the detail: the body's list of cases (items), the case's field,
+  // its label and an example, and the JSON explain route (json_routes.explain); null when any is missing.
+  function textField(detail) {
+    const spec = detail && detail.input_schema && detail.input_schema.text_field;
+    const routes = detail && detail.json_routes;
+    if (!spec || typeof spec.items !== "string" || !spec.items || typeof spec.field !== "string" || !spec.field ||
+        !routes || typeof routes.explain !== "string" || !routes.explain) {
+      return null;
+    }
+    return {
+      items: spec.items,
+      field: spec.field,
+      label: typeof spec.label === "string" && spec.label ? spec.label : spec.field,
+      example: typeof spec.example === "string" ? spec.example : "",
+      noun: spec.items.replace(/s$/, "") || "case",  // "molecules": one molecule
+      route: routes.explain,
+    };
+  }
+
+  function buildTextForm(detail, box) {
+    const spec = textField(detail);
+    if (!spec) return false;
+    const column = spec.field;
+    const wrap = make("div", { className: "field text-field" });
+    const label = make("label", { for: "field-" + column });
+    label.appendChild(make("span", { className: "name" }, spec.label));
+    wrap.appendChild(label);
+    const row = make("div", { className: "control" });
+    const control = make("input", {
+      type: "text", id: "field-" + column, name: column, autocomplete: "off", autocapitalize: "off",
+      spellcheck: "false", "aria-describedby": "hint-" + column + " error-" + column,
+    });
+    if (spec.example) control.setAttribute("placeholder", spec.example);
+    row.appendChild(control);
+    wrap.appendChild(row);
+    wrap.appendChild(make("p", { className: "hint", id: "hint-" + column },
+      "one " + spec.noun + ", written as " + spec.label + (spec.example ? " (e.g. " + spec.example + ")" : "")));
+    const error = make("p", { className: "field-error", id: "error-" + column });
+    error.hidden = true;
+    wrap.appendChild(error);
+    box.appendChild(wrap);
+    state.fields = [
+      { entry: spec, column: column, name: spec.label, control: control, missing: null, wrap: wrap, error: error },
+    ];
+    return true;
+  }
+
+  function readTextCase() {
+    const spec = textField(state.detail);
+    const field = state.fields[0];
+    const value = field.control.value.trim();
+    if (!value) {
+      return { request: null, problems: [{ column: field.column, message: "Enter a " + spec.label + " first." }] };
+    }
+    const item = { id: "case" };
+    item[spec.field] = value;
+    const body = {};
+    body[spec.items] = [item];
+    return {
+      request: {
+        action: spec.route,
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify(body),
+      },
+      problems: [],
+    };
+  }
+
   function readTabularRecord() {
     const record = {};
     const problems = [];
@@ -265,9 +355,10 @@ SCRIPT = r"""
     };
   }
 
-  // keyed by how the model takes a request (JSON records, one uploaded image), never by the data kind's name
-  const FORM_BUILDERS = { records: buildTabularForm, upload_image: buildImageForm };
-  const RECORD_READERS = { records: readTabularRecord, upload_image: readImageFile };
+  // keyed by how the model takes a request (JSON records, one uploaded image, one case as text), never by the
+  // data kind's name
+  const FORM_BUILDERS = { records: buildTabularForm, upload_image: buildImageForm, text: buildTextForm };
+  const RECORD_READERS = { records: readTabularRecord, upload_image: readImageFile, text: readTextCase };
 
   // ---- errors -----------------------------------------------------------------------------------------------
 
@@ -289,8 +380,9 @@ SCRIPT = r"""
     if (items.length) {
       const list = make("ul");
       for (const item of items) {
-        list.appendChild(make("li", {}, item.column ? item.column + ": " + item.message : item.message));
         const field = state.fields.find((f) => f.column === item.column);
+        const shown = field && field.name ? field.name : item.column;  // a text field goes by its label
+        list.appendChild(make("li", {}, shown ? shown + ": " + item.message : item.message));
         if (!field) continue;
         let advice = "";
         if (item.type === "missing") {
@@ -305,12 +397,17 @@ SCRIPT = r"""
     box.hidden = false;
   }
 
+  // The server's 422 items with their field as the form's column: "records[0].age" is "age", and a text case's
+  // "molecules[0].smiles" is its text field "smiles".
   function fieldErrors(body) {
     if (!body || !Array.isArray(body.detail)) return [];
+    const text = state.detail && state.detail.request_style === "text" ? textField(state.detail) : null;
+    const items = text ? text.items : "records";
+    const prefix = new RegExp("^" + items.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "\\[\\d+\\]\\.?");
     return body.detail.map((item) => {
       const path = String(item.field || "");
-      const column = path.replace(/^records\[\d+\]\.?/, "") || null;
-      return { column: column === "records" ? null : column, message: String(item.message || ""), type: item.type };
+      const column = path.replace(prefix, "") || null;
+      return { column: column === items ? null : column, message: String(item.message || ""), type: item.type };
     });
   }
 
@@ -323,16 +420,17 @@ SCRIPT = r"""
     if (!reader) return;
     clearErrors();
     const read = reader();
+    const words = formWords(detail);
     if (read.problems.length) {
       showResult(false);
-      const image = detail.request_style === "upload_image";
-      showFormError(image ? "No image to score." : "Please correct the marked values.", read.problems);
+      showFormError(words.invalid, read.problems);
       return;
     }
     const button = $("submit");
     button.disabled = true;
     button.textContent = "Computing\u2026";
-    const result = await api(modelPath(detail.name) + "/explain", {
+    const action = read.request.action || "explain";
+    const result = await api(modelPath(detail.name) + "/" + encodeURIComponent(action), {
       method: "POST", headers: read.request.headers, body: read.request.body,
     });
     button.disabled = false;
@@ -341,7 +439,7 @@ SCRIPT = r"""
     if (!result.ok || !result.body || !Array.isArray(result.body.predictions)) {
       showResult(false);
       const items = result.status === 422 ? fieldErrors(result.body) : [];
-      showFormError(items.length ? "The values could not be scored:" : problem(result), items);
+      showFormError(items.length ? words.refused : problem(result), items);
       return;
     }
     renderResult(detail, result.body);
@@ -433,10 +531,11 @@ SCRIPT = r"""
 
     $("result-note").textContent = prediction.note || "";
     $("result-note").hidden = !prediction.note;
+    renderReadAs(detail, prediction);
 
     renderFactors(prediction.contributions || [],
       survival ? RISK : regression ? null : (positive !== null ? positive : of));
-    renderHeatmap(prediction.heatmap_png);
+    renderPicture(prediction);
 
     $("result-meta").textContent =
       "Request " + String(body.request_id) + " \u00b7 model " + String(body.model) +
@@ -532,6 +631,33 @@ SCRIPT = r"""
     }
   }
 
+  // The explanation picture an answer carries, by the field it comes in: an image's heat map, a compound's
+  // structure with its atom attributions.
+  const PICTURES = [
+    ["heatmap_png", {
+      title: "Where the model looked", drawing: false,
+      alt: "Heat map of the regions that drove the suggestion, over the image",
+      caption: "Warmer colours: regions that weighed more in this suggestion (a guide to the model's attention, " +
+        "not a lesion outline).",
+    }],
+    ["molecule_png", {
+      title: "Atoms that drove the suggestion", drawing: true,
+      alt: "The structure with atom attributions",
+      caption: "Green contours: atoms that raise the model's output; pink: atoms that lower it (integrated " +
+        "gradients, on one scale per structure).",
+    }],
+  ];
+
+  function renderPicture(prediction) {
+    const found = PICTURES.find(([key]) => typeof prediction[key] === "string" && prediction[key]);
+    const words = found ? found[1] : PICTURES[0][1];
+    renderHeatmap(found ? prediction[found[0]] : null);
+    $("heatmap-title").textContent = words.title;
+    $("heatmap").setAttribute("alt", words.alt);
+    $("heatmap-caption").textContent = words.caption;
+    $("heatmap-figure").classList.toggle("drawing", words.drawing);
+  }
+
   // Only a plain base64 string becomes a data: URL, so nothing else from the answer can reach the src.
   function renderHeatmap(png) {
     const image = $("heatmap");
@@ -539,6 +665,19 @@ SCRIPT = r"""
     $("heatmap-section").hidden = !valid;
     if (valid) image.setAttribute("src", "data:image/png;base64," + png);
     else image.removeAttribute("src");
+  }
+
+  // A text case as the model read it (a SMILES standardised: salt removed, charges neutralised), when the answer
+  // gives it back in the text field's own name.
+  function renderReadAs(detail, prediction) {
+    const box = $("result-read");
+    box.replaceChildren();
+    const text = detail.request_style === "text" ? textField(detail) : null;
+    const value = text ? prediction[text.field] : null;
+    box.hidden = typeof value !== "string" || !value;
+    if (box.hidden) return;
+    box.appendChild(document.createTextNode(text.label + " as the model read it: "));
+    box.appendChild(make("code", {}, value));
   }
 
   const RISK = {};  // renderFactors' marker for a survival model's risk (never equal to a class name)

@@ -108,10 +108,18 @@ dl.operating dd { margin: 0; font-variant-numeric: tabular-nums; }
 .lowers .factor-effect { color: var(--lower); }
 .caption-small { font-size: 0.85rem; color: var(--muted); margin: 0 0 6px; }
 .file-field input[type="file"] { font: inherit; max-width: 100%; }
+.text-field input[type="text"] {
+  width: 100%; padding: 5px 8px; border: 1px solid #9aa5b1; border-radius: 4px; background: #fff;
+  font: 0.95rem ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+}
+.field.invalid input[type="text"] { border-color: var(--error-line); border-width: 2px; }
+.read-as { font-size: 0.88rem; color: var(--muted); margin: 8px 0 0; overflow-wrap: anywhere; }
+.read-as code { color: var(--ink); font-size: 0.92rem; }
 .heatmap-figure { margin: 6px 0 0; }
 .heatmap-figure img {
   display: block; width: 100%; max-width: 320px; image-rendering: pixelated; border: 1px solid var(--line);
 }
+.heatmap-figure.drawing img { image-rendering: auto; background: #fff; }
 .heatmap-figure figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
 .survival-curve { width: 100%; max-width: 420px; margin-top: 10px; }
 .survival-curve .curve { fill: none; stroke: #3b6ea8; stroke-width: 2; }

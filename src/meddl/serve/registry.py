@@ -36,6 +36,15 @@ class ServedModel:
     def name(self) -> str:
         return self.bundle.name
 
+    @property
+    def json_routes(self) -> dict[str, str] | None:
+        """The actions of the JSON route pair (``predict`` and its explain twin); None when the model takes uploads
+        only. The web page posts a typed case to ``explain``."""
+        route = self.bundle.modality.json_route
+        if not route or self.request_model is None:
+            return None
+        return {"predict": route, "explain": route.replace("predict", "explain", 1)}
+
     def summary(self) -> dict[str, Any]:
         b = self.bundle
         return {
@@ -90,6 +99,7 @@ class ServedModel:
             "target": b.info.get("target"),
             "description": b.config.data.description,
             "input_schema": b.modality.request_schema(),
+            "json_routes": self.json_routes,
             "operating_point": operating_point,
             "conformal": self._conformal(),
             "referral": self.bundle.referral.to_json() if self.bundle.referral is not None else None,
