@@ -147,7 +147,7 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["tables", "survival", "images", "genomics", "signals", "ehr"]),
+    type=click.Choice(["tables", "survival", "images", "genomics", "signals", "ehr", "molecules"]),
     help="run only these parts (repeatable); default: all",
 )
 def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
