@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from meddl.data import SPLITS, assert_patient_level, kfold_assignments, split_assignments, splits_frame
+from meddl.data.split import group_assignments
 from meddl.errors import MedDLError
 
 
@@ -179,3 +180,49 @@ def test_regression_with_too_few_patients_for_quantile_bins_still_splits():
     splits = split_assignments(values, task="regression", patient_ids=np.arange(15).astype(str), seed=0)
     assert sorted(set(splits)) == ["test", "train", "validation"]
     assert (splits == "train").sum() >= 8
+
+
+# -- group_assignments: scaffold and compound splits ----------------------------------------------------------
+
+
+def _groups(sizes: list[int]) -> np.ndarray:
+    return np.repeat([f"g{i}" for i in range(len(sizes))], sizes)
+
+
+def test_groups_never_cross_splits_and_rows_follow_the_fractions():
+    sizes = [int(s) for s in np.random.default_rng(0).integers(1, 6, 300)]
+    groups = _groups(sizes)
+    for balanced in (False, True):
+        splits = group_assignments(groups, seed=1, balanced=balanced)
+        assert (pd.Series(splits).groupby(groups).nunique() == 1).all()
+        for name, expected in zip(SPLITS, (0.8, 0.1, 0.1), strict=True):
+            assert shares(splits)[name] == pytest.approx(expected, abs=0.02)
+    custom = group_assignments(groups, fractions=(0.6, 0.2, 0.2), seed=1)
+    for name, expected in zip(SPLITS, (0.6, 0.2, 0.2), strict=True):
+        assert shares(custom)[name] == pytest.approx(expected, abs=0.02)
+
+
+def test_group_split_is_deterministic_per_seed():
+    groups = _groups([2] * 100)
+    first = group_assignments(groups, seed=5)
+    np.testing.assert_array_equal(first, group_assignments(groups, seed=5))
+    assert (first != group_assignments(groups, seed=6)).any()
+
+
+def test_balanced_puts_the_large_groups_in_train():
+    rng = np.random.default_rng(0)
+    sizes = [30, 25, *(int(s) for s in rng.integers(1, 4, 180))]  # two groups over half the validation share
+    groups = _groups(sizes)
+    unbalanced = [group_assignments(groups, seed=seed)[:55] for seed in range(20)]
+    balanced = [group_assignments(groups, seed=seed, balanced=True)[:55] for seed in range(20)]
+    assert all((split == "train").all() for split in balanced)
+    # without balancing, dealt in random order, a large group does land in validation or test
+    assert sum(not (split == "train").all() for split in unbalanced) >= 3
+
+
+def test_too_few_groups_or_an_empty_split_is_an_error():
+    with pytest.raises(MedDLError, match=r"scaffolds\.csv: 2 group\(s\) cannot be split into train, validation and"):
+        group_assignments(_groups([50, 50]), source="scaffolds.csv")
+    # three equal groups: the third fits neither train's room (24 of 30 rows) nor validation's (3)
+    with pytest.raises(MedDLError, match=r"the validation split would be empty with 3 groups"):
+        group_assignments(_groups([10, 10, 10]))

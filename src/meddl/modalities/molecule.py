@@ -135,7 +135,8 @@ class MoleculeModality(Modality):
         return kept, repairs, skipped
 
     def _too_big(self, mol: Any) -> str:
-        if self.prep.max_atoms is None or mol is None:
+        """Why ``mol`` does not fit the graph layout ("" when it does, or when the model reads fingerprints)."""
+        if self.prep.max_atoms is None or mol is None or not self.graph:
             return ""
         atoms, edges = graph_size(mol)
         if atoms > self.max_atoms or edges > self.max_edges:
@@ -190,7 +191,7 @@ class MoleculeModality(Modality):
         method = self.data.split.method
         groups = np.array(scaffolds if method == "scaffold" else smiles, dtype=object)
         groups = np.where(groups == "", "(acyclic)", groups) if method == "scaffold" else groups
-        splits = self._split(target, groups, path.name)
+        splits = self._split(target, classes, groups, path.name)
         log(
             f"{len(records)} compounds ({len(set(scaffolds))} scaffolds, {duplicates} duplicate(s)); "
             f"{method} split; graphs of up to {self.max_atoms} atoms"
@@ -229,7 +230,7 @@ class MoleculeModality(Modality):
             },
         )
 
-    def _split(self, target: np.ndarray, groups: np.ndarray, source: str) -> np.ndarray:
+    def _split(self, target: np.ndarray, classes: list[str], groups: np.ndarray, source: str) -> np.ndarray:
         """Train / validation / test by scaffold, by compound at random, or stratified by label (by compound)."""
         split, task, seed = self.data.split, self.config.task, self.config.train.seed
         fractions = (split.train, split.validation, split.test)
@@ -252,7 +253,7 @@ class MoleculeModality(Modality):
                 absent = [name for name in SPLITS if not ((splits == name) & (target == code)).any()]
                 if absent:
                     raise MedDLError(
-                        f"{source}: class {code} would be absent from the {' and '.join(absent)} split of the "
+                        f"{source}: class {classes[int(code)]!r} would be absent from the {' and '.join(absent)} split of the "
                         f"{split.method} split; use data.split.method: stratified, or another train.seed"
                     )
         return splits
@@ -420,7 +421,7 @@ class MoleculeModality(Modality):
             notes=notes,
             usable=usable,
             extra={"mols": kept},
-            columns={"record": wheres, "smiles": smiles},
+            columns={"id": ids, "record": wheres, "smiles": smiles},
         )
 
     def _input_shape(self) -> tuple[int, ...]:
