@@ -253,8 +253,8 @@ class MoleculeModality(Modality):
                 absent = [name for name in SPLITS if not ((splits == name) & (target == code)).any()]
                 if absent:
                     raise MedDLError(
-                        f"{source}: class {classes[int(code)]!r} would be absent from the {' and '.join(absent)} split of the "
-                        f"{split.method} split; use data.split.method: stratified, or another train.seed"
+                        f"{source}: class {classes[int(code)]!r} would be absent from the {' and '.join(absent)} "
+                        f"split of the {split.method} split; use data.split.method: stratified, or another train.seed"
                     )
         return splits
 
