@@ -24,10 +24,10 @@ from meddl.cli import main
 from meddl.config import load_config
 from meddl.data.molecule_synth import crippen_contributions, synthetic_molecules
 from meddl.errors import MedDLError
+from meddl.explain.molecules import atom_baseline
 from meddl.modalities.molecule import MoleculeModality
 from meddl.modalities.schema import parse_config
 from meddl.models import check_model_params
-from meddl.preprocess.molecules import atom_baseline
 from meddl.run.privacy import local_ids_path
 
 N_MOLECULES = 200

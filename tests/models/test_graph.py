@@ -46,6 +46,9 @@ def test_the_archs_are_registered() -> None:
 
 
 def test_pack_graphs_layout() -> None:
+    from meddl.preprocess import molecules
+
+    assert molecules.EDGE_COLUMNS == EDGE_COLUMNS  # the packer and the networks read one layout
     mol = Chem.MolFromSmiles("CCO")
     packed = pack_graphs([mol], 4, 12)
     assert packed.shape == (1, 16, packed_width()) and packed.dtype == np.float32

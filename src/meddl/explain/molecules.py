@@ -1,7 +1,7 @@
 """Atom attributions of molecule models, drawn on the 2-D structure (RDKit).
 
 Graph networks: integrated gradients on the atom features, from a baseline that keeps the molecule's bonds and
-zeroes every atom's features (:func:`meddl.preprocess.molecules.atom_baseline`); an atom's attribution is the sum
+zeroes every atom's features (:func:`atom_baseline`); an atom's attribution is the sum
 over its features, so the atoms' scores add up to the prediction's difference from that baseline. Fingerprint
 networks: integrated gradients on the bits, each bit's score shared among the atoms of the circular environments
 that set it.
@@ -15,9 +15,46 @@ import numpy as np
 import torch
 
 from meddl.explain.attribution import Target, compute_integrated_gradients
-from meddl.preprocess.molecules import atom_attributions_from_bits, atom_baseline
 
-__all__ = ["atom_integrated_gradients", "fingerprint_atom_attributions", "molecule_png"]
+__all__ = [
+    "atom_attributions_from_bits",
+    "atom_baseline",
+    "atom_integrated_gradients",
+    "fingerprint_atom_attributions",
+    "molecule_png",
+]
+
+
+def atom_baseline(packed: np.ndarray, max_atoms: int) -> np.ndarray:
+    """The integrated-gradients baseline of packed graphs: the same molecules with every atom feature zero (the
+    bonds, their features and the masks kept), so the attributions fall on atom features only."""
+    baseline = np.array(packed, dtype=np.float32, copy=True)
+    baseline[:, :max_atoms, 1:] = 0.0
+    return baseline
+
+
+def atom_attributions_from_bits(mol: Any, bit_scores: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Per-atom attribution of a fingerprint model: each set bit's score shared equally among the atoms of the
+    circular environments that set it (every environment of the bit counted once)."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=len(bit_scores))
+    info = rdFingerprintGenerator.AdditionalOutput()
+    info.AllocateBitInfoMap()
+    generator.GetFingerprint(mol, additionalOutput=info)
+    scores = np.zeros(mol.GetNumAtoms(), dtype=np.float64)
+    for bit, environments in info.GetBitInfoMap().items():
+        share = float(bit_scores[bit]) / len(environments)
+        for centre, r in environments:
+            atoms = {centre}
+            if r > 0:
+                for bond in Chem.FindAtomEnvironmentOfRadiusN(mol, r, centre):
+                    b = mol.GetBondWithIdx(bond)
+                    atoms.update((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
+            for atom in atoms:
+                scores[atom] += share / len(atoms)
+    return scores
 
 
 def atom_integrated_gradients(

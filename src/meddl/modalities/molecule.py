@@ -27,10 +27,10 @@ from meddl.modalities.registry import register
 from meddl.modalities.requests import molecules_request
 from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.molecule import MoleculeDataConfig, MoleculePreprocessConfig
-from meddl.models.graph import EDGE_COLUMNS
 from meddl.preprocess.molecules import (
     ATOM_FEATURES,
     BOND_FEATURES,
+    EDGE_COLUMNS,
     descriptors,
     graph_size,
     morgan_bits,

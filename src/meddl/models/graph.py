@@ -27,7 +27,7 @@ from meddl.models.registry import register_model
 
 __all__ = ["DirectedMPNN", "FingerprintMLP", "GraphAttentionNetwork", "unpack"]
 
-EDGE_COLUMNS = 4  # present, source, target, reverse
+EDGE_COLUMNS = 4  # present, source, target, reverse (meddl.preprocess.molecules packs the same layout)
 
 
 def unpack(

@@ -13,14 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from meddl.models.graph import EDGE_COLUMNS
-
 __all__ = [
     "ATOM_FEATURES",
     "ATOM_FEATURE_NAMES",
     "BOND_FEATURES",
-    "atom_attributions_from_bits",
-    "atom_baseline",
+    "EDGE_COLUMNS",
     "descriptors",
     "graph_size",
     "morgan_bits",
@@ -28,6 +25,10 @@ __all__ = [
     "packed_width",
     "scaffold",
 ]
+
+# A directed bond's row of the packed layout starts with: present, source atom, target atom, reverse bond; its
+# features follow. meddl.models.graph unpacks the same layout (its EDGE_COLUMNS; a test checks they agree).
+EDGE_COLUMNS = 4
 
 ELEMENTS = ("B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I", "Se")
 DEGREES = (0, 1, 2, 3, 4, 5)
@@ -119,14 +120,6 @@ def pack_graphs(mols: Sequence[Any], max_atoms: int, max_edges: int) -> np.ndarr
     return out
 
 
-def atom_baseline(packed: np.ndarray, max_atoms: int) -> np.ndarray:
-    """The integrated-gradients baseline of packed graphs: the same molecules with every atom feature zero (the
-    bonds, their features and the masks kept), so the attributions fall on atom features only."""
-    baseline = np.array(packed, dtype=np.float32, copy=True)
-    baseline[:, :max_atoms, 1:] = 0.0
-    return baseline
-
-
 def morgan_bits(mols: Sequence[Any], radius: int = 2, bits: int = 2048) -> np.ndarray:
     """(N, bits) float32 Morgan fingerprints (ECFP4 with radius 2), 0/1."""
     from rdkit.Chem import rdFingerprintGenerator
@@ -137,30 +130,6 @@ def morgan_bits(mols: Sequence[Any], radius: int = 2, bits: int = 2048) -> np.nd
         if mols
         else np.zeros((0, bits), dtype=np.float32)
     )
-
-
-def atom_attributions_from_bits(mol: Any, bit_scores: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Per-atom attribution of a fingerprint model: each set bit's score shared equally among the atoms of the
-    circular environments that set it (every environment of the bit counted once)."""
-    from rdkit import Chem
-    from rdkit.Chem import rdFingerprintGenerator
-
-    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=len(bit_scores))
-    info = rdFingerprintGenerator.AdditionalOutput()
-    info.AllocateBitInfoMap()
-    generator.GetFingerprint(mol, additionalOutput=info)
-    scores = np.zeros(mol.GetNumAtoms(), dtype=np.float64)
-    for bit, environments in info.GetBitInfoMap().items():
-        share = float(bit_scores[bit]) / len(environments)
-        for centre, r in environments:
-            atoms = {centre}
-            if r > 0:
-                for bond in Chem.FindAtomEnvironmentOfRadiusN(mol, r, centre):
-                    b = mol.GetBondWithIdx(bond)
-                    atoms.update((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
-            for atom in atoms:
-                scores[atom] += share / len(atoms)
-    return scores
 
 
 def scaffold(mol: Any) -> str:
