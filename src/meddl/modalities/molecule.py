@@ -334,12 +334,17 @@ class MoleculeModality(Modality):
             return [per_atom[i, : m.GetNumAtoms()] for i, m in enumerate(mols)]
         return fingerprint_atom_attributions(model, inputs, mols, self.prep.fingerprint_radius, target=target)
 
-    def _legend(self, score: Any) -> str:
+    def _legend(self, score: Any, classes: list[str] | None = None) -> str:
+        """What a drawing says about its prediction: the value, or the explained class and its probability."""
         if self.config.task == "regression":
             return f"predicted {float(score):.3g}"
+        classes = classes if classes is not None else list(self.info.get("classes") or [])
         if self.config.task == "multiclass":
-            return f"p = {float(np.max(score)):.2f}"
-        return f"p = {float(np.ravel(score)[0]):.2f}"
+            k = int(np.argmax(score))
+            name = classes[k] if k < len(classes) else f"class {k}"
+            return f"p({name}) = {float(np.max(score)):.2f}"
+        name = classes[1] if self.config.task == "binary" and len(classes) == 2 else (classes[:1] or ["yes"])[0]
+        return f"p({name}) = {float(np.ravel(score)[0]):.2f}"
 
     def explain(
         self,
@@ -355,12 +360,13 @@ class MoleculeModality(Modality):
         per_atom = self.atom_scores(model, np.asarray(inputs)[rows], mols, scores[: len(rows)])
         figures = []
         for j, i in enumerate(rows):
-            png = molecule_png(mols[j], per_atom[j], legend=self._legend(scores[j]), size=260)
+            legend = self._legend(scores[j], prepared.classes)
+            png = molecule_png(mols[j], per_atom[j], legend=legend, size=260)
             truth = prepared.target[i]
             figures.append(
                 {
                     "title": f"{prepared.sample_ids[i]}: {prepared.extra['smiles'][i]}",
-                    "caption": f"{self._legend(scores[j])}; observed {_label_text(truth, prepared.classes)}",
+                    "caption": f"{legend}; observed {_label_text(truth, prepared.classes)}",
                     "png": base64.b64encode(png).decode("ascii"),
                 }
             )

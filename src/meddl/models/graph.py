@@ -142,7 +142,8 @@ class DirectedMPNN(_GraphNetwork):
 class GraphAttentionNetwork(_GraphNetwork):
     """Graph attention (GATv2; Brody et al. 2022) over atoms: each atom attends to its bonded neighbours and
     itself, the attention score of a neighbour depending on both atoms and the bond between them; ``heads``
-    attention heads per layer, residual connections and layer norm between layers.
+    attention heads per layer, residual connections and layer norm between layers. Attention is computed on the
+    edge list (a softmax over the bonds entering each atom), so its cost grows with the bonds, not atoms².
 
     Args:
         max_atoms, atom_features, bond_features: the packed layout (set from the data).
@@ -181,24 +182,29 @@ class GraphAttentionNetwork(_GraphNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         atoms, atom_mask, bonds, edge_mask, source, target, _ = self._unpack(x)
         b, a = atoms.shape[:2]
-        # Dense per molecule: entry (i, j) holds bond j → i; the diagonal is the atom itself (a "self" bond).
-        pair = target * a + source  # padding edges land on (0, 0) with zero weight
-        adjacency = edge_mask.new_zeros(b, a * a).scatter_add(1, pair, edge_mask).view(b, a, a)
-        eye = torch.eye(a, dtype=x.dtype, device=x.device)
-        adjacency = adjacency + eye * atom_mask.unsqueeze(-1)
-        dense_bonds = _scatter_sum(bonds * edge_mask.unsqueeze(-1), pair, a * a).view(b, a, a, -1)
-        dense_bonds = torch.cat([dense_bonds, eye.expand(b, a, a).unsqueeze(-1)], dim=-1)  # last: "self" bond
-        blocked = adjacency <= 0
+        # The edge list plus one "self" edge per atom (its own state takes part, flagged by the last bond column):
+        # attention runs over each molecule's bonds only, O(bonds) rather than O(atoms²).
+        own = torch.arange(a, device=x.device).expand(b, a)
+        source = torch.cat([source, own], dim=1)
+        target = torch.cat([target, own], dim=1)
+        mask = torch.cat([edge_mask, atom_mask], dim=1).unsqueeze(-1)  # (B, E + A, 1)
+        flags = torch.cat([torch.zeros_like(edge_mask), atom_mask], dim=1).unsqueeze(-1)
+        edges = torch.cat([torch.cat([bonds, atom_mask.new_zeros(b, a, bonds.shape[-1])], dim=1), flags], dim=-1)
         h = self.embed(atoms)
         for layer in range(len(self.source)):
-            sources = self.source[layer](h).view(b, 1, a, self.heads, self.width)
-            targets = self.target[layer](h).view(b, a, 1, self.heads, self.width)
-            edge = self.bond[layer](dense_bonds).view(b, a, a, self.heads, self.width)
+            sources = _gather(self.source[layer](h), source).view(b, -1, self.heads, self.width)
+            targets = _gather(self.target[layer](h), target).view(b, -1, self.heads, self.width)
+            edge = self.bond[layer](edges).view(b, -1, self.heads, self.width)
             logits = (nn.functional.leaky_relu(sources + targets + edge, 0.2) * self.score[layer]).sum(-1)
-            logits = logits.masked_fill(blocked.unsqueeze(-1), -1e4)  # (B, A, A, heads); padded atoms: uniform
-            weights = self.attention_dropout(torch.softmax(logits, dim=2))
-            values = sources.expand(b, a, a, self.heads, self.width)
-            update = (weights.unsqueeze(-1) * values).sum(2).reshape(b, a, -1)
+            logits = logits.masked_fill(mask <= 0, -1e4)  # (B, E + A, heads)
+            # softmax over the edges entering each atom: shift by the atom's largest logit, then normalise
+            largest = logits.new_full((b, a, self.heads), -1e4).scatter_reduce(
+                1, target.unsqueeze(-1).expand_as(logits), logits, reduce="amax", include_self=True
+            )
+            weights = torch.exp(logits - torch.gather(largest, 1, target.unsqueeze(-1).expand_as(logits))) * mask
+            total = _scatter_sum(weights, target, a).clamp(min=1e-12)  # padded atoms: nothing enters
+            weights = self.attention_dropout(weights / torch.gather(total, 1, target.unsqueeze(-1).expand_as(weights)))
+            update = _scatter_sum((weights.unsqueeze(-1) * sources).reshape(b, -1, self.heads * self.width), target, a)
             h = self.norm[layer](h + nn.functional.elu(update)) * atom_mask.unsqueeze(-1)
         return self._readout(h, atom_mask)
 
