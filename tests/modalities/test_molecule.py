@@ -20,7 +20,6 @@ from scipy.stats import pearsonr
 from sklearn.metrics import r2_score, roc_auc_score
 
 from meddl import Experiment, load_bundle
-from meddl.cli import main
 from meddl.config import load_config
 from meddl.data.molecule_synth import crippen_contributions, synthetic_molecules
 from meddl.errors import MedDLError
@@ -29,6 +28,7 @@ from meddl.modalities.molecule import MoleculeModality
 from meddl.modalities.schema import parse_config
 from meddl.models import check_model_params
 from meddl.run.privacy import local_ids_path
+from tests.test_cli import run_cli
 
 N_MOLECULES = 200
 BAD_ROWS = pd.DataFrame(
@@ -41,16 +41,6 @@ BAD_ROWS = pd.DataFrame(
 
 def _quiet(message: str) -> None:
     pass
-
-
-def run_cli(args: list[Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def molecule_config(task: str, target: Any, model: dict[str, Any], **sections: Any) -> dict[str, Any]:
@@ -213,7 +203,7 @@ def test_predict_keeps_unreadable_and_oversized_compounds_as_rows_with_notes(
     folder: Path, logp_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "predictions.csv"
-    code, _, err = run_cli(["predict", logp_run, "--data", folder / "new.csv", "--out", out], capsys)
+    code, _, err = run_cli([str(a) for a in ("predict", logp_run, "--data", folder / "new.csv", "--out", out)], capsys)
     assert code == 0, err
     predictions = pd.read_csv(out, keep_default_na=False)
     assert len(predictions) == len(BAD_ROWS)

@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,36 +25,17 @@ import httpx  # noqa: E402
 from playwright.sync_api import Browser, expect  # noqa: E402
 
 from meddl.serve.settings import Settings  # noqa: E402
+from tests.serve.test_molecules_json import NAME, SALT, molecule_bundle  # noqa: E402, F401
 from tests.serve.test_page_browser import browser, open_page, serving  # noqa: E402, F401
 
 SCREENSHOT = Path("/tmp/meddl_page_molecule.png")
-NAME = "compounds"
-SALT = "[Na+].[O-]C(=O)c1ccccc1"
 
 
 @pytest.fixture(scope="module")
-def molecule_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A tiny mpnn bundle (regression on Crippen logP) and a few of its compounds' SMILES."""
-    from meddl import Experiment
-    from meddl.data.molecule_synth import synthetic_molecules
-
-    folder = tmp_path_factory.mktemp("page_molecules")
-    frame = synthetic_molecules(120, seed=0)
-    frame.to_csv(folder / "molecules.csv", index=False)
-    config: dict[str, Any] = {
-        "name": NAME,
-        "task": "regression",
-        "data": {"kind": "molecule", "path": str(folder / "molecules.csv"), "smiles": "smiles", "target": "logp"},
-        "model": {"arch": "mpnn", "hidden": 16, "depth": 2},
-        "train": {"epochs": 2, "batch_size": 32, "seed": 0, "progress": False},
-        "evaluate": {"bootstrap": 10, "robustness": False},
-    }
-    Experiment.from_dict(config, base_dir=folder).run(out=folder / "run")
-    return folder / "run", list(frame["smiles"].iloc[:3])
-
-
-@pytest.fixture(scope="module")
-def molecule_server(molecule_bundle: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def molecule_server(
+    molecule_bundle: tuple[Path, list[str]],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     with serving(Settings(bundles=[molecule_bundle[0]], audit_log=audit)) as base:
         yield base
@@ -69,7 +49,7 @@ def shown(value: float) -> str:
 
 def test_page_scores_a_typed_smiles_and_draws_its_atom_attributions(
     molecule_server: str,
-    molecule_bundle: tuple[Path, list[str]],
+    molecule_bundle: tuple[Path, list[str]],  # noqa: F811
     browser: Browser,  # noqa: F811
 ) -> None:
     smiles = molecule_bundle[1][0]
