@@ -99,18 +99,17 @@ def molecule_png(mol: Any, weights: np.ndarray, *, legend: str = "", size: int =
     else:  # contours on one scale per molecule: the drawing shows where, the numbers say how much
         SimilarityMaps.GetSimilarityMapFromWeights(mol, [v / scale for v in values], draw2d=drawer, contourLines=4)
     drawer.FinishDrawing()
-    png = bytes(drawer.GetDrawingText())
-    if not legend:
-        return png
-    # RDKit scales text with the molecule (huge under a small one): the legend is written with Pillow instead
-    picture = Image.open(io.BytesIO(png)).convert("RGB")
-    strip = 24
-    framed = Image.new("RGB", (picture.width, picture.height + strip), "white")
-    framed.paste(picture, (0, 0))
-    pen = ImageDraw.Draw(framed)
-    font = ImageFont.load_default(size=14)
-    width = pen.textlength(legend, font=font)
-    pen.text(((picture.width - width) / 2, picture.height + 4), legend, fill="black", font=font)
+    picture = Image.open(io.BytesIO(bytes(drawer.GetDrawingText()))).convert("RGB")
+    if legend:  # RDKit scales text with the molecule (huge under a small one): Pillow writes the legend
+        strip = 24
+        framed = Image.new("RGB", (picture.width, picture.height + strip), "white")
+        framed.paste(picture, (0, 0))
+        pen = ImageDraw.Draw(framed)
+        font = ImageFont.load_default(size=14)
+        width = pen.textlength(legend, font=font)
+        pen.text(((picture.width - width) / 2, picture.height + 4), legend, fill="black", font=font)
+        picture = framed
+    # 96 colours keep the contours and cut the file to a third: a report draws up to 120 of them
     out = io.BytesIO()
-    framed.save(out, format="PNG")
+    picture.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
     return out.getvalue()
