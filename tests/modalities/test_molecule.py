@@ -225,6 +225,23 @@ def test_predictions_name_each_compound_by_its_id(folder: Path, logp_run: Path) 
     assert predictions["id"].tolist() == BAD_ROWS["id"].tolist()
 
 
+def test_external_evaluation_of_a_few_compounds_is_not_split(
+    folder: Path, logp_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another lab's four compounds are scored whole: too few to split, and a split would drop three of them."""
+    other = synthetic_molecules(260, seed=0).iloc[240:244][["id", "smiles", "logp"]]
+    other.to_csv(tmp_path / "other_lab.csv", index=False)
+    out = tmp_path / "external"
+    code, _, err = run_cli(
+        ["evaluate", str(logp_run), "--data", str(tmp_path / "other_lab.csv"), "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["data"]["n_rows_used"] == 4
+    assert record["test"]["rmse"]["value"] >= 0
+    assert {row["column"] for row in record["shift"]} >= {"heavy atoms", "logP (Crippen)", "TPSA"}
+
+
 # -- labels, targets and splits ----------------------------------------------------------------------------
 
 

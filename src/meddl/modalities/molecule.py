@@ -70,6 +70,7 @@ class MoleculeModality(Modality):
         self.data: MoleculeDataConfig = config.data
         self.prep: MoleculePreprocessConfig = config.preprocess
         self.derived_: dict[str, dict[str, Any]] = {}
+        self.fitted = False  # rebuilt from a bundle: data is read to be scored (external evaluation), not split
 
     @property
     def graph(self) -> bool:
@@ -191,7 +192,7 @@ class MoleculeModality(Modality):
         method = self.data.split.method
         groups = np.array(scaffolds if method == "scaffold" else smiles, dtype=object)
         groups = np.where(groups == "", "(acyclic)", groups) if method == "scaffold" else groups
-        splits = self._split(target, classes, groups, path.name)
+        splits = None if self.fitted else self._split(target, classes, groups, path.name)
         log(
             f"{len(records)} compounds ({len(set(scaffolds))} scaffolds, {duplicates} duplicate(s)); "
             f"{method} split; graphs of up to {self.max_atoms} atoms"
@@ -221,7 +222,7 @@ class MoleculeModality(Modality):
             repairs=repairs,
             notes=notes,
             given_splits=splits,
-            sections=[_scaffold_section(scaffolds, splits, method)],
+            sections=[_scaffold_section(scaffolds, splits, method)] if splits is not None else [],
             extra={
                 "mols": mols,
                 "smiles": smiles,
@@ -403,6 +404,7 @@ class MoleculeModality(Modality):
                 f"bond features; this MedDL computes {ATOM_FEATURES} and {BOND_FEATURES}: retrain the model"
             )
         modality.prep.max_atoms = int(state["max_atoms"])
+        modality.fitted = True
         return modality
 
     # -- prediction ---------------------------------------------------------------------------------
