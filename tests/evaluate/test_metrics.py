@@ -232,6 +232,33 @@ def test_multilabel_metrics_match_sklearn(seed: int) -> None:
     assert got["brier"] == pytest.approx(np.mean((y_prob - y_true) ** 2))
 
 
+def test_multilabel_metrics_leave_unobserved_labels_out() -> None:
+    """NaN marks a label not observed on a case (an assay not run): each label is judged on its observed cases
+    as scikit-learn judges that label alone, and the cell-wise figures average observed cells only."""
+    from sklearn.metrics import roc_auc_score
+
+    from meddl.evaluate.metrics import multilabel_metrics
+
+    rng = np.random.default_rng(3)
+    y_true = (rng.random((150, 3)) < 0.4).astype(float)
+    y_prob = np.clip(y_true * 0.4 + rng.random((150, 3)) * 0.6, 0, 1)
+    missing = rng.random(y_true.shape) < 0.3
+    gappy = np.where(missing, np.nan, y_true)
+    got = multilabel_metrics(gappy, y_prob, threshold=0.5)
+    seen = ~missing
+    aurocs = [roc_auc_score(y_true[seen[:, k], k], y_prob[seen[:, k], k]) for k in range(3)]
+    assert got["auroc_macro"] == pytest.approx(np.mean(aurocs))
+    predicted = (y_prob >= 0.5).astype(float)
+    assert got["hamming_loss"] == pytest.approx(np.mean((predicted != y_true)[seen]))
+    assert got["brier"] == pytest.approx(np.mean(((y_prob - y_true) ** 2)[seen]))
+    judged = seen.any(axis=1)
+    assert got["subset_accuracy"] == pytest.approx(np.mean(~((predicted != y_true) & seen)[judged].any(axis=1)))
+    # filling the gaps with 0 (the silent mistake) changes the answer
+    assert multilabel_metrics(np.nan_to_num(gappy), y_prob)["auroc_macro"] != pytest.approx(got["auroc_macro"])
+    with pytest.raises(MedDLError, match="only 0 and 1"):
+        multilabel_metrics(np.where(missing, 2.0, y_true), y_prob)
+
+
 def test_multilabel_evaluation_has_per_label_and_cis() -> None:
     from meddl.evaluate import evaluate_predictions
 

@@ -250,7 +250,7 @@ def _modality(path: Path, task: str, target: Any, **data: Any) -> MoleculeModali
     return MoleculeModality(parse_config(raw))
 
 
-def test_multilabel_missing_or_invalid_label_names_row_and_column(tmp_path: Path) -> None:
+def test_multilabel_keeps_missing_assay_results_as_missing_and_refuses_invalid_ones(tmp_path: Path) -> None:
     frame = synthetic_molecules(40, seed=0)
     frame["assay_a"] = frame["lipophilic"]
     frame["assay_b"] = (frame["logp"] > 1.5).astype(int).astype(object)
@@ -258,16 +258,55 @@ def test_multilabel_missing_or_invalid_label_names_row_and_column(tmp_path: Path
     frame.to_csv(path, index=False)
     prepared = _modality(path, "multilabel", ["assay_a", "assay_b"], split={"method": "random"}).load(_quiet)
     assert prepared.target.shape == (40, 2) and prepared.classes == ["assay_a", "assay_b"]
+    assert not np.isnan(prepared.target).any()
 
-    frame.loc[3, "assay_b"] = None  # spreadsheet row 5
+    frame.loc[3, "assay_b"] = None  # an assay not run on this compound: missing, not negative
+    frame.loc[5, ["assay_a", "assay_b"]] = None  # no result at all: the compound is left out and counted
     frame.to_csv(path, index=False)
-    with pytest.raises(MedDLError, match=r"assays\.csv, row 5: label 'assay_b' is missing; multilabel columns"):
-        _modality(path, "multilabel", ["assay_a", "assay_b"], split={"method": "random"}).load(_quiet)
+    prepared = _modality(path, "multilabel", ["assay_a", "assay_b"], split={"method": "random"}).load(_quiet)
+    assert prepared.target.shape == (39, 2) and prepared.dropped["missing label"] == 1
+    assert np.isnan(prepared.target[3, 1]) and prepared.target[3, 0] == frame.loc[3, "assay_a"]
+    assert int(np.isnan(prepared.target).sum()) == 1
+    assert any("1 of 78 assay results not measured" in note for note in prepared.notes)
+
     frame.loc[3, "assay_b"] = 1
     frame.loc[7, "assay_a"] = 2
     frame.to_csv(path, index=False)
-    with pytest.raises(MedDLError, match=r"assays\.csv, row 9: label 'assay_a' is 2; multilabel columns must hold 0"):
+    with pytest.raises(
+        MedDLError, match=r"assays\.csv, row 9: label 'assay_a' is 2(\.0)?; multilabel columns hold 0 or 1"
+    ):
         _modality(path, "multilabel", ["assay_a", "assay_b"], split={"method": "random"}).load(_quiet)
+
+
+def test_multilabel_run_with_missing_assay_results_trains_and_scores_observed_cells(tmp_path: Path) -> None:
+    """Tox21-style: two assays, each run on only part of the compounds; the run trains, evaluates (per label on its
+    observed compounds) and calibrates conformal label sets without ever treating a gap as a negative."""
+    frame = synthetic_molecules(400, seed=0)
+    rng = np.random.default_rng(0)
+    frame["assay_a"] = frame["lipophilic"].astype(float)
+    frame["assay_b"] = (frame["logp"] > 2.5).astype(float)
+    frame.loc[rng.random(len(frame)) < 0.3, "assay_a"] = np.nan
+    frame.loc[rng.random(len(frame)) < 0.3, "assay_b"] = np.nan
+    frame.to_csv(tmp_path / "assays.csv", index=False)
+    config = molecule_config(
+        "multilabel",
+        ["assay_a", "assay_b"],
+        {"arch": "mpnn", "hidden": 32, "depth": 2},
+        data={"split": {"method": "random"}},
+        train={"epochs": 20, "learning_rate": 0.005, "early_stopping": {"patience": 20}},
+        evaluate={"bootstrap": 20, "conformal": {"alpha": 0.1}},
+    )
+    config["data"]["path"] = "assays.csv"
+    Experiment.from_dict(config, base_dir=tmp_path).run(out=tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["auroc_macro"]["value"] > 0.7  # logP thresholds are learnable from structure
+    per_label = metrics["per_label"]
+    assert set(per_label) == {"assay_a", "assay_b"}
+    assert all(0 < per_label[name]["n_observed"] < metrics["data"]["splits"]["test"] for name in per_label)
+    coverage = metrics["conformal"]["test"]["per_label"]
+    assert all(coverage[name]["n"] == per_label[name]["n_observed"] for name in per_label)
+    predictions = load_bundle(tmp_path / "run").predict(tmp_path / "assays.csv")
+    assert predictions["probability_assay_a"].between(0, 1).all() and len(predictions) == len(frame)
 
 
 def test_missing_single_label_is_left_out_and_counted(tmp_path: Path) -> None:

@@ -41,6 +41,21 @@ def test_equal_binary_weights_change_nothing():
     assert float(make_loss("binary", np.array([3.0, 3.0]))(LOGITS, LABELS)) == pytest.approx(float(plain), rel=1e-6)
 
 
+def test_multilabel_loss_averages_observed_cells_only():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 1.5], [-3.0, 0.2]], requires_grad=True)
+    labels = torch.tensor([[1.0, float("nan")], [0.0, 1.0], [float("nan"), float("nan")]])
+    loss = make_loss("multilabel")(logits, labels)
+    seen = ~np.isnan(labels.numpy())
+    expected = hand_bce(logits.detach().numpy()[seen], labels.numpy()[seen]).mean()
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert logits.grad is not None and (logits.grad.numpy()[~seen] == 0).all()  # a gap teaches nothing
+    full = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert float(make_loss("multilabel")(logits, full).detach()) == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(logits, full).detach()), rel=1e-6
+    )
+
+
 def test_multiclass_loss_with_weights_matches_torch():
     logits = torch.tensor([[2.0, 0.1, -1.0], [0.0, 1.0, 0.5], [0.3, 0.2, 2.0], [1.0, 1.0, 1.0]])
     labels = torch.tensor([0, 2, 2, 1])

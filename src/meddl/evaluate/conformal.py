@@ -255,16 +255,17 @@ def fit_conformal(
         raise MedDLError(f"evaluate.conformal.alpha must be strictly between 0 and 1, got {alpha}")
     names = list(labels or [])
     if task == "multilabel":
-        y2, s2 = np.asarray(y), np.asarray(scores, dtype=np.float64)
+        y2, s2 = np.asarray(y, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        seen = ~np.isnan(y2)  # each label is calibrated on the cases where it was observed
         per_label = [
             fit_conformal(
                 "binary",
-                y2[:, j],
-                s2[:, j],
+                y2[seen[:, j], j].astype(np.int64),
+                s2[seen[:, j], j],
                 alpha=alpha,
                 method=method,
                 mondrian=mondrian,
-                groups=groups,
+                groups=None if groups is None else np.asarray(groups)[seen[:, j]],
                 min_group_size=min_group_size,
                 k_reg=k_reg,
                 lam=lam,
@@ -327,10 +328,13 @@ def _coverage_figures(task: str, y: np.ndarray, sets: np.ndarray) -> dict[str, A
     if task == "survival":  # covered when the follow-up reaches the bound: a lower bound on the event-time coverage
         follow_up = np.asarray(y, dtype=np.float64)[:, 0]
         return {"covered": follow_up >= sets[:, 0], "size": sets[:, 0]}
-    if task == "multilabel":
-        y = np.asarray(y, dtype=np.int64)
-        rows, labels = np.indices(y.shape)
-        return {"covered": sets[rows, labels, y], "size": sets.sum(axis=2)}
+    if task == "multilabel":  # a label not observed on a case (NaN) is neither covered nor missed
+        truth = np.asarray(y, dtype=np.float64)
+        rows, labels = np.indices(truth.shape)
+        covered = sets[rows, labels, np.nan_to_num(truth).astype(np.int64)].astype(np.float64)
+        size = sets.sum(axis=2).astype(np.float64)
+        unseen = np.isnan(truth)
+        return {"covered": np.where(unseen, np.nan, covered), "size": np.where(unseen, np.nan, size)}
     y = np.asarray(y, dtype=np.int64)
     return {"covered": sets[np.arange(len(y)), y], "size": sets.sum(axis=1)}
 
@@ -355,9 +359,12 @@ def conformal_coverage(
     covered, size = figures["covered"].astype(np.float64), figures["size"].astype(np.float64)
     size_name = {"regression": "mean_width", "survival": "mean_lower_bound"}.get(task, "mean_set_size")
     per_label = None
-    if task == "multilabel":  # a case's figures: the mean over its labels; each label is also judged alone
+    everyone = np.ones(len(covered), dtype=bool)
+    if task == "multilabel":  # a case's figures: the mean over its observed labels; each label is judged alone
         per_label = (covered, size)
-        covered, size = covered.mean(axis=1), size.mean(axis=1)
+        everyone = ~np.isnan(covered).all(axis=1)  # a case with no observed label is not judged
+        covered = np.nanmean(np.where(everyone[:, None], covered, 0.0), axis=1)
+        size = np.nanmean(np.where(everyone[:, None], size, 0.0), axis=1)
 
     def judge(member: np.ndarray, c: np.ndarray, s: np.ndarray) -> dict[str, Any]:
         c, s = c[member], s[member]
@@ -380,12 +387,12 @@ def conformal_coverage(
     def judged(member: np.ndarray) -> dict[str, Any]:
         return judge(member, covered, size) if member.sum() >= min_size else {"n": int(member.sum())}
 
-    everyone = np.ones(len(covered), dtype=bool)
     report: dict[str, Any] = {"overall": judge(everyone, covered, size)}
     if per_label is not None:
         names = class_names or [str(j) for j in range(per_label[0].shape[1])]
         report["per_label"] = {
-            name: judge(everyone, per_label[0][:, j], per_label[1][:, j]) for j, name in enumerate(names)
+            name: judge(~np.isnan(per_label[0][:, j]), per_label[0][:, j], per_label[1][:, j])
+            for j, name in enumerate(names)
         }
     elif task in {"binary", "multiclass"}:
         codes = np.asarray(y, dtype=np.int64)
@@ -395,5 +402,7 @@ def conformal_coverage(
         report["events"] = judged(np.asarray(y, dtype=np.float64)[:, 1] > 0)
     for column, levels in (breakdowns or {}).items():
         keys = np.asarray([str(v) for v in levels], dtype=object)
-        report.setdefault("per_group", {})[column] = {level: judged(keys == level) for level in sorted(set(keys))}
+        report.setdefault("per_group", {})[column] = {
+            level: judged((keys == level) & everyone) for level in sorted(set(keys))
+        }
     return report

@@ -267,12 +267,16 @@ def evaluate_predictions(
         result["threshold"] = cut
         result["confusion_matrix"] = None
         per_label = {}
+        observed = ~np.isnan(truth)  # a label not observed on a case (NaN) is judged on the other cases only
         for k, name in enumerate(names):
-            label_metrics = _binary(truth[:, k], score[:, k], cut)
+            rows = observed[:, k]
+            label_metrics = _binary(truth[rows, k].astype(np.int64), score[rows, k], cut)
             per_label[name] = {key: label_metrics[key] for key in ("auroc", "auprc", "sensitivity", "specificity")}
+            if not rows.all():
+                per_label[name]["n_observed"] = int(rows.sum())
         result["per_label"] = per_label
-        result["curves"] = {"calibration": calibration_points(truth.ravel(), score.ravel())}
-        result["class_counts"] = {name: int(truth[:, k].sum()) for k, name in enumerate(names)}
+        result["curves"] = {"calibration": calibration_points(truth[observed], score[observed])}
+        result["class_counts"] = {name: int(np.nansum(truth[:, k])) for k, name in enumerate(names)}
         return _json_ready(result)  # type: ignore[return-value]
     if task == "regression":
         result["confusion_matrix"] = None
@@ -339,8 +343,8 @@ def undefined_metrics(task: str, truth: np.ndarray, score: np.ndarray, cut: floa
         if absent.size:
             reasons["auroc_macro"] = f"{absent.size} class(es) have no case in the data"
     elif task == "multilabel":
-        column_sums = truth.sum(axis=0)
-        if np.all((column_sums == 0) | (column_sums == len(truth))):
+        column_sums, observed = np.nansum(truth, axis=0), np.sum(~np.isnan(truth), axis=0)
+        if np.all((column_sums == 0) | (column_sums == observed)):
             reasons["auroc_macro"] = "every label is present in every case or in none"
     elif task == "regression" and len(truth) > 0 and np.ptp(truth) == 0:
         reasons["r2"] = "the target has one value only (no variance to explain)"

@@ -437,38 +437,50 @@ def higher_is_better(metric_name: str) -> bool:
 
 
 def _validate_multilabel(y_true: object, y_prob: object) -> tuple[np.ndarray, np.ndarray]:
-    truth = np.asarray(y_true)
+    """(n, K) truth as float64 — 0, 1, or NaN for a label not observed on a case — and (n, K) probabilities."""
+    truth = np.asarray(y_true, dtype=np.float64)
     prob = np.asarray(y_prob, dtype=np.float64)
     if truth.ndim != 2 or prob.shape != truth.shape:
         raise MedDLError(f"multilabel y_true and y_prob must both be (n, K); got {truth.shape} and {prob.shape}")
-    if not np.isin(truth, (0, 1)).all():
-        raise MedDLError("multilabel y_true must hold only 0 and 1")
+    if not (np.isin(truth, (0, 1)) | np.isnan(truth)).all():
+        raise MedDLError("multilabel y_true must hold only 0 and 1 (or NaN for a label not observed)")
     _check_finite(prob, "y_prob")
     if (prob < 0).any() or (prob > 1).any():
         raise MedDLError("multilabel y_prob must lie in [0, 1]")
-    return truth.astype(np.int64), prob
+    return truth, prob
 
 
 def _multilabel(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> dict[str, float]:
-    """Macro averages over labels (labels with one class only in ``y_true`` are left out of AUROC/AUPRC)."""
+    """Macro averages over labels (labels with one class only in ``y_true`` are left out of AUROC/AUPRC).
+
+    A label not observed on a case (NaN) is left out of every figure: each label is judged on its observed cases,
+    a case is exactly right when all its observed labels are, and Hamming loss and Brier score average the
+    observed cells."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    observed = ~np.isnan(y_true)
     aurocs, auprcs, f1s = [], [], []
     predicted = (y_prob >= threshold).astype(np.int64)
     for k in range(y_true.shape[1]):
-        auroc, auprc = _auroc_and_auprc(y_true[:, k], y_prob[:, k])
+        rows = observed[:, k]
+        truth, called = y_true[rows, k].astype(np.int64), predicted[rows, k]
+        auroc, auprc = _auroc_and_auprc(truth, y_prob[rows, k]) if rows.any() else (_NAN, _NAN)
         if not np.isnan(auroc):
             aurocs.append(auroc)
             auprcs.append(auprc)
-        tp = float(np.sum((predicted[:, k] == 1) & (y_true[:, k] == 1)))
-        fp = float(np.sum((predicted[:, k] == 1) & (y_true[:, k] == 0)))
-        fn = float(np.sum((predicted[:, k] == 0) & (y_true[:, k] == 1)))
+        tp = float(np.sum((called == 1) & (truth == 1)))
+        fp = float(np.sum((called == 1) & (truth == 0)))
+        fn = float(np.sum((called == 0) & (truth == 1)))
         f1s.append(_safe_divide(2 * tp, 2 * tp + fp + fn, 0.0))
+    wrong = observed & (predicted != np.nan_to_num(y_true, nan=-1))
+    judged = observed.any(axis=1)
+    cells = max(int(observed.sum()), 1)
     return {
         "auroc_macro": float(np.mean(aurocs)) if aurocs else _NAN,
         "auprc_macro": float(np.mean(auprcs)) if auprcs else _NAN,
         "f1_macro": float(np.mean(f1s)),
-        "subset_accuracy": float(np.mean((predicted == y_true).all(axis=1))),
-        "hamming_loss": float(np.mean(predicted != y_true)),
-        "brier": float(np.mean((y_prob - y_true) ** 2)),
+        "subset_accuracy": float(np.mean(~wrong[judged].any(axis=1))) if judged.any() else _NAN,
+        "hamming_loss": float(wrong.sum() / cells),
+        "brier": float(np.sum(np.where(observed, (y_prob - np.nan_to_num(y_true)) ** 2, 0.0)) / cells),
     }
 
 
@@ -476,7 +488,7 @@ def multilabel_metrics(y_true: object, y_prob: object, threshold: float = 0.5) -
     """Metrics for several yes/no findings per case (e.g. several lesions on one image).
 
     Args:
-        y_true: (n, K) 0/1 indicator matrix.
+        y_true: (n, K) 0/1 indicator matrix; NaN where a label was not observed (an assay not run), left out.
         y_prob: (n, K) probability of each finding.
         threshold: probability at or above which a finding is called present.
 

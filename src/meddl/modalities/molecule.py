@@ -160,22 +160,34 @@ class MoleculeModality(Modality):
         }
 
     def _labels(self, records: list[MoleculeRecord], source: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Encoded targets and which records have them (multilabel: every column 0/1, none missing)."""
+        """Encoded targets and which records have them. Multilabel: each column 0/1, or empty where that assay was
+        not run on the compound (kept as NaN: the loss and every metric leave it out); a compound with no result
+        at all is left out and counted."""
         if self.config.task != "multilabel":
             values = pd.Series([r.fields.get(self.targets[0]) for r in records], dtype=object)
             return encode_labels(values, self.config, source)
-        target = np.zeros((len(records), len(self.targets)), dtype=np.float32)
+        target = np.full((len(records), len(self.targets)), np.nan, dtype=np.float32)
         for j, column in enumerate(self.targets):
             for i, record in enumerate(records):
-                value = pd.to_numeric(pd.Series([record.fields.get(column)]), errors="coerce").iloc[0]
+                raw = record.fields.get(column)
+                if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
+                    continue  # not measured
+                value = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
                 if value not in (0, 1):
-                    shown = "missing" if pd.isna(value) else repr(record.fields.get(column))
                     raise MedDLError(
-                        f"{source}, {record.where}: label {column!r} is {shown}; multilabel columns must hold 0 or 1 "
-                        "for every compound (missing assay results are not supported yet: drop the row or the column)"
+                        f"{source}, {record.where}: label {column!r} is {raw!r}; multilabel columns hold 0 or 1, "
+                        "or nothing where the assay was not run"
                     )
                 target[i, j] = float(value)
-        return target, list(self.targets), np.ones(len(records), dtype=bool)
+        for j, column in enumerate(self.targets):
+            seen = target[:, j][~np.isnan(target[:, j])]
+            if len(np.unique(seen)) < 2:
+                raise MedDLError(
+                    f"{source}: label {column!r} has {len(seen)} result(s), all {int(seen[0]) if len(seen) else '-'}; "
+                    "each assay needs both outcomes among its compounds"
+                )
+        has_label = np.asarray(~np.isnan(target).all(axis=1), dtype=bool)
+        return target[has_label], list(self.targets), has_label
 
     def load(self, log: Log) -> Prepared:
         path = self.data.path
@@ -207,6 +219,11 @@ class MoleculeModality(Modality):
                 f"{duplicates} record(s) repeat an earlier compound after standardisation"
                 + (f"; {conflicting} of these compounds carry different labels" if conflicting else "")
             )
+        if self.config.task == "multilabel" and np.isnan(target).any():
+            notes.append(
+                f"{int(np.isnan(target).sum())} of {target.size} assay results not measured: left out of the loss, "
+                "the metrics and the conformal calibration, never guessed"
+            )
         notes += skipped[:20] + ([f"… and {len(skipped) - 20} more skipped records"] if len(skipped) > 20 else [])
         inputs = self._inputs(mols)
         return Prepared(
@@ -236,7 +253,8 @@ class MoleculeModality(Modality):
         split, task, seed = self.data.split, self.config.task, self.config.train.seed
         fractions = (split.train, split.validation, split.test)
         if split.method == "stratified":
-            strata = target[:, 0] if task == "multilabel" else target
+            # multilabel: by whether any assay is positive (a missing result counts as not positive)
+            strata = (np.nan_to_num(target) > 0).any(axis=1).astype(np.int64) if task == "multilabel" else target
             splits = split_assignments(
                 strata,
                 task="binary" if task == "multilabel" else task,
@@ -559,7 +577,10 @@ def _label_text(truth: Any, classes: list[str]) -> str:
     if classes and np.ndim(truth) == 0:
         return str(classes[int(truth)])
     if np.ndim(truth):
-        return ", ".join(c for c, v in zip(classes, np.ravel(truth), strict=False) if v) or "none"
+        values = np.ravel(truth)
+        shown = [c for c, v in zip(classes, values, strict=False) if v == 1] or ["none"]
+        missing = [c for c, v in zip(classes, values, strict=False) if np.isnan(v)]
+        return ", ".join(shown) + (f" (not measured: {', '.join(missing)})" if missing else "")
     return f"{float(truth):.3g}"
 
 

@@ -79,7 +79,7 @@ def validation_metrics(
         if task == "multiclass":
             return multiclass_metrics(targets.astype(np.int64), scores)
         if task == "multilabel":
-            return multilabel_metrics(targets.astype(np.int64), scores, threshold)
+            return multilabel_metrics(targets, scores, threshold)  # NaN: a label not observed
         return regression_metrics(targets, scores)
 
     return compute

@@ -113,8 +113,8 @@ class TrainingRun:
         split = cfg.data.split
         if cfg.task == "survival":  # stratified by event or censoring
             strata, task = (prepared.target[:, 1] > 0).astype(np.int64), "binary"
-        elif cfg.task == "multilabel":
-            strata, task = prepared.target[:, 0], "binary"
+        elif cfg.task == "multilabel":  # by the first label (a missing one counts as absent)
+            strata, task = np.nan_to_num(prepared.target[:, 0]).astype(np.int64), "binary"
         else:
             strata, task = prepared.target, cfg.task
         splits = prepared.given_splits

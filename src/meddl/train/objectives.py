@@ -53,7 +53,13 @@ def make_loss(task: str, class_weights: np.ndarray | None = None) -> LossFn:
     if task == "multilabel":
 
         def multilabel_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return F.binary_cross_entropy_with_logits(outputs, targets.float())  # (B, K) independent findings
+            # (B, K) independent findings; a missing label (NaN: an assay not run on this compound) adds nothing
+            targets = targets.float()
+            observed = ~torch.isnan(targets)
+            losses = F.binary_cross_entropy_with_logits(
+                outputs, torch.where(observed, targets, torch.zeros_like(targets)), reduction="none"
+            )
+            return (losses * observed).sum() / observed.sum().clamp_min(1)
 
         return multilabel_loss
     if task == "multiclass":
