@@ -42,7 +42,8 @@ class MoleculeDataConfig(DataSection):
     path: Path = Field(..., description="CSV/TSV/Parquet with a SMILES column, SDF (.sdf, .sdf.gz) or .smi")
     smiles: str = Field("smiles", description="the SMILES column of a table (an SDF's structures are read directly)")
     target: str | list[str] = Field(
-        "label", description="the label column or SDF property; multilabel: a list of 0/1 columns (assays; empty where not run)"
+        "label",
+        description="the label column or SDF property; multilabel: a list of 0/1 columns (assays; empty where not run)",
     )
     id_column: str | None = Field(None, description="column or SDF property naming each compound (default: row)")
     positive_label: str | int | float | bool | None = None
