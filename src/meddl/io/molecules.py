@@ -9,6 +9,7 @@ two ways is recognised as one.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ SDF_SUFFIXES = (".sdf", ".sd", ".mol")
 SMI_SUFFIXES = (".smi", ".smiles")
 MOLECULE_SUFFIXES = (*TABLE_SUFFIXES, *SDF_SUFFIXES, *SMI_SUFFIXES)
 MAX_SMILES_LENGTH = 2000  # longer text is not a small molecule (and would make RDKit slow)
+_RDKIT_LOG = threading.Lock()
 
 
 @dataclass
@@ -83,21 +85,25 @@ def parse_smiles(text: Any) -> tuple[Any, str]:
 
 
 def _rdkit_reason(smiles: str) -> str:
-    """RDKit's reason for rejecting ``smiles`` (valence, ring closure, syntax), from its error log."""
+    """RDKit's reason for rejecting ``smiles`` (valence, ring closure, syntax), from its error log.
+
+    RDKit says why only in its log, so the log is routed to a buffer for one more parse; the lock keeps two
+    server threads from swapping ``sys.stderr`` under each other."""
     import io
     import sys
 
     from rdkit import Chem, rdBase
 
     capture = io.StringIO()
-    rdBase.LogToPythonStderr()
-    previous, sys.stderr = sys.stderr, capture
-    try:
-        rdBase.EnableLog("rdApp.error")
-        Chem.MolFromSmiles(smiles)
-    finally:
-        sys.stderr = previous
-        rdBase.LogToCppStreams()
+    with _RDKIT_LOG:
+        rdBase.LogToPythonStderr()
+        previous, sys.stderr = sys.stderr, capture
+        try:
+            rdBase.EnableLog("rdApp.error")
+            Chem.MolFromSmiles(smiles)
+        finally:
+            sys.stderr = previous
+            rdBase.LogToCppStreams()
     lines = [line.split("] ", 1)[-1].strip() for line in capture.getvalue().splitlines() if line.strip()]
     reasons = [line for line in lines if not line.startswith("SMILES Parse Error: Failed parsing SMILES")]
     return (reasons or lines or ["syntax error"])[0].removeprefix("SMILES Parse Error: ")

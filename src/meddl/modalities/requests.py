@@ -316,13 +316,12 @@ def sequences_request(allowed_bases: str, clean: Callable[[str], str]) -> type[B
     )
 
 
-MAX_SMILES_LENGTH = 2000
-
-
 @functools.cache
 def molecules_request(clean: Callable[[str], str]) -> type[BaseModel]:
     """``{"molecules": [{"id", "smiles"}, ...]}``: ids unique within the request; ``clean`` checks that RDKit reads
     a SMILES or raises ``ValueError`` with RDKit's reason (unclosed ring, valence)."""
+    from meddl.io.molecules import MAX_SMILES_LENGTH  # the reader's limit, so both refuse the same text
+
     case = create_model(
         "MoleculeCase",
         __config__=ConfigDict(extra="forbid"),
