@@ -151,8 +151,9 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
     help="run only these parts (repeatable); default: all",
 )
 def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
-    """The embedded default: real cohorts shipped with installed packages and synthetic data with known answers
-    (phantoms, planted motifs, ECGs, an EHR cohort), trained, evaluated and explained end to end."""
+    """The embedded default: real cohorts and compounds shipped with installed packages (FreeSolv among them) and
+    synthetic data with known answers (phantoms, planted motifs, ECGs, an EHR cohort), trained, evaluated and
+    explained end to end."""
     from meddl.demo import run_demo
 
     rows = run_demo(out, quick=quick, log=_log, parts=only or None)
