@@ -361,8 +361,9 @@ def format_validation_error(error: ValidationError, source: str, kinds: tuple[st
     lines = []
     for item in error.errors():
         parts = [str(p) for p in item["loc"]]
+        kind_of_section = "tabular"  # whose `meddl init` template to point at
         if len(parts) > 1 and parts[0] in {"data", "preprocess"} and parts[1] in kinds:
-            parts.pop(1)  # the discriminated union's tag is not a field the user wrote
+            kind_of_section = parts.pop(1)  # the discriminated union's tag is not a field the user wrote
         field = ".".join(parts) or "(top level)"
         if not parts:  # rules across sections: one problem per line, each naming its field itself
             for problem in item["msg"].removeprefix("Value error, ").split("\n"):
@@ -371,7 +372,7 @@ def format_validation_error(error: ValidationError, source: str, kinds: tuple[st
             continue
         kind = item["type"]
         if kind == "extra_forbidden":
-            message = "unknown field (check the spelling; `meddl init tabular` prints every field)"
+            message = f"unknown field (check the spelling; `meddl init {kind_of_section}` prints every field)"
         elif kind == "missing":
             message = "required field is missing"
         else:
