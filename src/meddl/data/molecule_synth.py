@@ -9,12 +9,11 @@ hydroxyl, amine and carboxyl groups down).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["crippen_contributions", "synthetic_molecules", "write_synthetic_molecules"]
+__all__ = ["crippen_contributions", "synthetic_molecules"]
 
 # ring scaffolds with the atoms substituents attach to ("[*:n]" placeholders)
 _SCAFFOLDS = (
@@ -78,11 +77,3 @@ def crippen_contributions(smiles: str) -> np.ndarray:
         index = atom.GetIdx() if atom.GetAtomicNum() > 1 else atom.GetNeighbors()[0].GetIdx()
         heavy[index] += value
     return heavy
-
-
-def write_synthetic_molecules(folder: Path, n: int = 300, *, seed: int = 0) -> Path:
-    """Write :func:`synthetic_molecules` to ``folder/molecules.csv``; returns the path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "molecules.csv"
-    synthetic_molecules(n, seed=seed).to_csv(path, index=False)
-    return path

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from meddl.errors import MedDLError
 from meddl.io.tables import TABLE_SUFFIXES, read_table
 
@@ -229,8 +227,3 @@ def _read_smi(path: Path) -> list[MoleculeRecord]:
         ident = " ".join(parts[1:]) or f"line{number}"
         records.append(MoleculeRecord(ident, parts[0], f"line {number}", mol, problem))
     return records
-
-
-def records_frame(records: list[MoleculeRecord]) -> pd.DataFrame:
-    """The records' fields as a table (one row per record), for the labels."""
-    return pd.DataFrame([r.fields for r in records])

@@ -35,6 +35,7 @@ from meddl.preprocess.molecules import (
     graph_size,
     morgan_bits,
     pack_graphs,
+    packed_width,
     scaffold,
 )
 
@@ -244,7 +245,6 @@ class MoleculeModality(Modality):
                 "mols": mols,
                 "smiles": smiles,
                 "scaffolds": scaffolds,
-                "fingerprints": inputs if not self.graph else self._fingerprints(mols),
             },
         )
 
@@ -292,8 +292,9 @@ class MoleculeModality(Modality):
         return {"in_features": int(self.prep.fingerprint_bits)}
 
     def baseline_features(self, prepared: Prepared, inputs: Any) -> np.ndarray:
-        """Morgan fingerprints (ECFP4 as configured): the features of MoleculeNet's random forest."""
-        return np.asarray(prepared.extra["fingerprints"])
+        """Morgan fingerprints (ECFP4 as configured): the features of MoleculeNet's random forest (a fingerprint
+        network's own inputs; computed here, only when baselines run, for a graph network)."""
+        return np.asarray(inputs) if not self.graph else self._fingerprints(prepared.extra["mols"])
 
     def corruptions(self) -> list[Corruption]:
         """Graph models: bonds missing from the structure (a drawing or a conversion that lost bonds); fingerprint
@@ -452,8 +453,6 @@ class MoleculeModality(Modality):
 
     def _input_shape(self) -> tuple[int, ...]:
         if self.graph:
-            from meddl.preprocess.molecules import packed_width
-
             return (self.max_atoms + self.max_edges, packed_width())
         return (int(self.prep.fingerprint_bits),)
 
