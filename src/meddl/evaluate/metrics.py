@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 _NAN = float("nan")
-_LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "mae", "rmse", "loss", "hamming_loss", "ibs"})
+_LOWER_IS_BETTER = frozenset(
+    {"brier", "ece", "log_loss", "mae", "rmse", "loss", "hamming_loss", "ibs", "hd95", "msd", "volume_error_pct"}
+)
 
 
 # --------------------------------------------------------------------------- validation
