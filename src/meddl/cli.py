@@ -15,6 +15,7 @@ from rich.console import Console
 
 from meddl._version import __version__
 from meddl.errors import MedDLError
+from meddl.modalities.kinds import TASK_TEMPLATES
 from meddl.modalities.registry import kinds, template
 
 # Piped output (CI logs, files) gets wide lines instead of rich's 80-column default, so paths stay whole.
@@ -35,9 +36,9 @@ def app() -> None:
 
 
 @app.command()
-@click.argument("kind", default=kinds()[0], metavar="[" + "|".join(kinds()) + "]")
+@click.argument("kind", default=kinds()[0], metavar="[" + "|".join([*kinds(), *TASK_TEMPLATES]) + "]")
 def init(kind: str) -> None:
-    """Print an annotated example experiment file."""
+    """Print an annotated example experiment file (of a data kind, or of a task with its own: segmentation)."""
     sys.stdout.write(template(kind))
 
 

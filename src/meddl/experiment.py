@@ -31,6 +31,7 @@ class Experiment:
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         if not config.data.path.is_absolute():
             config.data.path = (self.base_dir / config.data.path).resolve()
+        config.model.resolve_pretrained(self.base_dir)  # like data.path; a missing file is named before any read
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Experiment:

@@ -28,6 +28,7 @@ __all__ = [
     "ExplainConfig",
     "ModelConfig",
     "PreprocessSection",
+    "PretrainedConfig",
     "Section",
     "SplitConfig",
     "SurvivalOutcome",
@@ -36,7 +37,7 @@ __all__ = [
     "format_validation_error",
 ]
 
-Task = Literal["binary", "multiclass", "multilabel", "regression", "survival"]
+Task = Literal["binary", "multiclass", "multilabel", "regression", "survival", "segmentation"]
 MONITORS: dict[str, tuple[str, ...]] = {  # the validation metrics early stopping can watch, per task
     "binary": (
         "loss",
@@ -68,8 +69,9 @@ MONITORS: dict[str, tuple[str, ...]] = {  # the validation metrics early stoppin
     "multilabel": ("loss", "auroc_macro", "auprc_macro", "f1_macro", "subset_accuracy", "hamming_loss", "brier"),
     "regression": ("loss", "rmse", "mae", "r2"),
     "survival": ("loss", "c_index"),
+    "segmentation": ("loss", "dice"),
 }
-TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression", "survival")
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression", "survival", "segmentation")
 ColumnType = Literal["numeric", "categorical", "binary"]
 
 
@@ -113,6 +115,9 @@ class DataSection(Section):
     # the baselines a kind runs by default, by task, where they differ from the tables' (fingerprints: a forest)
     default_baselines: ClassVar[dict[str, tuple[str, ...]]] = {}
     default_arch: ClassVar[str] = "mlp"  # model.arch when the experiment file leaves it out
+    # networks that fit one task only (a segmentation network gives a mask, not a label): task → its networks, the
+    # first one the default for that task
+    task_archs: ClassVar[dict[str, tuple[str, ...]]] = {}
     archs: ClassVar[tuple[str, ...]] = ("mlp", "ft_transformer", "deepsurv", "deephit")  # MedDL's networks that fit it
     group_columns: ClassVar[bool] = False  # rows carry columns to group by (evaluate.subgroups, Mondrian conformal)
 
@@ -165,10 +170,39 @@ class PreprocessSection(Section):
     imbalance: str = "none"
 
 
+class PretrainedConfig(Section):
+    """``model.pretrained``: start from a local weights file (transfer learning; nothing is downloaded).
+
+    Tensors whose name and shape match are loaded; a head of another output size keeps its fresh initialisation.
+    """
+
+    path: Path = Field(
+        description="a .safetensors file or a PyTorch state dict (read with weights_only=True), relative to the "
+        "experiment file; e.g. another run's model.safetensors"
+    )
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="parts whose parameters are not trained: encoder (all but the head), head, or a module name "
+        "such as features.0",
+    )
+    strict: bool = Field(
+        False, description="true: every tensor must be in the file with the network's shape (no head swap)"
+    )
+
+    @field_validator("freeze")
+    @classmethod
+    def _named_parts(cls, value: list[str]) -> list[str]:
+        blank = [entry for entry in value if not entry.strip()]
+        if blank:
+            raise ValueError(f"each entry names a part (encoder, head or a module name), got {value}")
+        return [entry.strip() for entry in value]
+
+
 class ModelConfig(BaseModel):
     """``arch`` picks a network from the registry; its other fields are that network's arguments.
 
-    They are checked against the constructor's signature when the experiment is loaded.
+    They are checked against the constructor's signature when the experiment is loaded. The declared fields below
+    are not arguments of the network: the survival head's settings and ``pretrained``, the weights it starts from.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -180,10 +214,35 @@ class ModelConfig(BaseModel):
         "a time grid, likelihood + ranking loss, competing risks); default: discrete for deephit, else cox",
     )
     time_bins: int = Field(20, ge=2, le=200, description="survival, discrete head: intervals of the time grid")
+    pretrained: PretrainedConfig | None = Field(
+        None,
+        description="start from local weights, e.g. {path: weights.safetensors, freeze: [encoder], strict: false}",
+    )
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def resolve_pretrained(self, base: Path, source: str = "experiment") -> None:
+        """Make ``pretrained.path`` absolute (relative to ``base``, the experiment file's folder, as ``data.path``)
+        and check that the file is there, so a wrong path is reported before any data is read.
+
+        Not a validator: a bundle's config.yaml keeps the path it was trained from, and loading the bundle on
+        another machine must not need that file.
+
+        Raises:
+            MedDLError: the file does not exist (the message names ``model.pretrained.path``).
+        """
+        if self.pretrained is None:
+            return
+        path = self.pretrained.path.expanduser()
+        if not path.is_absolute():
+            path = (Path(base) / path).resolve()
+        self.pretrained.path = path
+        if not path.is_file():
+            from meddl.errors import MedDLError
+
+            raise MedDLError(f"{source}: model.pretrained.path: file not found: {path}")
 
     @property
     def head(self) -> str:

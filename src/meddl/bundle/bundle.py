@@ -246,10 +246,15 @@ class Bundle:
         top_k: int | None = None,
         source: str | None = None,
         mc_samples: int = 0,
+        mask_dir: Path | None = None,
     ) -> pd.DataFrame:
         """One row per case, in order: the case's id columns, ``probability_<class>`` and ``prediction`` (the label
         at the threshold chosen on validation, or the predicted value), a ``note`` when the case needs a look, and
         with ``explain`` (or an ``explain_dir`` for explanation files) the case's explanation.
+
+        A segmentation model gives, per case, each label's volume (mL; area in mm² for 2-D images) and lesion count,
+        and with ``mask_dir`` writes each predicted mask there (NIfTI with the input's affine, DICOM-SEG for DICOM
+        input, PNG or npz otherwise; column ``mask_path``); ``explain_dir`` gets an overlay PNG per case.
 
         Args:
             data: new cases: a file, folder or manifest path (every kind), a list of image files, or a DataFrame.
@@ -263,7 +268,35 @@ class Bundle:
         cases = self.read(data, source)
         if top_k is not None:
             cases.extra["top_k"] = top_k
-        return self.predict_cases(cases, explain=explain, explain_dir=explain_dir, mc_samples=mc_samples)
+        return self.predict_cases(
+            cases, explain=explain, explain_dir=explain_dir, mc_samples=mc_samples, mask_dir=mask_dir
+        )
+
+    @torch.inference_mode()
+    def _segment_cases(self, cases: PredictionInputs, mask_dir: Path | None, overlay_dir: Path | None) -> pd.DataFrame:
+        """A segmentation model's table (volumes, lesion counts), masks in ``mask_dir`` and overlays in
+        ``overlay_dir`` (column ``overlay``)."""
+        frame, _ = self.modality.segment_cases(self.model, cases, mask_dir)  # type: ignore[attr-defined]
+        if overlay_dir is not None:
+            overlay_dir.mkdir(parents=True, exist_ok=True)
+            frame["overlay"] = ""
+            rows = np.flatnonzero(cases.usable)
+            if len(rows):
+                frame.loc[rows, "overlay"] = self.modality.explain_cases(self.model, cases, np.zeros(0), overlay_dir)
+        return frame
+
+    @torch.inference_mode()
+    def segment(self, data: Any) -> list[np.ndarray | None]:
+        """A segmentation model's label maps (the masks' label values, on each input's own grid), one per case in
+        order; None for a case that could not be read (``predict`` says why in its ``note``)."""
+        if self.task != "segmentation":
+            raise MedDLError(f"{self.path}: segment() is for segmentation models; this one is a {self.task} model")
+        cases = self.read(data)
+        _, maps = self.modality.segment_cases(self.model, cases, None)  # type: ignore[attr-defined]
+        out: list[np.ndarray | None] = [None] * len(cases.ids)
+        for row, labels in zip(np.flatnonzero(cases.usable), maps, strict=True):
+            out[int(row)] = labels
+        return out
 
     def predict_cases(
         self,
@@ -272,8 +305,11 @@ class Bundle:
         explain: bool = False,
         explain_dir: Path | None = None,
         mc_samples: int = 0,
+        mask_dir: Path | None = None,
     ) -> pd.DataFrame:
         """As :meth:`predict`, for cases already read with :meth:`read` (so a caller can check them first)."""
+        if self.task == "segmentation":
+            return self._segment_cases(cases, mask_dir, explain_dir)
         n = len(cases.ids)
         frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(n))
         rows = np.flatnonzero(cases.usable)
@@ -401,7 +437,7 @@ def load_bundle(path: str | Path) -> Bundle:
         )
     config = parse_config(raw_config, source=str(folder / "config.yaml"))
     try:
-        modality_class = get_modality(info["kind"])
+        modality_class = get_modality(info["kind"], info.get("task"))
     except MedDLError as exc:
         raise MedDLError(f"{folder / 'model.json'}: {exc}") from None
     modality = modality_class.load_state(config, folder, info)

@@ -246,6 +246,7 @@ def write_phantom_dataset(
     seed: int = 0,
     patients: int | None = None,
     png_bits: Literal[8, 16] = 8,
+    mask_column: str = "mask_path",
 ) -> Path:
     """Write ``n`` phantoms with their lesion masks and a ``manifest.csv``.
 
@@ -272,6 +273,7 @@ def write_phantom_dataset(
         patients: number of patients (default ``n``: one image each); fewer patients than images gives several
             images per patient (for patient-level split tests).
         png_bits: 8 or 16, for ``fmt="png"``.
+        mask_column: the manifest column of the mask files (``mask`` for a segmentation experiment's default).
 
     Returns:
         The path of ``manifest.csv``.
@@ -327,7 +329,7 @@ def write_phantom_dataset(
                 "path": image_path.relative_to(out_dir).as_posix(),
                 "label": "lesion" if labels[i] else "normal",
                 "patient_id": patient,
-                "mask_path": mask_path.relative_to(out_dir).as_posix(),
+                mask_column: mask_path.relative_to(out_dir).as_posix(),
             }
         )
     return write_table(pd.DataFrame(rows), out_dir / "manifest.csv")

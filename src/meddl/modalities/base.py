@@ -137,6 +137,7 @@ class Modality(ABC):
     """
 
     kind: ClassVar[str]
+    task_variant: ClassVar[str | None] = None  # the task this class serves for its kind (segmentation), or any
     title: ClassVar[str] = ""
     explain_title: ClassVar[str] = "Explanations"
     upload_suffixes: ClassVar[tuple[str, ...]] = ()

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from meddl.errors import MedDLError
 
-__all__ = ["ALIASES", "canonical", "kinds", "modality_module", "section_module", "template"]
+__all__ = [
+    "ALIASES",
+    "TASK_TEMPLATES",
+    "canonical",
+    "has_variant",
+    "kinds",
+    "modality_module",
+    "section_module",
+    "template",
+]
 
 # data.kind → the module that defines (and registers) its modality
 _MODULES: dict[str, str] = {
@@ -20,6 +29,13 @@ _MODULES: dict[str, str] = {
     "signal": "meddl.modalities.signal",
     "ehr": "meddl.modalities.ehr",
     "molecule": "meddl.modalities.molecule",
+}
+
+
+# (data.kind, task) → the module of a kind's variant for a task whose data differ in shape (a segmentation run
+# reads an image *and its mask* per case); the variant subclasses the kind's modality
+_TASK_VARIANTS: dict[tuple[str, str], str] = {
+    ("image", "segmentation"): "meddl.modalities.segmentation",
 }
 
 
@@ -63,13 +79,24 @@ def section_module(kind: str) -> str:
     return f"meddl.modalities.sections.{_known(kind)}"
 
 
+# `meddl init <task>` for a task with a template of its own (the kind it runs on is in the template)
+TASK_TEMPLATES: dict[str, str] = {"segmentation": "image_segmentation"}
+
+
 def template(kind: str) -> str:
-    """``kind``'s annotated example experiment, as ``meddl init <kind>`` prints it."""
+    """``kind``'s annotated example experiment, as ``meddl init <kind>`` prints it (or a task's: ``segmentation``)."""
     from importlib import resources
 
-    return resources.files("meddl.modalities").joinpath("templates", f"{_known(kind)}.yaml").read_text(encoding="utf-8")
+    name = TASK_TEMPLATES.get(kind) or _known(kind)
+    return resources.files("meddl.modalities").joinpath("templates", f"{name}.yaml").read_text(encoding="utf-8")
 
 
-def modality_module(kind: str) -> str:
-    """The module that defines (and registers) ``kind``'s modality."""
-    return _MODULES[_known(kind)]
+def modality_module(kind: str, task: str | None = None) -> str:
+    """The module that defines (and registers) ``kind``'s modality, or its variant for ``task`` if it has one."""
+    kind = _known(kind)
+    return _TASK_VARIANTS.get((kind, task or ""), _MODULES[kind])
+
+
+def has_variant(kind: str, task: str | None) -> bool:
+    """Whether ``kind`` has a modality of its own for ``task``."""
+    return (canonical(kind), task or "") in _TASK_VARIANTS

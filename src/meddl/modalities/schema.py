@@ -101,12 +101,23 @@ class ExperimentConfig(Section):
         field (``field: message`` lines)."""
         problems: list[str] = []
         data_class = type(self.data)
+        task_archs = data_class.task_archs.get(self.task)
+        only_for = {arch: task for task, names in data_class.task_archs.items() for arch in names}
         if "arch" not in self.model.model_fields_set:  # the kind's own network (a signal is not a table)
-            self.model.arch = data_class.default_arch
+            self.model.arch = task_archs[0] if task_archs else data_class.default_arch
         elif self.model.arch not in data_class.archs and self.model.arch in _BUILT_IN_ARCHS:
             problems.append(
                 f"model.arch: {self.model.arch!r} is a network for another kind of data; for "
                 f"data.kind: {self.data.kind} choose one of {', '.join(data_class.archs)}"
+            )
+        elif task_archs and self.model.arch not in task_archs and self.model.arch in _BUILT_IN_ARCHS:
+            problems.append(
+                f"model.arch: {self.model.arch!r} does not fit task {self.task}; use {', '.join(task_archs)}"
+            )
+        elif self.model.arch in only_for and only_for[self.model.arch] != self.task:
+            problems.append(
+                f"model.arch: {self.model.arch!r} is a {only_for[self.model.arch]} network; for task {self.task} "
+                f"choose one of {', '.join(a for a in data_class.archs if a not in only_for)}"
             )
         try:
             self.data.check_task(self.task)  # what the kind can learn (an EHR cohort's outcome fixes its task)
@@ -160,9 +171,26 @@ class ExperimentConfig(Section):
             survival_only = [b for b in baselines if b in survival_models]
             if survival_only:
                 problems.append(f"evaluate.baselines: {survival_only} are survival models; this is a {task} task")
+        if task == "segmentation":
+            problems.extend(self._segmentation_problems())
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _segmentation_problems(self) -> list[str]:
+        """What a segmentation run does not do (yet): each named, rather than silently ignored."""
+        problems = []
+        unsupported = {
+            "train.ensemble": self.train.ensemble > 1,
+            "data.split.folds": bool(self.data.split.folds),
+            "evaluate.conformal": self.evaluate.conformal is not None,
+            "evaluate.subgroups": bool(self.evaluate.subgroups),
+            "evaluate.baselines": bool(self.evaluate.baselines),
+        }
+        for name, given in unsupported.items():
+            if given:
+                problems.append(f"{name}: not available for segmentation yet; remove it")
+        return problems
 
     def _conformal_problems(self) -> list[str]:
         """``evaluate.conformal`` and ``serve.max_interval`` against the task and the data kind."""
@@ -215,6 +243,7 @@ class ExperimentConfig(Section):
             "multilabel": "auroc_macro",
             "regression": "rmse",
             "survival": "c_index",
+            "segmentation": "dice",
         }[self.task]
 
     @property
@@ -225,6 +254,8 @@ class ExperimentConfig(Section):
             return []
         if self.task in self.data.default_baselines:
             return list(self.data.default_baselines[self.task])
+        if self.task == "segmentation":
+            return []  # no classical model draws a mask; the report compares with the ground truth itself
         if self.task == "survival":
             return ["cox", "random_survival_forest"]
         if self.task == "regression":

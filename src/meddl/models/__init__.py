@@ -8,6 +8,7 @@ from meddl.models.graph import DirectedMPNN, FingerprintMLP, GraphAttentionNetwo
 from meddl.models.mlp import MLP
 from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
 from meddl.models.registry import available_models, build_model, check_model_params, register_model
+from meddl.models.segmentation import SegResNet, UNet
 from meddl.models.sequence import DanQ, SeedAttention, SequenceCNN, SequenceTransformer
 from meddl.models.signal import CNN1D, CNNLSTM, SeedLSTM
 
@@ -32,11 +33,13 @@ __all__ = [
     "SeedAttention",
     "SeedCNN",
     "SeedLSTM",
+    "SegResNet",
     "SequenceCNN",
     "SequenceGRU",
     "SequenceLSTM",
     "SequenceTransformer",
     "SmallCNN",
+    "UNet",
     "ViT",
     "available_models",
     "build_model",

@@ -12,42 +12,20 @@ MONAI is imported when a network is built, not with this module, so registering 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from meddl.errors import MedDLError
 from meddl.models.cnn import spatial_size
+from meddl.models.pretrained import _read_state_dict
 from meddl.models.registry import register_model
 
 __all__ = ["DenseNet121", "ResNet18", "ResNet34", "ViT", "load_pretrained_weights"]
 
 _PREFIX = "net."
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file or of a ``torch.save``-d state dict (no pickled code is run)."""
-    if not path.is_file():
-        raise MedDLError(f"model.pretrained_weights: file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded: Any = load_file(str(path), device="cpu")
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file: say which, without a traceback
-        raise MedDLError(f"model.pretrained_weights: cannot read weights from {path}: {exc}") from None
-    # Training checkpoints often nest the weights: {"state_dict": {...}} or {"model": {...}}.
-    for key in ("state_dict", "model"):
-        if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
-            loaded = loaded[key]
-    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise MedDLError(f"model.pretrained_weights: {path} does not hold a state dict of tensors")
-    return {str(k): v for k, v in loaded.items()}
 
 
 def load_pretrained_weights(model: nn.Module, path: str | Path) -> None:

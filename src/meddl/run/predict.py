@@ -49,6 +49,18 @@ def predict_to_file(
         )
     if data is None:
         raise MedDLError("give --data (new cases) or, for a sequence model, --variants file.vcf")
+    if bundle.task == "segmentation":  # the masks are the prediction: always written, beside the table
+        mask_dir = out.parent / f"{out.stem}_masks"
+        overlay_dir = out.parent / f"{out.stem}_overlays" if explain else None
+        table = bundle.predict(data, mask_dir=mask_dir, explain_dir=overlay_dir)
+        write_table(table, out)
+        n_notes = int((table["note"].fillna("") != "").sum())
+        return (
+            f"wrote {int((table['note'].fillna('') == '').sum())} mask(s) to {mask_dir} and each case's volume and "
+            f"lesion count to {out}"
+            + (f" ({n_notes} case(s) not segmented: see the 'note' column)" if n_notes else "")
+            + (f"; overlays in {overlay_dir}" if overlay_dir else "")
+        )
     folder = bundle.modality.explanation_files
     explain_dir = out.parent / f"{out.stem}_{folder}" if explain and folder else None
     predictions = bundle.predict(data, explain=explain, explain_dir=explain_dir, top_k=top_k, mc_samples=mc_samples)

@@ -28,6 +28,7 @@ from meddl.evaluate.selective import ReferralRule
 from meddl.io import write_table
 from meddl.modalities import Modality, Prepared, get_modality
 from meddl.models import Ensemble, build_model
+from meddl.models.pretrained import apply_pretrained, describe_pretrained
 from meddl.models.registry import output_argument
 from meddl.preprocess import class_weights
 from meddl.run.common import (
@@ -73,6 +74,7 @@ class _Fitted:
     params: dict[str, Any]
     data_arguments: dict[str, Any]
     target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
+    pretrained: dict[str, Any] | None = None  # model.pretrained: what was loaded and frozen (apply_pretrained)
 
 
 class _EnsembleResult:
@@ -95,7 +97,7 @@ class TrainingRun:
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
-        self.modality: Modality = get_modality(config.data.kind)(config)
+        self.modality: Modality = get_modality(config.data.kind, config.task)(config)
         self.local_ids: Any = None  # raw ids → keys of the last run, written beside its folder
         self.recalibrator = Recalibrator()  # evaluate.recalibrate's map, fitted on validation, kept in the bundle
         self.conformal: ConformalPredictor | None = None  # evaluate.conformal, calibrated after training
@@ -179,6 +181,10 @@ class TrainingRun:
 
     def _run(self, folder: RunFolder, context: Any, say: Any) -> RunResult:
         cfg = self.config
+        if cfg.task == "segmentation":  # the same run with a mask for a target (meddl.run.segmentation)
+            from meddl.run.segmentation import run_segmentation
+
+            return run_segmentation(self, folder, context, say)
         out, resume = folder.staging, folder.resumed
 
         say(f"reading {cfg.data.path}")
@@ -263,6 +269,7 @@ class TrainingRun:
                 "arch": cfg.model.arch,
                 "params": fitted.params,
                 "n_parameters": int(sum(p.numel() for p in model.parameters())),
+                **({"pretrained": fitted.pretrained} if fitted.pretrained is not None else {}),
             },
             "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
             "evaluation": evaluation,
@@ -361,12 +368,16 @@ class TrainingRun:
             for name in ("train", "validation")
         }
         size = cfg.train.ensemble
-        members, results = [], []
+        members, results, pretrained = [], [], None
         for k in range(size):  # a deep ensemble's members one after another, each from its own seed
             if k:
                 seed_everything(cfg.train.seed + k)
+            network = build_model(cfg.model.arch, params, **data_arguments)
+            pretrained = apply_pretrained(network, cfg.model.pretrained)  # every member starts from the same weights
+            if say and pretrained is not None and k == 0:
+                say(describe_pretrained(pretrained))
             trainer = Trainer(
-                build_model(cfg.model.arch, params, **data_arguments),
+                network,
                 target_scale.loss() if cfg.task == "survival" else make_loss(cfg.task, weights),
                 replace(trainer_settings(cfg), seed=cfg.train.seed + k),
                 metric_fn=metric_fn,
@@ -383,7 +394,7 @@ class TrainingRun:
             outputs = self.modality.prepared_outputs(model, prepared, index["train"])
             train_target = target[index["train"]]
             target_scale.fit_baseline(outputs, train_target[:, 0], train_target[:, 1])
-        return _Fitted(model, result, params, data_arguments, target_scale)
+        return _Fitted(model, result, params, data_arguments, target_scale, pretrained)
 
     def _scores(self, fitted: _Fitted, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
         outputs = self.modality.prepared_outputs(fitted.model, prepared, rows)

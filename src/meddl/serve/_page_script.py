@@ -459,9 +459,14 @@ SCRIPT = r"""
     const survival = detail.task === "survival";
     const positive = detail.task === "binary" && classes.length === 2 ? String(classes[1]) : null;
 
+    const segmentation = detail.task === "segmentation";
     $("result-caption").textContent = regression ? "Predicted " + String(detail.target || "value")
-      : survival ? "Median survival time" : "Suggestion";
-    if (survival) {
+      : survival ? "Median survival time" : segmentation ? "Measured from the predicted mask" : "Suggestion";
+    if (segmentation) {
+      const parts = Object.entries(prediction.segmentation || {}).map(([label, m]) =>
+        label + ": " + number(m.size) + " " + m.unit + " (" + m.lesions + (m.lesions === 1 ? " lesion)" : " lesions)"));
+      $("result-label").textContent = parts.length ? parts.join("; ") : "not scored";
+    } else if (survival) {
       $("result-label").textContent = isNumber(prediction.median_survival) ? number(prediction.median_survival)
         : (isNumber(prediction.risk) ? "not reached within follow-up" : "not scored");
     } else if (regression) {
@@ -516,6 +521,16 @@ SCRIPT = r"""
         item.appendChild(make("span", {}, isNumber(p) ? percent(p) : ""));
         classList.appendChild(item);
       }
+    }
+    const maskFile = prediction.mask_file;
+    const maskValid = maskFile && typeof maskFile.base64 === "string" && /^[A-Za-z0-9+/]+={0,2}$/.test(maskFile.base64);
+    if (segmentation && maskValid) {
+      const item = make("li");
+      const link = make("a", {}, "Download the mask (" + String(maskFile.name) + ")");
+      link.setAttribute("href", "data:application/octet-stream;base64," + maskFile.base64);
+      link.setAttribute("download", String(maskFile.name));
+      item.appendChild(link);
+      classList.appendChild(item);
     }
     classList.hidden = !classList.children.length;
 
@@ -639,6 +654,12 @@ SCRIPT = r"""
       alt: "Heat map of the regions that drove the suggestion, over the image",
       caption: "Warmer colours: regions that weighed more in this suggestion (a guide to the model's attention, " +
         "not a lesion outline).",
+    }],
+    ["overlay_png", {
+      title: "Predicted mask", drawing: false,
+      alt: "The image with the predicted mask filled in colour",
+      caption: "Filled: the region the model segmented (the slice with the most of it, for a volume); the sizes " +
+        "above are measured on the whole mask at the image's own spacing.",
     }],
     ["molecule_png", {
       title: "Atoms that drove the suggestion", drawing: true,

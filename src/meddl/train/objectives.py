@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from meddl.errors import MedDLError
 from meddl.train.trainer import LossFn
 
-__all__ = ["make_loss", "output_size", "scores_from_outputs", "target_tensor"]
+__all__ = ["DiceCELoss", "make_loss", "output_size", "scores_from_outputs", "target_tensor"]
 
 
 def output_size(task: str, n_classes: int) -> int:
@@ -100,3 +100,17 @@ def scores_from_outputs(task: str, outputs: np.ndarray, scale: Any = None) -> np
     if scale is not None:
         values = values * scale[1] + scale[0]
     return values
+
+
+class DiceCELoss(torch.nn.Module):
+    """Segmentation: MONAI's Dice + cross-entropy loss (nnU-Net's), over logits (B, K + 1, *spatial) and integer
+    label maps (B, *spatial); the Dice term ignores the background channel's own Dice, the cross-entropy does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from monai.losses import DiceCELoss as MonaiDiceCELoss
+
+        self.loss = MonaiDiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(outputs, targets.unsqueeze(1))

@@ -26,9 +26,19 @@ class ImageDataConfig(DataSection):
     """
 
     default_arch: ClassVar[str] = "small_cnn"
-    archs: ClassVar[tuple[str, ...]] = ("small_cnn", "seed_cnn", "resnet18", "resnet34", "densenet121", "vit")
+    archs: ClassVar[tuple[str, ...]] = (
+        "small_cnn",
+        "seed_cnn",
+        "resnet18",
+        "resnet34",
+        "densenet121",
+        "vit",
+        "unet",
+        "segresnet",
+    )
+    task_archs: ClassVar[dict[str, tuple[str, ...]]] = {"segmentation": ("unet", "segresnet")}
 
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "segmentation")
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw pixels by default
 
     kind: Literal["image"]
@@ -42,8 +52,28 @@ class ImageDataConfig(DataSection):
     patient_id: str | None = None
     spatial_dims: Literal[2, 3] = 2
     on_bad_file: Literal["error", "skip"] = "error"
+    mask_column: str = Field("mask", description="segmentation: the manifest column naming each image's mask file")
+    labels: dict[int, str] | None = Field(
+        None,
+        description="segmentation: the label values in the masks and their names, e.g. {1: lesion}; default: the "
+        "values found in the masks, named label_<value>",
+    )
+
+    @model_validator(mode="after")
+    def _labels_valid(self) -> ImageDataConfig:
+        if self.labels is not None:
+            if not self.labels:
+                raise ValueError("labels: give at least one label value and its name, e.g. {1: lesion}")
+            bad = [value for value in self.labels if value < 1 or value > 255]
+            if bad:
+                raise ValueError(f"labels: label values are 1 to 255 (0 is the background); got {bad}")
+            if len(set(self.labels.values())) != len(self.labels):
+                raise ValueError(f"labels: two labels share a name: {self.labels}")
+        return self
 
     def check_task(self, task: str) -> None:
+        if task != "segmentation" and self.labels is not None:
+            raise ValueError("data.labels: names the values of segmentation masks; this is a " + task + " task")
         if task == "regression":
             raise ValueError("task regression is not available for images yet; use binary, multiclass or multilabel")
         super().check_task(task)
@@ -77,6 +107,14 @@ class ImagePreprocessConfig(PreprocessSection):
     cache: bool = True
     cache_dir: Path | None = Field(None, description="default: .meddl-cache next to the data")
     imbalance: Literal["none", "class_weight", "oversample"] = "none"
+    # segmentation (the plan step derives each one the experiment leaves out; see docs/segmentation.md)
+    patch_size: list[int] | None = Field(
+        None, description="segmentation: the patch trained on and slid over a whole image (default: from the data)"
+    )
+    foreground_ratio: float = Field(
+        0.5, ge=0, le=1, description="segmentation: share of training patches centred on a foreground voxel"
+    )
+    overlap: float = Field(0.5, ge=0, lt=1, description="segmentation: sliding-window overlap between patches")
 
     @model_validator(mode="after")
     def _window_complete(self) -> ImagePreprocessConfig:

@@ -282,14 +282,22 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
                 if not cases.usable.any():  # e.g. a single signal record that cannot be read
                     reasons = "; ".join(dict.fromkeys(n.removeprefix("not scored: ") for n in cases.notes if n))
                     raise MedDLError(reasons or "no case in the file can be scored")
+                segmentation = bundle.task == "segmentation"  # the mask and its overlay are the prediction
                 with model_lock:
-                    frame = bundle.predict_cases(cases, explain_dir=Path(folder) / "explained" if explain else None)
+                    frame = bundle.predict_cases(
+                        cases,
+                        explain_dir=Path(folder) / "explained" if explain or segmentation else None,
+                        mask_dir=Path(folder) / "masks" if segmentation else None,
+                    )
             except MedDLError as exc:
                 raise HTTPException(422, detail=f"{filename}: cannot be used: {shown(str(exc))}") from None
             items = [_file_item(bundle, row, probability_columns, explain) for row in frame.to_dict("records")]
         for item in items:
             item["case_id"] = shown(str(item["case_id"]))
             item["note"] = shown(str(item["note"]))
+            if "mask_file" in item:  # named after the upload: scan.nii.gz → scan_mask.nii.gz
+                stem = filename[: -len(suffix)] if filename.lower().endswith(suffix) else filename
+                item["mask_file"]["name"] = item["mask_file"]["name"].replace("upload", stem, 1)
         return respond(request, bundle, items, explain=explain)
 
     described = f"one {served.kind} file ({', '.join(suffixes)})"
@@ -328,6 +336,10 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
     note = str(row.get("note") or "")
     item: dict[str, Any] = {"case_id": row.get("id", row.get("path")), "note": note, "threshold": bundle.threshold}
     scored = not note.startswith("not scored")
+    if bundle.task == "segmentation":
+        if scored:
+            item.update(_segmentation_item(row))
+        return item
     if bundle.survival is not None:
         if scored:
             columns = bundle.survival.columns()
@@ -366,3 +378,26 @@ def _file_item(bundle: Any, row: dict[str, Any], probability_columns: list[str],
         else:
             item[column] = explanation
     return item
+
+
+def _segmentation_item(row: dict[str, Any]) -> dict[str, Any]:
+    """A segmented case: each label's volume (mL, or area in mm² for 2-D images) and lesion count, the overlay
+    PNG and the mask file (NIfTI with the input's affine, DICOM-SEG for DICOM), both base64."""
+    import base64
+    from pathlib import Path
+
+    measures = {}
+    for column, value in row.items():
+        for suffix, unit in (("_volume_ml", "mL"), ("_area_mm2", "mm²")):
+            if column.endswith(suffix):
+                label = column.removesuffix(suffix)
+                measures[label] = {"size": float(value), "unit": unit, "lesions": int(row[f"{label}_lesions"])}
+    mask = Path(str(row["mask_path"]))
+    return {
+        "segmentation": measures,
+        "overlay_png": base64.b64encode(Path(str(row["overlay"])).read_bytes()).decode("ascii"),
+        "mask_file": {
+            "name": mask.name.split("_", 1)[-1],
+            "base64": base64.b64encode(mask.read_bytes()).decode("ascii"),
+        },
+    }

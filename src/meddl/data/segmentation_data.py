@@ -1,0 +1,254 @@
+"""Segmentation data: image–mask pairs, the plan (nnU-Net's habit: settings from a fingerprint of the data) and
+the patch datasets a segmentation network trains on.
+
+* :func:`plan_segmentation` turns the training images' spacings and sizes into a target spacing, a patch size and
+  a batch size, each with the reason, as nnU-Net's experiment planner does (median spacing; patch = median image
+  size at that spacing, capped and rounded to the network's divisor; batch from a voxel budget).
+* :class:`PatchDataset` draws one patch per case and epoch for training — centred on a foreground voxel with
+  probability ``foreground_ratio`` (MONAI's ``RandCropByPosNegLabeld``), then MONAI's spatial and intensity
+  augmentation applied to image and mask together — seeded by ``(seed, epoch, case)``, so a run replays exactly.
+  For validation it gives one fixed patch per case, centred on the case's foreground.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from meddl.preprocess.images import augment_seed
+
+__all__ = ["PatchDataset", "Plan", "SegmentationCase", "plan_segmentation", "zscore"]
+
+# the most voxels of one training batch: a 2-core CPU trains a 2-D batch of 16 × 128² or a 3-D one of 2 × 80³ in
+# about a second with the default U-Net (nnU-Net budgets GPU memory the same way)
+_BATCH_VOXELS = {2: 16 * 128 * 128, 3: 4 * 64 * 64 * 64}
+_PATCH_CAP = {2: 256, 3: 128}
+
+
+@dataclass
+class SegmentationCase:
+    """One image and its mask, resampled to the plan's spacing.
+
+    Attributes:
+        image: float32 (C, *spatial) at the target spacing, normalised (:func:`zscore`).
+        mask: uint8 (*spatial) label indices (0 background, k the k-th of ``data.labels``) on the same grid.
+        spacing: the original spacing (mm) per spatial axis.
+        shape: the original spatial shape.
+        source: the image file (or DICOM series folder).
+        mask_source: the mask file.
+        truth: the mask on the original grid (label indices), for metrics; None when it is ``mask`` itself.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, ...]
+    shape: tuple[int, ...]
+    source: str
+    mask_source: str
+    truth: np.ndarray | None = None
+
+    @property
+    def original_mask(self) -> np.ndarray:
+        return self.mask if self.truth is None else self.truth
+
+
+@dataclass
+class Plan:
+    """The settings a segmentation run takes from its data, with why (written to the run record and bundle)."""
+
+    spacing: list[float] | None
+    patch_size: list[int]
+    batch_size: int
+    why: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spacing": self.spacing,
+            "patch_size": self.patch_size,
+            "batch_size": self.batch_size,
+            "why": dict(self.why),
+        }
+
+
+def plan_segmentation(
+    shapes: Sequence[Sequence[int]],
+    spacings: Sequence[Sequence[float]],
+    *,
+    spatial_dims: int,
+    divisor: int = 16,
+    spacing: Sequence[float] | None = None,
+    patch_size: Sequence[int] | None = None,
+    batch_size: int | None = None,
+) -> Plan:
+    """The plan from the images' shapes and spacings; any setting given is kept as it is.
+
+    Args:
+        shapes: spatial shape of each training image.
+        spacings: its spacing in mm.
+        spatial_dims: 2 or 3.
+        divisor: every patch axis is a multiple of this (the network halves the patch ``log2(divisor)`` times).
+        spacing, patch_size, batch_size: the experiment's own settings (None: derived).
+    """
+    shape_array = np.asarray(shapes, dtype=float).reshape(-1, spatial_dims)
+    spacing_array = np.asarray(spacings, dtype=float).reshape(-1, spatial_dims)
+    why: dict[str, str] = {}
+    median_spacing = np.median(spacing_array, axis=0)
+    if spacing is None:
+        uniform = bool(np.allclose(spacing_array, median_spacing, rtol=0.01))
+        target = None if uniform else [round(float(v), 3) for v in median_spacing]
+        if target is not None:
+            why["spacing"] = f"median voxel spacing (mm) of {len(spacing_array)} training images, whose spacings differ"
+    else:
+        target = [float(v) for v in spacing]
+    grid = np.asarray(target) if target is not None else median_spacing
+    if patch_size is None:
+        at_target = np.median(shape_array * spacing_array / grid, axis=0)
+        cap = _PATCH_CAP[spatial_dims]
+        patch = [int(max(divisor, min(cap, (round(v) // divisor) * divisor))) for v in at_target]
+        why["patch_size"] = (
+            f"median image size at the target spacing ({' × '.join(str(round(v)) for v in at_target)}), rounded "
+            f"down to a multiple of {divisor} (the network's halvings), at most {cap} per axis"
+        )
+    else:
+        patch = [int(v) for v in patch_size]
+    if batch_size is None:
+        size = int(min(32, max(2, _BATCH_VOXELS[spatial_dims] // math.prod(patch))))
+        why["batch_size"] = (
+            f"{_BATCH_VOXELS[spatial_dims]:,} voxels per batch (a CPU-sized budget) / {math.prod(patch):,} per patch, "
+            "between 2 and 32"
+        )
+    else:
+        size = int(batch_size)
+    return Plan(target, patch, size, why)
+
+
+def zscore(image: np.ndarray) -> np.ndarray:
+    """Each channel to zero mean and unit SD over the image (MONAI's ``NormalizeIntensity``, channel-wise)."""
+    from monai.transforms import NormalizeIntensity
+
+    out = NormalizeIntensity(channel_wise=True)(image)
+    return np.asarray(out.array if hasattr(out, "array") else out, dtype=np.float32)
+
+
+class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Patches of segmentation cases: ``(image (C, *patch) float32, mask (*patch) int64)``.
+
+    Args:
+        cases: the cases (already resampled).
+        patch_size: the patch's spatial size.
+        train: random patches and augmentation (training) or one fixed patch per case (validation).
+        foreground_ratio: training: share of patches centred on a foreground voxel.
+        augment: training: MONAI's flips, small rotations/scaling, intensity shift and noise, on image and mask.
+        seed: the run's seed; with the epoch and case it seeds each draw.
+        length: training: patches per epoch (cases are drawn in turn, each patch from a fresh random crop), so a
+            small data set still makes enough optimiser steps per epoch for validation to be worth its cost
+            (nnU-Net fixes 250 steps an epoch); default: one patch per case.
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[SegmentationCase],
+        patch_size: Sequence[int],
+        *,
+        train: bool,
+        foreground_ratio: float = 0.5,
+        augment: bool = True,
+        seed: int = 0,
+        length: int | None = None,
+    ) -> None:
+        self.cases = list(cases)
+        self.length = max(len(self.cases), int(length or 0)) if train else len(self.cases)
+        self.patch = tuple(int(p) for p in patch_size)
+        self.train = train
+        self.foreground_ratio = float(foreground_ratio)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self._transforms: Any = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_transforms"] = None  # DataLoader workers build their own
+        return state
+
+    def _build(self) -> Any:
+        from monai.transforms import (
+            Compose,
+            RandAffined,
+            RandCropByPosNegLabeld,
+            RandFlipd,
+            RandGaussianNoised,
+            RandScaleIntensityd,
+            SpatialPadd,
+        )
+
+        dims = len(self.patch)
+        pad = SpatialPadd(keys=("image", "label"), spatial_size=self.patch, mode="constant")
+        crop = RandCropByPosNegLabeld(
+            keys=("image", "label"),
+            label_key="label",
+            spatial_size=self.patch,
+            pos=self.foreground_ratio,
+            neg=1.0 - self.foreground_ratio,
+            num_samples=1,
+            allow_smaller=True,
+        )
+        steps: list[Any] = [pad, crop]
+        if self.augment:
+            steps += [
+                *[RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=axis) for axis in range(dims)],
+                RandAffined(
+                    keys=("image", "label"),
+                    prob=0.3,
+                    rotate_range=[math.radians(15)] * (1 if dims == 2 else 3),
+                    scale_range=[0.15] * dims,
+                    mode=("bilinear", "nearest"),
+                    padding_mode="zeros",
+                ),
+                RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
+                RandGaussianNoised(keys="image", prob=0.15, std=0.1),
+            ]
+        return Compose(steps)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        case = self.cases[index % len(self.cases)]
+        image, label = case.image, case.mask[None]
+        if not self.train:
+            image, label = _fixed_patch(image, label, self.patch)
+            return torch.from_numpy(image), torch.from_numpy(label[0].astype(np.int64))
+        if self._transforms is None:
+            self._transforms = self._build()
+        self._transforms.set_random_state(seed=augment_seed(self.seed, self.epoch, index) % (2**32))
+        with warnings.catch_warnings():  # an empty mask: MONAI warns that it crops at random instead, as it should
+            warnings.filterwarnings("ignore", message="Num foregrounds 0")
+            out = self._transforms({"image": image, "label": label.astype(np.float32)})
+        out = out[0] if isinstance(out, list) else out
+        image_t = torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32)
+        label_t = torch.as_tensor(np.asarray(out["label"])[0]).round().to(torch.int64)
+        return image_t, label_t
+
+
+def _fixed_patch(image: np.ndarray, label: np.ndarray, patch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The patch centred on the foreground's centre of mass (the image centre when there is none), padded."""
+    spatial = np.array(image.shape[1:])
+    foreground = np.argwhere(label[0] > 0)
+    centre = foreground.mean(axis=0).round().astype(int) if len(foreground) else spatial // 2
+    size = np.array(patch)
+    start = np.clip(centre - size // 2, 0, np.maximum(spatial - size, 0))
+    region = tuple(slice(int(s), int(s + n)) for s, n in zip(start, size, strict=True))
+    image, label = image[(slice(None), *region)], label[(slice(None), *region)]
+    pad = [(0, 0), *[(0, int(n - have)) for n, have in zip(size, image.shape[1:], strict=True)]]
+    return np.pad(image, pad).astype(np.float32), np.pad(label, pad)
