@@ -225,10 +225,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         log("2-D phantoms")
-        two = quality(folder, dims=2, n=40 if quick else 160, size=96, epochs=2 if quick else 40, channels=[16, 32, 64])
+        two = quality(
+            folder, dims=2, n=40 if quick else 120, size=128, epochs=2 if quick else 40, channels=[16, 32, 64]
+        )
         log("3-D phantoms")
         three = quality(
-            folder, dims=3, n=20 if quick else 60, size=48, epochs=2 if quick else 30, channels=[16, 32, 64]
+            folder, dims=3, n=20 if quick else 60, size=64, epochs=2 if quick else 30, channels=[16, 32, 64]
         )
         log("trainer throughput against a plain MONAI loop")
         speed = {

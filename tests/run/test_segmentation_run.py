@@ -73,7 +73,7 @@ def test_predict_writes_masks_with_the_inputs_affine_and_volumes(trained: tuple,
     bundle = load_bundle(result.path)
     table = bundle.predict(images, mask_dir=tmp_path / "masks", explain_dir=tmp_path / "overlays")
     assert list(table["path"]) == [str(p) for p in images]
-    assert {"lesion_area_mm2", "lesion_lesions", "mask_path", "overlay", "note"} <= set(table.columns)
+    assert {"lesion_area_mm2", "lesion_count", "mask_path", "overlay", "note"} <= set(table.columns)
     for image_path, mask_path in zip(images, table["mask_path"], strict=True):
         written, source = nib.load(mask_path), nib.load(image_path)
         assert np.allclose(written.affine, source.affine)
@@ -205,3 +205,20 @@ def test_meddl_init_segmentation_is_a_valid_experiment(tmp_path: Path) -> None:
     output = CliRunner().invoke(app, ["init", "segmentation"]).output
     config = parse_config(yaml.safe_load(output))
     assert config.task == "segmentation" and config.model.arch == "unet" and config.data.labels == {1: "lesion"}
+
+
+def test_external_evaluation_and_explain_of_a_segmentation_bundle(trained: tuple, tmp_path: Path) -> None:
+    from meddl.run.external import evaluate_external
+
+    _, manifest, result = trained
+    other = write_phantom_dataset(
+        tmp_path / "site2", 12, spatial_dims=2, size=40, fmt="nifti", prevalence=1.0, seed=7, mask_column="mask"
+    )
+    external = evaluate_external(result.path, other, tmp_path / "ext")
+    metrics = json.loads((external.path / "metrics.json").read_text())
+    assert metrics["data"]["n_rows_used"] == 12 and 0.0 <= metrics["test"]["dice"]["value"] <= 1.0
+    assert "hd95" in metrics["per_label"]["lesion"]
+    assert {row["column"]: row["score"] for row in metrics["shift"]}["size axis 0"] > 1  # 40 px against 32
+    out = tmp_path / "overlay.png"
+    message = load_bundle(result.path).explain(sorted((manifest.parent / "images").glob("*.nii.gz"))[0], out)
+    assert out.read_bytes()[:4] == b"\x89PNG" and "overlay" in message

@@ -389,7 +389,8 @@ class Bundle:
         """
         check_output(Path(out), inputs=[data], bundle=self.path, file=False)
         cases = self.read(data)
-        scores = self.scores(cases.inputs) if cases.usable.any() else np.zeros(0)
+        segmentation = self.task == "segmentation"  # its explanation is the mask itself, drawn on the image
+        scores = self.scores(cases.inputs) if cases.usable.any() and not segmentation else np.zeros(0)
         written = self.modality.explain_file(self.model, cases, scores, Path(out))
         if written is not None:
             return written

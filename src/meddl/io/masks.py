@@ -34,6 +34,7 @@ Every problem is a :class:`~meddl.errors.MedDLError` naming the mask and, for al
 
 from __future__ import annotations
 
+import logging
 import warnings
 import zipfile
 import zlib
@@ -846,6 +847,9 @@ def _write_dicom_seg(mask: np.ndarray, reference: ImageVolume, out_path: Path, n
         for number, name in names.items()
     ]
     pixels = mask[None] if mask.ndim == 2 else mask  # (F, H, W): one frame per source slice
+    logger = logging.getLogger("highdicom")  # it logs, not warns, that an empty mask keeps its empty frames
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # highdicom's remarks on the source's own attributes (names, codes)
@@ -867,3 +871,5 @@ def _write_dicom_seg(mask: np.ndarray, reference: ImageVolume, out_path: Path, n
             segmentation.save_as(out_path)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise MedDLError(f"{out_path}: cannot write a DICOM-SEG for {reference.source}: {_first_line(exc)}") from None
+    finally:
+        logger.setLevel(level)

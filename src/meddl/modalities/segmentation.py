@@ -24,7 +24,7 @@ from meddl.data.segmentation_data import PatchDataset, Plan, SegmentationCase, p
 from meddl.errors import MedDLError
 from meddl.io.images import image_geometry, image_manifest, read_image
 from meddl.io.masks import check_mask_values, mask_labels, read_mask, write_mask
-from meddl.modalities.base import Log, ModalityExample, PredictionInputs, Prepared
+from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.image import ImageModality, image_sources
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
@@ -134,7 +134,8 @@ class SegmentationModality(ImageModality):
             keep.append(i)
         if not keep:
             raise MedDLError(f"{self.data.path}: no readable image")
-        self.plan = self._plan(shapes, spacings)
+        if self.plan is None:  # a bundle's modality keeps the plan it was trained with (external evaluation)
+            self.plan = self._plan(shapes, spacings)
         for setting, why in self.plan.why.items():
             self.derived_[f"preprocess.{setting}" if setting != "batch_size" else "train.batch_size"] = {
                 "value": getattr(self.plan, setting),
@@ -242,6 +243,20 @@ class SegmentationModality(ImageModality):
 
         out = Resize(shape, mode="nearest")(torch.from_numpy(mask[None].astype(np.float32)))
         return np.asarray(out.numpy()[0]).round().astype(np.uint8)
+
+    def load_external(self, path: Path, log: Log) -> Prepared:
+        """Another site's images and masks, read with the plan and labels the model was trained with."""
+        return Modality.load_external(self, path, log)
+
+    def profile(self, prepared: Prepared, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per case: its size and spacing along each axis, as read (the images are z-scored per case, so their
+        intensities are compared by the model's inputs, not here)."""
+        cases: list[SegmentationCase] = [prepared.extra["cases"][i] for i in index]
+        measures: dict[str, np.ndarray] = {}
+        for axis in range(self.data.spatial_dims):
+            measures[f"size axis {axis}"] = np.array([c.shape[axis] for c in cases], dtype=float)
+            measures[f"spacing axis {axis} (mm)"] = np.array([c.spacing[axis] for c in cases], dtype=float)
+        return measures
 
     def derived_defaults(self, prepared: Prepared) -> dict[str, dict[str, Any]]:
         return dict(self.derived_)
@@ -368,7 +383,8 @@ class SegmentationModality(ImageModality):
         )
 
     def measure(self, labels: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float | int]:
-        """Per label: its volume (mL; area in mm² for 2D images) and its number of connected lesions."""
+        """Per label: its volume (mL; area in mm² for 2D images) and its number of connected components (lesions),
+        as ``<label>_volume_ml`` / ``<label>_area_mm2`` and ``<label>_count``."""
         from scipy import ndimage
 
         unit = "ml" if self.data.spatial_dims == 3 else "mm2"
@@ -379,7 +395,7 @@ class SegmentationModality(ImageModality):
             inside = labels == k
             name = self.names[value]
             out[f"{name}_{'volume_ml' if unit == 'ml' else 'area_mm2'}"] = round(float(inside.sum()) * voxel, 4)
-            out[f"{name}_lesions"] = int(ndimage.label(inside, structure=structure)[1])
+            out[f"{name}_count"] = int(ndimage.label(inside, structure=structure)[1])
         return out
 
     def segment_cases(
@@ -403,7 +419,8 @@ class SegmentationModality(ImageModality):
                 target = mask_dir / f"{int(rows[position]):05d}_{stem}_mask"
                 written.append(str(write_mask(values, volume, target, labels=self.names)))
         for column in measured[0] if measured else {}:
-            frame[column] = np.nan
+            counts = column.endswith("_count")  # whole numbers, blank for a case not segmented
+            frame[column] = pd.array([pd.NA] * len(frame), dtype="Int64") if counts else np.nan
             frame.loc[rows, column] = [m[column] for m in measured]
         if mask_dir is not None:
             frame["mask_path"] = ""

@@ -68,40 +68,15 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
     say(f"reading {data}")
     prepared = bundle.modality.load_external(data, say)
     modality = prepared.extra.get("_modality", bundle.modality)  # a kind may read with a copy bound to the new data
-    outputs = modality.prepared_outputs(bundle.model, prepared, np.arange(len(prepared.target)))
-    scores = scores_from_outputs(bundle.task, outputs, bundle.target_scale)
-    if bundle.task in {"binary", "multiclass"}:
-        scores = bundle.recalibrator.apply(scores)  # as the bundle predicts: through its recalibration map
-    say("evaluating")
     warnings = list(prepared.extra.get("warnings", []))
     if n_bootstrap is not None:
         cfg.evaluate.bootstrap = n_bootstrap
-    if bundle.survival is not None:
-        # IPCW metrics weight by the censoring of the new site's own follow-up (the bundle keeps no patient times)
-        judged = evaluate_survival(
-            cfg,
-            bundle.survival,
-            y_train=prepared.target,
-            y_test=prepared.target,
-            test_scores=scores,
-            groups=prepared.patient_ids,
-            baselines=[],
-            baseline_data=None,
-        )
-        evaluation_model = judged["model"]
-        warnings += judged["warnings"]
+    if bundle.task == "segmentation":  # every case segmented whole and measured on its own grid
+        from meddl.run.segmentation import measure_cases
+
+        evaluation_model = measure_cases(modality, bundle.model, prepared, np.arange(len(prepared.target)), cfg, say)[0]
     else:
-        evaluation_model = evaluate_predictions(
-            bundle.task,
-            prepared.target,
-            scores,
-            threshold=bundle.threshold,
-            groups=prepared.patient_ids,
-            n_bootstrap=cfg.evaluate.bootstrap,
-            level=cfg.evaluate.confidence_level,
-            seed=cfg.train.seed,
-            class_names=bundle.classes or None,
-        )
+        evaluation_model = _judge_scores(bundle, modality, prepared, cfg, warnings, say)
     warnings += undefined_warning(evaluation_model.get("undefined") or {})
     shift = modality.shift(prepared)
     modality.cleanup()
@@ -132,6 +107,7 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
             "model": evaluation_model,
             "baselines": {},
         },
+        **({"per_label": evaluation_model.get("per_label")} if bundle.task == "segmentation" else {}),
         "shift": shift,
         "training_metrics": bundle.metrics.get("test"),
         "sections": prepared.sections,
@@ -140,6 +116,7 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
     metrics = clean_json(
         {
             "test": evaluation_model["metrics"],
+            **({"per_label": evaluation_model.get("per_label")} if bundle.task == "segmentation" else {}),
             "threshold": bundle.threshold,
             "development": bundle.metrics.get("test"),
             "data": record["data"],
@@ -152,3 +129,37 @@ def _evaluate(bundle: Any, data: Path, folder: RunFolder, n_bootstrap: int | Non
         pd.DataFrame(shift).to_csv(out / "shift.csv", index=False)
     write_report(record, out / "report.html")
     return RunResult(out, record, metrics)
+
+
+def _judge_scores(bundle: Any, modality: Any, prepared: Any, cfg: Any, warnings: list[str], say: Any) -> dict[str, Any]:
+    """The model's scores of every case, judged with CIs (survival: IPCW metrics at the new site's censoring)."""
+    outputs = modality.prepared_outputs(bundle.model, prepared, np.arange(len(prepared.target)))
+    scores = scores_from_outputs(bundle.task, outputs, bundle.target_scale)
+    if bundle.task in {"binary", "multiclass"}:
+        scores = bundle.recalibrator.apply(scores)  # as the bundle predicts: through its recalibration map
+    say("evaluating")
+    if bundle.survival is not None:
+        # IPCW metrics weight by the censoring of the new site's own follow-up (the bundle keeps no patient times)
+        judged = evaluate_survival(
+            cfg,
+            bundle.survival,
+            y_train=prepared.target,
+            y_test=prepared.target,
+            test_scores=scores,
+            groups=prepared.patient_ids,
+            baselines=[],
+            baseline_data=None,
+        )
+        warnings += judged["warnings"]
+        return judged["model"]
+    return evaluate_predictions(
+        bundle.task,
+        prepared.target,
+        scores,
+        threshold=bundle.threshold,
+        groups=prepared.patient_ids,
+        n_bootstrap=cfg.evaluate.bootstrap,
+        level=cfg.evaluate.confidence_level,
+        seed=cfg.train.seed,
+        class_names=bundle.classes or None,
+    )

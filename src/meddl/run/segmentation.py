@@ -74,25 +74,8 @@ def run_segmentation(run: TrainingRun, folder: RunFolder, context: Any, say: Any
     if not context.is_main:
         return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
 
-    say(f"segmenting the {len(index['test'])} test case(s) whole (sliding window, overlap {cfg.preprocess.overlap})")  # type: ignore[attr-defined]
     cases = prepared.extra["cases"]
-    names = {k: modality.names[v] for k, v in enumerate(modality.label_values, start=1)}
-    per_case, predictions = [], []
-    for n, i in enumerate(index["test"], start=1):
-        predicted = modality.segment(model, cases[i])
-        predictions.append(predicted)
-        per_case.append(case_metrics(predicted, cases[i].original_mask, cases[i].spacing, names))
-        if n % max(1, len(index["test"]) // 5) == 0:
-            say(f"segmented {n}/{len(index['test'])} test case(s)")
-    groups = prepared.patient_ids[index["test"]] if prepared.patient_ids is not None else None
-    summary = aggregate(
-        per_case,
-        groups=groups,
-        n_bootstrap=cfg.evaluate.bootstrap,
-        level=cfg.evaluate.confidence_level,
-        seed=cfg.train.seed,
-        spatial_dims=modality.data.spatial_dims,
-    )
+    summary, per_case, predictions = measure_cases(modality, model, prepared, index["test"], cfg, say)
     table = per_case_table(per_case)
     table.insert(0, "image", _case_names(table, [cases[i].source for i in index["test"]]))
     table.to_csv(out / "test_cases.csv", index=False)
@@ -100,7 +83,7 @@ def run_segmentation(run: TrainingRun, folder: RunFolder, context: Any, say: Any
         "split": "test",
         "threshold": None,
         "threshold_rule": None,
-        "model": {**summary, "n": len(index["test"])},
+        "model": summary,
         "baselines": {},
         "comparisons": {},
     }
@@ -132,6 +115,33 @@ def run_segmentation(run: TrainingRun, folder: RunFolder, context: Any, say: Any
     metrics = run._write_bundle(out, record, prepared, splits, fitted, folder.final)
     modality.cleanup()
     return RunResult(out, record, metrics)
+
+
+def measure_cases(
+    modality: SegmentationModality, model: Any, prepared: Prepared, rows: np.ndarray, cfg: Any, say: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[np.ndarray]]:
+    """Segment the cases ``rows`` whole (sliding window) and measure each on its own grid; returns the aggregate
+    with patient-level CIs, the per-case metrics and the predicted label indices (test split and ``meddl
+    evaluate`` alike)."""
+    cases = prepared.extra["cases"]
+    names = {k: modality.names[v] for k, v in enumerate(modality.label_values, start=1)}
+    say(f"segmenting {len(rows)} case(s) whole (sliding window, overlap {modality.prep.overlap})")
+    per_case, predictions = [], []
+    for n, i in enumerate(rows, start=1):
+        predicted = modality.segment(model, cases[i])
+        predictions.append(predicted)
+        per_case.append(case_metrics(predicted, cases[i].original_mask, cases[i].spacing, names))
+        if n % max(1, len(rows) // 5) == 0:
+            say(f"segmented {n}/{len(rows)} case(s)")
+    summary = aggregate(
+        per_case,
+        groups=prepared.patient_ids[rows] if prepared.patient_ids is not None else None,
+        n_bootstrap=cfg.evaluate.bootstrap,
+        level=cfg.evaluate.confidence_level,
+        seed=cfg.train.seed,
+        spatial_dims=modality.data.spatial_dims,
+    )
+    return {**summary, "n": len(rows)}, per_case, predictions
 
 
 def _split(cfg: Any, prepared: Prepared, say: Any) -> np.ndarray:
@@ -183,6 +193,7 @@ def _fit(
         name: modality.training_dataset(prepared, index[name], prepared.target[index[name]], train=name == "train")
         for name in ("train", "validation")
     }
+    modality.describe_training(prepared, index["train"])  # sizes and spacings, for the shift report of new data
     network = build_model(cfg.model.arch, params, **data_arguments)
     pretrained = apply_pretrained(network, cfg.model.pretrained)
     if pretrained is not None:

@@ -391,7 +391,7 @@ def _segmentation_item(row: dict[str, Any]) -> dict[str, Any]:
         for suffix, unit in (("_volume_ml", "mL"), ("_area_mm2", "mm²")):
             if column.endswith(suffix):
                 label = column.removesuffix(suffix)
-                measures[label] = {"size": float(value), "unit": unit, "lesions": int(row[f"{label}_lesions"])}
+                measures[label] = {"size": float(value), "unit": unit, "lesions": int(row[f"{label}_count"])}
     mask = Path(str(row["mask_path"]))
     return {
         "segmentation": measures,
