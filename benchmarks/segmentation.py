@@ -36,9 +36,9 @@ from _timing import TARGET_RATIO, RunTiming, cosine_factor, fit_timed, log  # be
 
 from meddl import Experiment
 from meddl.data.phantoms import write_phantom_dataset
-from meddl.data.segmentation_data import PatchDataset, SegmentationCase
 from meddl.evaluate.segmentation import dice_score
 from meddl.models.segmentation import UNet
+from meddl.preprocess.segmentation import PatchDataset, SegmentationCase
 from meddl.train import Trainer
 from meddl.train.objectives import DiceCELoss
 from meddl.train.trainer import TrainerSettings
@@ -86,7 +86,7 @@ def quality(folder: Path, *, dims: int, n: int, size: int, epochs: int, channels
 
 def _cases(n: int, size: int, dims: int, seed: int) -> list[SegmentationCase]:
     from meddl.data.phantoms import make_phantom
-    from meddl.data.segmentation_data import zscore
+    from meddl.preprocess.segmentation import zscore
 
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
     cases = []

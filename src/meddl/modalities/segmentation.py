@@ -2,7 +2,7 @@
 
 The image modality's variant for the segmentation task. A manifest names each image and its mask
 (``path,mask[,patient_id]``); masks are NIfTI (same affine as the image, checked), PNG, npz or DICOM-SEG
-(:mod:`meddl.io.masks`). A plan step (:func:`meddl.data.segmentation_data.plan_segmentation`) takes the target
+(:mod:`meddl.io.masks`). A plan step (:func:`meddl.preprocess.segmentation.plan_segmentation`) takes the target
 spacing, patch size and batch size from the images' headers; each image is resampled to that spacing (MONAI
 ``Resize``: bilinear for the image, nearest for the mask) and z-scored per channel. Training draws
 foreground-balanced patches with MONAI augmentation; prediction slides the patch over the whole image
@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from meddl.data.segmentation_data import PatchDataset, Plan, SegmentationCase, plan_segmentation, zscore
 from meddl.errors import MedDLError
 from meddl.io.images import image_geometry, image_manifest, read_image
 from meddl.io.masks import check_mask_values, mask_labels, read_mask, write_mask
@@ -28,6 +27,7 @@ from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInpu
 from meddl.modalities.image import ImageModality, image_sources
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
+from meddl.preprocess.segmentation import PatchDataset, Plan, SegmentationCase, plan_segmentation, zscore
 
 __all__ = ["SegmentationModality"]
 

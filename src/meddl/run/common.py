@@ -45,6 +45,7 @@ OPTIONAL_METRICS = (
 )
 
 __all__ = [
+    "Fitted",
     "RunResult",
     "clean_json",
     "evaluate_on_test",
@@ -336,3 +337,15 @@ def _reliability_before_after(
         return []
     caption = "Observed event rate per bin of predicted probability; the diagonal is perfect calibration."
     return [{"title": "Reliability before and after recalibration", "png": image, "caption": caption}]
+
+
+@dataclass
+class Fitted:
+    """A model trained on one split, with what scoring more rows needs (every task's run)."""
+
+    model: Any  # torch.nn.Module (torch is not imported here)
+    result: Any
+    params: dict[str, Any]
+    data_arguments: dict[str, Any]
+    target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
+    pretrained: dict[str, Any] | None = None  # model.pretrained: what was loaded and frozen (apply_pretrained)

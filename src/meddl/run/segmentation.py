@@ -22,7 +22,7 @@ from meddl.errors import MedDLError
 from meddl.evaluate.segmentation import aggregate, case_metrics, dice_score, per_case_table
 from meddl.models import build_model
 from meddl.models.pretrained import apply_pretrained, describe_pretrained
-from meddl.run.common import RunResult, now_utc, trainer_settings
+from meddl.run.common import Fitted, RunResult, now_utc, trainer_settings
 from meddl.train import Trainer, seed_everything
 from meddl.train.objectives import DiceCELoss
 from meddl.train.runtime import runtime_record
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from meddl.modalities import Prepared
     from meddl.modalities.segmentation import SegmentationModality
     from meddl.run.folders import RunFolder
-    from meddl.run.training import TrainingRun
 
 __all__ = ["run_segmentation"]
 
@@ -46,8 +45,10 @@ def _validation_dice(n_classes: int) -> Any:
     return metric
 
 
-def run_segmentation(run: TrainingRun, folder: RunFolder, context: Any, say: Any) -> RunResult:
-    """The body of :meth:`TrainingRun._run` for ``task: segmentation`` (``run`` keeps the folder handling)."""
+def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> RunResult:
+    """The body of :meth:`meddl.run.training.TrainingRun._run` for ``task: segmentation``: ``run`` is that
+    TrainingRun (it keeps the folder handling, the data summary and the bundle writing; typed loosely, so that this
+    module does not import the one that dispatches to it)."""
     cfg = run.config
     modality: SegmentationModality = run.modality  # type: ignore[assignment]
     out = folder.staging
@@ -176,15 +177,13 @@ def _case_names(table: Any, sources: list[str]) -> list[str]:
 
 
 def _fit(
-    run: TrainingRun,
+    run: Any,
     modality: SegmentationModality,
     prepared: Prepared,
     index: dict[str, np.ndarray],
     folder: RunFolder,
     say: Any,
 ) -> Any:
-    from meddl.run.training import _Fitted
-
     cfg = run.config
     seed_everything(cfg.train.seed)
     data_arguments = modality.model_arguments(modality.features(prepared))
@@ -211,7 +210,7 @@ def _fit(
         f"{cfg.train.batch_size} ({trainer.device})"
     )
     result = trainer.fit(datasets["train"], datasets["validation"], resume=folder.resumed)
-    return _Fitted(trainer.module.eval(), result, params, data_arguments, None, pretrained)
+    return Fitted(trainer.module.eval(), result, params, data_arguments, None, pretrained)
 
 
 def _examples(

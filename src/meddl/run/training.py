@@ -8,12 +8,11 @@ subgroups, k-fold estimate) → explanations (the modality) → run record → r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from meddl._json import clean_json
 from meddl._version import __version__
@@ -32,6 +31,7 @@ from meddl.models.pretrained import apply_pretrained, describe_pretrained
 from meddl.models.registry import output_argument
 from meddl.preprocess import class_weights
 from meddl.run.common import (
+    Fitted,
     RunResult,
     evaluate_on_test,
     finish_bundle,
@@ -63,18 +63,6 @@ from meddl.train.survival_outputs import SurvivalOutputs
 __all__ = ["TrainingRun"]
 
 SPLITS = ("train", "validation", "test")
-
-
-@dataclass
-class _Fitted:
-    """A model trained on one split, with what scoring more rows needs."""
-
-    model: torch.nn.Module
-    result: Any
-    params: dict[str, Any]
-    data_arguments: dict[str, Any]
-    target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
-    pretrained: dict[str, Any] | None = None  # model.pretrained: what was loaded and frozen (apply_pretrained)
 
 
 class _EnsembleResult:
@@ -329,7 +317,7 @@ class TrainingRun:
         *,
         resume: bool = False,
         say: Any = None,
-    ) -> _Fitted:
+    ) -> Fitted:
         """Fit the modality's preprocessing on ``index['train']`` and train a model (validation: early stopping)."""
         cfg = self.config
         self.modality.fit(prepared, index["train"])
@@ -394,9 +382,9 @@ class TrainingRun:
             outputs = self.modality.prepared_outputs(model, prepared, index["train"])
             train_target = target[index["train"]]
             target_scale.fit_baseline(outputs, train_target[:, 0], train_target[:, 1])
-        return _Fitted(model, result, params, data_arguments, target_scale, pretrained)
+        return Fitted(model, result, params, data_arguments, target_scale, pretrained)
 
-    def _scores(self, fitted: _Fitted, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+    def _scores(self, fitted: Fitted, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
         outputs = self.modality.prepared_outputs(fitted.model, prepared, rows)
         return scores_from_outputs(self.config.task, outputs, fitted.target_scale)
 
@@ -552,7 +540,7 @@ class TrainingRun:
         record: dict[str, Any],
         prepared: Prepared,
         splits: np.ndarray,
-        fitted: _Fitted,
+        fitted: Fitted,
         final: Path | None = None,
     ) -> dict[str, Any]:
         cfg = self.config
