@@ -222,3 +222,17 @@ def test_external_evaluation_and_explain_of_a_segmentation_bundle(trained: tuple
     out = tmp_path / "overlay.png"
     message = load_bundle(result.path).explain(sorted((manifest.parent / "images").glob("*.nii.gz"))[0], out)
     assert out.read_bytes()[:4] == b"\x89PNG" and "overlay" in message
+
+
+def test_robustness_suite_segments_the_test_cases_again_under_corruptions(trained: tuple) -> None:
+    _, _, result = trained
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    suite = metrics["robustness"]
+    assert suite["metric"] == "dice" and suite["n"] == metrics["data"]["splits"]["test"]
+    names = {c["name"] for c in suite["corruptions"]}
+    assert {"noise", "blur", "contrast", "rotation"} <= names
+    for corruption in suite["corruptions"]:
+        for row in corruption["severities"]:
+            assert 0.0 <= row["value"] <= 1.0
+            assert row["drop"] == pytest.approx(suite["clean"]["value"] - row["value"], abs=1e-9)
+    assert "Robustness" in (result.path / "report.html").read_text()

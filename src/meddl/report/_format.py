@@ -39,6 +39,10 @@ __all__ = [
 DASH = "—"
 
 _METRIC_LABELS: dict[str, str] = {
+    "dice": "Dice",
+    "iou": "IoU (Jaccard)",
+    "hd95": "95th-percentile Hausdorff distance (mm)",
+    "msd": "Mean surface distance (mm)",
     "auroc": "AUROC",
     "auprc": "AUPRC",
     "sensitivity": "Sensitivity (recall)",

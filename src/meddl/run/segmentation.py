@@ -88,6 +88,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
         "baselines": {},
         "comparisons": {},
     }
+    robustness, robustness_section = _robustness(modality, model, prepared, index["test"], predictions, cfg, say)
     say("drawing the best, median and worst test cases")
     examples = _examples(modality, prepared, index["test"], predictions, per_case)
     record: dict[str, Any] = {
@@ -106,7 +107,13 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
         },
         "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
         "evaluation": evaluation,
-        "sections": [*prepared.sections, _plan_section(modality), _per_label_section(summary)],
+        "sections": [
+            *prepared.sections,
+            _plan_section(modality),
+            _per_label_section(summary),
+            *([robustness_section] if robustness_section else []),
+        ],
+        "robustness": robustness,
         "examples": examples,
         "warnings": modality.warnings(prepared, index["test"]),
         "derived_defaults": derived or None,
@@ -143,6 +150,96 @@ def measure_cases(
         spatial_dims=modality.data.spatial_dims,
     )
     return {**summary, "n": len(rows)}, per_case, predictions
+
+
+def _robustness(
+    modality: SegmentationModality,
+    model: Any,
+    prepared: Prepared,
+    test: np.ndarray,
+    predictions: list[np.ndarray],
+    cfg: Any,
+    say: Any,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``evaluate.robustness`` for masks: the test cases segmented again after each of the image modality's
+    corruptions (noise, blur, contrast, brightness, rotation, resolution) at rising severity; the mean Dice with
+    patient-level bootstrap CIs at each, and the worst drop with its paired CI — the figures and the report section
+    in the form every other run's robustness suite has."""
+    if not cfg.evaluate.robustness:
+        return None, None
+    from meddl.evaluate.bootstrap import bootstrap_metrics
+    from meddl.evaluate.robustness import corruption_rng
+    from meddl.report.robustness_plots import robustness_section
+    from meddl.run.robustness import ROBUSTNESS_RESAMPLES
+
+    cases = prepared.extra["cases"]
+    n_classes = len(modality.names) + 1
+    groups = prepared.patient_ids[test] if prepared.patient_ids is not None else None
+    e = cfg.evaluate
+    resamples = min(e.bootstrap, ROBUSTNESS_RESAMPLES)
+
+    def dice_of(predicted: np.ndarray, i: int) -> float:
+        return dice_score(predicted[None], cases[i].original_mask[None], n_classes)
+
+    def judged(compute: Any, n: int) -> dict[str, Any]:
+        return bootstrap_metrics(compute, n, n_resamples=resamples, groups=groups, level=e.confidence_level, seed=0)
+
+    clean = np.array([dice_of(p, i) for p, i in zip(predictions, test, strict=True)])
+    clean_summary = judged(lambda rows: {"dice": float(clean[rows].mean())}, len(clean))["dice"]
+    corruptions, worst = [], None
+    say("segmenting the test cases again under corrupted inputs")
+    for corruption in modality.corruptions():
+        severities = []
+        for position, severity in enumerate(corruption.severities):
+            rng = corruption_rng(cfg.train.seed, corruption.name, position)
+            dice = np.array(
+                [
+                    dice_of(
+                        modality.on_original_grid(
+                            modality.probabilities(model, corruption.apply(cases[i].image[None], severity, rng)[0]),
+                            cases[i].shape,
+                        ),
+                        i,
+                    )
+                    for i in test
+                ]
+            )
+            value = judged(lambda rows, dice=dice: {"dice": float(dice[rows].mean())}, len(dice))["dice"]
+            drop = float(clean.mean() - dice.mean())
+            severities.append({"severity": float(severity), "value": value["value"], "ci": value["ci"], "drop": drop})
+            if worst is None or drop > worst["drop"]:
+                paired = judged(
+                    lambda rows, dice=dice: {"drop": float(clean[rows].mean() - dice[rows].mean())}, len(dice)
+                )
+                worst = {
+                    "corruption": corruption.name,
+                    "label": corruption.label,
+                    "severity": float(severity),
+                    "value": value["value"],
+                    "drop": drop,
+                    "ci": paired["drop"]["ci"],
+                }
+        worst_here = max(severities, key=lambda row: row["drop"])
+        corruptions.append(
+            {
+                "name": corruption.name,
+                "label": corruption.label,
+                "unit": corruption.unit,
+                "severities": severities,
+                "worst_drop": worst_here["drop"],
+                "worst_severity": worst_here["severity"],
+            }
+        )
+    figures = {
+        "metric": "dice",
+        "higher_is_better": True,
+        "n": len(test),
+        "clean": clean_summary,
+        "corruptions": corruptions,
+        "worst": worst,
+        "bootstrap_resamples": resamples,
+    }
+    return figures, robustness_section(figures, e.confidence_level, modality.title)
 
 
 def _split(cfg: Any, prepared: Prepared, say: Any) -> np.ndarray:
