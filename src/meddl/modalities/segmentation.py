@@ -111,7 +111,7 @@ class SegmentationModality(ImageModality):
         )
         folder = self.data.path.parent
         rows = manifest["row"].tolist()
-        masks = [_mask_path(folder, value, row, self.data) for value, row in zip(manifest["label"], rows, strict=True)]
+        masks = list(manifest["label"])  # the mask cells, checked (blank, missing) with their row as each is read
         images = [Path(p) for p in manifest["path"]]
         log(f"reading the headers of {len(images)} image(s) for the plan (spacing, patch size, batch size)")
         shapes, spacings, skipped = [], [], []
@@ -146,7 +146,8 @@ class SegmentationModality(ImageModality):
         every = max(1, len(keep) // 10)
         for n, i in enumerate(keep, start=1):
             try:
-                case, values = self._read_case(images[i], masks[i], rows[i])
+                mask_path = _mask_path(folder, masks[i], rows[i], self.data)
+                case, values = self._read_case(images[i], mask_path, rows[i])
             except MedDLError as exc:
                 if self.data.on_bad_file != "skip":
                     raise
@@ -206,6 +207,10 @@ class SegmentationModality(ImageModality):
         if self.names:
             check_mask_values(mask, self.label_values, mask_path)
         values = set(mask_labels(mask))
+        if not self.names and int(mask.max(initial=0)) > 255:
+            raise MedDLError(
+                f"{mask_path}: label value {int(mask.max())} above 255; masks hold labels 1 to 255 (0: background)"
+            )
         indices = self._index_map(mask) if self.names else mask.astype(np.uint8)
         image, resampled = self._resampled(volume.array, volume.spacing)
         grid_mask = self._resample_mask(indices, image.shape[1:]) if resampled else indices

@@ -75,10 +75,11 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
     if not context.is_main:
         return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
 
-    cases = prepared.extra["cases"]
     summary, per_case, predictions = measure_cases(modality, model, prepared, index["test"], cfg, say)
     table = per_case_table(per_case)
-    table.insert(0, "image", _case_names(table, [cases[i].source for i in index["test"]]))
+    # the manifest row, not the file name: a bundle is handed on, and file names can carry identifiers
+    rows = [prepared.extra["rows"][i] for i in index["test"]]
+    table.insert(0, "manifest_row", [rows[int(k)] for k in table["case"]])
     table.to_csv(out / "test_cases.csv", index=False)
     evaluation = {
         "split": "test",
@@ -265,12 +266,6 @@ def _split(cfg: Any, prepared: Prepared, say: Any) -> np.ndarray:
             say(f"split not stratified by empty/non-empty masks: {exc}")
             prepared.notes.append(f"the split is not stratified by empty/non-empty masks ({exc})")
     return by(np.zeros(len(prepared.target), dtype=np.int64))
-
-
-def _case_names(table: Any, sources: list[str]) -> list[str]:
-    from pathlib import Path
-
-    return [Path(sources[int(k)]).name for k in table["case"]]
 
 
 def _fit(
