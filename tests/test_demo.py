@@ -38,6 +38,7 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     # every other part of the demo ran end to end through the real readers and wrote its bundle and report
     for run in (
         "phantoms/runs/small_cnn",
+        "segmentation/runs/unet",
         "motifs/runs/sequence_cnn",
         "gse7390/runs/mlp",
         "gse7390/runs/ft_transformer",
@@ -46,7 +47,14 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     ):
         assert (tmp_path / run / "report.html").is_file(), run
         assert (tmp_path / run / "manifest.json").is_file(), run
-    for name in ("phantoms (DICOM)", "planted motifs (DNA)", "GSE7390 (expression)", "ECG heart rate", "EHR mortality"):
+    for name in (
+        "phantoms (DICOM)",
+        "phantoms (DICOM, masks)",
+        "planted motifs (DNA)",
+        "GSE7390 (expression)",
+        "ECG heart rate",
+        "EHR mortality",
+    ):
         assert name in out
     gse = json.loads((tmp_path / "gse7390" / "runs" / "mlp" / "metrics.json").read_text())
     assert gse["data"]["dropped"]["censored before the horizon (outcome unknown)"] == 9

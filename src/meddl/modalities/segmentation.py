@@ -174,7 +174,7 @@ class SegmentationModality(ImageModality):
         return Prepared(
             inputs=cases,
             target=has_foreground,
-            classes=["no foreground", "foreground"],
+            classes=[self.names[value] for value in self.label_values],  # the labels a mask can hold
             sample_ids=[case.source for case in cases],
             patient_ids=patient_ids,
             n_read=len(images),

@@ -217,6 +217,21 @@ def _caveats(run: Mapping[str, Any], data: DataSection) -> list[str]:
     return caveats
 
 
+_HEAT_MAP_HEADING = {
+    "nav": "Heat maps",
+    "title": "Where the model looked",
+    "text": "Test cases with the model's heat map over the image (the method is named in each caption): warm colours "
+    "mark the regions that raised the score. A heat map shows what drove the model, not where disease is.",
+}
+
+
+def _examples_heading(run: Mapping[str, Any]) -> dict[str, str]:
+    """The examples section's link, title and lead: the run's own ``examples_heading`` (a segmentation run shows
+    its masks, not heat maps), else the heat maps'."""
+    given = mapping(run.get("examples_heading"))
+    return {key: str(given.get(key) or default) for key, default in _HEAT_MAP_HEADING.items()}
+
+
 def _examples(run: Mapping[str, Any]) -> list[ExampleCase]:
     """Optional ``run["examples"]``: ``[{"title", "caption", "overlay_png"}]`` (base64 PNG)."""
     cases = []

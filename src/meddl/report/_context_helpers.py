@@ -77,11 +77,20 @@ def _target_description(run: Mapping[str, Any]) -> str:
         return f"'{target}'" + (f" (one of: {', '.join(map(str, classes))})" if classes else "")
     if task == "survival":
         return f"the risk of the event and the chance of remaining free of it over time (follow-up: {target})"
+    if task == "segmentation":
+        classes = sequence(data.get("classes"))
+        return f"the extent of {', '.join(map(str, classes)) or 'the labelled regions'} in an image (where and how big)"
     return f"the value of '{target}'"
 
 
 def _main_metric(task: object) -> str | None:
-    return {"binary": "auroc", "multiclass": "auroc_macro", "regression": "rmse", "survival": "c_index"}.get(str(task))
+    return {
+        "binary": "auroc",
+        "multiclass": "auroc_macro",
+        "regression": "rmse",
+        "survival": "c_index",
+        "segmentation": "dice",
+    }.get(str(task))
 
 
 def _evaluations(run: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:

@@ -156,5 +156,6 @@ class RunContext:
     config_yaml: str | None
     config: Mapping[str, Any] = field(default_factory=dict)
     examples: list[ExampleCase] = field(default_factory=list)
+    examples_heading: Mapping[str, str] = field(default_factory=dict)
     localization: str | None = None
     sections: list[ExtraSection] = field(default_factory=list)

@@ -114,6 +114,8 @@ _TASK_LABELS = {
     "multiclass": "Multiclass classification",
     "regression": "Regression",
     "survival": "Time to event (survival)",
+    "segmentation": "Segmentation (where and how big)",
+    "multilabel": "Multilabel classification",
 }
 
 _MODEL_NAME_LABELS = {

@@ -124,7 +124,7 @@ REPORT_HTML = """<!DOCTYPE html>
 {%- if ctx.importance %}<a href="#importance">Feature importance</a>{% endif %}
 {%- if ctx.cross_validation %}<a href="#cross-validation">Cross-validation</a>{% endif %}
 {%- if ctx.shift %}<a href="#shift">Data shift</a>{% endif %}
-{%- if ctx.examples or ctx.localization %}<a href="#examples">Heat maps</a>{% endif %}
+{%- if ctx.examples or ctx.localization %}<a href="#examples">{{ ctx.examples_heading.nav }}</a>{% endif %}
 {%- for section in ctx.sections %}<a href="#{{ section.anchor }}">{{ section.title }}</a>{% endfor %}
 {%- if ctx.subgroups %}<a href="#subgroups">Subgroups</a>{% endif %}
 <a href="#warnings">Warnings</a>
@@ -240,10 +240,9 @@ excludes zero.</p>
 
 {%- if ctx.examples or ctx.localization %}
 <section id="examples">
-<h2>Where the model looked</h2>
+<h2>{{ ctx.examples_heading.title }}</h2>
 {%- if ctx.localization %}<p>{{ ctx.localization }}</p>{% endif %}
-<p class="muted">Test cases with the model's heat map over the image (the method is named in each caption): warm
-colours mark the regions that raised the score. A heat map shows what drove the model, not where disease is.</p>
+<p class="muted">{{ ctx.examples_heading.text }}</p>
 <div class="figures">
 {%- for case in ctx.examples %}
 <figure class="figure{% if case.image | wide %} wide{% endif %}">

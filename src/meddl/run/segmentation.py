@@ -99,7 +99,10 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
         "created": now_utc(),
         "meddl_version": __version__,
         "config_yaml": cfg.to_yaml(),
-        "data": run._data_summary(prepared, splits, derived),
+        "data": {
+            **run._data_summary(prepared, splits, derived),
+            "target": "mask: " + ", ".join(f"{v} = {name}" for v, name in sorted(modality.names.items())),
+        },
         "model": {
             "arch": cfg.model.arch,
             "params": fitted.params,
@@ -116,6 +119,13 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
         ],
         "robustness": robustness,
         "examples": examples,
+        "examples_heading": {
+            "nav": "Overlays",
+            "title": "Best, median and worst test cases",
+            "text": "The test cases with the highest, median and lowest Dice among those with something to find: the "
+            "predicted mask filled in colour, the true mask outlined in white (for a volume, the slice with the most "
+            "predicted foreground).",
+        },
         "warnings": modality.warnings(prepared, index["test"]),
         "derived_defaults": derived or None,
         "usage": dict(modality.usage),
