@@ -95,3 +95,11 @@ def test_the_demo_gives_the_same_figures_twice_on_one_machine(tmp_path: Path) ->
         rows = run_demo(tmp_path / attempt, quick=True, parts=["tables", "survival"])
         figures.append([json.dumps(row["metrics"]["test"], sort_keys=True) for row in rows])
     assert figures[0] == figures[1]
+
+
+def test_the_cli_offers_every_demo_part() -> None:
+    from meddl.cli import app
+    from meddl.demo import DEMO_PARTS
+
+    option = next(p for p in app.commands["demo"].params if p.name == "only")
+    assert tuple(option.type.choices) == DEMO_PARTS  # the CLI lists them by hand (importing the demo is slow)
