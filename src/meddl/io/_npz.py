@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,24 @@ __all__ = ["NPZ_SPLITS", "read_npz"]
 
 #: The split names of a MedMNIST-style ``.npz`` (file prefix → MedDL split name).
 NPZ_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
+@contextmanager
+def numpy_file_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn what ``np.load`` raises on a damaged or foreign file into a MedDLError naming ``path`` (``what``: the
+    kind of file expected, e.g. ``.npz``); a pickled object array is refused, never loaded."""
+    try:
+        yield
+    except MedDLError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise MedDLError(
+                f"{path}: holds Python objects (pickled arrays); only plain numeric arrays are read"
+            ) from None
+        raise MedDLError(f"{path}: not a readable {what} file: {_first_line(exc)}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise MedDLError(f"{path}: not a readable {what} file: {_first_line(exc)}") from None
 
 
 def read_npz(path: str | Path, spatial_dims: int = 2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -44,27 +64,16 @@ def read_npz(path: str | Path, spatial_dims: int = 2) -> dict[str, tuple[np.ndar
         raise MedDLError(f"data file not found: {path}")
     if path.is_dir() or path.stat().st_size == 0:
         raise MedDLError(f"{path}: {'is a folder' if path.is_dir() else 'the file is empty'}; expected an .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            required = [f"{prefix}_{kind}" for prefix in NPZ_SPLITS for kind in ("images", "labels")]
-            missing = [key for key in required if key not in keys]
-            if missing:
-                raise MedDLError(
-                    f"{path}: missing key(s) {', '.join(missing)}; a MedMNIST-style .npz needs "
-                    f"{', '.join(required)} (found: {', '.join(sorted(keys)) or 'none'})"
-                )
-            raw = {key: archive[key] for key in required}
-    except MedDLError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
+    with numpy_file_errors(path, ".npz"), np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+        required = [f"{prefix}_{kind}" for prefix in NPZ_SPLITS for kind in ("images", "labels")]
+        missing = [key for key in required if key not in keys]
+        if missing:
             raise MedDLError(
-                f"{path}: holds Python objects (pickled arrays); only plain numeric arrays are read"
-            ) from None
-        raise MedDLError(f"{path}: not a readable .npz file: {_first_line(exc)}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise MedDLError(f"{path}: not a readable .npz file: {_first_line(exc)}") from None
+                f"{path}: missing key(s) {', '.join(missing)}; a MedMNIST-style .npz needs "
+                f"{', '.join(required)} (found: {', '.join(sorted(keys)) or 'none'})"
+            )
+        raw = {key: archive[key] for key in required}
     splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for prefix, split in NPZ_SPLITS.items():
         images = _npz_images(raw[f"{prefix}_images"], spatial_dims, path, f"{prefix}_images")

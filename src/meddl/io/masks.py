@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-import zipfile
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import numpy as np
 
 from meddl.errors import MedDLError
 from meddl.io._image_types import NIFTI_SUFFIXES, ImageVolume, _first_line, is_dicom_file
+from meddl.io._npz import numpy_file_errors
 
 __all__ = ["MASK_SUFFIXES", "MaskFormat", "check_mask_values", "mask_labels", "read_mask", "write_mask"]
 
@@ -487,7 +487,7 @@ def _read_png_mask(path: Path, image: ImageVolume) -> np.ndarray:
 
 
 def _read_array_mask(path: Path, image: ImageVolume) -> np.ndarray:
-    try:
+    with numpy_file_errors(path, ".npy/.npz"):
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded as archive:
@@ -504,16 +504,6 @@ def _read_array_mask(path: Path, image: ImageVolume) -> np.ndarray:
                 values = archive[key]
         else:
             values = loaded
-    except MedDLError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise MedDLError(
-                f"{path}: holds Python objects (pickled arrays); only plain numeric arrays are read"
-            ) from None
-        raise MedDLError(f"{path}: not a readable .npy/.npz file: {_first_line(exc)}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise MedDLError(f"{path}: not a readable .npy/.npz file: {_first_line(exc)}") from None
     expected = tuple(image.array.shape[1:])
     if values.shape != expected:
         raise MedDLError(f"{path} does not line up with {image.source}: shape {values.shape} vs {expected}")

@@ -619,15 +619,20 @@ class ImageModality(Modality):
 
     def explain_file(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
         """``meddl explain`` of one image: its heat-map overlay written to ``out`` (a ``.png``)."""
-        if out.suffix.lower() != ".png":
-            raise MedDLError(f"--out {out}: the heat map is a PNG image; give a file name ending in .png")
-        if len(cases.ids) == 1 and not cases.usable[0]:
-            raise MedDLError(cases.notes[0].removeprefix("not scored: "))
-        if len(cases.ids) != 1:
-            raise MedDLError(f"`meddl explain` of an image model takes one image; {len(cases.ids)} found")
+        self._one_image(cases, out, "the heat map", "an image model")
         shown, heat = self.heatmap(model, cases.inputs[0], np.atleast_1d(scores[0]))
         overlay_png(shown, heat, out, title=Path(str(cases.ids[0])).name)
         return f"wrote the heat map of {cases.ids[0]} to {out}"
+
+    @staticmethod
+    def _one_image(cases: PredictionInputs, out: Path, picture: str, model: str) -> None:
+        """What ``meddl explain`` of an image model needs: one readable image and a ``.png`` to draw it in."""
+        if out.suffix.lower() != ".png":
+            raise MedDLError(f"--out {out}: {picture} is a PNG image; give a file name ending in .png")
+        if len(cases.ids) == 1 and not cases.usable[0]:
+            raise MedDLError(cases.notes[0].removeprefix("not scored: "))
+        if len(cases.ids) != 1:
+            raise MedDLError(f"`meddl explain` of {model} takes one image; {len(cases.ids)} found")
 
     def request_schema(self) -> dict[str, Any]:
         return {**super().request_schema(), "spatial_dims": self.data.spatial_dims}

@@ -473,12 +473,7 @@ class SegmentationModality(ImageModality):
 
     def explain_file(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
         """``meddl explain`` of one image: the overlay of its predicted mask, written to ``out`` (a ``.png``)."""
-        if out.suffix.lower() != ".png":
-            raise MedDLError(f"--out {out}: the overlay is a PNG image; give a file name ending in .png")
-        if len(cases.ids) == 1 and not cases.usable[0]:
-            raise MedDLError(cases.notes[0].removeprefix("not scored: "))
-        if len(cases.ids) != 1:
-            raise MedDLError(f"`meddl explain` of a segmentation model takes one image; {len(cases.ids)} found")
+        self._one_image(cases, out, "the overlay", "a segmentation model")
         case = cases.inputs[0]
         values = self._value_map(self.segment(model, case))
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -349,3 +349,12 @@ class Fitted:
     data_arguments: dict[str, Any]
     target_scale: Any  # regression: (mean, std); survival: the fitted SurvivalOutputs
     pretrained: dict[str, Any] | None = None  # model.pretrained: what was loaded and frozen (apply_pretrained)
+
+    def model_record(self, arch: str) -> dict[str, Any]:
+        """The run record's ``model`` entry: the network, its arguments and size, and what was loaded into it."""
+        return {
+            "arch": arch,
+            "params": self.params,
+            "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
+            **({"pretrained": self.pretrained} if self.pretrained is not None else {}),
+        }

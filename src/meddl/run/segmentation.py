@@ -103,12 +103,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
             **run._data_summary(prepared, splits, derived),
             "target": "mask: " + ", ".join(f"{v} = {name}" for v, name in sorted(modality.names.items())),
         },
-        "model": {
-            "arch": cfg.model.arch,
-            "params": fitted.params,
-            "n_parameters": int(sum(p.numel() for p in model.parameters())),
-            **({"pretrained": fitted.pretrained} if fitted.pretrained is not None else {}),
-        },
+        "model": fitted.model_record(cfg.model.arch),
         "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
         "evaluation": evaluation,
         "sections": [

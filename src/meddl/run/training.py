@@ -253,12 +253,7 @@ class TrainingRun:
             "meddl_version": __version__,
             "config_yaml": cfg.to_yaml(),
             "data": self._data_summary(prepared, splits, derived),
-            "model": {
-                "arch": cfg.model.arch,
-                "params": fitted.params,
-                "n_parameters": int(sum(p.numel() for p in model.parameters())),
-                **({"pretrained": fitted.pretrained} if fitted.pretrained is not None else {}),
-            },
+            "model": fitted.model_record(cfg.model.arch),
             "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
             "evaluation": evaluation,
             "sections": [
