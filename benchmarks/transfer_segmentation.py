@@ -1,6 +1,6 @@
 """Transfer learning for segmentation: a U-Net pretrained on one phantom set, fine-tuned on another "site".
 
-The source is a 2-D segmentation run on NIfTI phantoms (Hounsfield units, 96 px); its ``model.safetensors`` starts
+The source is a 2-D segmentation run on 80 NIfTI phantoms (Hounsfield units, 64 px); its ``model.safetensors`` starts
 the target runs. The target is a smaller set of other phantoms (another seed, 8-bit windowed PNGs, 64 px, 24
 cases): trained from scratch and fine-tuned from the source weights with the same budget (epochs, learning rate,
 split, seed). For each: the epochs needed to reach the from-scratch model's best validation Dice (and a fixed
@@ -51,14 +51,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source_data = write_phantom_dataset(
-            folder / "source", 40 if args.quick else 120, spatial_dims=2, size=96, fmt="nifti", prevalence=0.9,
+            folder / "source", 40 if args.quick else 80, spatial_dims=2, size=64, fmt="nifti", prevalence=0.9,
             seed=11, patients=None, mask_column="mask",
         )  # fmt: skip
         target_data = write_phantom_dataset(
             folder / "target", 24, spatial_dims=2, size=64, fmt="png", prevalence=0.9, seed=12, mask_column="mask"
         )
         log("source: 2-D NIfTI phantoms")
-        source = Experiment.from_dict(_experiment("source", source_data, 2 if args.quick else 20)).run(
+        source = Experiment.from_dict(_experiment("source", source_data, 2 if args.quick else 12)).run(
             out=folder / "source-run", log=log
         )
         weights = source.path / "model.safetensors"
@@ -88,7 +88,7 @@ def main() -> None:
         figures = {
             "benchmark": "transfer_segmentation",
             "quick": args.quick,
-            "source": {"test_dice": source.metrics["test"]["dice"], "n": 40 if args.quick else 120},
+            "source": {"test_dice": source.metrics["test"]["dice"], "n": 40 if args.quick else 80},
             "target": {"n": 24, "budget_epochs": budget, "splits": splits},
             "runs": runs,
             "seconds": round(time.perf_counter() - started, 1),
