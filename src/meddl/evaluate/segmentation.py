@@ -28,7 +28,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Real
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def _as_label_map(values: object, name: str) -> np.ndarray:
 
 def _check_spacing(spacing: object, ndim: int) -> tuple[float, ...]:
     try:
-        values = tuple(spacing)  # type: ignore[arg-type]
+        values: tuple[Any, ...] = tuple(spacing)  # type: ignore[arg-type]
     except TypeError:
         raise MedDLError(f"spacing must be one number (mm) per axis, {ndim} values, got {spacing!r}") from None
     if len(values) != ndim:
