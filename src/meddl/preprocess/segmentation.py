@@ -30,6 +30,7 @@ __all__ = ["PatchDataset", "Plan", "SegmentationCase", "plan_segmentation", "zsc
 # about a second with the default U-Net (nnU-Net budgets GPU memory the same way)
 _BATCH_VOXELS = {2: 16 * 128 * 128, 3: 4 * 64 * 64 * 64}
 _PATCH_CAP = {2: 256, 3: 128}
+_BACKGROUND_SITES = 20_000  # background voxels kept per case as patch centres
 
 
 @dataclass
@@ -172,6 +173,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.seed = int(seed)
         self.epoch = 0
         self._transforms: Any = None
+        self._sites: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.length
@@ -184,6 +186,25 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         state["_transforms"] = None  # DataLoader workers build their own
         return state
 
+    def _case_sites(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Case ``k`` padded to at least the patch, with where its patches may be centred: every foreground voxel,
+        and up to ``_BACKGROUND_SITES`` background voxels drawn once (MONAI's ``map_binary_to_indices`` on every
+        draw cost a third of a 3-D patch's time; bounded, the background list stays small for large volumes)."""
+        if k not in self._sites:
+            case = self.cases[k]
+            image, label = case.image, case.mask[None]
+            short = [max(0, p - n) for p, n in zip(self.patch, label.shape[1:], strict=True)]
+            if any(short):
+                pad = [(0, 0), *[(m // 2, m - m // 2) for m in short]]
+                image, label = np.pad(image, pad), np.pad(label, pad)
+            inside = label[0].reshape(-1) > 0
+            foreground = np.flatnonzero(inside)
+            background = np.flatnonzero(~inside)
+            if len(background) > _BACKGROUND_SITES:
+                background = np.random.default_rng([self.seed, k]).choice(background, _BACKGROUND_SITES, replace=False)
+            self._sites[k] = (image, label.astype(np.float32), foreground, np.sort(background))
+        return self._sites[k]
+
     def _build(self) -> Any:
         from monai.transforms import (
             Compose,
@@ -192,11 +213,9 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             RandFlipd,
             RandGaussianNoised,
             RandScaleIntensityd,
-            SpatialPadd,
         )
 
         dims = len(self.patch)
-        pad = SpatialPadd(keys=("image", "label"), spatial_size=self.patch, mode="constant")
         crop = RandCropByPosNegLabeld(
             keys=("image", "label"),
             label_key="label",
@@ -204,15 +223,19 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             pos=self.foreground_ratio,
             neg=1.0 - self.foreground_ratio,
             num_samples=1,
+            fg_indices_key="foreground",
+            bg_indices_key="background",
             allow_smaller=True,
         )
-        steps: list[Any] = [pad, crop]
+        steps: list[Any] = [crop]
         if self.augment:
             steps += [
                 *[RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=axis) for axis in range(dims)],
-                RandAffined(
+                RandAffined(  # nnU-Net's rate (0.2); the grid of the fixed patch size built once
                     keys=("image", "label"),
-                    prob=0.3,
+                    prob=0.2,
+                    spatial_size=self.patch,
+                    cache_grid=True,
                     rotate_range=[math.radians(15)] * (1 if dims == 2 else 3),
                     scale_range=[0.15] * dims,
                     mode=("bilinear", "nearest"),
@@ -224,17 +247,26 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return Compose(steps)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        case = self.cases[index % len(self.cases)]
-        image, label = case.image, case.mask[None]
         if not self.train:
-            image, label = _fixed_patch(image, label, self.patch)
+            case = self.cases[index % len(self.cases)]
+            image, label = _fixed_patch(case.image, case.mask[None], self.patch)
             return torch.from_numpy(image), torch.from_numpy(label[0].astype(np.int64))
         if self._transforms is None:
             self._transforms = self._build()
+        image, label, foreground, background = self._case_sites(index % len(self.cases))
         self._transforms.set_random_state(seed=augment_seed(self.seed, self.epoch, index) % (2**32))
-        with warnings.catch_warnings():  # an empty mask: MONAI warns that it crops at random instead, as it should
-            warnings.filterwarnings("ignore", message="Num foregrounds 0")
-            out = self._transforms({"image": image, "label": label.astype(np.float32)})
+        from monai.data import get_track_meta, set_track_meta
+
+        tracking = get_track_meta()
+        set_track_meta(False)  # plain tensors: MONAI's metadata bookkeeping was most of a patch's time
+        try:
+            with warnings.catch_warnings():  # an empty mask: MONAI crops at random instead, as it should
+                warnings.filterwarnings("ignore", message="Num foregrounds 0")
+                out = self._transforms(
+                    {"image": image, "label": label, "foreground": foreground, "background": background}
+                )
+        finally:
+            set_track_meta(tracking)
         out = out[0] if isinstance(out, list) else out
         image_t = torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32)
         label_t = torch.as_tensor(np.asarray(out["label"])[0]).round().to(torch.int64)
