@@ -16,7 +16,7 @@ reported.
 
 Prints one JSON line to stdout; progress goes to stderr.
 
-    .venv/bin/python benchmarks/segmentation.py           # ~20 min on 2 CPU cores
+    .venv/bin/python benchmarks/segmentation.py           # ~45 min on 2 CPU cores
     .venv/bin/python benchmarks/segmentation.py --quick   # smoke run: few epochs, small data
 """
 
@@ -46,7 +46,9 @@ from meddl.train.trainer import TrainerSettings
 GOALS = {"dice_2d": 0.90, "dice_3d": 0.85, "median_volume_error_pct": 5.0}
 
 
-def quality(folder: Path, *, dims: int, n: int, size: int, epochs: int, channels: list[int]) -> dict[str, Any]:
+def quality(
+    folder: Path, *, dims: int, n: int, size: int, epochs: int, channels: list[int], patience: int
+) -> dict[str, Any]:
     """One whole segmentation run on phantoms; its test Dice, HD95 and volume error with CIs."""
     manifest = write_phantom_dataset(
         folder / f"data{dims}d", n, spatial_dims=dims, size=size, fmt="nifti", prevalence=0.9, seed=dims,
@@ -58,7 +60,7 @@ def quality(folder: Path, *, dims: int, n: int, size: int, epochs: int, channels
         "data": {"kind": "image", "path": str(manifest), "patient_id": "patient_id", "spatial_dims": dims,
                  "labels": {1: "lesion"}},
         "model": {"arch": "unet", "channels": channels},
-        "train": {"epochs": epochs, "learning_rate": 0.003, "early_stopping": {"patience": 8}, "seed": 0,
+        "train": {"epochs": epochs, "learning_rate": 0.003, "early_stopping": {"patience": patience}, "seed": 0,
                   "progress": False},
         "evaluate": {"bootstrap": 1000},
     }  # fmt: skip
@@ -226,12 +228,14 @@ def main() -> None:
         folder = Path(tmp)
         log("2-D phantoms")
         two = quality(
-            folder, dims=2, n=40 if quick else 120, size=128, epochs=2 if quick else 40, channels=[16, 32, 64]
-        )
+            folder, dims=2, n=40 if quick else 120, size=128, epochs=2 if quick else 40, channels=[16, 32, 64],
+            patience=8,
+        )  # fmt: skip
         log("3-D phantoms")
         three = quality(
-            folder, dims=3, n=20 if quick else 60, size=64, epochs=2 if quick else 30, channels=[16, 32, 64]
-        )
+            folder, dims=3, n=20 if quick else 60, size=64, epochs=2 if quick else 80, channels=[16, 32, 64],
+            patience=20,
+        )  # fmt: skip
         log("trainer throughput against a plain MONAI loop")
         speed = {
             "2d": throughput(dims=2, size=96, patch=96, channels=[16, 32, 64], epochs=2, repeats=1 if quick else 3),
