@@ -233,8 +233,8 @@ def main() -> None:
         )  # fmt: skip
         log("3-D phantoms")
         three = quality(
-            folder, dims=3, n=20 if quick else 60, size=64, epochs=2 if quick else 80, channels=[16, 32, 64],
-            patience=20,
+            folder, dims=3, n=20 if quick else 60, size=64, epochs=2 if quick else 60, channels=[16, 32, 64],
+            patience=15,
         )  # fmt: skip
         log("trainer throughput against a plain MONAI loop")
         speed = {
