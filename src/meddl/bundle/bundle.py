@@ -265,6 +265,8 @@ class Bundle:
             mc_samples: MC dropout: average this many passes with dropout on (:meth:`mc_scores`) and add each
                 case's spread, ``mc_std``, and (classification) ``predictive_entropy`` of the averaged probabilities.
         """
+        if self.task == "segmentation" and mc_samples:
+            raise MedDLError("mc_samples: MC dropout is not available for segmentation models")
         cases = self.read(data, source)
         if top_k is not None:
             cases.extra["top_k"] = top_k
@@ -276,13 +278,7 @@ class Bundle:
     def _segment_cases(self, cases: PredictionInputs, mask_dir: Path | None, overlay_dir: Path | None) -> pd.DataFrame:
         """A segmentation model's table (volumes, lesion counts), masks in ``mask_dir`` and overlays in
         ``overlay_dir`` (column ``overlay``)."""
-        frame, _ = self.modality.segment_cases(self.model, cases, mask_dir)  # type: ignore[attr-defined]
-        if overlay_dir is not None:
-            overlay_dir.mkdir(parents=True, exist_ok=True)
-            frame["overlay"] = ""
-            rows = np.flatnonzero(cases.usable)
-            if len(rows):
-                frame.loc[rows, "overlay"] = self.modality.explain_cases(self.model, cases, np.zeros(0), overlay_dir)
+        frame, _ = self.modality.segment_cases(self.model, cases, mask_dir, overlay_dir)  # type: ignore[attr-defined]
         return frame
 
     @torch.inference_mode()

@@ -404,32 +404,38 @@ class SegmentationModality(ImageModality):
         return out
 
     def segment_cases(
-        self, model: torch.nn.Module, cases: PredictionInputs, mask_dir: Path | None
+        self, model: torch.nn.Module, cases: PredictionInputs, mask_dir: Path | None, overlay_dir: Path | None = None
     ) -> tuple[pd.DataFrame, list[np.ndarray]]:
         """Each case's mask (written to ``mask_dir`` in the input's format: NIfTI with its affine, DICOM-SEG for
-        DICOM), volume and lesion count per label; returns the table and the label maps (label values)."""
+        DICOM), volume and lesion count per label, and its overlay PNG in ``overlay_dir`` (column ``overlay``);
+        returns the table and the label maps (label values). Each case is segmented once."""
         frame = pd.DataFrame(cases.columns or {"id": cases.ids}, index=range(len(cases.ids)))
         rows = np.flatnonzero(cases.usable)
         measured: list[dict[str, Any]] = []
         maps: list[np.ndarray] = []
         written: list[str] = []
-        if mask_dir is not None:
-            mask_dir.mkdir(parents=True, exist_ok=True)
+        overlays: list[str] = []
+        for folder in (mask_dir, overlay_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
         for position, (case, volume) in enumerate(zip(cases.inputs, cases.extra["volumes"], strict=True)):
             values = self._value_map(self.segment(model, case))
             maps.append(values)
             measured.append(self.measure(self._index_map(values), case.spacing))
+            stem = f"{int(rows[position]):05d}_{_stem(case.source)}"
             if mask_dir is not None:
-                stem = _stem(case.source)
-                target = mask_dir / f"{int(rows[position]):05d}_{stem}_mask"
-                written.append(str(write_mask(values, volume, target, labels=self.names)))
+                written.append(str(write_mask(values, volume, mask_dir / f"{stem}_mask", labels=self.names)))
+            if overlay_dir is not None:
+                (overlay_dir / f"{stem}.png").write_bytes(self.overlay(case, values))
+                overlays.append(str(overlay_dir / f"{stem}.png"))
         for column in measured[0] if measured else {}:
             counts = column.endswith("_count")  # whole numbers, blank for a case not segmented
             frame[column] = pd.array([pd.NA] * len(frame), dtype="Int64") if counts else np.nan
             frame.loc[rows, column] = [m[column] for m in measured]
-        if mask_dir is not None:
-            frame["mask_path"] = ""
-            frame.loc[rows, "mask_path"] = written
+        for column, paths in (("mask_path", written), ("overlay", overlays)):
+            if paths:
+                frame[column] = ""
+                frame.loc[rows, column] = paths
         frame["note"] = cases.notes
         return frame, maps
 
@@ -460,16 +466,10 @@ class SegmentationModality(ImageModality):
     def explain_cases(
         self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path | None
     ) -> list[Any]:
-        """An overlay PNG of the predicted mask per image, in ``out``."""
+        """An overlay PNG of the predicted mask per readable image, in ``out`` (as :meth:`segment_cases` draws)."""
         assert out is not None, "overlays are written to a folder"
-        written = []
-        for j, case in enumerate(cases.inputs):
-            values = self._value_map(self.segment(model, case))
-            target = out / f"{int(np.flatnonzero(cases.usable)[j]):05d}_{_stem(case.source)}.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.overlay(case, values))
-            written.append(str(target))
-        return written
+        frame, _ = self.segment_cases(model, cases, None, out)
+        return list(frame["overlay"].iloc[np.flatnonzero(cases.usable)]) if "overlay" in frame else []
 
     def explain_file(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
         """``meddl explain`` of one image: the overlay of its predicted mask, written to ``out`` (a ``.png``)."""
