@@ -94,6 +94,8 @@ def test_an_unreadable_image_gets_a_note_not_a_row_lost(trained: tuple, tmp_path
     good = sorted((manifest.parent / "images").glob("*.nii.gz"))[0]
     table = load_bundle(result.path).predict([good, bad])
     assert len(table) == 2 and table["note"][0] == "" and "broken.nii.gz" in table["note"][1]
+    with pytest.raises(MedDLError, match="MC dropout is not available for segmentation"):
+        load_bundle(result.path).predict([good], mc_samples=3)
 
 
 def test_a_mask_that_does_not_line_up_names_both_files(tmp_path: Path) -> None:
