@@ -144,7 +144,7 @@ def image_demo_experiment(out: Path, *, quick: bool = False) -> Path:
 def segmentation_demo_experiment(out: Path, *, quick: bool = False) -> Path:
     """Synthetic CT-like phantoms as DICOM images with their lesion masks (90 % carry a lesion), and a U-Net
     experiment that segments the lesions; the plan step takes spacing, patch and batch size from the images.
-    (2-D, so that the part takes about two minutes on two CPU cores; 3-D runs the same way —
+    (2-D, so that the part takes about a minute on two idle CPU cores; 3-D runs the same way —
     ``benchmarks/segmentation.py`` measures both.)"""
     from meddl.data.phantoms import write_phantom_dataset
 
