@@ -55,6 +55,7 @@ __all__ = [
     "recalibrate",
     "threshold_on_validation",
     "trainer_settings",
+    "training_record_header",
     "validation_metrics",
     "write_run_metrics",
 ]
@@ -154,6 +155,20 @@ def prepare_run_folder(
         context.broadcast(folder.resumed)
     context.barrier()
     return context, folder
+
+
+def training_record_header(config: ExperimentConfig) -> dict[str, Any]:
+    """What every training run's record starts with: its kind, name, task, time, MedDL version and config."""
+    from meddl._version import __version__
+
+    return {
+        "kind": "train",
+        "name": config.name,
+        "task": config.task,
+        "created": now_utc(),
+        "meddl_version": __version__,
+        "config_yaml": config.to_yaml(),
+    }
 
 
 def write_run_metrics(out: Path, record: dict[str, Any]) -> dict[str, Any]:

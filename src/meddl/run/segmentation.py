@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from meddl._version import __version__
 from meddl.data import split_assignments
 from meddl.errors import MedDLError
 from meddl.evaluate.segmentation import aggregate, case_metrics, dice_score, per_case_table
 from meddl.models import build_model
 from meddl.models.pretrained import apply_pretrained, describe_pretrained
-from meddl.run.common import Fitted, RunResult, now_utc, trainer_settings
+from meddl.run.common import Fitted, RunResult, trainer_settings, training_record_header
 from meddl.train import Trainer, seed_everything
 from meddl.train.objectives import DiceCELoss
 from meddl.train.runtime import runtime_record
@@ -93,12 +92,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
     say("drawing the best, median and worst test cases")
     examples = _examples(modality, prepared, index["test"], predictions, per_case)
     record: dict[str, Any] = {
-        "kind": "train",
-        "name": cfg.name,
-        "task": cfg.task,
-        "created": now_utc(),
-        "meddl_version": __version__,
-        "config_yaml": cfg.to_yaml(),
+        **training_record_header(cfg),
         "data": {
             **run._data_summary(prepared, splits, derived),
             "target": "mask: " + ", ".join(f"{v} = {name}" for v, name in sorted(modality.names.items())),

@@ -35,11 +35,11 @@ from meddl.run.common import (
     RunResult,
     evaluate_on_test,
     finish_bundle,
-    now_utc,
     prepare_run_folder,
     recalibrate,
     threshold_on_validation,
     trainer_settings,
+    training_record_header,
     validation_metrics,
     write_run_metrics,
 )
@@ -246,12 +246,7 @@ class TrainingRun:
         )
 
         record: dict[str, Any] = {
-            "kind": "train",
-            "name": cfg.name,
-            "task": cfg.task,
-            "created": now_utc(),
-            "meddl_version": __version__,
-            "config_yaml": cfg.to_yaml(),
+            **training_record_header(cfg),
             "data": self._data_summary(prepared, splits, derived),
             "model": fitted.model_record(cfg.model.arch),
             "training": {**fitted.result.as_dict(cfg.monitor), "runtime": runtime_record()},
