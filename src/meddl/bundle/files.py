@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from meddl._hashing import file_sha256
 from meddl.errors import MedDLError
 
 __all__ = [
@@ -41,17 +42,9 @@ MANIFEST = "manifest.json"
 REQUIRED = ("config.yaml", "model.json", "model.safetensors", "preprocess.json", "metrics.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: Path, files: list[str]) -> str:
     """Hash ``files`` (relative to ``folder``) into ``manifest.json``; returns the bundle hash."""
-    hashes = {name: _sha256(folder / name) for name in sorted(files)}
+    hashes = {name: file_sha256(folder / name) for name in sorted(files)}
     bundle_hash = hashlib.sha256("\n".join(f"{k}:{v}" for k, v in hashes.items()).encode()).hexdigest()
     (folder / MANIFEST).write_text(
         json.dumps({"format": BUNDLE_FORMAT, "files": hashes, "bundle_hash": bundle_hash}, indent=2) + "\n"
@@ -77,7 +70,7 @@ def verify_manifest(folder: Path) -> str:
         file = folder / name
         if not file.exists():
             raise MedDLError(f"{folder}: bundle file {name} is missing")
-        if _sha256(file) != expected:
+        if file_sha256(file) != expected:
             raise MedDLError(
                 f"{file}: sha256 does not match the manifest; the bundle was modified after training and will not load"
             )

@@ -22,7 +22,6 @@ order (``net.fc`` of a ResNet, ``net.class_layers.out`` of a DenseNet, ``output`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from meddl._hashing import file_sha256
 from meddl.errors import MedDLError
 
 if TYPE_CHECKING:
@@ -86,14 +86,6 @@ def _canonical(name: str) -> str:
 def _inside(name: str, module: str) -> bool:
     """Whether the parameter or module ``name`` is ``module`` or lies inside it (``""`` is the whole network)."""
     return not module or name == module or name.startswith(module + ".")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _listed(names: list[str]) -> list[str]:
@@ -252,7 +244,7 @@ def apply_pretrained(model: nn.Module, settings: PretrainedConfig | None) -> dic
     frozen = _frozen_parts(model)
     return {
         "path": str(path),
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "loaded": loaded,
         "missing": _listed(missing),
         "n_missing": len(missing),
