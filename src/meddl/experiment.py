@@ -29,8 +29,7 @@ class Experiment:
         check_model_params(config.model.arch, config.model.params, source="experiment")
         self.config = config
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
-        if not config.data.path.is_absolute():
-            config.data.path = (self.base_dir / config.data.path).resolve()
+        config.data.resolve_paths(self.base_dir)
         config.model.resolve_pretrained(self.base_dir)  # like data.path; a missing file is named before any read
 
     @classmethod

@@ -126,6 +126,11 @@ class DataSection(Section):
     path: Path
     split: SplitConfig = Field(default_factory=SplitConfig)
 
+    def resolve_paths(self, base: Path) -> None:
+        """Make the files this section names absolute, relative to ``base`` (the experiment file's folder)."""
+        if not self.path.is_absolute():
+            self.path = (Path(base) / self.path).resolve()
+
     def check_task(self, task: str) -> None:
         """Raise ``ValueError`` when this kind cannot learn ``task`` with these settings."""
         if task not in self.tasks:

@@ -255,16 +255,28 @@ class Modality(ABC):
         train = index["train"]
         return flat[train], prepared.target[train], flat[index["validation"]], flat[index["test"]], None
 
+    def comparison_models(self, prepared: Prepared) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+        """Models the run trains beside the main one, on the same split, and compares with it on the same test
+        rows: ``{name: (model.* arguments that make it, which rows of prepared it can score)}`` (a fused model:
+        each input alone, on the patients who have that input). Default: none."""
+        return {}
+
     def corruptions(self) -> list[Corruption]:
         """How this kind's data can get worse, in the space of its model inputs (the robustness suite of a
         training run; see :mod:`meddl.evaluate.robustness`): each :class:`Corruption` says in its ``label`` and
         ``unit`` what a severity means clinically. Called after :meth:`fit` (default: none)."""
         return []
 
-    def robustness_inputs(self, prepared: Prepared, index: np.ndarray) -> Any:
-        """The model inputs of the rows ``index`` as one array: what each :meth:`corruptions` entry takes and
-        :meth:`outputs` scores (default: ``features(prepared)[index]``)."""
+    def input_array(self, prepared: Prepared, index: np.ndarray) -> np.ndarray:
+        """The model inputs of the rows ``index`` as one (len(index), ...) array, in the order :meth:`outputs`
+        scores them (default: ``features(prepared)[index]``; images: the preprocessed images, held in memory). A
+        fused model packs each input's rows from this."""
         return np.asarray(self.features(prepared)[index])
+
+    def robustness_inputs(self, prepared: Prepared, index: np.ndarray) -> Any:
+        """The model inputs of the rows ``index`` that each :meth:`corruptions` entry takes and :meth:`outputs`
+        scores (default: :meth:`input_array`)."""
+        return self.input_array(prepared, index)
 
     def subgroup_labels(self, prepared: Prepared, column: str, index: np.ndarray) -> pd.Series:
         """The group of each row of ``index`` by ``column`` (``evaluate.subgroups``)."""

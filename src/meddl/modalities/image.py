@@ -346,7 +346,7 @@ class ImageModality(Modality):
         """Outputs of preprocessed images: a list of (C, *size) tensors or arrays, or one (N, C, *size) array."""
         return self._outputs_of(model, [torch.as_tensor(image) for image in inputs])
 
-    def robustness_inputs(self, prepared: Prepared, index: np.ndarray) -> np.ndarray:
+    def input_array(self, prepared: Prepared, index: np.ndarray) -> np.ndarray:
         """The preprocessed images of the rows ``index`` as one (N, C, *size) float32 array (held in memory)."""
         dataset = self._dataset(prepared.extra["items"], index, prepared.target[index], train=False)
         return np.stack([dataset[i][0].numpy() for i in range(len(dataset))])  # (N, C, *size)

@@ -29,6 +29,7 @@ _MODULES: dict[str, str] = {
     "signal": "meddl.modalities.signal",
     "ehr": "meddl.modalities.ehr",
     "molecule": "meddl.modalities.molecule",
+    "multimodal": "meddl.modalities.multimodal",
 }
 
 
@@ -58,6 +59,7 @@ ALIASES: dict[str, str] = {
     "molecules": "molecule",
     "compounds": "molecule",
     "chemistry": "molecule",
+    "fusion": "multimodal",
 }
 
 

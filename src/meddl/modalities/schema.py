@@ -291,8 +291,7 @@ def load_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
         raise MedDLError(f"{path}: expected a mapping of sections (name, task, data, ...), got {type(raw).__name__}")
     config = parse_config(raw, source=str(path))
     base = path.resolve().parent
-    if not config.data.path.is_absolute():
-        config.data.path = (base / config.data.path).resolve()
+    config.data.resolve_paths(base)
     return config, base
 
 

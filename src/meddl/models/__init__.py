@@ -4,6 +4,7 @@ from meddl.models.cnn import SeedCNN, SmallCNN
 from meddl.models.ehr import EventTransformer, Retain, SequenceGRU, SequenceLSTM
 from meddl.models.ensemble import ENSEMBLE_TASKS, Ensemble
 from meddl.models.ft_transformer import AttentionPooling, FeatureTokenizer, FTTransformer
+from meddl.models.fusion import FusionNet
 from meddl.models.graph import DirectedMPNN, FingerprintMLP, GraphAttentionNetwork
 from meddl.models.mlp import MLP
 from meddl.models.monai_nets import DenseNet121, ResNet18, ResNet34, ViT
@@ -26,6 +27,7 @@ __all__ = [
     "FTTransformer",
     "FeatureTokenizer",
     "FingerprintMLP",
+    "FusionNet",
     "GraphAttentionNetwork",
     "ResNet18",
     "ResNet34",

@@ -28,6 +28,7 @@ DATA_ARGUMENTS = (
     "max_atoms",
     "atom_features",
     "bond_features",  # a molecule graph's packed layout (models/graph.py)
+    "modalities",  # a fused model's packed layout of inputs (models/fusion.py)
 )
 
 M = TypeVar("M", bound=type[nn.Module])

@@ -34,6 +34,7 @@ from meddl.run.folders import RunFolder, staging_path
 from meddl.train import DistributedContext, TrainerSettings, init_distributed, scores_from_outputs
 
 OPTIONAL_METRICS = (
+    "comparison_models",
     "cross_validation",
     "subgroups",
     "localization",

@@ -43,6 +43,7 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
+from meddl.run.comparison import compare_models
 from meddl.run.conformal import calibrate_conformal, check_calibration
 from meddl.run.conformal import carve as carve_calibration
 from meddl.run.folders import RunFolder
@@ -239,6 +240,9 @@ class TrainingRun:
             lambda outputs: self.recalibrator.apply(scores_from_outputs(cfg.task, outputs, fitted.target_scale)),
             evaluation["threshold"],
         )
+        compared, compared_section = compare_models(
+            cfg, self.modality, fitted, prepared, index, test_scores, evaluation["threshold"], say
+        )
         say("explaining test predictions")
         self.modality.target_scale_ = fitted.target_scale
         explained = self.modality.explain(
@@ -256,9 +260,11 @@ class TrainingRun:
                 *([recalibrated] if recalibrated else []),
                 *([conformal_section] if conformal_section else []),
                 *([selective_section] if selective_section else []),
+                *([compared_section] if compared_section else []),
                 *([robustness_section] if robustness_section else []),
                 *explained.get("sections", []),
             ],
+            "comparison_models": compared,
             "conformal": conformal_record,
             "selective": selective,
             "robustness": robustness,

@@ -1,0 +1,137 @@
+"""The models a modality asks the run to train beside the main one (:meth:`Modality.comparison_models`), on the
+same split, and their paired comparison with the main model on the same test rows.
+
+For a fused model these are the inputs alone: "fusion helps" is then a claim with a confidence interval — the
+paired bootstrap difference of the test metric, fused minus single, on the test patients who have that input —
+or it is not made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from meddl.config import ExperimentConfig
+from meddl.evaluate import compare_to_baseline, main_metric
+from meddl.modalities import Modality, Prepared
+from meddl.models import build_model
+from meddl.preprocess import class_weights
+from meddl.run.common import Fitted, trainer_settings, validation_metrics
+from meddl.train import Trainer, make_loss, scores_from_outputs, seed_everything
+
+__all__ = ["compare_models"]
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def compare_models(
+    config: ExperimentConfig,
+    modality: Modality,
+    fitted: Fitted,
+    prepared: Prepared,
+    index: dict[str, np.ndarray],
+    test_scores: np.ndarray,
+    threshold: float | None,
+    say: Any,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Train each of the modality's comparison models and compare the main model with it.
+
+    Returns:
+        (the figures for the run record and ``metrics.json``, the report's section), or (None, None) when the
+        modality names no comparison model.
+    """
+    variants = modality.comparison_models(prepared)
+    if not variants:
+        return None, None
+    cfg, task = config, config.task
+    metric = main_metric(task)
+    target = prepared.target
+    if task == "regression":
+        mean, std = fitted.target_scale
+        target = (target - mean) / std
+    weights = None
+    if getattr(cfg.preprocess, "imbalance", "none") == "class_weight" and task in {"binary", "multiclass"}:
+        weights = class_weights(prepared.target[index["train"]], len(prepared.classes))
+    scale = fitted.target_scale if task == "regression" else None
+    figures: dict[str, Any] = {}
+    rows = []
+    for name, (update, usable) in variants.items():
+        own = {split: rows_[usable[rows_]] for split, rows_ in index.items()}
+        if min(len(own["train"]), len(own["validation"]), len(own["test"])) == 0:
+            figures[name] = {"skipped": "no patient of one split has it"}
+            rows.append([name, 0, "n/a", "n/a", "not trained: a split has no patient with it"])
+            continue
+        seed_everything(cfg.train.seed)
+        network = build_model(cfg.model.arch, {**cfg.model.params, **update}, **fitted.data_arguments)
+        say(f"comparison: training {name} alone on {len(own['train'])} samples")
+        trainer = Trainer(
+            network,
+            make_loss(task, weights),
+            trainer_settings(cfg),
+            metric_fn=validation_metrics(task, scale=scale),
+        )
+        datasets = {
+            split: modality.training_dataset(prepared, own[split], target[own[split]], train=split == "train")
+            for split in ("train", "validation")
+        }
+        result = trainer.fit(datasets["train"], datasets["validation"])
+        model = trainer.module.eval()
+        single = scores_from_outputs(task, modality.prepared_outputs(model, prepared, own["test"]), fitted.target_scale)
+        test_rows = np.flatnonzero(usable[index["test"]])
+        groups = prepared.patient_ids[own["test"]] if prepared.patient_ids is not None else None
+        difference = compare_to_baseline(
+            task,
+            prepared.target[own["test"]],
+            test_scores[test_rows],
+            single,
+            threshold_model=threshold,
+            threshold_baseline=threshold,
+            groups=groups,
+            n_bootstrap=cfg.evaluate.bootstrap,
+            level=cfg.evaluate.confidence_level,
+            seed=cfg.train.seed,
+        )
+        low, high = difference["ci"]
+        verdict = (
+            "better"
+            if low is not None and low > 0
+            else "worse"
+            if high is not None and high < 0
+            else "no clear difference"
+        )
+        if not difference["higher_is_better"]:
+            verdict = {"better": "worse", "worse": "better"}.get(verdict, verdict)
+        figures[name] = {
+            **difference,
+            "test_rows": len(own["test"]),
+            "best_epoch": result.best_epoch,
+            "main_model_is": verdict,
+        }
+        rows.append(
+            [
+                name,
+                len(own["test"]),
+                _fmt(difference["baseline"]),
+                _fmt(difference["model"]),
+                f"{_fmt(difference['value'])} ({_fmt(low)} to {_fmt(high)}): {verdict}",
+            ]
+        )
+    level = round(100 * cfg.evaluate.confidence_level)
+    section = {
+        "id": "comparison-models",
+        "title": "The fused model against each input alone",
+        "text": [
+            f"Each input's model was trained alone on the same split (the same network with only that input) and "
+            f"scored on the test patients who have that input. The difference is the fused model's test {metric} "
+            f"minus the single input's, with its paired bootstrap {level}% CI: fusion helps over an input only "
+            "when the whole interval is above 0."
+        ],
+        "table": {
+            "columns": ["alone", "test patients", f"{metric} alone", f"{metric} fused", f"difference ({level}% CI)"],
+            "rows": rows,
+        },
+    }
+    return {"metric": metric, "models": figures}, section
