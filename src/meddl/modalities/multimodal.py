@@ -31,6 +31,7 @@ from torch import nn
 
 from meddl._json import clean_json
 from meddl.errors import MedDLError
+from meddl.evaluate.robustness import Corruption
 from meddl.io import read_table, write_table
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import get_modality, register
@@ -451,6 +452,53 @@ class MultimodalModality(Modality):
         out[:, start:stop] = 0.0
         out[:, self.width + k] = 0.0
         return out
+
+    def corruptions(self) -> list[Corruption]:
+        """Per input: the input lost for a share of the patients who have it (as if never acquired), and each of
+        its own kind's corruptions applied to its values."""
+        found: list[Corruption] = []
+        for k, name in enumerate(self.names):
+            start, stop = self._segments()[k]
+            shape = tuple(self.layout_[k]["shape"])
+
+            def lose(x: np.ndarray, share: float, rng: np.random.Generator, k: int = k, name: str = name) -> np.ndarray:
+                has = np.flatnonzero(x[:, self.width + k] > 0.5)
+                gone = has[rng.random(len(has)) < share]
+                out = x.copy()
+                out[gone] = self.without(x[gone], name)
+                return out
+
+            found.append(
+                Corruption(
+                    f"{name}_missing",
+                    f"{name} not available",
+                    "share of the patients who have it",
+                    (0.25, 0.5, 1.0),
+                    lose,
+                )
+            )
+            for own in self.subs[name].corruptions():
+
+                def corrupt(
+                    x: np.ndarray,
+                    severity: float,
+                    rng: np.random.Generator,
+                    own: Corruption = own,
+                    k: int = k,
+                    start: int = start,
+                    stop: int = stop,
+                    shape: tuple[int, ...] = shape,
+                ) -> np.ndarray:
+                    has = np.flatnonzero(x[:, self.width + k] > 0.5)
+                    out = x.copy()
+                    values = x[has, start:stop].reshape(len(has), *shape)
+                    out[has, start:stop] = np.asarray(own.apply(values, severity, rng)).reshape(len(has), -1)
+                    return out
+
+                found.append(
+                    Corruption(f"{name}_{own.name}", f"{name}: {own.label}", own.unit, own.severities, corrupt)
+                )
+        return found
 
     # -- the run's comparison with each input alone ------------------------------------------------------------
     def comparison_models(self, prepared: Prepared) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
