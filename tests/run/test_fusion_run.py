@@ -243,3 +243,62 @@ def test_a_single_input_network_uses_only_its_input() -> None:
     torch.testing.assert_close(network(x), network(changed))
     with pytest.raises(MedDLError, match="not inputs"):
         _network("late", use=["c"])
+
+
+# -- the server: one patient per request, a JSON record and a file per input ------------------------------------
+@pytest.fixture(scope="module")
+def client(fused: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from fastapi.testclient import TestClient
+
+    from meddl.serve import Settings, create_app
+
+    audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    app = create_app(Settings(bundles=[fused["result"].path], audit_log=audit))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def _patient(files: dict[str, Path], with_scan: bool) -> tuple[dict[str, Any], str]:
+    clinical = pd.read_csv(files["clinical"]).set_index("patient_id")
+    scans = pd.read_csv(files["scans"]).set_index("patient_id")
+    patient = next(p for p in clinical.index if (p in scans.index) == with_scan)
+    return {"patient_id": patient, "clinical": clinical.loc[patient].to_dict()}, patient
+
+
+def test_the_server_predicts_a_patient_from_a_record_and_uploads(fused: dict[str, Any], client: Any) -> None:
+    files = fused["files"]
+    record, patient = _patient(files, with_scan=True)
+    scan = pd.read_csv(files["scans"]).set_index("patient_id").loc[patient, "path"]
+    expression = pd.read_csv(files["expression"])
+    one = expression[expression["patient_id"] == patient].drop(columns=["patient_id"])
+    detail = client.get("/models/fusion-test").json()
+    assert detail["request_style"] == "upload_inputs"
+    assert set(detail["input_schema"]["inputs"]) == {"clinical", "scan", "tumour"}
+    answer = client.post(
+        "/models/fusion-test/explain",
+        data={"record": json.dumps(record)},
+        files={
+            "scan": ("lesion.png", (files["scans"].parent / scan).read_bytes(), "image/png"),
+            "tumour": ("profile.csv", one.to_csv(index=False).encode(), "text/csv"),
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    item = answer.json()["predictions"][0]
+    assert item["case_id"] == patient and item["inputs"] == "clinical+scan+tumour"
+    assert 0 <= item["probability"] <= 1 and item["label"] in ("yes", "no")
+    assert all(name in item["contributions"] for name in ("clinical", "scan", "tumour"))
+    offline = load_bundle(fused["result"].path).predict(files["cases"]).set_index("patient_id")
+    assert item["probability"] == pytest.approx(offline.loc[patient, "probability_yes"], abs=1e-5)
+
+
+def test_the_server_predicts_without_a_scan_and_names_bad_fields(fused: dict[str, Any], client: Any) -> None:
+    record, patient = _patient(fused["files"], with_scan=False)
+    answer = client.post("/models/fusion-test/predict", files={"record": (None, json.dumps(record))})
+    assert answer.status_code == 200, answer.text
+    item = answer.json()["predictions"][0]
+    assert item["inputs"] == "clinical" and "without scan, tumour" in item["note"]
+    wrong = client.post("/models/fusion-test/predict", files={"record": (None, json.dumps({**record, "genome": {}}))})
+    assert wrong.status_code == 422 and "['genome'] are not inputs" in wrong.json()["detail"]
+    broken = client.post("/models/fusion-test/predict", files={"record": (None, "{not json")})
+    assert broken.status_code == 422 and "record: not JSON" in broken.json()["detail"]
+    empty = client.post("/models/fusion-test/predict", files={"record": (None, json.dumps({"patient_id": patient}))})
+    assert empty.status_code == 422 and "at least one input" in empty.json()["detail"]

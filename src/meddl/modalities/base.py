@@ -125,7 +125,8 @@ class Modality(ABC):
     * ``kind``: the ``data.kind`` value; ``title``: how a person names it.
     * ``upload_suffixes``: file suffixes the server accepts as an upload (empty: none).
     * ``request_style``: ``records`` (JSON rows typed by the modality's ``input_schema``), ``upload_image`` (one
-      image per request), ``upload_cases`` (one file of cases per request), ``events`` (JSON rows of an event
+      image per request), ``upload_cases`` (one file of cases per request), ``upload_inputs`` (one patient per
+      request: a JSON ``record`` and a file per input, read by :meth:`read_upload`), ``events`` (JSON rows of an event
       store), ``text`` (one case typed as text — a SMILES — into the box ``request_schema()["text_field"]``
       describes, sent to ``json_route``).
     * ``json_route``: the server action that takes a JSON body typed by ``request_model`` (``predict``; its explain
@@ -476,6 +477,10 @@ class Modality(ABC):
         """The cases of a validated JSON body, read as :meth:`read_for_prediction` reads a file, in the body's
         order."""
         raise MedDLError(f"{self.kind} models take uploaded files, not JSON requests")
+
+    def read_upload(self, record: dict[str, Any], files: dict[str, Path]) -> PredictionInputs:
+        """One case of the server's ``upload_inputs`` form: a JSON ``record`` and uploaded files by field name."""
+        raise MedDLError(f"{self.kind} models do not take a record with files per input")
 
     def explain_request(self, model: torch.nn.Module, cases: PredictionInputs, scores: np.ndarray) -> list[dict]:
         """Per case of :meth:`read_request` (``scores`` of its usable cases), the fields explain adds to its

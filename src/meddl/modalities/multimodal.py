@@ -21,6 +21,7 @@ What fusion adds to the run record:
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,7 +75,7 @@ class MultimodalModality(Modality):
     kind = "multimodal"
     title = "multimodal patient record"
     explain_title = "What each input contributed"
-    request_style = "upload_cases"
+    request_style = "upload_inputs"  # the server: a JSON record and a file per input, one patient per request
     explanation_files = None  # the explanation is text: each input's contribution
     explanation_column = "contributions"
     explain_suffix = ".csv"
@@ -876,6 +877,66 @@ class MultimodalModality(Modality):
             usable=usable_rows,
             columns={"patient_id": patients, "inputs": list(combination_labels(present, self.names))},
         )
+
+    def request_schema(self) -> dict[str, Any]:
+        """What the server takes: per input, whether it comes as values in ``record`` or as an uploaded file."""
+        inputs = {}
+        for name in self.names:
+            sub = self.subs[name]
+            if sub.kind == "tabular":
+                columns = list(sub.info.get("feature_columns") or [])
+                inputs[name] = {"kind": sub.kind, "give": f"record.{name}: {{column: value}}", "columns": columns}
+            elif sub.kind == "expression":
+                inputs[name] = {
+                    "kind": sub.kind,
+                    "give": f"record.{name}: {{gene: value}}, or a file field {name!r} (a one-sample matrix)",
+                }
+            else:
+                inputs[name] = {
+                    "kind": sub.kind,
+                    "give": f"a file field {name!r}",
+                    "formats": list(sub.upload_suffixes),
+                }
+        return {
+            "upload": "multipart/form-data: 'record' (JSON) and one file field per input given as a file",
+            "record": {self.data.patient_id: "the patient's id (echoed back)"},
+            "inputs": inputs,
+        }
+
+    def read_upload(self, record: dict[str, Any], files: dict[str, Path]) -> PredictionInputs:
+        """One patient from the server's form: ``record`` (the patient id, and inputs given as values: a table's
+        ``{column: value}``, an expression profile's ``{gene: value}``) and ``files`` (input name → an uploaded
+        file: an image, a signal record, a one-sample expression matrix). An input in neither is missing."""
+        pid = self.data.patient_id
+        patient = str(record.get(pid, record.get("patient_id", "case")))
+        unknown = sorted((set(record) - {pid, "patient_id"} | set(files)) - set(self.names))
+        if unknown:
+            raise MedDLError(f"{unknown} are not inputs of this model; it takes {self.names} (and {pid!r})")
+        inputs: dict[str, Path] = {}
+        with tempfile.TemporaryDirectory() as scratch:
+            here = Path(scratch)
+            for name in self.names:
+                kind = self.subs[name].kind
+                given, file = record.get(name), files.get(name)
+                if given is not None and file is not None:
+                    raise MedDLError(f"{name}: give it as values in 'record' or as a file, not both")
+                if file is not None and kind in _MANIFEST_KINDS:
+                    inputs[name] = here / f"{name}-manifest.csv"
+                    pd.DataFrame({pid: [patient], "path": [str(file)]}).to_csv(inputs[name], index=False)
+                elif file is not None:
+                    table = read_table(file)
+                    if pid not in table.columns:
+                        table.insert(0, pid, patient)
+                    inputs[name] = here / f"{name}-table.csv"
+                    table.to_csv(inputs[name], index=False)
+                elif given is not None:
+                    if kind in _MANIFEST_KINDS or not isinstance(given, dict):
+                        raise MedDLError(f"record.{name}: a {kind} input is uploaded as a file field {name!r}")
+                    inputs[name] = here / f"{name}-record.csv"
+                    pd.DataFrame([{pid: patient, **given}]).to_csv(inputs[name], index=False)
+            if not inputs:
+                raise MedDLError(f"give at least one input of {self.names}")
+            return self.read_for_prediction({"inputs": inputs})
 
     def explain_file(self, model: nn.Module, cases: PredictionInputs, scores: np.ndarray, out: Path) -> str:
         """``meddl explain``: a CSV of each case's contribution per input (the change in the prediction when the

@@ -25,7 +25,8 @@ class ServedModel:
 
     @property
     def request_style(self) -> str:
-        """Which form the web page shows: ``records``, ``upload_image``, ``upload_cases``, ``events`` or ``text``."""
+        """Which form the web page shows: ``records``, ``upload_image``, ``upload_cases``, ``upload_inputs``, ``events``
+        or ``text``."""
         return self.bundle.modality.request_style
 
     @property

@@ -32,6 +32,8 @@ def add_model_routes(router: APIRouter, served: ServedModel) -> None:
         add_json_routes(router, served)
     if served.bundle.modality.upload_suffixes:
         add_file_routes(router, served)
+    if served.request_style == "upload_inputs":
+        add_input_routes(router, served)
 
 
 def check_batch(n: int, settings: Settings, what: str) -> None:
@@ -323,6 +325,89 @@ def add_file_routes(router: APIRouter, served: ServedModel) -> None:
             methods=["POST"],
             summary=f"{action.title()} with {name} ({served.kind} file upload)",
             description=f"Upload {described}; every case in it is scored. Explain adds each case's explanation.",
+            tags=[name],
+            operation_id=f"{action}_{name.replace('-', '_')}",
+        )
+
+
+def add_input_routes(router: APIRouter, served: ServedModel) -> None:
+    """Predict / explain one patient of a model over several inputs (a fused model): a multipart form with a JSON
+    ``record`` field (the patient id and inputs given as values, e.g. a table's columns) and one file field per
+    input given as a file (an image, an expression profile). The modality's ``read_upload`` turns them into the
+    inputs layout; an input left out is missing for that patient, and the prediction uses the others."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from fastapi.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+
+    from meddl.errors import MedDLError
+
+    name, bundle = served.name, served.bundle
+    probability_columns = [f"probability_{c}" for c in bundle.classes]
+    model_lock = threading.Lock()
+
+    def score(record: dict[str, Any], uploads: dict[str, tuple[str, bytes]], explain: bool) -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory() as folder:
+            files = {}
+            for field, (filename, content) in uploads.items():
+                safe = Path(filename).name or field
+                path = Path(folder) / f"{field}-{safe}"
+                path.write_bytes(content)
+                files[field] = path
+            try:
+                cases = bundle.modality.read_upload(record, files)
+                if not cases.usable.any():
+                    reasons = "; ".join(dict.fromkeys(n.removeprefix("not scored: ") for n in cases.notes if n))
+                    raise MedDLError(reasons or "no input could be read")
+                with model_lock:
+                    frame = bundle.predict_cases(cases, explain=explain)
+            except MedDLError as exc:
+                raise HTTPException(422, detail=str(exc).replace(folder + "/", "")) from None
+            items = []
+            for row in frame.to_dict("records"):
+                item = _file_item(bundle, row, probability_columns, explain)
+                item["case_id"] = str(row.get("patient_id", item["case_id"]))
+                item["inputs"] = str(row.get("inputs", ""))
+                items.append(item)
+            return items
+
+    async def run(request: Request, explain: bool) -> JSONResponse:
+        form = await request.form()
+        record: dict[str, Any] = {}
+        if form.get("record") is not None:
+            try:
+                record = json.loads(str(form.get("record")))
+            except json.JSONDecodeError as exc:
+                raise HTTPException(422, detail=f"record: not JSON ({exc.msg} at character {exc.pos})") from None
+            if not isinstance(record, dict):
+                raise HTTPException(422, detail="record: expected a JSON object of the patient's inputs")
+        uploads = {}
+        for field, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads[field] = (value.filename or field, await value.read())
+        items = await run_in_threadpool(score, record, uploads, explain)
+        return respond(request, bundle, items, explain=explain)
+
+    async def predict(request: Request) -> JSONResponse:
+        return await run(request, explain=False)
+
+    async def explain(request: Request) -> JSONResponse:
+        return await run(request, explain=True)
+
+    fields = bundle.modality.request_schema()
+    for action, endpoint in (("predict", predict), ("explain", explain)):
+        router.add_api_route(
+            f"/models/{name}/{action}",
+            endpoint,
+            methods=["POST"],
+            summary=f"{action.title()} one patient with {name} (multipart: a JSON record and a file per input)",
+            description=(
+                "multipart/form-data: `record` (JSON: the patient id and the inputs given as values) and one file "
+                f"field per input given as a file. Inputs: {json.dumps(fields.get('inputs', {}))}. Explain adds "
+                "each input's contribution."
+            ),
             tags=[name],
             operation_id=f"{action}_{name.replace('-', '_')}",
         )
