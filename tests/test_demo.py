@@ -44,6 +44,7 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
         "gse7390/runs/ft_transformer",
         "ecg/runs/seed_lstm",
         "ehr/runs/gru",
+        "fusion/runs/fusion",
     ):
         assert (tmp_path / run / "report.html").is_file(), run
         assert (tmp_path / run / "manifest.json").is_file(), run
@@ -54,6 +55,7 @@ def test_demo_runs_every_part_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
         "GSE7390 (expression)",
         "ECG heart rate",
         "EHR mortality",
+        "patients (table + PNG + expression)",
     ):
         assert name in out
     gse = json.loads((tmp_path / "gse7390" / "runs" / "mlp" / "metrics.json").read_text())

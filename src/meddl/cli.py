@@ -148,7 +148,9 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["tables", "survival", "images", "segmentation", "genomics", "signals", "ehr", "molecules"]),
+    type=click.Choice(
+        ["tables", "survival", "images", "segmentation", "genomics", "signals", "ehr", "molecules", "fusion"]
+    ),
     help="run only these parts (repeatable); default: all",
 )
 def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:

@@ -57,7 +57,9 @@ class _OneInput(nn.Module):
         super().__init__()
         self.fused = fused
         self.position, self.width, self.n_inputs, self.start, self.stop = position, width, n_inputs, start, stop
-        encoder = fused.encoders[fused.names[position]] if hasattr(fused, "encoders") else None
+        encoders: Any = getattr(fused, "encoders", None)
+        names: Any = getattr(fused, "names", [])
+        encoder = encoders[names[position]] if encoders is not None else None
         if encoder is not None and hasattr(encoder, "target_layer"):
             self.target_layer = encoder.target_layer  # Grad-CAM of an image input explains its encoder's last block
 
@@ -344,7 +346,7 @@ class MultimodalModality(Modality):
 
     def shift(self, prepared: Prepared) -> list[dict[str, Any]]:
         """Each input's own shift measures from its training data, named by the input."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, part in prepared.inputs["parts"].items():
             reader = part.extra.get("_modality", self.subs[name])
             rows.extend({**row, "column": f"{name}: {row['column']}"} for row in reader.shift(part))
@@ -603,7 +605,8 @@ class MultimodalModality(Modality):
                     "Integrated gradients summed over each input's values (from each input at its training mean), "
                     "and the change in each test patient's prediction when the input is left out (masked as if "
                     f"missing). Ranked by the change when left out: {' > '.join(ranking)}. The last column is the "
-                    f"drop in test {metric} when every patient's input is left out, with its paired bootstrap CI."
+                    f"drop in test {_shown(metric)} when every patient's input is left out, with its paired "
+                    "bootstrap CI."
                 ],
                 "table": {
                     "columns": [
@@ -612,8 +615,8 @@ class MultimodalModality(Modality):
                         "test patients with it",
                         "share of |IG|",
                         "mean |change| left out",
-                        f"{metric} without it",
-                        f"{metric} drop (CI)",
+                        f"{_shown(metric)} without it",
+                        f"{_shown(metric)} drop (CI)",
                     ],
                     "rows": rows,
                 },
@@ -657,8 +660,8 @@ class MultimodalModality(Modality):
         return {
             "id": "metrics-by-inputs",
             "title": "Test metrics by the inputs a patient has",
-            "text": [f"Test {metric} of the fused model for the patients with each combination of inputs."],
-            "table": {"columns": ["inputs", "test patients", metric], "rows": rows},
+            "text": [f"Test {_shown(metric)} of the fused model for the patients with each combination of inputs."],
+            "table": {"columns": ["inputs", "test patients", _shown(metric)], "rows": rows},
         }
 
     def _own_explanations(
@@ -821,7 +824,8 @@ class MultimodalModality(Modality):
                 raise MedDLError(f"inputs.{name}: {path} has no column {column!r} (its path column)")
             files = [p if Path(str(p)).is_absolute() else (path.parent / str(p)).resolve() for p in table[column]]
             return ids, sub.read_for_prediction([Path(str(f)) for f in files])
-        return ids, sub.read_for_prediction(table, path.name)
+        tables: Any = sub  # a table's reader takes the file's name for its notes
+        return ids, tables.read_for_prediction(table, path.name)
 
     def read_for_prediction(self, source: Any) -> PredictionInputs:
         files = self._case_files(source)
@@ -867,9 +871,9 @@ class MultimodalModality(Modality):
             if missing and present[i].any():
                 parts.append(f"without {', '.join(missing)}")
             notes.append("; ".join(parts))
-        usable_rows = present.any(axis=1)
-        for i in np.flatnonzero(~usable_rows):
-            notes[i] = "not scored: no input could be read" + (f" ({notes[i]})" if notes[i] else "")
+        usable_rows = np.asarray(present.any(axis=1), dtype=bool)
+        for row in np.flatnonzero(~usable_rows):
+            notes[row] = "not scored: no input could be read" + (f" ({notes[row]})" if notes[row] else "")
         return PredictionInputs(
             inputs=packed[usable_rows],
             ids=patients,
@@ -973,6 +977,11 @@ class MultimodalModality(Modality):
             items = [f"{name} {parts['left_out'][i, k]:+.3f}" for k, name in enumerate(self.names) if present[i, k]]
             texts.append("; ".join(items))
         return texts
+
+
+def _shown(metric: str) -> str:
+    """A metric's name as the report writes it."""
+    return metric.upper() if metric in {"auroc", "rmse", "mae"} else metric.replace("_", " ")
 
 
 def _fmt(value: Any) -> str:

@@ -34,7 +34,7 @@ dl.facts dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anyw
 .alert { background: var(--warn-bg); border-left: 5px solid var(--warn-line); padding: 0.7rem 1rem;
          margin: 0.8rem 0; }
 .alert ul { margin: 0.3rem 0 0; padding-left: 1.2rem; }
-nav.toc { font-size: 0.9rem; margin: 0.5rem 0 0; }
+nav.toc { font-size: 0.9rem; margin: 0.5rem 0 0; display: flex; flex-wrap: wrap; row-gap: 0.2rem; }
 nav.toc a { color: var(--accent); text-decoration: none; margin-right: 1rem; white-space: nowrap; }
 nav.toc a:hover { text-decoration: underline; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.92rem; }

@@ -17,6 +17,7 @@ from meddl.evaluate import compare_to_baseline, main_metric
 from meddl.modalities import Modality, Prepared
 from meddl.models import build_model
 from meddl.preprocess import class_weights
+from meddl.report._format import metric_label
 from meddl.run.common import Fitted, trainer_settings, validation_metrics
 from meddl.train import Trainer, make_loss, scores_from_outputs, seed_everything
 
@@ -120,17 +121,18 @@ def compare_models(
             ]
         )
     level = round(100 * cfg.evaluate.confidence_level)
+    shown = metric_label(metric).split(" (")[0]
     section = {
         "id": "comparison-models",
         "title": "The fused model against each input alone",
         "text": [
             f"Each input's model was trained alone on the same split (the same network with only that input) and "
-            f"scored on the test patients who have that input. The difference is the fused model's test {metric} "
+            f"scored on the test patients who have that input. The difference is the fused model's test {shown} "
             f"minus the single input's, with its paired bootstrap {level}% CI: fusion helps over an input only "
             "when the whole interval is above 0."
         ],
         "table": {
-            "columns": ["alone", "test patients", f"{metric} alone", f"{metric} fused", f"difference ({level}% CI)"],
+            "columns": ["alone", "test patients", f"{shown} alone", f"{shown} fused", f"difference ({level}% CI)"],
             "rows": rows,
         },
     }
