@@ -302,3 +302,32 @@ def test_the_server_predicts_without_a_scan_and_names_bad_fields(fused: dict[str
     assert broken.status_code == 422 and "record: not JSON" in broken.json()["detail"]
     empty = client.post("/models/fusion-test/predict", files={"record": (None, json.dumps({"patient_id": patient}))})
     assert empty.status_code == 422 and "at least one input" in empty.json()["detail"]
+
+
+# -- survival: the same fusion with a Cox head ---------------------------------------------------------------------
+def test_a_survival_outcome_is_fused_and_compared_by_harrells_c(tmp_path: Path) -> None:
+    files = write_fusion_dataset(tmp_path / "data", 160, seed=2, missing={"scan": 0.2})
+    raw = _experiment(files)
+    raw["task"] = "survival"
+    raw["data"]["target"] = {"path": str(files["outcomes"]), "time": "months", "event": "progressed"}
+    result = Experiment.from_dict(raw).run(out=tmp_path / "run")
+    metrics = result.metrics
+    assert "c_index" in metrics["test"]
+    compared = metrics["comparison_models"]
+    assert compared["metric"] == "c_index" and set(compared["models"]) == {"clinical", "scan", "tumour"}
+    for entry in compared["models"].values():
+        assert entry["value"] == pytest.approx(entry["model"] - entry["baseline"])
+    record = json.loads((result.path / "run.json").read_text())
+    assert "c_index_drop_when_left_out" in record["explanations"]["inputs"]["clinical"]
+    assert any("not drawn for survival yet" in w for w in record["warnings"])
+    predictions = load_bundle(result.path).predict(files["cases"])
+    assert predictions["risk"].notna().all() and len(predictions) == 160
+
+
+def test_a_survival_target_needs_time_and_event(tmp_path: Path) -> None:
+    files = {name: tmp_path / f"{name}.csv" for name in ("outcomes", "clinical", "scans", "expression")}
+    raw = _experiment(files)
+    raw["task"] = "survival"
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(MedDLError, match="a survival task needs time and event"):
+        load_config(tmp_path / "exp.yaml")

@@ -10,7 +10,9 @@ Three independent hidden factors per patient, one behind each input:
 The outcome is ``yes`` when ``1.3·a + 1.0·b + 0.7·c + noise > 0``: the planted ranking of the inputs is clinical >
 scan > tumour; known exactly, each factor alone would reach an AUROC of 0.83, 0.75 and 0.67, the three together
 0.98 (learned from noisy measurements, less). ``missing``
-leaves an input out for a share of the patients (``{"scan": 0.3}``: no scan for 30 %).
+leaves an input out for a share of the patients (``{"scan": 0.3}``: no scan for 30 %). The same risk also sets a
+time to progression (``months``, ``progressed``: exponential times, censored uniformly between 6 and 60 months),
+for a survival task.
 """
 
 from __future__ import annotations
@@ -89,7 +91,17 @@ def write_fusion_dataset(
     expression = pd.DataFrame(np.round(2**log2, 2), columns=names)
     expression.insert(0, "patient_id", ids)
     expression = expression[keep["tumour"]]
-    outcomes = pd.DataFrame({"patient_id": ids, "relapse": outcome})
+    # the same risk as time to progression: exponential event times, censored at a uniform 6-60 months
+    event_time = rng.exponential(24.0 * np.exp(-0.8 * (risk - risk.mean())))
+    censored_at = rng.uniform(6, 60, n)
+    outcomes = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "relapse": outcome,
+            "months": np.round(np.maximum(np.minimum(event_time, censored_at), 0.1), 2),
+            "progressed": (event_time <= censored_at).astype(int),
+        }
+    )
     truth = pd.DataFrame({"patient_id": ids, "clinical": factors[:, 0], "scan": factors[:, 1], "tumour": factors[:, 2]})
 
     files = {

@@ -37,7 +37,7 @@ from meddl.io import read_table, write_table
 from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInputs, Prepared
 from meddl.modalities.registry import get_modality, register
 from meddl.modalities.schema import ExperimentConfig
-from meddl.modalities.sections.multimodal import OUTCOME_COLUMN, MultimodalDataConfig
+from meddl.modalities.sections.multimodal import EVENT_COLUMN, OUTCOME_COLUMN, MultimodalDataConfig
 
 __all__ = ["MultimodalModality", "combination_labels"]
 
@@ -111,6 +111,8 @@ class MultimodalModality(Modality):
         unknown = sorted(set(encoders) - set(self.names))
         if unknown:
             raise MedDLError(f"model.encoders: {unknown} are not inputs; the inputs are {self.names}")
+        if config.task == "survival" and config.model.survival_head == "discrete":
+            raise MedDLError("model.survival_head: a fused model takes the cox head (discrete is not available yet)")
         self.subs: dict[str, Modality] = {name: self._sub(name) for name in self.names}
         self.layout_: list[dict[str, Any]] = []
 
@@ -120,7 +122,7 @@ class MultimodalModality(Modality):
         return ExperimentConfig.model_validate(
             {
                 "name": f"{self.config.name}-{name}",
-                "task": self.config.task,
+                "task": self.data.reading_task(name, self.config.task),
                 "data": data.model_dump(),
                 "preprocess": preprocess.model_dump(),
                 "model": {"arch": self.archs[name]},
@@ -165,7 +167,11 @@ class MultimodalModality(Modality):
         target = self.data.target
         table = read_table(target.path)
         pid = self.data.patient_id
-        for column, field in ((pid, "data.patient_id"), (target.column, "data.target.column")):
+        survival = self.config.task == "survival"
+        wanted = [(pid, "data.patient_id")]
+        wanted += [(target.time, "data.target.time"), (target.event, "data.target.event")] if survival else []
+        wanted += [] if survival else [(target.column, "data.target.column")]
+        for column, field in wanted:
             if column not in table.columns:
                 raise MedDLError(f"{target.path}: no column {column!r} ({field}); columns: {list(table.columns)}")
         ids = table[pid].astype("string").str.strip()
@@ -177,12 +183,32 @@ class MultimodalModality(Modality):
             raise MedDLError(
                 f"{target.path}: patient(s) {repeated[:5]} have more than one outcome row; give one row per patient"
             )
-        values = table[target.column]
-        has_label = values.notna().to_numpy() & (values.astype(str).str.strip() != "").to_numpy()
-        frame = pd.DataFrame({pid: ids.to_numpy()[has_label], OUTCOME_COLUMN: values.to_numpy()[has_label]})
+        outcome = [target.time, target.event] if survival else [target.column]
+        has_label = np.ones(len(table), dtype=bool)
+        for column in outcome:
+            values = table[column]
+            has_label &= values.notna().to_numpy() & (values.astype(str).str.strip() != "").to_numpy()
+        frame = pd.DataFrame({pid: ids.to_numpy()[has_label], OUTCOME_COLUMN: table[outcome[0]].to_numpy()[has_label]})
+        if survival:
+            frame[EVENT_COLUMN] = table[target.event].to_numpy()[has_label]
         dropped = {"patients without an outcome": int((~has_label).sum())}
         log(f"{len(frame)} patients with an outcome in {target.path.name}")
         return frame, dropped, len(table)
+
+    def _input_outcome(self, name: str, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """The outcome as input ``name`` is read with it (:meth:`MultimodalDataConfig.reading_task`): the label, or
+        for survival the follow-up time, or whether the event happened (images)."""
+        pid = self.data.patient_id
+        if self.config.task != "survival":
+            return outcomes[[pid, OUTCOME_COLUMN]]
+        if self.data.reading_task(name, "survival") == "regression":
+            return outcomes[[pid, OUTCOME_COLUMN]]
+        from meddl.data.tabular import encode_survival
+
+        coded, _ = encode_survival(
+            outcomes[OUTCOME_COLUMN], outcomes[EVENT_COLUMN], self.data.target.event_value, str(self.data.target.path)
+        )
+        return pd.DataFrame({pid: outcomes[pid].to_numpy(), OUTCOME_COLUMN: (coded[:, 1] > 0).astype(int)})
 
     def _joined_copy(self, name: str, outcomes: pd.DataFrame) -> tuple[Path, dict[str, int]]:
         """Input ``name``'s file with the outcome joined by patient id, in the run's scratch folder (for an
@@ -190,6 +216,7 @@ class MultimodalModality(Modality):
         spec, pid = self.data.inputs[name], self.data.patient_id
         folder = (self.workdir or Path.cwd() / ".meddl-work") / "inputs"
         folder.mkdir(parents=True, exist_ok=True)
+        outcomes = self._input_outcome(name, outcomes)
         if spec.kind == "expression":  # the matrix is read as it is; its label table is the outcome table
             path = folder / f"{name}-labels.csv"
             write_table(outcomes, path)
@@ -263,17 +290,8 @@ class MultimodalModality(Modality):
         for name in self.names:
             rows[name] = rows[name][keep]
         patients, present = patients[keep], present[keep]
-        values = outcomes[OUTCOME_COLUMN].iloc[np.flatnonzero(keep)].reset_index(drop=True)
-        from meddl.data import encode_target
-
-        target, classes = encode_target(
-            values,
-            self.config.task,
-            self.data.target.positive_label,
-            self.data.target.classes,
-            self.data.target.column,
-            str(self.data.target.path),
-        )
+        kept = outcomes.iloc[np.flatnonzero(keep)].reset_index(drop=True)
+        target, classes = self._encode_outcome(kept)
         log(
             f"{len(patients)} patients: "
             + ", ".join(f"{name} for {int(present[:, k].sum())}" for k, name in enumerate(self.names))
@@ -355,6 +373,25 @@ class MultimodalModality(Modality):
     def cleanup(self) -> None:
         for sub in self.subs.values():
             sub.cleanup()
+
+    def _encode_outcome(self, outcomes: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """The outcome of each patient: class indices or values, or survival's ``[time, event code]`` rows."""
+        from meddl.data.tabular import encode_survival, encode_target
+
+        target, source = self.data.target, str(self.data.target.path)
+        if self.config.task == "survival":
+            known = list(self.info.get("classes") or []) or None  # external data: the trained model's causes
+            return encode_survival(
+                outcomes[OUTCOME_COLUMN], outcomes[EVENT_COLUMN], target.event_value, source, causes=known
+            )
+        return encode_target(
+            outcomes[OUTCOME_COLUMN],
+            self.config.task,
+            target.positive_label,
+            target.classes,
+            str(target.column),
+            source,
+        )
 
     def _availability_section(self, present: np.ndarray) -> dict[str, Any]:
         labels = combination_labels(present, self.names)
@@ -517,7 +554,11 @@ class MultimodalModality(Modality):
 
     def _case_value(self, scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """One number per case to attribute: P(positive), the probability of the class ``reference`` predicts,
-        or the predicted value."""
+        or the predicted value (survival: the risk)."""
+        if self.config.task == "survival":
+            from meddl.evaluate.paired import risk_of
+
+            return risk_of(scores)
         if scores.ndim == 2:
             return scores[np.arange(len(scores)), np.argmax(reference, axis=1)]
         return scores
@@ -551,7 +592,8 @@ class MultimodalModality(Modality):
         scores: np.ndarray,
         out: Path,
     ) -> dict[str, Any]:
-        from meddl.evaluate import compare_to_baseline, evaluate_predictions, main_metric
+        from meddl.evaluate import main_metric
+        from meddl.evaluate.paired import paired_comparison
 
         cfg = self.config
         packed = np.asarray(inputs)[test_index]
@@ -565,7 +607,7 @@ class MultimodalModality(Modality):
         for k, name in enumerate(self.names):
             has = present[:, k]
             without = self._scores(model, self.without(packed, name))
-            drop = compare_to_baseline(
+            drop = paired_comparison(
                 cfg.task,
                 y,
                 scores,
@@ -621,7 +663,7 @@ class MultimodalModality(Modality):
                     "rows": rows,
                 },
             },
-            self._combination_section(present, y, scores, groups, evaluate_predictions, metric),
+            self._combination_section(present, y, scores, groups, metric),
         ]
         own = self._own_explanations(model, prepared, test_index, scores, out)
         return {
@@ -632,20 +674,24 @@ class MultimodalModality(Modality):
         }
 
     def _combination_section(
-        self, present: np.ndarray, y: np.ndarray, scores: np.ndarray, groups: Any, evaluate: Any, metric: str
+        self, present: np.ndarray, y: np.ndarray, scores: np.ndarray, groups: Any, metric: str
     ) -> dict[str, Any]:
         """Test metrics per combination of available inputs (a combination with fewer patients than
         ``evaluate.min_subgroup_size`` is counted, not scored)."""
+        from meddl.evaluate.paired import metric_with_ci
+
         cfg = self.config
         labels = combination_labels(present, self.names)
         rows = []
         for label in pd.Series(labels).value_counts().index:
             member = labels == label
             cell = "too few to score"
-            if member.sum() >= cfg.evaluate.min_subgroup_size and (
-                cfg.task == "regression" or len(np.unique(y[member])) > 1
-            ):
-                result = evaluate(
+            if cfg.task == "survival":
+                scorable = bool((y[member][:, 1] > 0).any())
+            else:
+                scorable = cfg.task == "regression" or len(np.unique(y[member])) > 1
+            if member.sum() >= cfg.evaluate.min_subgroup_size and scorable:
+                result = metric_with_ci(
                     cfg.task,
                     y[member],
                     scores[member],
@@ -653,7 +699,7 @@ class MultimodalModality(Modality):
                     n_bootstrap=min(cfg.evaluate.bootstrap, 500),
                     level=cfg.evaluate.confidence_level,
                     seed=cfg.train.seed,
-                )["metrics"][metric]
+                )
                 low, high = (result.get("ci") or [None, None])[:2]
                 cell = f"{_fmt(result['value'])} ({_fmt(low)} to {_fmt(high)})"
             rows.append([label, int(member.sum()), cell])
@@ -672,6 +718,12 @@ class MultimodalModality(Modality):
 
         parts, rows = prepared.inputs["parts"], prepared.inputs["rows"]
         merged: dict[str, Any] = {"sections": [], "explanations": {}, "examples": [], "warnings": []}
+        if self.config.task == "survival":  # its inputs were read with another task; their methods would score that
+            merged["warnings"].append(
+                "each input's own explanation (features, genes, heat maps) is not drawn for survival yet; the "
+                "contributions per input are"
+            )
+            return merged
         for k, name in enumerate(self.names):
             sub, part = self.subs[name], parts[name]
             own = rows[name][test_index]
@@ -746,9 +798,18 @@ class MultimodalModality(Modality):
 
     def bundle_info(self, prepared: Prepared) -> dict[str, Any]:
         parts = prepared.inputs["parts"]
-        own = {"target": OUTCOME_COLUMN, "classes": prepared.classes, "task": self.config.task}
         return {
-            "inputs": {name: clean_json({**self.subs[name].bundle_info(parts[name]), **own}) for name in self.names}
+            "inputs": {
+                name: clean_json(
+                    {
+                        **self.subs[name].bundle_info(parts[name]),
+                        "target": OUTCOME_COLUMN,
+                        "classes": parts[name].classes,
+                        "task": self.data.reading_task(name, self.config.task),
+                    }
+                )
+                for name in self.names
+            }
         }
 
     @classmethod

@@ -8,17 +8,20 @@ or it is not made.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
 from meddl.config import ExperimentConfig
-from meddl.evaluate import compare_to_baseline, main_metric
+from meddl.evaluate import main_metric
+from meddl.evaluate.paired import paired_comparison
 from meddl.modalities import Modality, Prepared
 from meddl.models import build_model
 from meddl.preprocess import class_weights
 from meddl.report._format import metric_label
 from meddl.run.common import Fitted, trainer_settings, validation_metrics
+from meddl.run.survival import survival_validation_metrics
 from meddl.train import Trainer, make_loss, scores_from_outputs, seed_everything
 
 __all__ = ["compare_models"]
@@ -68,11 +71,14 @@ def compare_models(
         seed_everything(cfg.train.seed)
         network = build_model(cfg.model.arch, {**cfg.model.params, **update}, **fitted.data_arguments)
         say(f"comparison: training {name} alone on {len(own['train'])} samples")
+        survival = copy.deepcopy(fitted.target_scale) if task == "survival" else None
         trainer = Trainer(
             network,
-            make_loss(task, weights),
+            survival.loss() if survival is not None else make_loss(task, weights),
             trainer_settings(cfg),
-            metric_fn=validation_metrics(task, scale=scale),
+            metric_fn=survival_validation_metrics(survival)
+            if survival is not None
+            else validation_metrics(task, scale=scale),
         )
         datasets = {
             split: modality.training_dataset(prepared, own[split], target[own[split]], train=split == "train")
@@ -80,16 +86,19 @@ def compare_models(
         }
         result = trainer.fit(datasets["train"], datasets["validation"])
         model = trainer.module.eval()
-        single = scores_from_outputs(task, modality.prepared_outputs(model, prepared, own["test"]), fitted.target_scale)
+        if survival is not None:  # its own Breslow baseline, from its training rows
+            train_outputs = modality.prepared_outputs(model, prepared, own["train"])
+            survival.fit_baseline(train_outputs, target[own["train"], 0], target[own["train"], 1])
+        outputs = modality.prepared_outputs(model, prepared, own["test"])
+        single = scores_from_outputs(task, outputs, survival if survival is not None else fitted.target_scale)
         test_rows = np.flatnonzero(usable[index["test"]])
         groups = prepared.patient_ids[own["test"]] if prepared.patient_ids is not None else None
-        difference = compare_to_baseline(
+        difference = paired_comparison(
             task,
             prepared.target[own["test"]],
             test_scores[test_rows],
             single,
-            threshold_model=threshold,
-            threshold_baseline=threshold,
+            threshold=threshold,
             groups=groups,
             n_bootstrap=cfg.evaluate.bootstrap,
             level=cfg.evaluate.confidence_level,

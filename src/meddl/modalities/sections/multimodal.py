@@ -28,21 +28,34 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from meddl.sections import DataSection, PreprocessSection, Section
 
-__all__ = ["FUSABLE_KINDS", "OUTCOME_COLUMN", "Data", "InputConfig", "MultimodalDataConfig", "OutcomeConfig"]
+__all__ = [
+    "EVENT_COLUMN",
+    "FUSABLE_KINDS",
+    "OUTCOME_COLUMN",
+    "Data",
+    "InputConfig",
+    "MultimodalDataConfig",
+    "OutcomeConfig",
+]
 
 # the kinds one input may be: each reads one row (or file) per patient into one array per patient
 FUSABLE_KINDS: tuple[str, ...] = ("tabular", "image", "expression", "signal")
 # the column MedDL adds to each input's copy, holding the outcome joined by patient id
 OUTCOME_COLUMN = "__meddl_outcome__"
+EVENT_COLUMN = "__meddl_event__"  # survival: the event column beside the time in OUTCOME_COLUMN
 
 
 class OutcomeConfig(Section):
-    """The outcome table: one row per patient, the patient id column and the outcome column."""
+    """The outcome table: one row per patient, the patient id column and the outcome column (or, for a survival
+    task, the follow-up time and event columns)."""
 
     path: Path = Field(..., description="CSV or Parquet with the patient id column and the outcome column")
-    column: str = Field(..., description="the outcome column")
+    column: str | None = Field(None, description="the outcome column (every task but survival)")
     positive_label: str | int | float | bool | None = None
     classes: list[str | int | float | bool] | None = None
+    time: str | None = Field(None, description="survival: the follow-up time column (any unit; every value > 0)")
+    event: str | None = Field(None, description="survival: 1 = event, 0 = censored (or text, with event_value)")
+    event_value: str | int | float | bool | None = None
 
 
 class InputConfig(Section):
@@ -70,7 +83,7 @@ class InputConfig(Section):
 class MultimodalDataConfig(DataSection):
     """Several inputs of other kinds, one outcome, joined by patient id (see the module's docstring)."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression", "survival")
     default_arch: ClassVar[str] = "fusion"
     archs: ClassVar[tuple[str, ...]] = ("fusion",)
     classical_baselines: ClassVar[bool] = False  # the comparison is with each input's own model
@@ -116,17 +129,26 @@ class MultimodalDataConfig(DataSection):
             if not spec.path.is_absolute():
                 spec.path = (base / spec.path).resolve()
 
-    def input_data(self, name: str, outcome_file: Path | None = None) -> dict[str, Any]:
+    def reading_task(self, name: str, task: str) -> str:
+        """The task input ``name`` is read with: the run's, except for survival, whose inputs are read with the
+        follow-up time as a regression target (the event as a binary one for images, which have no regression);
+        the input's own label never trains anything — the fused model learns the outcome."""
+        if task != "survival":
+            return task
+        return "binary" if self.inputs[name].kind == "image" else "regression"
+
+    def input_data(self, name: str, outcome_file: Path | None = None, task: str = "binary") -> dict[str, Any]:
         """The ``data`` section of input ``name`` as its own kind reads it: the input's file (or its copy with the
         outcome joined, ``outcome_file``), labelled by :data:`OUTCOME_COLUMN`, keyed by the patient id."""
         spec = self.inputs[name]
+        binary_event = task == "survival" and self.reading_task(name, task) == "binary"
         data: dict[str, Any] = {
             **spec.fields,
             "kind": spec.kind,
             "path": outcome_file or spec.path,
             "target": OUTCOME_COLUMN,
-            "positive_label": self.target.positive_label,
-            "classes": self.target.classes,
+            "positive_label": 1 if binary_event else self.target.positive_label,
+            "classes": None if task == "survival" else self.target.classes,
         }
         if spec.kind == "expression":  # the matrix's sample id is the patient id; the outcome is its label table
             data.update(sample_column=self.patient_id, labels=outcome_file or spec.path, path=spec.path)
@@ -138,12 +160,22 @@ class MultimodalDataConfig(DataSection):
         """(data, preprocess) sections of input ``name``, validated by its kind's own section classes."""
         spec = self.inputs[name]
         module = import_module(f"meddl.modalities.sections.{spec.kind}")
-        data = module.Data.model_validate(self.input_data(name, outcome_file))
-        data.check_task(task)
+        data = module.Data.model_validate(self.input_data(name, outcome_file, task))
+        data.check_task(self.reading_task(name, task))
         return data, module.Preprocess.model_validate({**spec.preprocess, "kind": spec.kind})
 
     def check_task(self, task: str) -> None:
         super().check_task(task)
+        outcome = self.target
+        if task == "survival":
+            if outcome.time is None or outcome.event is None:
+                raise ValueError("data.target: a survival task needs time and event (the outcome table's columns)")
+            if outcome.column is not None or outcome.positive_label is not None:
+                raise ValueError("data.target: a survival task takes time and event, not column or positive_label")
+        elif outcome.column is None:
+            raise ValueError(f"data.target.column: required for task {task} (the outcome column)")
+        elif outcome.time is not None or outcome.event is not None:
+            raise ValueError("data.target.time/event: are for task survival; this is a " + task + " task")
         for name in self.inputs:
             try:
                 self.input_sections(name, task)
