@@ -168,9 +168,9 @@ class MultimodalModality(Modality):
         table = read_table(target.path)
         pid = self.data.patient_id
         survival = self.config.task == "survival"
-        wanted = [(pid, "data.patient_id")]
-        wanted += [(target.time, "data.target.time"), (target.event, "data.target.event")] if survival else []
-        wanted += [] if survival else [(target.column, "data.target.column")]
+        outcome = [str(target.time), str(target.event)] if survival else [str(target.column)]  # checked by the config
+        fields = ["data.target.time", "data.target.event"] if survival else ["data.target.column"]
+        wanted = [(pid, "data.patient_id"), *zip(outcome, fields, strict=True)]
         for column, field in wanted:
             if column not in table.columns:
                 raise MedDLError(f"{target.path}: no column {column!r} ({field}); columns: {list(table.columns)}")
@@ -183,7 +183,6 @@ class MultimodalModality(Modality):
             raise MedDLError(
                 f"{target.path}: patient(s) {repeated[:5]} have more than one outcome row; give one row per patient"
             )
-        outcome = [target.time, target.event] if survival else [target.column]
         has_label = np.ones(len(table), dtype=bool)
         for column in outcome:
             values = table[column]
