@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from meddl import Experiment
-from meddl.data.fusion import FUSION_WEIGHTS, write_fusion_dataset
+from meddl.data.fusion import FUSION_WEIGHTS, fusion_data_section, write_fusion_dataset
 
 PLANTED = sorted(FUSION_WEIGHTS, key=lambda name: -FUSION_WEIGHTS[name])
 
@@ -32,16 +32,7 @@ def _experiment(files: dict[str, Path], fusion: str, epochs: int) -> dict[str, A
     return {
         "name": f"fusion-{fusion}",
         "task": "binary",
-        "data": {
-            "kind": "multimodal",
-            "patient_id": "patient_id",
-            "target": {"path": str(files["outcomes"]), "column": "relapse", "positive_label": "yes"},
-            "inputs": {
-                "clinical": {"kind": "tabular", "path": str(files["clinical"])},
-                "scan": {"kind": "image", "path": str(files["scans"])},
-                "tumour": {"kind": "expression", "path": str(files["expression"])},
-            },
-        },
+        "data": fusion_data_section(files),
         "model": {"fusion": fusion},
         # as the `meddl init multimodal` template: a fused model overfits its easy inputs first at 1e-3
         "train": {"epochs": epochs, "learning_rate": 3e-4, "weight_decay": 0.01, "seed": 0, "progress": False},

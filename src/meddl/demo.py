@@ -187,26 +187,19 @@ def _segmentation_rows(out: Path, quick: bool, say: Callable[[str], None]) -> li
 def fusion_demo_experiment(out: Path, *, quick: bool = False) -> Path:
     """Generated patients with a clinical table, a PNG scan (missing for 30 %) and an expression profile, whose
     outcome needs all three (:mod:`meddl.data.fusion`), and an experiment that fuses them with attention."""
-    from meddl.data.fusion import write_fusion_dataset
+    from meddl.data.fusion import fusion_data_section, write_fusion_dataset
 
     folder = out / "fusion"
     n = 400 if quick else 800
-    write_fusion_dataset(folder / "patients", n, seed=0, missing={"scan": 0.3})
+    files = write_fusion_dataset(folder / "patients", n, seed=0, missing={"scan": 0.3})
     experiment = {
         "name": "patients-fusion",
         "task": "binary",
         "data": {
-            "kind": "multimodal",
             "description": f"{n} generated patients: a clinical table, a PNG scan (missing for 30 %) and a 100-gene "
             "expression profile; relapse needs a marker, the lesion's size and a 10-gene signature together "
             "(planted weights clinical 1.3 > scan 1.0 > tumour 0.7)",
-            "patient_id": "patient_id",
-            "target": {"path": "patients/outcomes.csv", "column": "relapse", "positive_label": "yes"},
-            "inputs": {
-                "clinical": {"kind": "tabular", "path": "patients/clinical.csv"},
-                "scan": {"kind": "image", "path": "patients/scans.csv"},
-                "tumour": {"kind": "expression", "path": "patients/expression.csv"},
-            },
+            **fusion_data_section({name: path.relative_to(folder) for name, path in files.items()}),
         },
         "model": {"fusion": "attention"},
         "train": _train_section(quick, 30, 6, learning_rate=3e-4, weight_decay=0.01),

@@ -16,25 +16,18 @@ import yaml
 from meddl import Experiment, load_bundle
 from meddl.cli import main
 from meddl.config import load_config
-from meddl.data.fusion import write_fusion_dataset
+from meddl.data.fusion import fusion_data_section, write_fusion_dataset
 from meddl.errors import MedDLError
 from meddl.models import build_model
 
 
 def _experiment(files: dict[str, Path], **model: Any) -> dict[str, Any]:
+    data = fusion_data_section(files)
+    data["inputs"]["scan"]["preprocess"] = {"size": [32, 32]}
     return {
         "name": "fusion-test",
         "task": "binary",
-        "data": {
-            "kind": "multimodal",
-            "patient_id": "patient_id",
-            "target": {"path": str(files["outcomes"]), "column": "relapse", "positive_label": "yes"},
-            "inputs": {
-                "clinical": {"kind": "tabular", "path": str(files["clinical"])},
-                "scan": {"kind": "image", "path": str(files["scans"]), "preprocess": {"size": [32, 32]}},
-                "tumour": {"kind": "expression", "path": str(files["expression"])},
-            },
-        },
+        "data": data,
         "model": {"fusion": "late", "encoder_params": {"scan": {"channels": [8, 16]}}, **model},
         "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
         "evaluate": {"bootstrap": 30, "robustness": False},

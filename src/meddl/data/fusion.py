@@ -17,12 +17,14 @@ for a survival task.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FUSION_WEIGHTS", "SIGNATURE", "write_fusion_dataset"]
+__all__ = ["FUSION_WEIGHTS", "SIGNATURE", "fusion_data_section", "write_fusion_dataset"]
 
 FUSION_WEIGHTS = {"clinical": 1.3, "scan": 1.0, "tumour": 0.7}
 SIGNATURE = [f"SIG{k:02d}" for k in range(1, 11)]
@@ -128,3 +130,18 @@ def write_fusion_dataset(
         "inputs:\n  clinical: clinical.csv\n  scan: scans.csv\n  tumour: expression.csv\n"
     )
     return files
+
+
+def fusion_data_section(files: Mapping[str, str | Path]) -> dict[str, Any]:
+    """The experiment's ``data`` section for these patients (``files`` as :func:`write_fusion_dataset` returns
+    them, or paths relative to the experiment file): relapse from the three inputs, keyed by ``patient_id``."""
+    return {
+        "kind": "multimodal",
+        "patient_id": "patient_id",
+        "target": {"path": str(files["outcomes"]), "column": "relapse", "positive_label": "yes"},
+        "inputs": {
+            "clinical": {"kind": "tabular", "path": str(files["clinical"])},
+            "scan": {"kind": "image", "path": str(files["scans"])},
+            "tumour": {"kind": "expression", "path": str(files["expression"])},
+        },
+    }

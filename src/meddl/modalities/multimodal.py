@@ -139,22 +139,14 @@ class MultimodalModality(Modality):
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
-        from meddl.data.fusion import write_fusion_dataset
+        from meddl.data.fusion import fusion_data_section, write_fusion_dataset
 
         files = write_fusion_dataset(folder / "patients", 160, seed=0, missing={"scan": 0.2})
+        relative = {name: path.relative_to(folder) for name, path in files.items()}
         experiment = {
             "name": "example-multimodal",
             "task": "binary",
-            "data": {
-                "kind": "multimodal",
-                "patient_id": "patient_id",
-                "target": {"path": "patients/outcomes.csv", "column": "relapse", "positive_label": "yes"},
-                "inputs": {
-                    "clinical": {"kind": "tabular", "path": "patients/clinical.csv"},
-                    "scan": {"kind": "image", "path": "patients/scans.csv"},
-                    "tumour": {"kind": "expression", "path": "patients/expression.csv"},
-                },
-            },
+            "data": fusion_data_section(relative),
             "model": {"fusion": "attention", "encoder_params": {"scan": {"channels": [8, 16]}}},
             "train": {"epochs": 3, "batch_size": 32, "seed": 0, "progress": False},
             "evaluate": {"bootstrap": 20},
