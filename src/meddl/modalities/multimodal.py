@@ -42,6 +42,8 @@ from meddl.modalities.sections.multimodal import EVENT_COLUMN, OUTCOME_COLUMN, M
 __all__ = ["MultimodalModality", "combination_labels"]
 
 _MANIFEST_KINDS = ("image", "signal")  # inputs whose table names one file per patient (a path column)
+REFERENCES = 32  # training patients kept in the bundle as the baselines of integrated gradients
+BASELINE_DRAWS = 8  # baselines per case (expected gradients)
 
 
 def combination_labels(present: np.ndarray, names: list[str]) -> np.ndarray:
@@ -115,6 +117,7 @@ class MultimodalModality(Modality):
             raise MedDLError("model.survival_head: a fused model takes the cox head (discrete is not available yet)")
         self.subs: dict[str, Modality] = {name: self._sub(name) for name in self.names}
         self.layout_: list[dict[str, Any]] = []
+        self.references_ = np.zeros((0, 0), dtype=np.float32)
 
     # -- the inputs' own modalities ------------------------------------------------------------------------------
     def _sub_config(self, name: str, outcome_file: Path | None = None) -> ExperimentConfig:
@@ -348,6 +351,7 @@ class MultimodalModality(Modality):
         config.resolve_paths(path.resolve().parent)
         external = type(self)(self.config.model_copy(update={"data": config}))
         external.subs, external.layout_, external.info = dict(self.subs), self.layout_, self.info
+        external.references_ = self.references_
         external.workdir = self.workdir or path.resolve().parent / ".meddl-external"
         prepared = external._load(log, external=True)
         prepared.extra["_modality"] = external
@@ -425,6 +429,22 @@ class MultimodalModality(Modality):
                 }
             )
         self.layout_ = layout
+        self.references_ = self._references(prepared, train_index)
+
+    def _references(self, prepared: Prepared, train_index: np.ndarray) -> np.ndarray:
+        """:data:`REFERENCES` training patients' packed rows: the baselines integrated gradients start from (each
+        input's attribution is then its difference from typical patients', not from an all-zero input)."""
+        parts, rows = prepared.inputs["parts"], prepared.inputs["rows"]
+        rng = np.random.default_rng(self.config.train.seed)
+        chosen = np.sort(rng.choice(train_index, size=min(REFERENCES, len(train_index)), replace=False))
+        arrays, where = {}, {}
+        for name in self.names:
+            own = rows[name][chosen]
+            have = own >= 0
+            reader = self.subs[name]
+            arrays[name] = reader.input_array(parts[name], own[have]) if have.any() else np.zeros((0, 1))
+            where[name] = np.where(have, np.cumsum(have) - 1, -1)
+        return self._pack(arrays, where, len(chosen))
 
     @property
     def width(self) -> int:
@@ -565,13 +585,25 @@ class MultimodalModality(Modality):
         for k, name in enumerate(self.names):
             alone = self._case_value(self._scores(model, self.without(packed, name)), scores)
             left_out[:, k] = np.where(present[:, k], value - alone, 0.0)
-        baseline = packed.copy()
-        baseline[:, : self.width] = 0.0  # each input at its training mean (standardised), presence unchanged
         target = None
         if self.config.task == "multiclass":
             target = np.argmax(scores, axis=1)
-        attributions = compute_integrated_gradients(model, packed, baseline, target=target, n_steps=24, batch_size=32)
-        gradients = np.stack([attributions[:, a:b].sum(axis=1) for a, b in self._segments()], axis=1)
+        # expected gradients: integrated gradients averaged over baselines drawn per input from training patients
+        # who have it (presence flags stay the case's own), so an input's attribution is how far it moves this
+        # patient's prediction from typical patients' values of that input
+        rng = np.random.default_rng(self.config.train.seed)
+        references = self.references_
+        gradients = np.zeros((len(packed), len(self.names)))
+        for _ in range(BASELINE_DRAWS):
+            baseline = packed.copy()
+            for k, (a, b) in enumerate(self._segments()):
+                having = np.flatnonzero(references[:, self.width + k] > 0.5)
+                baseline[:, a:b] = references[rng.choice(having, size=len(packed)), a:b] if len(having) else 0.0
+            attributions = compute_integrated_gradients(
+                model, packed, baseline, target=target, n_steps=16, batch_size=32
+            )
+            gradients += np.stack([attributions[:, a:b].sum(axis=1) for a, b in self._segments()], axis=1)
+        gradients /= BASELINE_DRAWS
         return {"left_out": left_out, "gradients": np.where(present, gradients, 0.0)}
 
     def explain(
@@ -635,7 +667,8 @@ class MultimodalModality(Modality):
                 "id": "input-contributions",
                 "title": "What each input contributed",
                 "text": [
-                    "Integrated gradients summed over each input's values (from each input at its training mean), "
+                    "Integrated gradients summed over each input's values (expected gradients: averaged over baselines "
+                    "drawn from training patients), "
                     "and the change in each test patient's prediction when the input is left out (masked as if "
                     f"missing). Ranked by the change when left out: {' > '.join(ranking)}. The last column is the "
                     f"drop in test {_shown(metric)} when every patient's input is left out, with its paired "
@@ -780,7 +813,8 @@ class MultimodalModality(Modality):
 
     def save_state(self, folder: Path) -> list[str]:
         (folder / "preprocess.json").write_text(json.dumps(clean_json(self.state()), indent=1) + "\n")
-        files = ["preprocess.json"]
+        np.save(folder / "references.npy", self.references_.astype(np.float32), allow_pickle=False)
+        files = ["preprocess.json", "references.npy"]
         for name in self.names:
             own = folder / "inputs" / name
             own.mkdir(parents=True, exist_ok=True)
@@ -808,6 +842,7 @@ class MultimodalModality(Modality):
         modality = cls(config)
         state = json.loads((folder / "preprocess.json").read_text())
         modality.layout_ = list(state["layout"])
+        modality.references_ = np.load(folder / "references.npy", allow_pickle=False)
         for name in modality.names:
             sub_config = modality._sub_config(name)
             sub_class = get_modality(sub_config.data.kind, sub_config.task)
