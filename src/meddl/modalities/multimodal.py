@@ -10,8 +10,9 @@ unchanged, and a patient without a scan still gets a prediction.
 
 What fusion adds to the run record:
 * a table of how many patients have each combination of inputs, and the test metrics per combination;
-* each input's contribution, overall and per case: integrated gradients summed over the input's values, and the
-  change in the prediction when the input is left out (with the test metric without it, a paired bootstrap CI);
+* each input's contribution, overall and per case: integrated gradients summed over the input's values (expected
+  gradients: baselines drawn from training patients), and the change in the prediction when the input is left out
+  (with the test metric without it, a paired bootstrap CI);
 * each input's own explanation (top features, genes, heat maps), by its modality, on the fused model with the
   other inputs left out;
 * through :meth:`comparison_models`, the run trains each input's model alone on the same split and compares it with
@@ -104,10 +105,12 @@ class MultimodalModality(Modality):
         for name, spec in self.data.inputs.items():
             data_class = type(self.data.input_sections(name, config.task)[0])
             arch = str(encoders.get(name, data_class.default_arch))
-            if arch not in data_class.archs:
+            task_only = {a for names in data_class.task_archs.values() for a in names}  # a U-Net draws masks
+            fitting = [a for a in data_class.archs if a not in task_only]
+            if arch not in fitting:
                 raise MedDLError(
                     f"model.encoders.{name}: {arch!r} does not encode {spec.kind} data; choose one of "
-                    f"{', '.join(data_class.archs)}"
+                    f"{', '.join(fitting)}"
                 )
             self.archs[name] = arch
         unknown = sorted(set(encoders) - set(self.names))
@@ -118,6 +121,7 @@ class MultimodalModality(Modality):
         self.subs: dict[str, Modality] = {name: self._sub(name) for name in self.names}
         self.layout_: list[dict[str, Any]] = []
         self.references_ = np.zeros((0, 0), dtype=np.float32)
+        self.scratch_: Path | None = None  # external evaluation's copies of the inputs, removed by cleanup()
 
     # -- the inputs' own modalities ------------------------------------------------------------------------------
     def _sub_config(self, name: str, outcome_file: Path | None = None) -> ExperimentConfig:
@@ -352,7 +356,8 @@ class MultimodalModality(Modality):
         external = type(self)(self.config.model_copy(update={"data": config}))
         external.subs, external.layout_, external.info = dict(self.subs), self.layout_, self.info
         external.references_ = self.references_
-        external.workdir = self.workdir or path.resolve().parent / ".meddl-external"
+        external.workdir = Path(tempfile.mkdtemp(prefix="meddl-external-"))  # never the user's data folder
+        external.scratch_ = external.workdir
         prepared = external._load(log, external=True)
         prepared.extra["_modality"] = external
         return prepared
@@ -368,10 +373,14 @@ class MultimodalModality(Modality):
     def cleanup(self) -> None:
         for sub in self.subs.values():
             sub.cleanup()
+        if self.scratch_ is not None:
+            import shutil
+
+            shutil.rmtree(self.scratch_, ignore_errors=True)
 
     def _encode_outcome(self, outcomes: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         """The outcome of each patient: class indices or values, or survival's ``[time, event code]`` rows."""
-        from meddl.data.tabular import encode_survival, encode_target
+        from meddl.data.tabular import encode_known_labels, encode_survival, encode_target
 
         target, source = self.data.target, str(self.data.target.path)
         if self.config.task == "survival":
@@ -379,6 +388,10 @@ class MultimodalModality(Modality):
             return encode_survival(
                 outcomes[OUTCOME_COLUMN], outcomes[EVENT_COLUMN], target.event_value, source, causes=known
             )
+        known = list(self.info.get("classes") or [])
+        if known and self.config.task in {"binary", "multiclass"}:  # external data: the trained model's classes
+            labels = encode_known_labels(outcomes[OUTCOME_COLUMN], self.config.task, known, str(target.column), source)
+            return labels, known
         return encode_target(
             outcomes[OUTCOME_COLUMN],
             self.config.task,
@@ -916,7 +929,7 @@ class MultimodalModality(Modality):
 
     def read_for_prediction(self, source: Any) -> PredictionInputs:
         files = self._case_files(source)
-        patients: list[str] = []
+        patients: dict[str, None] = {}  # every patient named by any input, in the order first met
         arrays: dict[str, np.ndarray] = {}
         found: dict[str, dict[str, int]] = {}
         case_notes: dict[str, list[str]] = {}
@@ -933,26 +946,26 @@ class MultimodalModality(Modality):
             seen: set[str] = set()
             for k, patient in enumerate(ids):
                 if patient == "":
-                    raise MedDLError(f"inputs.{name}: {files[name]} row {k + 2} has no patient id")
+                    raise MedDLError(f"inputs.{name}: {files[name]} record {k + 1} has no patient id")
                 if patient in seen:
                     raise MedDLError(f"inputs.{name}: {files[name]} has more than one row for patient {patient!r}")
                 seen.add(patient)
-                if patient not in patients:
-                    patients.append(patient)
+                patients.setdefault(patient, None)
                 note = cases.notes[k]
                 if cases.usable[k]:
                     rows[patient] = int(np.searchsorted(usable, k))
                 if note:
                     case_notes.setdefault(patient, []).append(f"{name}: {note}")
             found[name] = rows
-        n = len(patients)
+        order = list(patients)
+        n = len(order)
         row_index = {
-            name: np.array([found.get(name, {}).get(p, -1) for p in patients], dtype=np.int64) for name in self.names
+            name: np.array([found.get(name, {}).get(p, -1) for p in order], dtype=np.int64) for name in self.names
         }
         packed = self._pack({name: arrays.get(name, np.zeros((0, 1))) for name in self.names}, row_index, n)
         present = self.present(packed)
         notes = []
-        for i, patient in enumerate(patients):
+        for i, patient in enumerate(order):
             missing = [name for k, name in enumerate(self.names) if not present[i, k]]
             parts = [*case_notes.get(patient, [])]
             if missing and present[i].any():
@@ -963,10 +976,10 @@ class MultimodalModality(Modality):
             notes[row] = "not scored: no input could be read" + (f" ({notes[row]})" if notes[row] else "")
         return PredictionInputs(
             inputs=packed[usable_rows],
-            ids=patients,
+            ids=order,
             notes=notes,
             usable=usable_rows,
-            columns={"patient_id": patients, "inputs": list(combination_labels(present, self.names))},
+            columns={"patient_id": order, "inputs": list(combination_labels(present, self.names))},
         )
 
     def request_schema(self) -> dict[str, Any]:
