@@ -190,7 +190,7 @@ def fusion_demo_experiment(out: Path, *, quick: bool = False) -> Path:
     from meddl.data.fusion import fusion_data_section, write_fusion_dataset
 
     folder = out / "fusion"
-    n = 400 if quick else 800
+    n = 400 if quick else 1000
     files = write_fusion_dataset(folder / "patients", n, seed=0, missing={"scan": 0.3})
     experiment = {
         "name": "patients-fusion",
@@ -202,7 +202,7 @@ def fusion_demo_experiment(out: Path, *, quick: bool = False) -> Path:
             **fusion_data_section({name: path.relative_to(folder) for name, path in files.items()}),
         },
         "model": {"fusion": "attention"},
-        "train": _train_section(quick, 30, 6, learning_rate=3e-4, weight_decay=0.01),
+        "train": _train_section(quick, 40, 6, learning_rate=3e-4, weight_decay=0.01),
         "evaluate": {"bootstrap": 100 if quick else 1000, "robustness": False},
     }
     return _write_experiment(folder / "fusion.yaml", "Multimodal fusion: table + scan + expression", experiment)
@@ -218,19 +218,23 @@ def _fusion_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dic
     best = max(models, key=lambda name: models[name].get("baseline") or 0)
     entry = models[best]
     low, high = entry["ci"]
-    ranking = _fusion_ranking(result.path)
+    left_out, gradients = _fusion_rankings(result.path)
     note = (
         f"best input alone: {best} {entry['baseline']:.3f}; fused − {best} {entry['value']:+.3f} "
-        f"({low:+.3f} to {high:+.3f}); contributions {' > '.join(ranking)} (planted clinical > scan > tumour)"
+        f"({low:+.3f} to {high:+.3f}); inputs ranked by the change when left out {' > '.join(left_out)}, by "
+        f"integrated gradients {' > '.join(gradients)} (planted clinical > scan > tumour)"
     )
     return [_row("patients (table + PNG + expression)", "fusion", "AUROC", result.metrics, "auroc", result.path, note)]
 
 
-def _fusion_ranking(run: Path) -> list[str]:
-    """The inputs of a fused run, by the mean change of a prediction when each is left out."""
+def _fusion_rankings(run: Path) -> tuple[list[str], list[str]]:
+    """The inputs of a fused run, by the mean change of a prediction when each is left out and by the mean
+    |integrated gradients| of the patients who have it."""
     import json
 
-    return list(json.loads((run / "run.json").read_text())["explanations"]["ranking"])
+    inputs = json.loads((run / "run.json").read_text())["explanations"]["inputs"]
+    by_gradients = sorted(inputs, key=lambda name: -inputs[name]["mean_abs_integrated_gradients"])
+    return sorted(inputs, key=lambda name: -inputs[name]["mean_abs_change_when_left_out"]), by_gradients
 
 
 DEMO_PARTS = ("tables", "survival", "images", "segmentation", "genomics", "signals", "ehr", "molecules", "fusion")
