@@ -324,3 +324,12 @@ def test_a_survival_target_needs_time_and_event(tmp_path: Path) -> None:
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(MedDLError, match="a survival task needs time and event"):
         load_config(tmp_path / "exp.yaml")
+
+
+def test_an_input_only_one_outcome_has_is_named_as_a_leak(tmp_path: Path) -> None:
+    files = write_fusion_dataset(tmp_path / "data", 60, seed=0)
+    outcomes = pd.read_csv(files["outcomes"]).set_index("patient_id")
+    scans = pd.read_csv(files["scans"])
+    scans[scans["patient_id"].map(outcomes["relapse"]) == "yes"].to_csv(files["scans"], index=False)
+    with pytest.raises(MedDLError, match=r"inputs.scan: every patient in scans.csv has the outcome 'yes'.*give"):
+        Experiment.from_dict(_experiment(files)).run(out=tmp_path / "run")

@@ -239,6 +239,13 @@ class MultimodalModality(Modality):
                 for p in table[column]
             ]
         joined = table.merge(outcomes, on=pid, how="inner")
+        classes = joined[OUTCOME_COLUMN].dropna().unique()
+        if self.config.task in {"binary", "multiclass"} and len(joined) and len(classes) < 2:
+            raise MedDLError(
+                f"inputs.{name}: every patient in {spec.path.name} has the outcome {classes[0]!r}: whether a patient "
+                "has this input would give the outcome away (a fused model learns from what is missing too); "
+                "give this input for patients of every outcome, or leave it out"
+            )
         path = folder / f"{name}.csv"
         write_table(joined, path)
         return path, {f"{name}: rows of patients without an outcome": len(table) - len(joined)}
@@ -264,7 +271,10 @@ class MultimodalModality(Modality):
                 part = self._read_external(name, path, say)
             else:
                 self.subs[name] = self._sub(name, path)
-                part = self.subs[name].load(say)
+                try:
+                    part = self.subs[name].load(say)
+                except MedDLError as exc:  # the input's reader names its file; say which input it is
+                    raise MedDLError(f"inputs.{name}: {exc}".replace(OUTCOME_COLUMN, "the outcome")) from None
             ids = part.patient_ids if part.patient_ids is not None else np.asarray(part.sample_ids)
             ids = np.asarray([str(i).strip() for i in ids], dtype=object)
             seen = pd.Series(ids)
