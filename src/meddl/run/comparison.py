@@ -9,6 +9,7 @@ or it is not made.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,34 +25,34 @@ from meddl.run.common import Fitted, trainer_settings, validation_metrics
 from meddl.run.survival import survival_validation_metrics
 from meddl.train import Trainer, make_loss, scores_from_outputs, seed_everything
 
-__all__ = ["compare_models"]
+__all__ = ["ComparisonModel", "compare_models", "fit_comparison_models"]
 
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"
 
 
-def compare_models(
+@dataclass
+class ComparisonModel:
+    """One of the modality's comparison models, trained: the rows it can score per split and its scores."""
+
+    own: dict[str, np.ndarray]
+    model: Any = None
+    best_epoch: int | None = None
+    survival: Any = None  # survival: its own fitted SurvivalOutputs (Breslow baseline from its training rows)
+
+
+def fit_comparison_models(
     config: ExperimentConfig,
     modality: Modality,
     fitted: Fitted,
     prepared: Prepared,
     index: dict[str, np.ndarray],
-    test_scores: np.ndarray,
-    threshold: float | None,
     say: Any,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Train each of the modality's comparison models and compare the main model with it.
-
-    Returns:
-        (the figures for the run record and ``metrics.json``, the report's section), or (None, None) when the
-        modality names no comparison model.
-    """
-    variants = modality.comparison_models(prepared)
-    if not variants:
-        return None, None
+) -> dict[str, ComparisonModel]:
+    """Train each of the modality's comparison models on the main model's split (every process of a torchrun
+    job takes part, as in the main fit; a model a split cannot train is kept without a network)."""
     cfg, task = config, config.task
-    metric = main_metric(task)
     target = prepared.target
     if task == "regression":
         mean, std = fitted.target_scale
@@ -60,17 +61,16 @@ def compare_models(
     if getattr(cfg.preprocess, "imbalance", "none") == "class_weight" and task in {"binary", "multiclass"}:
         weights = class_weights(prepared.target[index["train"]], len(prepared.classes))
     scale = fitted.target_scale if task == "regression" else None
-    figures: dict[str, Any] = {}
-    rows = []
-    for name, (update, usable) in variants.items():
-        own = {split: rows_[usable[rows_]] for split, rows_ in index.items()}
+    trained: dict[str, ComparisonModel] = {}
+    for name, (update, usable) in modality.comparison_models(prepared).items():
+        own = {split: rows[usable[rows]] for split, rows in index.items()}
         if min(len(own["train"]), len(own["validation"]), len(own["test"])) == 0:
-            figures[name] = {"skipped": "no patient of one split has it"}
-            rows.append([name, 0, "n/a", "n/a", "not trained: a split has no patient with it"])
+            trained[name] = ComparisonModel(own)
             continue
         seed_everything(cfg.train.seed)
         network = build_model(cfg.model.arch, {**cfg.model.params, **update}, **fitted.data_arguments)
-        say(f"comparison: training {name} alone on {len(own['train'])} samples")
+        if say:
+            say(f"comparison: training {name} alone on {len(own['train'])} samples")
         survival = copy.deepcopy(fitted.target_scale) if task == "survival" else None
         trainer = Trainer(
             network,
@@ -89,9 +89,42 @@ def compare_models(
         if survival is not None:  # its own Breslow baseline, from its training rows
             train_outputs = modality.prepared_outputs(model, prepared, own["train"])
             survival.fit_baseline(train_outputs, target[own["train"], 0], target[own["train"], 1])
-        outputs = modality.prepared_outputs(model, prepared, own["test"])
-        single = scores_from_outputs(task, outputs, survival if survival is not None else fitted.target_scale)
-        test_rows = np.flatnonzero(usable[index["test"]])
+        trained[name] = ComparisonModel(own, model, result.best_epoch, survival)
+    return trained
+
+
+def compare_models(
+    config: ExperimentConfig,
+    modality: Modality,
+    fitted: Fitted,
+    prepared: Prepared,
+    index: dict[str, np.ndarray],
+    trained: dict[str, ComparisonModel],
+    test_scores: np.ndarray,
+    threshold: float | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The main model against each comparison model of :func:`fit_comparison_models` on the test rows both score.
+
+    Returns:
+        (the figures for the run record and ``metrics.json``, the report's section), or (None, None) when the
+        modality names no comparison model.
+    """
+    if not trained:
+        return None, None
+    cfg, task = config, config.task
+    metric = main_metric(task)
+    figures: dict[str, Any] = {}
+    rows = []
+    for name, single_model in trained.items():
+        own = single_model.own
+        if single_model.model is None:
+            figures[name] = {"skipped": "no patient of one split has it"}
+            rows.append([name, 0, "n/a", "n/a", "not trained: a split has no patient with it"])
+            continue
+        outputs = modality.prepared_outputs(single_model.model, prepared, own["test"])
+        scale = single_model.survival if task == "survival" else fitted.target_scale
+        single = scores_from_outputs(task, outputs, scale)
+        test_rows = np.flatnonzero(np.isin(index["test"], own["test"]))
         groups = prepared.patient_ids[own["test"]] if prepared.patient_ids is not None else None
         difference = paired_comparison(
             task,
@@ -117,7 +150,7 @@ def compare_models(
         figures[name] = {
             **difference,
             "test_rows": len(own["test"]),
-            "best_epoch": result.best_epoch,
+            "best_epoch": single_model.best_epoch,
             "main_model_is": verdict,
         }
         rows.append(

@@ -43,7 +43,7 @@ from meddl.run.common import (
     validation_metrics,
     write_run_metrics,
 )
-from meddl.run.comparison import compare_models
+from meddl.run.comparison import compare_models, fit_comparison_models
 from meddl.run.conformal import calibrate_conformal, check_calibration
 from meddl.run.conformal import carve as carve_calibration
 from meddl.run.folders import RunFolder
@@ -200,6 +200,8 @@ class TrainingRun:
         cross_validation = self._cross_validate(prepared, say) if folds else None
         fitted = self._fit(prepared, index, out / "checkpoints", resume=resume, say=say)
         model = fitted.model
+        # the modality's comparison models (a fused model's inputs alone): trained on every process, like the main one
+        compared_models = fit_comparison_models(cfg, self.modality, fitted, prepared, index, say)
         self.survival_state = fitted.target_scale
         if not context.is_main:
             self.modality.cleanup()
@@ -241,7 +243,7 @@ class TrainingRun:
             evaluation["threshold"],
         )
         compared, compared_section = compare_models(
-            cfg, self.modality, fitted, prepared, index, test_scores, evaluation["threshold"], say
+            cfg, self.modality, fitted, prepared, index, compared_models, test_scores, evaluation["threshold"]
         )
         say("explaining test predictions")
         self.modality.target_scale_ = fitted.target_scale
