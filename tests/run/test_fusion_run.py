@@ -79,6 +79,19 @@ def test_relative_input_paths_are_read_from_the_experiment_files_folder(tmp_path
 
 
 # -- bad data: the file and the patient are named ------------------------------------------------------------------
+def test_the_outcome_column_inside_an_input_table_is_never_a_predictor(tmp_path: Path) -> None:
+    files = write_fusion_dataset(tmp_path / "data", 80, seed=0)
+    outcomes = pd.read_csv(files["outcomes"])[["patient_id", "relapse"]]
+    clinical = pd.read_csv(files["clinical"]).merge(outcomes, on="patient_id")
+    clinical.to_csv(files["clinical"], index=False)  # the clinical table is also the outcome table
+    raw = _experiment({**files, "outcomes": files["clinical"]})
+    raw["train"]["epochs"] = 1
+    result = Experiment.from_dict(raw).run(out=tmp_path / "run")
+    info = json.loads((result.path / "model.json").read_text())
+    assert set(info["inputs"]["clinical"]["feature_columns"]) == {"age", "sex", "bmi", "marker"}
+    assert any("['relapse'] of clinical.csv are not predictors" in note for note in result.record["data"]["notes"])
+
+
 def test_two_rows_for_one_patient_in_an_input_name_the_file_and_patient(tmp_path: Path) -> None:
     files = write_fusion_dataset(tmp_path / "data", 40, seed=0)
     clinical = pd.read_csv(files["clinical"])

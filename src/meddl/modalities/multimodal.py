@@ -122,6 +122,7 @@ class MultimodalModality(Modality):
         self.layout_: list[dict[str, Any]] = []
         self.references_ = np.zeros((0, 0), dtype=np.float32)
         self.scratch_: Path | None = None  # external evaluation's copies of the inputs, removed by cleanup()
+        self.notes_: list[str] = []  # what reading the inputs changed, for the report
 
     # -- the inputs' own modalities ------------------------------------------------------------------------------
     def _sub_config(self, name: str, outcome_file: Path | None = None) -> ExperimentConfig:
@@ -230,6 +231,10 @@ class MultimodalModality(Modality):
                 "takes one per patient"
             )
         table = table.assign(**{pid: ids}).drop(columns=[OUTCOME_COLUMN], errors="ignore")
+        # the outcome's own columns in an input (a clinical table that is also the outcome table) never predict it
+        target = self.data.target
+        leaking = [c for c in (target.column, target.time, target.event) if c and c != pid and c in table.columns]
+        table = table.drop(columns=leaking)
         if spec.kind in _MANIFEST_KINDS:  # the copy lives elsewhere: its file paths must not be relative
             column = str(spec.fields.get("path_column", "path"))
             if column not in table.columns:
@@ -248,6 +253,8 @@ class MultimodalModality(Modality):
             )
         path = folder / f"{name}.csv"
         write_table(joined, path)
+        if leaking:
+            self.notes_.append(f"{name}: the outcome column(s) {leaking} of {spec.path.name} are not predictors")
         return path, {f"{name}: rows of patients without an outcome": len(table) - len(joined)}
 
     def load(self, log: Log) -> Prepared:
@@ -256,6 +263,7 @@ class MultimodalModality(Modality):
     def _load(self, log: Log, *, external: bool) -> Prepared:
         """Read the outcome table and every input (``external``: with the inputs' fitted states, as another site's
         data is read for ``meddl evaluate``)."""
+        self.notes_ = []
         outcomes, dropped, n_read = self._outcomes(log)
         patients = outcomes[self.data.patient_id].to_numpy(dtype=object)
         position = {p: i for i, p in enumerate(patients)}
@@ -312,7 +320,7 @@ class MultimodalModality(Modality):
             patient_ids=patients.astype(str),
             n_read=n_read,
             dropped={k: v for k, v in dropped.items() if v},
-            notes=[f"{len(self.names)} inputs joined by {self.data.patient_id!r}", *notes],
+            notes=[f"{len(self.names)} inputs joined by {self.data.patient_id!r}", *self.notes_, *notes],
             sections=[self._availability_section(present)],
             extra={"present": present},
         )
