@@ -131,6 +131,10 @@ class DataSection(Section):
         if not self.path.is_absolute():
             self.path = (Path(base) / self.path).resolve()
 
+    def model_problems(self, task: str, model: ModelConfig) -> list[str]:
+        """What in the ``model`` section does not fit this data (``field: message`` lines; default: nothing)."""
+        return []
+
     def check_task(self, task: str) -> None:
         """Raise ``ValueError`` when this kind cannot learn ``task`` with these settings."""
         if task not in self.tasks:

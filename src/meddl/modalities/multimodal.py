@@ -99,25 +99,9 @@ class MultimodalModality(Modality):
         assert isinstance(config.data, MultimodalDataConfig), "the multimodal modality needs data.kind: multimodal"
         self.data: MultimodalDataConfig = config.data
         self.names = list(self.data.inputs)
-        params = config.model.params
-        encoders = dict(params.get("encoders") or {})
-        self.archs: dict[str, str] = {}
-        for name, spec in self.data.inputs.items():
-            data_class = type(self.data.input_sections(name, config.task)[0])
-            arch = str(encoders.get(name, data_class.default_arch))
-            task_only = {a for names in data_class.task_archs.values() for a in names}  # a U-Net draws masks
-            fitting = [a for a in data_class.archs if a not in task_only]
-            if arch not in fitting:
-                raise MedDLError(
-                    f"model.encoders.{name}: {arch!r} does not encode {spec.kind} data; choose one of "
-                    f"{', '.join(fitting)}"
-                )
-            self.archs[name] = arch
-        unknown = sorted(set(encoders) - set(self.names))
-        if unknown:
-            raise MedDLError(f"model.encoders: {unknown} are not inputs; the inputs are {self.names}")
-        if config.task == "survival" and config.model.survival_head == "discrete":
-            raise MedDLError("model.survival_head: a fused model takes the cox head (discrete is not available yet)")
+        # the encoders fit their inputs: checked with the experiment file (MultimodalDataConfig.model_problems)
+        encoders = dict(config.model.params.get("encoders") or {})
+        self.archs = {name: self.data.encoder(name, config.task, encoders)[0] for name in self.names}
         self.subs: dict[str, Modality] = {name: self._sub(name) for name in self.names}
         self.layout_: list[dict[str, Any]] = []
         self.references_ = np.zeros((0, 0), dtype=np.float32)
@@ -605,17 +589,18 @@ class MultimodalModality(Modality):
             return scores[np.arange(len(scores)), np.argmax(reference, axis=1)]
         return scores
 
-    def contributions(self, model: nn.Module, packed: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+    def contributions(self, model: nn.Module, packed: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         """Per case and input: ``left_out`` (the prediction minus the prediction without the input; 0 where the
-        case lacks it) and ``gradients`` (integrated gradients summed over the input's values)."""
+        case lacks it) and ``gradients`` (integrated gradients summed over the input's values); and ``without``,
+        each input's name → the scores with that input left out."""
         from meddl.explain.attribution import compute_integrated_gradients
 
         present = self.present(packed)
         value = self._case_value(scores, scores)
         left_out = np.zeros((len(packed), len(self.names)))
+        without = {name: self._scores(model, self.without(packed, name)) for name in self.names}
         for k, name in enumerate(self.names):
-            alone = self._case_value(self._scores(model, self.without(packed, name)), scores)
-            left_out[:, k] = np.where(present[:, k], value - alone, 0.0)
+            left_out[:, k] = np.where(present[:, k], value - self._case_value(without[name], scores), 0.0)
         target = None
         if self.config.task == "multiclass":
             target = np.argmax(scores, axis=1)
@@ -635,7 +620,7 @@ class MultimodalModality(Modality):
             )
             gradients += np.stack([attributions[:, a:b].sum(axis=1) for a, b in self._segments()], axis=1)
         gradients /= BASELINE_DRAWS
-        return {"left_out": left_out, "gradients": np.where(present, gradients, 0.0)}
+        return {"left_out": left_out, "gradients": np.where(present, gradients, 0.0), "without": without}
 
     def explain(
         self,
@@ -660,12 +645,11 @@ class MultimodalModality(Modality):
         gradient_total = np.abs(parts["gradients"]).mean(axis=0).sum() or 1.0
         for k, name in enumerate(self.names):
             has = present[:, k]
-            without = self._scores(model, self.without(packed, name))
             drop = paired_comparison(
                 cfg.task,
                 y,
                 scores,
-                without,
+                parts["without"][name],
                 groups=groups,
                 n_bootstrap=min(cfg.evaluate.bootstrap, 500),
                 level=cfg.evaluate.confidence_level,

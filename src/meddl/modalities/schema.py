@@ -154,6 +154,7 @@ class ExperimentConfig(Section):
                 "temperature or auto"
             )
         problems.extend(self._conformal_problems())
+        problems.extend(self.data.model_problems(task, self.model))
         if self.train.ensemble > 1 and task == "survival":
             problems.append("train.ensemble: not available for survival tasks yet (a Cox baseline per member); use 1")
         survival_models = {"cox", "random_survival_forest"}

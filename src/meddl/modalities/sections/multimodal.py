@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from meddl.sections import DataSection, PreprocessSection, Section
+from meddl.sections import DataSection, ModelConfig, PreprocessSection, Section
 
 __all__ = [
     "EVENT_COLUMN",
@@ -163,6 +163,34 @@ class MultimodalDataConfig(DataSection):
         data = module.Data.model_validate(self.input_data(name, outcome_file, task))
         data.check_task(self.reading_task(name, task))
         return data, module.Preprocess.model_validate({**spec.preprocess, "kind": spec.kind})
+
+    def encoder(self, name: str, task: str, encoders: dict[str, Any]) -> tuple[str, list[str]]:
+        """Input ``name``'s encoder network (``model.encoders`` or its kind's default) and the networks that fit
+        it (a kind's task-only networks, such as a U-Net drawing masks, do not)."""
+        data_class = type(self.input_sections(name, task)[0])
+        task_only = {arch for names in data_class.task_archs.values() for arch in names}
+        fitting = [arch for arch in data_class.archs if arch not in task_only]
+        return str(encoders.get(name, data_class.default_arch)), fitting
+
+    def model_problems(self, task: str, model: ModelConfig) -> list[str]:
+        encoders = dict(model.params.get("encoders") or {})
+        problems = []
+        unknown = sorted(set(encoders) - set(self.inputs))
+        if unknown:
+            problems.append(f"model.encoders: {unknown} are not inputs; the inputs are {list(self.inputs)}")
+        for name in self.inputs:
+            try:
+                arch, fitting = self.encoder(name, task, encoders)
+            except ValueError:  # the input itself is wrong: check_task names it
+                continue
+            if arch not in fitting:
+                kind = self.inputs[name].kind
+                problems.append(
+                    f"model.encoders.{name}: {arch!r} does not encode {kind} data; choose one of {', '.join(fitting)}"
+                )
+        if task == "survival" and model.survival_head == "discrete":
+            problems.append("model.survival_head: a fused model takes the cox head (discrete is not available yet)")
+        return problems
 
     def check_task(self, task: str) -> None:
         super().check_task(task)
