@@ -281,10 +281,10 @@ def test_failed_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.Monkey
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "save", disk_full)
+    monkeypatch.setattr(os, "replace", disk_full)
     assert cache.put("abc", np.zeros((1, 4, 4), dtype=np.float32)) is False
     assert not list(cache.folder.glob("*abc*"))
-    assert cache.skipped_writes == 1
+    assert cache.skipped_writes == 1 and cache.bytes == 0 and cache.get("abc") is None
 
 
 def test_limit_bytes_stops_new_writes_but_reads_still_work(tmp_path: Path) -> None:
@@ -409,3 +409,11 @@ def test_check_item_without_a_cache_still_reads_in_full(tmp_path: Path) -> None:
     paths = write_pngs(tmp_path / "scans", 2)
     dataset, reader = make_dataset(paths, make_pipeline(), cache=None)
     assert dataset.check_item(1) is None and reader.calls == 1
+
+
+def test_an_entry_that_is_not_a_cache_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = cache_for(tmp_path, make_pipeline())
+    cache.path("text").write_bytes(b"not numpy at all")
+    np.save(cache.path("fortran"), np.asfortranarray(np.ones((1, 3, 4), dtype=np.float32)))
+    assert cache.get("text") is None and cache.get("fortran") is None
+    assert cache.discarded == 2 and cache.misses == 2

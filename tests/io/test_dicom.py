@@ -378,3 +378,49 @@ def test_series_header_check_names_the_bad_slice_and_the_series_problems(tmp_pat
         check_dicom_series(tmp_path / "same")
     with pytest.raises(MedDLError, match="lie at the same position"):
         read_dicom_series(tmp_path / "same")
+
+
+# -- the uncompressed greyscale fast path: the same values as pydicom's pixel_array --------------------------------
+
+
+def _grey(path: Path, stored: np.ndarray, *, bits: int, bits_stored: int, signed: bool, frames: int = 1) -> Path:
+    dataset = _dataset(SecondaryCaptureImageStorage, "OT")
+    dataset.Rows, dataset.Columns = stored.shape[-2:]
+    if frames > 1:
+        dataset.NumberOfFrames = frames
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = bits, bits_stored, bits_stored - 1
+    dataset.PixelRepresentation = int(signed)
+    dataset.RescaleSlope, dataset.RescaleIntercept = 2, -7
+    dataset.PixelData = stored.astype(f"<{'i' if signed else 'u'}{bits // 8}").tobytes()
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bits", "bits_stored", "signed", "frames"),
+    [(16, 16, True, 1), (16, 12, True, 1), (16, 12, False, 1), (8, 8, False, 1), (32, 20, True, 1), (16, 12, True, 3)],
+)
+def test_uncompressed_grey_matches_pydicom(
+    tmp_path: Path, bits: int, bits_stored: int, signed: bool, frames: int
+) -> None:
+    rng = np.random.default_rng(bits + bits_stored + frames)
+    # raw words with garbage in the unused high bits: pydicom ignores them (PS3.5 8.1.1), and so must MedDL
+    words = rng.integers(0, 2**bits - 1, size=(frames, 6, 5) if frames > 1 else (6, 5), dtype=np.uint64)
+    stored = words.astype(f"u{bits // 8}").view(f"{'i' if signed else 'u'}{bits // 8}")
+    path = _grey(tmp_path / "grey.dcm", stored, bits=bits, bits_stored=bits_stored, signed=signed, frames=frames)
+
+    volume = read_dicom_file(path)
+
+    expected = pydicom.dcmread(path).pixel_array.astype(np.float64) * 2 - 7
+    np.testing.assert_array_equal(volume.array[0], expected.astype(np.float32))
+
+
+def test_reading_leaves_pydicoms_value_validation_as_it_was(tmp_path: Path) -> None:
+    from pydicom import config
+
+    path = write_dicom_image(tmp_path / "ct.dcm", np.zeros((4, 4)), (1.0, 1.0))
+    before = config.settings.reading_validation_mode
+    read_dicom_file(path)
+    assert config.settings.reading_validation_mode == before

@@ -9,10 +9,14 @@ after the cache, per ``(seed, epoch, index)``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,13 +60,14 @@ def source_key(path: str | Path, format: str = "auto") -> str:
     Raises:
         MedDLError: the path does not exist.
     """
-    path = Path(path).resolve()
+    path = Path(os.path.abspath(path))  # not resolve(): one stat per path component, on every item read
     try:
-        if path.is_dir():
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
             files = sorted(p for p in path.rglob("*") if p.is_file())
             parts = ["dir", str(path), format, *(_file_identity(p) for p in files)]
         else:
-            parts = ["file", format, _file_identity(path)]
+            parts = ["file", format, f"{path}|{status.st_size}|{status.st_mtime_ns}"]
     except FileNotFoundError:
         raise MedDLError(f"image not found: {path}") from None
     return _sha256(parts)
@@ -187,6 +192,52 @@ def _content_key(array: np.ndarray) -> str:
     return _sha256(["array", str(pixels.dtype), str(pixels.shape), digest])
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+@functools.cache
+def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` (version 1.0) header of a C-ordered array, as ``np.save`` writes it; cached, as a cache holds
+    many arrays of one shape."""
+    import io
+
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, {"descr": descr, "fortran_order": False, "shape": shape})
+    return stream.getvalue()
+
+
+@functools.cache
+def _parse_npy_header(header: bytes) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    import io
+
+    stream = io.BytesIO(header)
+    np.lib.format.read_magic(stream)
+    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+    if fortran_order or dtype.hasobject:
+        raise ValueError("not an entry this cache writes")
+    return dtype, tuple(shape)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file this cache wrote, read in one call and parsed with a cached header (``np.load`` parses the
+    header's text on every read, which costs more than reading a small entry).
+
+    Raises:
+        FileNotFoundError: no entry.
+        ValueError: not a ``.npy`` file of this cache's kind, or truncated.
+    """
+    with open(path, "rb") as stream:
+        data = bytearray(stream.read())  # writable: the dataset hands it to torch without a copy
+    if data[:6] != _NPY_MAGIC or data[6:8] != b"\x01\x00" or len(data) < 10:
+        raise ValueError(f"{path}: not a version 1.0 .npy file")
+    end = 10 + int.from_bytes(data[8:10], "little")
+    dtype, shape = _parse_npy_header(bytes(data[:end]))
+    count = math.prod(shape)
+    if len(data) != end + count * dtype.itemsize:
+        raise ValueError(f"{path}: {len(data) - end} bytes of data, expected {count * dtype.itemsize}")
+    return np.frombuffer(data, dtype, count, offset=end).reshape(shape)
+
+
 class ImageCache:
     """Preprocessed arrays on disk, one ``.npy`` per image under ``root / config_hash /``.
 
@@ -283,7 +334,7 @@ class ImageCache:
         """
         target = self.path(key)
         try:
-            array = np.load(target, allow_pickle=False)
+            array = _read_npy(target)
         except FileNotFoundError:
             self.misses += 1
             return None
@@ -292,7 +343,7 @@ class ImageCache:
             self.misses += 1
             return None
         self.hits += 1
-        return np.asarray(array)
+        return array
 
     def discard(self, key: str) -> None:
         """Delete the entry of ``key`` (e.g. it is corrupt or has the wrong shape)."""
@@ -311,23 +362,25 @@ class ImageCache:
             (a full disk slows training down, it does not stop it).
         """
         array = np.ascontiguousarray(array)
-        # .npy header is at most a few hundred bytes; counting it keeps the limit honest for tiny arrays
-        size = int(array.nbytes) + 128
-        if self.limit_bytes is not None and self.bytes + size > self.limit_bytes:
+        data = _npy_header(array.dtype.str, array.shape) + array.tobytes()
+        if self.limit_bytes is not None and self.bytes + len(data) > self.limit_bytes:
             self.skipped_writes += 1
             return False
-        handle, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp")
+        # A name no other writer uses (process and thread): mkstemp's random names cost more than a small entry.
+        temp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with os.fdopen(handle, "wb") as stream:
-                np.save(stream, array, allow_pickle=False)
-            written = os.path.getsize(temp)
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(handle, data)
+            finally:
+                os.close(handle)
             os.replace(temp, self.path(key))
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             self.skipped_writes += 1
             return False
-        self.bytes += written
+        self.bytes += len(data)
         self.writes += 1
         return True
 

@@ -6,7 +6,11 @@ Shared by the readers and header checks in :mod:`meddl.io.dicom` and the series 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +39,55 @@ _ONE_NUMBER = frozenset(
 _NUMBERS = frozenset({"ImageOrientationPatient", "ImagePositionPatient"})
 
 
-def _parse_elements(dataset: Any, path: Path) -> None:
-    """Convert every data element of ``dataset`` (nested sequences and the file meta included) now.
+# What a single-file image read converts before it reads anything: the numbers it computes with (checked here, so
+# that a corrupt one is named) and the sequences that may hold more of them (multi-frame functional groups). The
+# rest it reads (identifiers, photometric interpretation) is converted where it is read, inside the same handling.
+_NUMBER_KEYWORDS = frozenset(
+    _ONE_NUMBER
+    | _NUMBERS
+    | {"ModalityLUTSequence", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"}
+)
+# What reading an image computes with or reports (pixels, rescale, spacing, geometry, identifiers); sequences among
+# them are converted whole. The rest of a file (its dates, names, private tags) is never looked at by an image read.
+_IMAGE_KEYWORDS = frozenset(
+    _ONE_NUMBER
+    | _NUMBERS
+    | {
+        "PixelSpacing",
+        "ImagerPixelSpacing",
+        "PhotometricInterpretation",
+        "PlanarConfiguration",
+        "HighBit",
+        "Modality",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "ModalityLUTSequence",
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+    }
+)
+
+
+_FILE_META_TAGS = (0x00020002, 0x00020010)  # Media Storage SOP Class UID, Transfer Syntax UID: what readers use
+
+
+@functools.cache
+def _tags(keywords: frozenset[str]) -> tuple[int, ...]:
+    from pydicom.datadict import tag_for_keyword
+
+    return tuple(tag for tag in map(tag_for_keyword, sorted(keywords)) if tag is not None)
+
+
+def _parse_elements(dataset: Any, path: Path, keywords: frozenset[str] | None = None) -> None:
+    """Convert the data elements of ``dataset`` now: every one (nested sequences and the file meta included), or
+    with ``keywords`` only the top-level elements named (sequences among them whole) and the file meta's
+    transfer syntax and SOP class.
+
+    ``keywords`` is for a reader that touches nothing else (an image read: :data:`_IMAGE_KEYWORDS`): converting a
+    value costs about as much as decoding a small image, and a file carries dozens the reader never reads.
 
     pydicom keeps each element's raw bytes and converts them the first time the element is read, so a corrupt
     value (an unknown VR, a length that is not a multiple of the value's size, a sequence cut short) would
@@ -51,20 +102,34 @@ def _parse_elements(dataset: Any, path: Path) -> None:
         Exception: whatever pydicom raises on a corrupt element; the caller turns it into a MedDLError.
     """
     file_meta = getattr(dataset, "file_meta", None)
+    if keywords is not None:
+        for source, tags in ((file_meta, _FILE_META_TAGS), (dataset, _tags(keywords))):
+            if source is None:
+                continue
+            present = source.keys()  # a dict view: no Tag() per lookup
+            for tag in tags:
+                if tag in present:
+                    _parse_element(source[tag], path)
+        return
     if file_meta is not None:
         _parse_elements(file_meta, path)
     for tag in list(dataset.keys()):
         if int(tag) in _PIXEL_DATA_TAG_NUMBERS:
             continue
-        element = dataset[tag]
-        if element.VR == "SQ":
-            for item in element.value or []:
-                _parse_elements(item, path)
-        elif element.keyword in _ONE_NUMBER or element.keyword in _NUMBERS:
-            _check_numbers(element, path)
+        _parse_element(dataset[tag], path)
 
 
-def _check_numbers(element: Any, path: Path) -> None:
+def _parse_element(element: Any, path: Path) -> None:
+    if element.VR == "SQ":
+        for item in element.value or []:
+            _parse_elements(item, path)
+        return
+    keyword = element.keyword
+    if keyword in _ONE_NUMBER or keyword in _NUMBERS:
+        _check_numbers(element, keyword, path)
+
+
+def _check_numbers(element: Any, keyword: str, path: Path) -> None:
     from pydicom.multival import MultiValue
 
     value = element.value
@@ -72,13 +137,43 @@ def _check_numbers(element: Any, path: Path) -> None:
         return  # an empty element: the readers use their default
     values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in values)
-    if not numbers or (element.keyword in _ONE_NUMBER and len(values) != 1):
+    if not numbers or (keyword in _ONE_NUMBER and len(values) != 1):
         shown = repr(value)[:60]
-        expected = "one finite number" if element.keyword in _ONE_NUMBER else "finite numbers"
+        expected = "one finite number" if keyword in _ONE_NUMBER else "finite numbers"
         raise MedDLError(
-            f"{path}: the DICOM file is truncated or corrupt: {element.keyword} {element.tag} holds {shown} "
+            f"{path}: the DICOM file is truncated or corrupt: {keyword} {element.tag} holds {shown} "
             f"(value representation {element.VR}); expected {expected}"
         )
+
+
+_validation_lock = threading.Lock()
+_validation_depth = 0
+_validation_saved: Any = None
+
+
+@contextlib.contextmanager
+def values_unvalidated() -> Iterator[None]:
+    """pydicom's check of each value against its VR's rules switched off while the block runs (restored after,
+    also when blocks on several threads overlap).
+
+    MedDL checks the values it computes with itself (:func:`_check_numbers`) and reports problems by file and
+    element; pydicom's check would only add warnings, at about a third of the cost of converting each value.
+    """
+    from pydicom import config
+
+    global _validation_depth, _validation_saved
+    with _validation_lock:
+        if _validation_depth == 0:
+            _validation_saved = config.settings.reading_validation_mode
+            config.settings.reading_validation_mode = config.IGNORE
+        _validation_depth += 1
+    try:
+        yield
+    finally:
+        with _validation_lock:
+            _validation_depth -= 1
+            if _validation_depth == 0:
+                config.settings.reading_validation_mode = _validation_saved
 
 
 def _finite(value: float) -> bool:

@@ -23,6 +23,7 @@ This module holds the readers of single images and their header checks. The shar
 from __future__ import annotations
 
 import math
+import stat
 import zlib
 from pathlib import Path
 from typing import Any
@@ -98,14 +99,17 @@ def _dispatch(path: Path, format: ImageFormat) -> str:
     shares: the path exists, is not an npz, is a file or a DICOM series folder, and is not empty."""
     if format == "npz":
         raise MedDLError(f"{path}: a .npz holds a whole data set, not one image; read it with read_npz")
-    if not path.exists():
-        raise MedDLError(f"image not found: {path}")
-    kind = _detect_format(path) if format == "auto" else format
-    if path.is_dir():
+    try:
+        status = path.stat()  # once: every read starts here
+    except (FileNotFoundError, NotADirectoryError):
+        raise MedDLError(f"image not found: {path}") from None
+    folder = stat.S_ISDIR(status.st_mode)
+    kind = _detect_format(path, folder=folder) if format == "auto" else format
+    if folder:
         if kind != "dicom":
             raise MedDLError(f"{path}: is a folder; only a DICOM series can be read from a folder (format {kind!r})")
         return "series"
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise MedDLError(f"{path}: the file is empty")
     if kind not in ("dicom", "nifti", "png"):
         raise MedDLError(f"{path}: unknown image format {kind!r}; expected auto, dicom, nifti or png")
@@ -265,8 +269,8 @@ def _check_header(path: Path, format: ImageFormat) -> None:
         _check_pillow(path)
 
 
-def _detect_format(path: Path) -> str:
-    if path.is_dir():
+def _detect_format(path: Path, *, folder: bool | None = None) -> str:
+    if path.is_dir() if folder is None else folder:
         return "dicom"
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
