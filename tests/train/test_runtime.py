@@ -117,6 +117,34 @@ def test_precision_auto_keeps_non_convolutional_families_in_fp32_and_says_why(mo
     assert explicit.precision == "bf16-mixed"  # asked for by name: honoured
 
 
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_precision_auto_runs_only_the_attention_of_seed_attention_in_bf16_and_only_while_training(
+    monkeypatch: pytest.MonkeyPatch, has_bf16: bool
+) -> None:
+    from meddl.models import build_model
+    from meddl.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "bf16_supported", lambda device, value=has_bf16: value)
+    torch.manual_seed(0)
+    model = build_model("seed_attention", {}, vocab_size=20, out_channels=1)
+    tokens = torch.randint(1, 20, (8, 30))
+    tokens[:3, 25:] = 0  # some padding, masked in both precisions
+    fp32_train = model.train()(tokens)
+    trainer = Trainer(model, make_loss("binary"), TrainerSettings(progress=False, precision="auto"))
+    assert trainer.precision == "32" and trainer.autocast_dtype is None  # the LSTM stays fp32
+    assert model.attention_autocast is has_bf16
+    assert ("bf16 autocast for its attention" in trainer.precision_note) is has_bf16
+    autocast_train = model.train()(tokens)
+    if has_bf16:
+        assert not torch.equal(autocast_train, fp32_train)  # bf16 rounding shows: the attention ran in bf16
+    torch.testing.assert_close(autocast_train, fp32_train, atol=0.05, rtol=0.05)
+    model.eval()
+    with torch.no_grad():
+        evaluated = model(tokens)
+        model.attention_autocast = False
+        torch.testing.assert_close(evaluated, model(tokens), atol=0, rtol=0)  # evaluation and prediction: fp32
+
+
 def test_a_recurrent_network_takes_only_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     from meddl.models import MLP, SeedLSTM
 

@@ -250,9 +250,13 @@ class SeedAttention(nn.Module):
     """
 
     recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
+    # Under train.precision: auto, training runs the attention (not the LSTM) in bf16 autocast on bf16 hardware:
+    # the (B, T, T) products are most of a step (benchmarks/precision.py checks the test metrics stay in the fp32 CI)
+    bf16_attention = True
 
     def __init__(self, vocab_size: int, out_channels: int = 1, embed_dim: int = 64, units: int = 64) -> None:
         super().__init__()
+        self.attention_autocast = False  # set by the trainer (precision auto); only while training
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(embed_dim, units, batch_first=True)
         self.query = nn.Linear(units, units)
@@ -267,11 +271,15 @@ class SeedAttention(nn.Module):
         keep = tokens != 0  # (B, T)
         keep = keep | ~keep.any(dim=1, keepdim=True)  # an all-padding row attends to everything, not to nothing
         states, _ = self.lstm(self.embedding(tokens))  # (B, T, U)
-        q, k, v = self.query(states), self.key(states), self.value(states)
-        scores = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])  # (B, T, T)
-        scores = scores.masked_fill(~keep.unsqueeze(1), float("-inf"))
-        attention = torch.softmax(scores, dim=-1)  # (B, T, T)
-        context = attention @ v  # (B, T, U)
+        bf16 = self.attention_autocast and self.training
+        with torch.autocast(states.device.type, dtype=torch.bfloat16, enabled=bf16):
+            q, k, v = self.query(states), self.key(states), self.value(states)
+            scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(1, 2)  # (B, T, T); scaled on the smaller side
+            if not bool(keep.all()):  # a batch without padding has nothing to mask
+                scores = scores.masked_fill(~keep.unsqueeze(1), float("-inf"))
+            attention = torch.softmax(scores, dim=-1)  # (B, T, T); fp32 under autocast
+            context = attention @ v  # (B, T, U)
+        context = context.float()
         self.last_attention = attention.detach()
         self.token_importance = _masked_mean(attention.detach(), keep)  # (B, T)
         return self.output(_masked_mean(context, keep))
