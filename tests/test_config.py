@@ -132,6 +132,8 @@ def test_unknown_split_field():
         (("task",), "ranking", "task"),
         (("train", "precision"), "fp8", "train.precision"),
         (("train", "device"), "gpu", "train.device"),
+        (("train", "num_workers"), "many", "train.num_workers"),
+        (("train", "num_workers"), -1, "train.num_workers"),
     ],
 )
 def test_wrong_enum_values_name_field_and_value(path, value, dotted):

@@ -282,7 +282,12 @@ class TrainConfig(Section):
     )
     grad_clip: float | None = Field(1.0, gt=0)
     progress: bool = True
-    num_workers: int = Field(0, ge=0, description="data-loading worker processes (images); 0 = in the main process")
+    num_workers: int | Literal["auto"] = Field(
+        "auto",
+        description="data-loading worker processes for images read from disk; auto: while a GPU computes, up to 4 "
+        "(one core left to the main process); on the CPU none, as its threads already compute on every core; "
+        "0 = in the main process. The run record says how much of training waited for data (loading_share)",
+    )
     ensemble: int = Field(
         1,
         ge=1,
@@ -297,6 +302,13 @@ class TrainConfig(Section):
         if value in {"auto", "cpu", "cuda", "mps"} or value.startswith("cuda:"):
             return value
         raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        raise ValueError(f"expected auto or a whole number of processes, 0 or more, got {value!r}")
 
 
 class ConformalConfig(Section):

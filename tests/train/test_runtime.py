@@ -162,3 +162,44 @@ def test_a_recurrent_network_takes_only_the_idle_cores(monkeypatch: pytest.Monke
     finally:
         torch.set_num_threads(before)
     assert runtime.busy_cores() >= 0
+
+
+def test_data_workers_auto_load_beside_a_gpu_and_stay_off_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meddl.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_budget", lambda: 8)
+    assert trainer_module.data_workers(None, torch.device("cuda"))[0] == 4
+    monkeypatch.setattr(trainer_module, "cpu_budget", lambda: 2)
+    workers, note = trainer_module.data_workers(None, torch.device("cuda"))
+    assert workers == 1 and "while the GPU computes" in note
+    workers, note = trainer_module.data_workers(None, torch.device("cpu"))
+    assert workers == 0 and "compete" in note
+    assert trainer_module.data_workers(3, torch.device("cpu")) == (3, "train.num_workers: 3")
+
+
+class _Lazy(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Items made on demand, slowly enough to be seen waiting for."""
+
+    def __init__(self, data: TensorDataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import time
+
+        time.sleep(0.002)
+        return self.data[index]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_record_says_how_much_of_training_waited_for_lazy_data(workers: int) -> None:
+    torch.manual_seed(0)
+    settings = TrainerSettings(epochs=2, batch_size=16, progress=False, precision="32", num_workers=workers)
+    record = Trainer(SmallCNN(2, 3, 1), make_loss("binary"), settings).fit(_Lazy(_images()), _images(16))
+    figures = record.as_dict("loss")
+    assert figures["data_workers"] == workers and figures["data_workers_note"] == f"train.num_workers: {workers}"
+    assert 0.0 < figures["loading_share"] < 1.0
+    in_memory = Trainer(SmallCNN(2, 3, 1), make_loss("binary"), settings).fit(_images(), _images(16))
+    assert in_memory.as_dict("loss")["loading_share"] is None  # sliced tensors: nothing to wait for

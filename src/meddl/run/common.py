@@ -127,7 +127,7 @@ def trainer_settings(config: ExperimentConfig) -> TrainerSettings:
         precision=t.precision,
         grad_clip=t.grad_clip,
         progress=t.progress,
-        num_workers=t.num_workers,
+        num_workers=None if t.num_workers == "auto" else t.num_workers,
     )
 
 

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from meddl.errors import MedDLError
 from meddl.train.distributed import DistributedContext, current_context
-from meddl.train.runtime import bf16_supported, configure_threads, memory_format, tune_allocator
+from meddl.train.runtime import bf16_supported, configure_threads, cpu_budget, memory_format, tune_allocator
 
 __all__ = ["TrainResult", "Trainer", "TrainerSettings", "resolve_device", "seed_everything"]
 
@@ -79,7 +79,7 @@ class TrainerSettings:
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "32"
     grad_clip: float | None = 1.0
     progress: bool = True
-    num_workers: int = 0
+    num_workers: int | None = 0  # None: auto (workers while a GPU computes; none on the CPU, which computes)
 
 
 @dataclass
@@ -95,6 +95,9 @@ class TrainResult:
     resumed_from_epoch: int | None = None
     precision: str = "32"
     precision_note: str = ""
+    data_workers: int = 0
+    data_workers_note: str = ""
+    loading_share: float | None = None  # of the training loop's time, spent waiting for batches (lazy datasets)
 
     def as_dict(self, monitor: str) -> dict[str, Any]:
         return {
@@ -108,6 +111,9 @@ class TrainResult:
             "device": self.device,
             "precision": self.precision,
             "precision_note": self.precision_note,
+            "data_workers": self.data_workers,
+            "data_workers_note": self.data_workers_note,
+            "loading_share": None if self.loading_share is None else round(self.loading_share, 4),
             "resumed_from_epoch": self.resumed_from_epoch,
         }
 
@@ -156,6 +162,8 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.precision, self.precision_note = self._resolve_precision(settings.precision)
+        self.data_workers, self.data_workers_note = data_workers(settings.num_workers, self.device)
+        self._loading = [0.0, 0.0]  # seconds waiting for batches, seconds of training loop (lazy datasets)
         amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
         if amp is torch.float16 and self.device.type != "cuda":
             raise MedDLError("train.precision: '16-mixed' needs a CUDA device; use 'bf16-mixed' or '32' on CPU")
@@ -218,7 +226,13 @@ class Trainer:
             History and where training stopped.
         """
         s = self.settings
-        result = TrainResult(device=str(self.device), precision=self.precision, precision_note=self.precision_note)
+        result = TrainResult(
+            device=str(self.device),
+            precision=self.precision,
+            precision_note=self.precision_note,
+            data_workers=self.data_workers,
+            data_workers_note=self.data_workers_note,
+        )
         best_state = copy.deepcopy(self.module.state_dict())
         best_score = -math.inf if s.monitor_mode == "max" else math.inf
         bad_epochs = 0
@@ -275,6 +289,8 @@ class Trainer:
                     result.stopped_early = True
                     break
         result.epochs_run = max(epoch, len(result.history))
+        if self._loading[1] > 0:
+            result.loading_share = self._loading[0] / self._loading[1]
         result.best_score = float(best_score)
         result.seconds = time.perf_counter() - started
         self.module.load_state_dict(best_state)
@@ -298,7 +314,10 @@ class Trainer:
     def _train_epoch(self, data: Dataset, epoch: int) -> tuple[float, int]:
         self.model.train()
         total, count = 0.0, 0
-        for inputs, targets in self._batches(data, epoch):
+        batches = self._batches(data, epoch)
+        if not isinstance(data, TensorDataset):  # lazy data: how long the loop waits for each batch
+            batches = _timed(batches, self._loading)
+        for inputs, targets in batches:
             inputs, targets = (
                 self._layout(inputs.to(self.device, non_blocking=True)),
                 targets.to(self.device, non_blocking=True),
@@ -341,8 +360,13 @@ class Trainer:
             if callable(set_epoch):
                 set_epoch(epoch)
             batches = [order[b * per_rank : (b + 1) * per_rank].tolist() for b in range(n_batches)]
-            workers = self.settings.num_workers
-            loader = DataLoader(data, batch_sampler=batches, num_workers=workers, persistent_workers=False)
+            loader = DataLoader(
+                data,
+                batch_sampler=batches,
+                num_workers=self.data_workers,
+                persistent_workers=False,
+                pin_memory=self.data_workers > 0 and self.device.type == "cuda",
+            )
             yield from loader
 
     @torch.no_grad()
@@ -356,7 +380,7 @@ class Trainer:
                 for i in range(0, len(inputs_all), batch_size)
             )
         else:
-            loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=self.settings.num_workers)
+            loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=self.data_workers)
             chunks = iter(loader)  # type: ignore[arg-type]
         for inputs, target in chunks:
             with self._autocast():
@@ -510,3 +534,41 @@ def subset(data: Dataset, indices: np.ndarray) -> Dataset:
         index = torch.as_tensor(indices, dtype=torch.long)
         return TensorDataset(*(t[index] for t in data.tensors))
     return Subset(data, indices.tolist())
+
+
+def data_workers(asked: int | None, device: torch.device) -> tuple[int, str]:
+    """DataLoader worker processes for datasets read lazily (images, patches), and why; in-memory data never
+    needs them.
+
+    ``None`` (``train.num_workers: auto``): while a GPU computes, the CPU's cores would otherwise wait, so workers
+    load the next batches — one core is left to the main process, at most 4 workers. On the CPU the network's
+    threads already take every core MedDL may use, and a worker would compete with them: on 2 cores, training
+    ``small_cnn`` on 600 DICOM phantoms with rotation, affine and noise augmentation took 12.9 s with one worker
+    against 9.3 s without. The run record's ``loading_share`` says how much of the training loop waited for data.
+    """
+    if asked is not None:
+        return asked, f"train.num_workers: {asked}"
+    budget = cpu_budget()
+    if device.type == "cuda":
+        workers = min(4, max(0, budget - 1))
+        return workers, f"auto: {workers} worker(s) load batches while the GPU computes ({budget} core(s) usable)"
+    return 0, (
+        "auto: none on the CPU; its threads compute on every usable core and a worker would compete with them "
+        "(set train.num_workers when loading_share is high and cores are spare)"
+    )
+
+
+def _timed(batches: Iterator[Any], totals: list[float]) -> Iterator[Any]:
+    """``batches``, adding the seconds spent waiting for each to ``totals[0]`` and the loop's seconds to
+    ``totals[1]``."""
+    started = time.perf_counter()
+    iterator = iter(batches)
+    while True:
+        asked = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            totals[1] += time.perf_counter() - started
+            return
+        totals[0] += time.perf_counter() - asked
+        yield batch
