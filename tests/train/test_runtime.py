@@ -145,6 +145,18 @@ def test_precision_auto_runs_only_the_attention_of_seed_attention_in_bf16_and_on
         torch.testing.assert_close(evaluated, model(tokens), atol=0, rtol=0)  # evaluation and prediction: fp32
 
 
+def test_seed_attention_trains_under_an_explicit_bf16_mixed() -> None:
+    """Its own attention autocast stays out of the way of a whole-network bf16 run (a disabled inner autocast
+    would have switched the outer one off and met bf16 states with fp32 weights)."""
+    from meddl.models import build_model
+
+    model = build_model("seed_attention", {}, vocab_size=20, out_channels=1)
+    tokens = torch.randint(1, 20, (16, 12))
+    data = TensorDataset(tokens, (tokens.float().mean(dim=1) > 10).float())
+    trainer = Trainer(model, make_loss("binary"), TrainerSettings(epochs=1, progress=False, precision="bf16-mixed"))
+    assert np.isfinite(trainer.fit(data, data).history[0]["train_loss"])
+
+
 def test_a_recurrent_network_takes_only_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     from meddl.models import MLP, SeedLSTM
 
@@ -168,13 +180,13 @@ def test_data_workers_auto_load_beside_a_gpu_and_stay_off_on_the_cpu(monkeypatch
     from meddl.train import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "cpu_budget", lambda: 8)
-    assert trainer_module.data_workers(None, torch.device("cuda"))[0] == 4
+    assert trainer_module.choose_data_workers(None, torch.device("cuda"))[0] == 4
     monkeypatch.setattr(trainer_module, "cpu_budget", lambda: 2)
-    workers, note = trainer_module.data_workers(None, torch.device("cuda"))
+    workers, note = trainer_module.choose_data_workers(None, torch.device("cuda"))
     assert workers == 1 and "while the GPU computes" in note
-    workers, note = trainer_module.data_workers(None, torch.device("cpu"))
+    workers, note = trainer_module.choose_data_workers(None, torch.device("cpu"))
     assert workers == 0 and "compete" in note
-    assert trainer_module.data_workers(3, torch.device("cpu")) == (3, "train.num_workers: 3")
+    assert trainer_module.choose_data_workers(3, torch.device("cpu")) == (3, "train.num_workers: 3")
 
 
 class _Lazy(torch.utils.data.Dataset):  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ captum's ``LayerIntegratedGradients``) and, after each forward, their attention 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -271,8 +272,9 @@ class SeedAttention(nn.Module):
         keep = tokens != 0  # (B, T)
         keep = keep | ~keep.any(dim=1, keepdim=True)  # an all-padding row attends to everything, not to nothing
         states, _ = self.lstm(self.embedding(tokens))  # (B, T, U)
+        # Entered only when wanted: a disabled autocast block would switch off a bf16-mixed run's outer autocast here
         bf16 = self.attention_autocast and self.training
-        with torch.autocast(states.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(states.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             q, k, v = self.query(states), self.key(states), self.value(states)
             scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(1, 2)  # (B, T, T); scaled on the smaller side
             if not bool(keep.all()):  # a batch without padding has nothing to mask

@@ -162,7 +162,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.precision, self.precision_note = self._resolve_precision(settings.precision)
-        self.data_workers, self.data_workers_note = data_workers(settings.num_workers, self.device)
+        self.data_workers, self.data_workers_note = choose_data_workers(settings.num_workers, self.device)
         self._loading = [0.0, 0.0]  # seconds waiting for batches, seconds of training loop (lazy datasets)
         amp = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
         if amp is torch.float16 and self.device.type != "cuda":
@@ -536,7 +536,7 @@ def subset(data: Dataset, indices: np.ndarray) -> Dataset:
     return Subset(data, indices.tolist())
 
 
-def data_workers(asked: int | None, device: torch.device) -> tuple[int, str]:
+def choose_data_workers(asked: int | None, device: torch.device) -> tuple[int, str]:
     """DataLoader worker processes for datasets read lazily (images, patches), and why; in-memory data never
     needs them.
 
