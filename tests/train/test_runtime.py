@@ -143,6 +143,9 @@ def test_precision_auto_runs_only_the_attention_of_seed_attention_in_bf16_and_on
         evaluated = model(tokens)
         model.attention_autocast = False
         torch.testing.assert_close(evaluated, model(tokens), atol=0, rtol=0)  # evaluation and prediction: fp32
+    model.attention_autocast = has_bf16
+    Trainer(model, make_loss("binary"), TrainerSettings(progress=False, precision="32"))
+    assert model.attention_autocast is False  # asked for fp32 by name: the earlier choice does not linger
 
 
 def test_seed_attention_trains_under_an_explicit_bf16_mixed() -> None:

@@ -172,15 +172,18 @@ class Trainer:
 
     def _resolve_precision(self, asked: str) -> tuple[str, str]:
         """``auto``: bf16 autocast for a network family that declares ``bf16 = True`` (the convolutional ones) on
-        hardware that computes in bf16, fp32 otherwise — with the reason, for the run record."""
+        hardware that computes in bf16, fp32 otherwise — with the reason, for the run record. A family that declares
+        ``bf16_attention`` (seed_attention) autocasts only its attention, and only under ``auto``."""
+        network: Any = self.module
+        attention = asked == "auto" and getattr(network, "bf16_attention", False) and bf16_supported(self.device)
+        if hasattr(network, "attention_autocast"):
+            network.attention_autocast = attention  # set each time: a network trained before keeps no stale choice
         if asked != "auto":
             return asked, f"train.precision: {asked}"
         family = type(self.module).__name__
         if not bf16_supported(self.device):
             return "32", f"auto: fp32, this {self.device.type} has no bf16 arithmetic (AVX-512 BF16, AMX or a bf16 GPU)"
-        if getattr(self.module, "bf16_attention", False):
-            network: Any = self.module
-            network.attention_autocast = True  # the network autocasts its attention while it trains
+        if attention:
             return "32", (
                 f"auto: fp32 for {family}'s recurrent layers, bf16 autocast for its attention while training "
                 "(benchmarks/precision.py: test metrics inside the fp32 CI; a bf16 LSTM raised the ECG RMSE outside it)"
