@@ -30,14 +30,17 @@ ATTENTION_RUN = "motifs-seed_attention"  # the motif experiment with model.arch:
 
 
 def _experiments(folder: Path, quick: bool, only: list[str] | None) -> list[tuple[str, Path]]:
-    runs = demo_runs(folder, quick, ["tables", "images", "genomics", "signals", "ehr"])
-    motifs = next(path for name, path in runs if name.startswith("motifs-"))
-    attention = motifs.with_name("seed_attention.yaml")
-    raw = yaml.safe_load(motifs.read_text())
-    raw["model"] = {"arch": "seed_attention"}
-    raw.setdefault("preprocess", {}).update(encoding="kmer", k=3)  # tokens, as the template says for this model
-    attention.write_text(yaml.safe_dump(raw))
-    runs.append((ATTENTION_RUN, attention))
+    # only the data the asked runs need is written (the attention run is the motif data's)
+    wanted = ["tables", "images", "genomics", "signals", "ehr"] if only is None else only
+    runs = demo_runs(folder, quick, ["genomics" if name == ATTENTION_RUN else name for name in wanted])
+    motifs = next((path for name, path in runs if name.startswith("motifs-")), None)
+    if motifs is not None:
+        attention = motifs.with_name("seed_attention.yaml")
+        raw = yaml.safe_load(motifs.read_text())
+        raw["model"] = {"arch": "seed_attention"}
+        raw.setdefault("preprocess", {}).update(encoding="kmer", k=3)  # tokens, as the template says for this model
+        attention.write_text(yaml.safe_dump(raw))
+        runs.append((ATTENTION_RUN, attention))
     return [(name, path) for name, path in runs if only is None or name in only]
 
 
