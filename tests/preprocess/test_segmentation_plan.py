@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meddl.preprocess.segmentation import PatchDataset, SegmentationCase, plan_segmentation
+from meddl.preprocess.segmentation import (
+    PatchDataset,
+    Plan,
+    SegmentationCase,
+    choose_min_object_size,
+    drop_small_objects,
+    fit_patch_to_objects,
+    plan_segmentation,
+    zscore,
+)
 
 
 def test_plan_takes_the_median_spacing_and_size_and_rounds_the_patch_to_the_divisor() -> None:
@@ -63,3 +72,84 @@ def test_validation_patch_is_fixed_and_centred_on_the_foreground(with_lesion: bo
 def test_a_case_smaller_than_the_patch_is_padded() -> None:
     image, mask = PatchDataset([_case(True, size=10)], (16, 16), train=False)[0]
     assert image.shape == (1, 16, 16) and mask.shape == (16, 16)
+
+
+# -- the patch fitted to the training masks' objects -------------------------------------------------------------
+
+
+def _cube_mask(size: int, side: int, dims: int = 3) -> np.ndarray:
+    mask = np.zeros((size,) * dims, np.uint8)
+    mask[(slice(10, 10 + side),) * dims] = 1
+    return mask
+
+
+def test_small_objects_shrink_the_patch_to_three_times_their_extent_and_the_batch_follows() -> None:
+    plan = plan_segmentation([(64, 64, 64)] * 4, [(1.0,) * 3] * 4, spatial_dims=3, divisor=4)
+    assert plan.patch_size == [64, 64, 64] and plan.batch_size == 4
+    box = np.zeros((64,) * 3, np.uint8)
+    box[10:22, 10:22, 10:14] = 1  # 576 voxels: 0.22 % of 64³; 12 × 12 × 4 across
+    masks = [box] * 3 + [np.zeros((64,) * 3, np.uint8)]
+    fitted = fit_patch_to_objects(plan, masks, divisor=4, spatial_dims=3, patch_given=False, batch_given=False)
+    assert fitted.patch_size == [36, 36, 32]  # 3 × 12, and 3 × 4 raised to the floor of 32
+    assert fitted.batch_size == 25  # 1,048,576 // (36 × 36 × 32)
+    assert "0.22 %" in fitted.why["patch_size"] and "41,472 per patch" in fitted.why["batch_size"]
+
+
+def test_large_objects_given_patches_and_given_batches_are_kept() -> None:
+    plan = plan_segmentation([(64, 64)] * 2, [(1.0, 1.0)] * 2, spatial_dims=2, divisor=4)
+    large = [_cube_mask(64, 10, dims=2)]  # 100 pixels: 2.4 % of 64²
+    assert fit_patch_to_objects(plan, large, divisor=4, spatial_dims=2, patch_given=False, batch_given=False) is plan
+    plan3 = plan_segmentation([(64, 64, 64)], [(1.0,) * 3], spatial_dims=3, divisor=4, batch_size=3)
+    small = [_cube_mask(64, 4)]  # 64 voxels: under 0.5 %
+    assert fit_patch_to_objects(plan3, small, divisor=4, spatial_dims=3, patch_given=True, batch_given=True) is plan3
+    kept = fit_patch_to_objects(plan3, small, divisor=4, spatial_dims=3, patch_given=False, batch_given=True)
+    assert kept.patch_size == [32, 32, 32] and kept.batch_size == 3
+
+
+# -- post-processing: small predicted objects ---------------------------------------------------------------------
+
+
+def test_objects_under_the_size_are_dropped_label_by_label_in_mm() -> None:
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[1, 1, 1] = 1  # one voxel of 8 mm³ (spacing 2 mm)
+    labels[5:7, 5:7, 5:7] = 1  # 8 voxels, 64 mm³
+    labels[10, 10, 10] = 2  # a one-voxel object of another label
+    out = drop_small_objects(labels, {1: 10.0}, (2.0, 2.0, 2.0))
+    assert out[1, 1, 1] == 0 and out[5:7, 5:7, 5:7].all() and out[10, 10, 10] == 2
+    assert labels[1, 1, 1] == 1  # the input is left as it is
+    assert drop_small_objects(labels, {1: 64.0}, (2.0, 2.0, 2.0))[5, 5, 5] == 1  # exactly the size: kept
+    assert drop_small_objects(labels, {}, (2.0, 2.0, 2.0)) is labels
+
+
+def test_the_smallest_size_kept_is_chosen_on_validation_and_zero_wins_a_tie() -> None:
+    truth = np.zeros((20, 20), np.uint8)
+    truth[5:10, 5:10] = 1  # 25 mm²
+    noisy = truth.copy()
+    noisy[15, 15] = 1  # a one-pixel false positive
+
+    def dice(t: np.ndarray, p: np.ndarray, label: int) -> float:
+        a, b = t == label, p == label
+        return 2 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
+
+    chosen, why = choose_min_object_size([truth], [noisy], [(1.0, 1.0)], {1: [25.0, 40.0]}, dice)
+    assert chosen == {1: 2.5}  # 10 % of the smallest training object (25 mm²) already drops the speck
+    assert "mean validation Dice 1.0000" in why[1]
+    chosen, _ = choose_min_object_size([truth], [truth], [(1.0, 1.0)], {1: [25.0]}, dice)
+    assert chosen == {1: 0.0}  # nothing to gain: keep everything
+
+
+def test_a_plan_saved_before_post_processing_existed_still_loads() -> None:
+    old = {"spacing": None, "patch_size": [32, 32], "batch_size": 4, "why": {}}
+    plan = Plan.from_json(old)
+    assert plan.min_object_size == {} and plan.patch_size == [32, 32]
+    again = Plan.from_json(Plan(None, [32, 32], 4, {}, {1: 2.5}).to_json())
+    assert again.min_object_size == {1: 2.5}
+
+
+def test_zscore_leaves_its_input_alone() -> None:
+    image = np.random.default_rng(0).normal(5.0, 3.0, (2, 8, 8)).astype(np.float32)
+    image[1] = 4.0  # a constant channel only loses its mean
+    before = image.copy()
+    out = zscore(image)
+    assert np.array_equal(image, before)
+    assert abs(float(out[0].mean())) < 1e-5 and abs(float(out[0].std()) - 1.0) < 1e-4 and not out[1].any()

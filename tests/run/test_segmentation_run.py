@@ -60,6 +60,11 @@ def test_run_measures_every_test_case_with_patient_level_cis(trained: tuple) -> 
     state = json.loads((result.path / "preprocess.json").read_text())
     assert state["segmentation"]["plan"]["patch_size"] == [32, 32]
     assert "patch_size" in state["segmentation"]["plan"]["why"]
+    # the post-processing was chosen on the validation cases and travels with the plan
+    plan = state["segmentation"]["plan"]
+    assert set(plan["min_object_size"]) == {"1"} and plan["min_object_size"]["1"] >= 0
+    assert "validation Dice" in plan["why"]["min_object_size"]
+    assert "preprocess.min_object_size" in result.record["derived_defaults"]
     report = (result.path / "report.html").read_text()
     assert "Best test case" in report and "Worst test case" in report and "Plan" in report
     # patients do not straddle splits
@@ -131,6 +136,10 @@ def test_blank_mask_cell_and_unknown_label_values_are_errors(tmp_path: Path) -> 
         ({"model": {"arch": "resnet18"}}, "does not fit task segmentation"),
         ({"train": {"ensemble": 2}}, "train.ensemble: not available for segmentation"),
         ({"evaluate": {"conformal": {"alpha": 0.1}}}, "evaluate.conformal: not available for segmentation"),
+        ({"preprocess": {"normalize": "minmax"}}, r"preprocess\.normalize: not available for segmentation yet \(each"),
+        ({"preprocess": {"window": "lung"}}, r"preprocess\.window: not available for segmentation"),
+        ({"preprocess": {"size": [32, 32]}}, r"preprocess\.size: not available for segmentation yet \(the plan"),
+        ({"preprocess": {"min_object_size": -1}}, r"min_object_size"),
     ],
 )
 def test_config_mistakes_are_reported_before_any_data_is_read(tmp_path: Path, change: dict, message: str) -> None:
@@ -139,6 +148,19 @@ def test_config_mistakes_are_reported_before_any_data_is_read(tmp_path: Path, ch
         raw[section] = {**raw.get(section, {}), **values}
     with pytest.raises(MedDLError, match=message):
         Experiment.from_dict(raw)
+
+
+def test_predict_drops_objects_under_the_plans_smallest_size(trained: tuple) -> None:
+    _, manifest, result = trained
+    image = sorted((manifest.parent / "images").glob("*.nii.gz"))[0]
+    bundle = load_bundle(result.path)
+    modality = bundle.modality
+    case = modality.read_for_prediction([image]).inputs[0]
+    raw = modality.segment(bundle.model, case, postprocess=False)
+    modality.plan.min_object_size = {1: 1e9}  # larger than any object: everything goes
+    assert not modality.segment(bundle.model, case).any()
+    modality.plan.min_object_size = {1: 0.0}
+    assert np.array_equal(modality.segment(bundle.model, case), raw)
 
 
 def test_labels_are_only_for_segmentation(tmp_path: Path) -> None:

@@ -188,9 +188,23 @@ class ExperimentConfig(Section):
             "evaluate.subgroups": bool(self.evaluate.subgroups),
             "evaluate.baselines": bool(self.evaluate.baselines),
         }
-        for name, given in unsupported.items():
-            if given:
-                problems.append(f"{name}: not available for segmentation yet; remove it")
+        prep = self.preprocess
+        # image-classification settings a segmentation run would otherwise ignore without a word; judged by value,
+        # not by whether they were written (a bundle's config.yaml writes every field with its default)
+        defaults = {"normalize": "zscore", "window": None, "window_level": None, "size": [64, 64],
+                    "resize_mode": "resize", "imbalance": "none"}  # fmt: skip
+        ignored = {f"preprocess.{k}": getattr(prep, k, v) != v for k, v in defaults.items()}
+        unsupported.update(ignored)
+        for name, flag in unsupported.items():
+            if flag:
+                why = {
+                    "preprocess.normalize": " (each image is z-scored per channel)",
+                    "preprocess.size": " (the plan's spacing and patch size set the grid; see preprocess.spacing and "
+                    "preprocess.patch_size)",
+                    "preprocess.resize_mode": " (images are resampled to the plan's spacing and never cropped)",
+                    "preprocess.imbalance": " (preprocess.foreground_ratio balances the patches)",
+                }.get(name, "")
+                problems.append(f"{name}: not available for segmentation yet{why}; remove it")
         return problems
 
     def _conformal_problems(self) -> list[str]:

@@ -27,7 +27,15 @@ from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInpu
 from meddl.modalities.image import ImageModality, image_sources
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
-from meddl.preprocess.segmentation import PatchDataset, Plan, SegmentationCase, plan_segmentation, zscore
+from meddl.preprocess.segmentation import (
+    PatchDataset,
+    Plan,
+    SegmentationCase,
+    drop_small_objects,
+    fit_patch_to_objects,
+    plan_segmentation,
+    zscore,
+)
 
 __all__ = ["SegmentationModality"]
 
@@ -136,11 +144,7 @@ class SegmentationModality(ImageModality):
             raise MedDLError(f"{self.data.path}: no readable image")
         if self.plan is None:  # a bundle's modality keeps the plan it was trained with (external evaluation)
             self.plan = self._plan(shapes, spacings)
-        for setting, why in self.plan.why.items():
-            self.derived_[f"preprocess.{setting}" if setting != "batch_size" else "train.batch_size"] = {
-                "value": getattr(self.plan, setting),
-                "why": why,
-            }
+        self._record_plan()
         cases, found_values = [], set()
         patients, kept_rows = [], []
         every = max(1, len(keep) // 10)
@@ -187,6 +191,48 @@ class SegmentationModality(ImageModality):
             ],
             extra={"cases": cases, "rows": kept_rows, "skipped": skipped, "plan": self.plan},
         )
+
+    def _record_plan(self) -> None:
+        """The plan's derived settings and why, for the run record (``derived_defaults``)."""
+        assert self.plan is not None, "the plan comes first"
+        for setting, why in self.plan.why.items():
+            key = {"batch_size": "train.batch_size"}.get(setting, f"preprocess.{setting}")
+            value = getattr(self.plan, setting)
+            if isinstance(value, dict):  # per label index → per label name
+                value = {self.names[self.label_values[k - 1]]: v for k, v in value.items()}
+            self.derived_[key] = {"value": value, "why": why}
+
+    def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
+        """The plan's patch fitted to the training masks' objects (see
+        :func:`meddl.preprocess.segmentation.fit_patch_to_objects`): from the training split only."""
+        assert self.plan is not None, "load() makes the plan"
+        cases: list[SegmentationCase] = prepared.extra["cases"]
+        self.plan = fit_patch_to_objects(
+            self.plan,
+            [cases[i].mask for i in train_index],
+            divisor=self.divisor,
+            spatial_dims=self.data.spatial_dims,
+            patch_given=self.prep.patch_size is not None,
+            batch_given="batch_size" in self.config.train.model_fields_set,
+        )
+        prepared.extra["plan"] = self.plan
+        self._record_plan()
+
+    def object_sizes(self, cases: list[SegmentationCase]) -> dict[int, list[float]]:
+        """Per label index, the sizes (mm³; mm² for 2-D images) of the connected objects in the cases' masks, on
+        their original grids."""
+        from scipy import ndimage
+
+        sizes: dict[int, list[float]] = {k: [] for k in range(1, len(self.label_values) + 1)}
+        for case in cases:
+            truth = case.original_mask
+            voxel = float(np.prod(case.spacing))
+            structure = np.ones((3,) * truth.ndim)
+            for k in sizes:
+                components, n = ndimage.label(truth == k, structure=structure)
+                if n:
+                    sizes[k] += [float(v) * voxel for v in np.bincount(components.reshape(-1))[1:]]
+        return sizes
 
     def _plan(self, shapes: list[Any], spacings: list[Any]) -> Plan:
         prep, train = self.prep, self.config.train
@@ -327,9 +373,13 @@ class SegmentationModality(ImageModality):
             probabilities = np.asarray(Resize(shape, mode=mode)(torch.from_numpy(probabilities)).numpy())
         return np.argmax(probabilities, axis=0).astype(np.uint8)
 
-    def segment(self, model: torch.nn.Module, case: SegmentationCase) -> np.ndarray:
-        """The predicted label indices of one case on its original grid."""
-        return self.on_original_grid(self.probabilities(model, case.image), case.shape)
+    def segment(self, model: torch.nn.Module, case: SegmentationCase, *, postprocess: bool = True) -> np.ndarray:
+        """The predicted label indices of one case on its original grid; objects smaller than the plan's
+        ``min_object_size`` of their label dropped (``postprocess``)."""
+        labels = self.on_original_grid(self.probabilities(model, case.image), case.shape)
+        if postprocess and self.plan is not None and self.plan.min_object_size:
+            labels = drop_small_objects(labels, self.plan.min_object_size, case.spacing)
+        return labels
 
     # -- bundle -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -346,8 +396,7 @@ class SegmentationModality(ImageModality):
         saved = state.get("segmentation")
         if not isinstance(saved, dict) or "plan" not in saved:
             raise MedDLError("preprocess state: the segmentation plan is missing (a damaged bundle?)")
-        plan = saved["plan"]
-        modality.plan = Plan(plan["spacing"], list(plan["patch_size"]), int(plan["batch_size"]), plan.get("why", {}))
+        modality.plan = Plan.from_json(saved["plan"])
         modality.names = {int(k): str(v) for k, v in saved["labels"].items()}
         return modality
 

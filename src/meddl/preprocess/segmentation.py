@@ -24,13 +24,30 @@ from torch.utils.data import Dataset
 
 from meddl.preprocess.images import augment_seed
 
-__all__ = ["PatchDataset", "Plan", "SegmentationCase", "plan_segmentation", "zscore"]
+__all__ = [
+    "PatchDataset",
+    "Plan",
+    "SegmentationCase",
+    "choose_min_object_size",
+    "drop_small_objects",
+    "fit_patch_to_objects",
+    "plan_segmentation",
+    "zscore",
+]
 
 # the most voxels of one training batch: a 2-core CPU trains a 2-D batch of 16 × 128² or a 3-D one of 2 × 80³ in
 # about a second with the default U-Net (nnU-Net budgets GPU memory the same way)
 _BATCH_VOXELS = {2: 16 * 128 * 128, 3: 4 * 64 * 64 * 64}
 _PATCH_CAP = {2: 256, 3: 128}
 _BACKGROUND_SITES = 20_000  # background voxels kept per case as patch centres
+# Patches around small objects. With the lesions of a 64³ phantom volume at 0.03 % of a whole-volume patch, the
+# U-Net never learnt the low-contrast (soft-tissue) half of them, not even on its training cases: the per-patch Dice
+# and cross-entropy pulled every voxel to background. With 32³ foreground-centred patches it found all of them (test
+# Dice 0.77 → 0.92, measured); with 32 × 36 × 36 (four times the extent) it learnt more slowly and early stopping
+# ended the run at epoch 18 (Dice 0.67). 2-D lesions of 0.7 % of an image trained well on whole images.
+_MIN_FOREGROUND_SHARE = 0.005  # the median object's share of a patch below which the plan shrinks the patch
+_CONTEXT = 3  # a shrunk patch still spans this many times the larger objects' extent per axis
+_PATCH_FLOOR = 32  # and at least this many voxels per axis
 
 
 @dataclass
@@ -68,14 +85,28 @@ class Plan:
     patch_size: list[int]
     batch_size: int
     why: dict[str, str] = field(default_factory=dict)
+    # post-processing: per label index (1..K), predicted objects smaller than this (mm³; mm² in 2-D) are dropped
+    min_object_size: dict[int, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "spacing": self.spacing,
             "patch_size": self.patch_size,
             "batch_size": self.batch_size,
+            "min_object_size": {str(k): v for k, v in self.min_object_size.items()},
             "why": dict(self.why),
         }
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> Plan:
+        sizes = saved.get("min_object_size") or {}  # absent in bundles written before post-processing existed
+        return cls(
+            saved["spacing"],
+            [int(v) for v in saved["patch_size"]],
+            int(saved["batch_size"]),
+            dict(saved.get("why", {})),
+            {int(k): float(v) for k, v in sizes.items()},
+        )
 
 
 def plan_segmentation(
@@ -119,23 +150,148 @@ def plan_segmentation(
         )
     else:
         patch = [int(v) for v in patch_size]
-    if batch_size is None:
-        size = int(min(32, max(2, _BATCH_VOXELS[spatial_dims] // math.prod(patch))))
-        why["batch_size"] = (
-            f"{_BATCH_VOXELS[spatial_dims]:,} voxels per batch (a CPU-sized budget) / {math.prod(patch):,} per patch, "
-            "between 2 and 32"
-        )
-    else:
-        size = int(batch_size)
+    size, batch_why = _batch_for(patch, spatial_dims) if batch_size is None else (int(batch_size), "")
+    if batch_why:
+        why["batch_size"] = batch_why
     return Plan(target, patch, size, why)
 
 
-def zscore(image: np.ndarray) -> np.ndarray:
-    """Each channel to zero mean and unit SD over the image (MONAI's ``NormalizeIntensity``, channel-wise)."""
-    from monai.transforms import NormalizeIntensity
+def _batch_for(patch: Sequence[int], spatial_dims: int) -> tuple[int, str]:
+    size = int(min(32, max(2, _BATCH_VOXELS[spatial_dims] // math.prod(patch))))
+    why = (
+        f"{_BATCH_VOXELS[spatial_dims]:,} voxels per batch (a CPU-sized budget) / {math.prod(patch):,} per patch, "
+        "between 2 and 32"
+    )
+    return size, why
 
-    out = NormalizeIntensity(channel_wise=True)(image)
-    return np.asarray(out.array if hasattr(out, "array") else out, dtype=np.float32)
+
+def _objects(mask: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
+    """The connected objects of a label-index map (full connectivity, per label): (label, voxels, extent per axis)."""
+    from scipy import ndimage
+
+    found = []
+    structure = np.ones((3,) * mask.ndim)
+    for label in (int(v) for v in np.unique(mask) if v > 0):
+        components, n = ndimage.label(mask == label, structure=structure)
+        if n == 0:
+            continue
+        voxels = np.bincount(components.reshape(-1), minlength=n + 1)[1:]
+        for k, box in enumerate(ndimage.find_objects(components)):
+            if box is not None:
+                found.append((label, int(voxels[k]), tuple(s.stop - s.start for s in box)))
+    return found
+
+
+def fit_patch_to_objects(plan: Plan, masks: Sequence[np.ndarray], *, divisor: int, spatial_dims: int,
+                         patch_given: bool, batch_given: bool) -> Plan:  # fmt: skip
+    """The plan's patch fitted to the training masks' objects (nnU-Net's fingerprint, from the training split only).
+
+    When the median object fills under 0.5 % of the patch (small lesions in whole-volume patches), the patch shrinks
+    to three times the larger objects' extent (95th percentile per axis), at least 32 voxels, a multiple of
+    ``divisor`` and never larger than before, so that foreground-centred patches hold enough lesion for the loss to
+    learn it; the batch size follows the patch unless the experiment gives it. A patch the experiment gives is kept.
+    """
+    objects = [found for mask in masks for found in _objects(mask)]
+    if patch_given or not objects:
+        return plan
+    patch = list(plan.patch_size)
+    share = float(np.median([voxels for _, voxels, _ in objects])) / math.prod(patch)
+    if share >= _MIN_FOREGROUND_SHARE:
+        return plan
+    extent = np.percentile(np.array([e for _, _, e in objects], dtype=float), 95, axis=0)
+    floor = max(_PATCH_FLOOR, divisor)
+    fitted = [
+        min(p, max(floor, math.ceil(_CONTEXT * e / divisor) * divisor)) for p, e in zip(patch, extent, strict=True)
+    ]
+    if fitted == patch:
+        return plan
+    why = dict(plan.why)
+    why["patch_size"] = (
+        f"{why.get('patch_size', 'the median image size')}; then fitted to the training masks' objects: the median "
+        f"object fills {100 * share:.2f} % of that patch (under {100 * _MIN_FOREGROUND_SHARE:g} %, the loss learns "
+        f"mostly background), so {_CONTEXT} × their 95th-percentile extent "
+        f"({' × '.join(str(round(v)) for v in extent)} voxels), at least {floor}, a multiple of {divisor}"
+    )
+    batch = plan.batch_size
+    if not batch_given:
+        batch, why["batch_size"] = _batch_for(fitted, spatial_dims)
+    return Plan(plan.spacing, fitted, batch, why, dict(plan.min_object_size))
+
+
+def drop_small_objects(labels: np.ndarray, min_size: dict[int, float], spacing: Sequence[float]) -> np.ndarray:
+    """``labels`` (label indices) with each label's connected objects smaller than ``min_size[label]`` (mm³; mm²
+    for a 2-D image, from ``spacing``) set to background; a label without an entry is left as it is."""
+    from scipy import ndimage
+
+    if not any(v > 0 for v in min_size.values()):
+        return labels
+    out = labels.copy()
+    voxel = float(np.prod(spacing))
+    structure = np.ones((3,) * labels.ndim)
+    for label, size in min_size.items():
+        if size <= 0:
+            continue
+        components, n = ndimage.label(labels == label, structure=structure)
+        if n == 0:
+            continue
+        volumes = np.bincount(components.reshape(-1), minlength=n + 1) * voxel
+        small = np.flatnonzero(volumes < size)
+        small = small[small > 0]
+        if len(small):
+            out[np.isin(components, small)] = 0
+    return out
+
+
+def choose_min_object_size(
+    truths: Sequence[np.ndarray],
+    predictions: Sequence[np.ndarray],
+    spacings: Sequence[Sequence[float]],
+    training_objects: dict[int, list[float]],
+    score: Any,
+) -> tuple[dict[int, float], dict[int, str]]:
+    """Per label, the smallest object size (mm³ / mm²) that post-processing keeps, chosen on validation cases as
+    nnU-Net chooses its post-processing: candidates are 0 (keep everything) and 10 %, 25 % and 50 % of the smallest
+    object of that label in the training masks; the one with the highest mean validation Dice wins, 0 on a tie.
+
+    Args:
+        truths, predictions, spacings: the validation cases' true and predicted label indices (same grid) and their
+            spacing.
+        training_objects: per label index, the sizes (mm³ / mm²) of the training masks' objects.
+        score: ``score(truth, prediction, label) -> float``: one case's Dice of one label.
+
+    Returns:
+        ``({label: size}, {label: why})``.
+    """
+    chosen: dict[int, float] = {}
+    why: dict[int, str] = {}
+    for label, sizes in sorted(training_objects.items()):
+        if not sizes or not truths:
+            continue
+        smallest = float(min(sizes))
+        candidates = [0.0, *(round(f * smallest, 3) for f in (0.1, 0.25, 0.5))]
+        means = []
+        for size in candidates:
+            cleaned = [drop_small_objects(p, {label: size}, s) for p, s in zip(predictions, spacings, strict=True)]
+            means.append(float(np.mean([score(t, c, label) for t, c in zip(truths, cleaned, strict=True)])))
+        best = int(np.argmax(means))  # the first maximum: 0 (no post-processing) wins a tie
+        chosen[label] = candidates[best]
+        why[label] = (
+            f"mean validation Dice {means[best]:.4f} dropping objects under {candidates[best]:g} (kept all: "
+            f"{means[0]:.4f}); candidates 0 and 10/25/50 % of the smallest training object ({smallest:g})"
+        )
+    return chosen, why
+
+
+def zscore(image: np.ndarray) -> np.ndarray:
+    """Each channel to zero mean and unit SD over the image (MONAI's ``NormalizeIntensity(channel_wise=True)``: a
+    constant channel only loses its mean), into a new float32 array; ``image`` is left as it is (MONAI's transform
+    wrote into a NumPy input)."""
+    array = np.asarray(image)
+    axes = tuple(range(1, array.ndim))
+    mean = array.mean(axis=axes, dtype=np.float64, keepdims=True)
+    std = array.std(axis=axes, dtype=np.float64, keepdims=True)
+    std[std == 0] = 1.0
+    return ((array - mean) / std).astype(np.float32)
 
 
 class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):

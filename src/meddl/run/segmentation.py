@@ -61,6 +61,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
             raise MedDLError(f"{cfg.data.path}: the {name} split is empty ({len(splits)} cases in all)")
     say(", ".join(f"{k} {len(v)}" for k, v in index.items()) + " cases")
     assert modality.plan is not None, "load() makes the plan"
+    modality.fit(prepared, index["train"])  # the patch fitted to the training masks' objects
     derived = modality.derived_defaults(prepared)
     cfg.train.batch_size = modality.plan.batch_size
     if modality.plan.spacing is not None:
@@ -73,6 +74,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
     model = fitted.model
     if not context.is_main:
         return RunResult(out, {"name": cfg.name, "task": cfg.task}, {})
+    derived.update(_choose_postprocessing(modality, model, prepared, index, say))
 
     summary, per_case, predictions = measure_cases(modality, model, prepared, index["test"], cfg, say)
     table = per_case_table(per_case)
@@ -123,6 +125,46 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
     metrics = run._write_bundle(out, record, prepared, splits, fitted, folder.final)
     modality.cleanup()
     return RunResult(out, record, metrics)
+
+
+def _choose_postprocessing(
+    modality: SegmentationModality, model: Any, prepared: Prepared, index: dict[str, np.ndarray], say: Any
+) -> dict[str, dict[str, Any]]:
+    """The smallest predicted object kept per label: ``preprocess.min_object_size`` when the experiment gives it,
+    else chosen on the validation cases segmented whole (nnU-Net's post-processing step; the test split is not
+    looked at). Stored in the plan, so prediction, serving and evaluation apply it."""
+    from meddl.preprocess.segmentation import choose_min_object_size
+
+    plan = modality.plan
+    assert plan is not None, "load() makes the plan"
+    labels = range(1, len(modality.label_values) + 1)
+    given = modality.prep.min_object_size
+    if given is not None:
+        plan.min_object_size = {k: float(given) for k in labels}
+        plan.why.pop("min_object_size", None)
+        return {}
+    cases = prepared.extra["cases"]
+    validation = [cases[i] for i in index["validation"]]
+    say(f"choosing the post-processing on {len(validation)} validation case(s) segmented whole")
+    predictions = [modality.segment(model, case, postprocess=False) for case in validation]
+
+    def score(truth: np.ndarray, prediction: np.ndarray, label: int) -> float:
+        return dice_score((prediction == label)[None].astype(np.int64), (truth == label)[None].astype(np.int64), 2)
+
+    chosen, why = choose_min_object_size(
+        [case.original_mask for case in validation],
+        predictions,
+        [case.spacing for case in validation],
+        modality.object_sizes([cases[i] for i in index["train"]]),
+        score,
+    )
+    plan.min_object_size = chosen
+    unit = "mm³" if modality.data.spatial_dims == 3 else "mm²"
+    names = {k: modality.names[v] for k, v in enumerate(modality.label_values, start=1)}
+    plan.why["min_object_size"] = f"{unit}, per label: " + "; ".join(f"{names[k]}: {w}" for k, w in why.items())
+    value = {names[k]: v for k, v in chosen.items()}
+    say(f"preprocess.min_object_size: {value} (from the validation cases: {plan.why['min_object_size']})")
+    return {"preprocess.min_object_size": {"value": value, "why": plan.why["min_object_size"]}}
 
 
 def measure_cases(
@@ -352,6 +394,12 @@ def _plan_section(modality: SegmentationModality) -> dict[str, Any]:
         ["patch size", " × ".join(map(str, plan.patch_size)), plan.why.get("patch_size", "given in the experiment")],
         ["batch size", str(plan.batch_size), plan.why.get("batch_size", "given in the experiment")],
         ["normalisation", "z-score per image and channel", "MONAI NormalizeIntensity"],
+        [
+            f"smallest object kept ({'mm³' if modality.data.spatial_dims == 3 else 'mm²'})",
+            ", ".join(f"{modality.names[modality.label_values[k - 1]]}: {v:g}" for k, v in plan.min_object_size.items())
+            or "all kept",
+            plan.why.get("min_object_size", "preprocess.min_object_size, given in the experiment"),
+        ],
         ["sliding-window overlap", str(modality.prep.overlap), "preprocess.overlap (Gaussian-weighted)"],
     ]
     return {

@@ -115,6 +115,12 @@ class ImagePreprocessConfig(PreprocessSection):
         0.5, ge=0, le=1, description="segmentation: share of training patches centred on a foreground voxel"
     )
     overlap: float = Field(0.5, ge=0, lt=1, description="segmentation: sliding-window overlap between patches")
+    min_object_size: float | None = Field(
+        None,
+        ge=0,
+        description="segmentation: drop predicted objects smaller than this (mm³; mm² for 2-D images), every label; "
+        "default: chosen per label on the validation cases (0, or 10/25/50 % of the smallest training object)",
+    )
 
     @model_validator(mode="after")
     def _window_complete(self) -> ImagePreprocessConfig:
