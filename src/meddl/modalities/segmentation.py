@@ -3,11 +3,12 @@
 The image modality's variant for the segmentation task. A manifest names each image and its mask
 (``path,mask[,patient_id]``); masks are NIfTI (same affine as the image, checked), PNG, npz or DICOM-SEG
 (:mod:`meddl.io.masks`). A plan step (:func:`meddl.preprocess.segmentation.plan_segmentation`) takes the target
-spacing, patch size and batch size from the images' headers; each image is resampled to that spacing (MONAI
+spacing, patch size and batch size from the images' headers (the patch then fitted to the training masks' objects
+by :meth:`SegmentationModality.fit`); each image is resampled to that spacing (MONAI
 ``Resize``: bilinear for the image, nearest for the mask) and z-scored per channel. Training draws
 foreground-balanced patches with MONAI augmentation; prediction slides the patch over the whole image
 (MONAI ``sliding_window_inference``, Gaussian-weighted overlap) and maps the result back to the original grid,
-where every metric and volume is measured.
+where objects under the plan's smallest size are dropped and every metric and volume is measured.
 """
 
 from __future__ import annotations

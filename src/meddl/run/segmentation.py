@@ -1,9 +1,10 @@
 """A segmentation run: the training run's steps with a mask for a target, Dice for a monitor and per-case
 metrics for an evaluation.
 
-read (image + mask pairs, the plan) → patient-level split (stratified by whether a case has foreground) → patches
-of the training split (foreground-balanced, augmented) → the one trainer with MONAI's Dice + cross-entropy loss,
-early stopping on the validation patches' Dice → every test case segmented whole (sliding window) and measured on
+read (image + mask pairs, the plan) → patient-level split (stratified by whether a case has foreground) → the plan's
+patch fitted to the training masks' objects → patches of the training split (foreground-balanced, augmented) → the
+one trainer with MONAI's Dice + cross-entropy loss, early stopping on the validation patches' Dice → the smallest
+object kept per label, chosen on the validation cases → every test case segmented whole (sliding window) and measured on
 its original grid (Dice, IoU, HD95, mean surface distance, volume error, lesion-wise sensitivity and false
 positives), aggregated with patient-level bootstrap CIs → best, median and worst cases as overlays → run record,
 report, bundle (the plan travels in ``preprocess.json``).
