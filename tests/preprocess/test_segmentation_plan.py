@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from meddl.errors import MedDLError
 from meddl.preprocess.segmentation import (
     PatchDataset,
     Plan,
     SegmentationCase,
     choose_min_object_size,
     drop_small_objects,
+    fit_normalization,
     fit_patch_to_objects,
+    normalise,
     plan_segmentation,
     zscore,
 )
@@ -153,3 +156,48 @@ def test_zscore_leaves_its_input_alone() -> None:
     out = zscore(image)
     assert np.array_equal(image, before)
     assert abs(float(out[0].mean())) < 1e-5 and abs(float(out[0].std()) - 1.0) < 1e-4 and not out[1].any()
+
+
+# -- intensity normalisation ---------------------------------------------------------------------------------------
+
+
+def _ct_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    image = np.full((1, 24, 24), -1000.0, np.float32)  # air around the body
+    image[0, 4:20, 4:20] = 40.0 + 10.0 * rng.standard_normal((16, 16))  # soft tissue
+    mask = np.zeros((24, 24), np.uint8)
+    mask[8:12, 8:12] = 1
+    image[0, 8:12, 8:12] = 200.0 + 10.0 * rng.standard_normal((4, 4))  # an enhancing lesion
+    return image, mask
+
+
+def test_ct_in_hounsfield_units_gets_the_ct_scheme_from_the_training_foreground() -> None:
+    cases = [_ct_case(k) for k in range(3)]
+    plan = plan_segmentation([(24, 24)] * 3, [(1.0, 1.0)] * 3, spatial_dims=2, divisor=4)
+    fitted = fit_normalization(plan, [i for i, _ in cases], [m for _, m in cases], given=None)
+    assert fitted.normalize == "ct" and "Hounsfield" in fitted.why["normalize"]
+    foreground = np.concatenate([i[0][m > 0] for i, m in cases])
+    assert fitted.intensity["mean"][0] == pytest.approx(float(foreground.mean()), rel=1e-6)
+    assert fitted.intensity["low"][0] == pytest.approx(float(np.percentile(foreground, 0.5)), rel=1e-6)
+    out = normalise(cases[0][0], fitted)
+    # air is clipped to the foreground's 0.5th percentile: the same value everywhere outside the body
+    assert out[0, 0, 0] == pytest.approx(
+        (fitted.intensity["low"][0] - fitted.intensity["mean"][0]) / fitted.intensity["std"][0], rel=1e-5
+    )
+    assert fitted.patch_size == plan.patch_size and fitted.batch_size == plan.batch_size
+
+
+def test_images_without_an_absolute_scale_are_zscored_each_on_its_own_and_a_given_scheme_is_kept() -> None:
+    mr = [np.abs(i) for i, _ in (_ct_case(k) for k in range(3))]  # no negative intensities: not CT
+    masks = [m for _, m in (_ct_case(k) for k in range(3))]
+    plan = plan_segmentation([(24, 24)] * 3, [(1.0, 1.0)] * 3, spatial_dims=2, divisor=4)
+    fitted = fit_normalization(plan, mr, masks, given=None)
+    assert fitted.normalize == "zscore" and fitted.intensity == {} and "on its own" in fitted.why["normalize"]
+    assert np.array_equal(normalise(mr[0], fitted), zscore(mr[0]))
+    ct = [i for i, _ in (_ct_case(k) for k in range(3))]
+    kept = fit_normalization(plan, ct, masks, given="zscore")
+    assert kept.normalize == "zscore" and "normalize" not in kept.why
+    with pytest.raises(MedDLError, match=r"2 channel\(s\); the model was trained on 1"):
+        normalise(np.zeros((2, 24, 24), np.float32), fit_normalization(plan, ct, masks, given="ct"))
+    again = Plan.from_json(fitted.to_json())
+    assert again.normalize == "zscore" and again.intensity == {}

@@ -65,6 +65,10 @@ def test_run_measures_every_test_case_with_patient_level_cis(trained: tuple) -> 
     assert set(plan["min_object_size"]) == {"1"} and plan["min_object_size"]["1"] >= 0
     assert "validation Dice" in plan["why"]["min_object_size"]
     assert "preprocess.min_object_size" in result.record["derived_defaults"]
+    # the phantoms are CT in HU: nnU-Net's CT scheme, from the training foreground, written back to config.yaml
+    assert plan["normalize"] == "ct" and plan["intensity"]["low"][0] < plan["intensity"]["high"][0]
+    assert "Hounsfield" in plan["why"]["normalize"]
+    assert "normalize: ct" in (result.path / "config.yaml").read_text()
     report = (result.path / "report.html").read_text()
     assert "Best test case" in report and "Worst test case" in report and "Plan" in report
     # patients do not straddle splits
@@ -136,7 +140,10 @@ def test_blank_mask_cell_and_unknown_label_values_are_errors(tmp_path: Path) -> 
         ({"model": {"arch": "resnet18"}}, "does not fit task segmentation"),
         ({"train": {"ensemble": 2}}, "train.ensemble: not available for segmentation"),
         ({"evaluate": {"conformal": {"alpha": 0.1}}}, "evaluate.conformal: not available for segmentation"),
-        ({"preprocess": {"normalize": "minmax"}}, r"preprocess\.normalize: not available for segmentation yet \(each"),
+        (
+            {"preprocess": {"normalize": "minmax"}},
+            r"preprocess\.normalize: not available for segmentation yet \(zscore or ct\)",
+        ),
         ({"preprocess": {"window": "lung"}}, r"preprocess\.window: not available for segmentation"),
         ({"preprocess": {"size": [32, 32]}}, r"preprocess\.size: not available for segmentation yet \(the plan"),
         ({"preprocess": {"min_object_size": -1}}, r"min_object_size"),
@@ -161,6 +168,14 @@ def test_predict_drops_objects_under_the_plans_smallest_size(trained: tuple) -> 
     assert not modality.segment(bundle.model, case).any()
     modality.plan.min_object_size = {1: 0.0}
     assert np.array_equal(modality.segment(bundle.model, case), raw)
+
+
+def test_the_ct_scheme_is_only_for_segmentation(tmp_path: Path) -> None:
+    raw = _experiment(tmp_path / "m.csv", labels=None)
+    raw["data"].pop("labels")
+    raw.update(task="binary", model={"arch": "small_cnn"}, preprocess={"normalize": "ct"})
+    with pytest.raises(MedDLError, match=r"preprocess\.normalize: ct is for segmentation"):
+        Experiment.from_dict(raw)
 
 
 def test_labels_are_only_for_segmentation(tmp_path: Path) -> None:

@@ -174,6 +174,8 @@ class ExperimentConfig(Section):
                 problems.append(f"evaluate.baselines: {survival_only} are survival models; this is a {task} task")
         if task == "segmentation":
             problems.extend(self._segmentation_problems())
+        elif getattr(self.preprocess, "normalize", None) == "ct":
+            problems.append("preprocess.normalize: ct is for segmentation; use zscore, percentile, minmax or none")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -191,14 +193,15 @@ class ExperimentConfig(Section):
         prep = self.preprocess
         # image-classification settings a segmentation run would otherwise ignore without a word; judged by value,
         # not by whether they were written (a bundle's config.yaml writes every field with its default)
-        defaults = {"normalize": "zscore", "window": None, "window_level": None, "size": [64, 64],
+        defaults = {"window": None, "window_level": None, "size": [64, 64],
                     "resize_mode": "resize", "imbalance": "none"}  # fmt: skip
         ignored = {f"preprocess.{k}": getattr(prep, k, v) != v for k, v in defaults.items()}
+        ignored["preprocess.normalize"] = getattr(prep, "normalize", "zscore") not in ("zscore", "ct")
         unsupported.update(ignored)
         for name, flag in unsupported.items():
             if flag:
                 why = {
-                    "preprocess.normalize": " (each image is z-scored per channel)",
+                    "preprocess.normalize": " (zscore or ct)",
                     "preprocess.size": " (the plan's spacing and patch size set the grid; see preprocess.spacing and "
                     "preprocess.patch_size)",
                     "preprocess.resize_mode": " (images are resampled to the plan's spacing and never cropped)",

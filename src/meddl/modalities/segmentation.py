@@ -33,9 +33,10 @@ from meddl.preprocess.segmentation import (
     Plan,
     SegmentationCase,
     drop_small_objects,
+    fit_normalization,
     fit_patch_to_objects,
+    normalise,
     plan_segmentation,
-    zscore,
 )
 
 __all__ = ["SegmentationModality"]
@@ -64,6 +65,7 @@ class SegmentationModality(ImageModality):
         super().__init__(config)
         self.names: dict[int, str] = dict(self.data.labels or {})  # label value → name
         self.plan: Plan | None = None
+        self.fitted = False  # the plan's normalisation is known (after fit(), or from a bundle): normalise on reading
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -204,11 +206,14 @@ class SegmentationModality(ImageModality):
             self.derived_[key] = {"value": value, "why": why}
 
     def fit(self, prepared: Prepared, train_index: np.ndarray) -> None:
-        """The plan's patch fitted to the training masks' objects (see
-        :func:`meddl.preprocess.segmentation.fit_patch_to_objects`): from the training split only."""
+        """From the training split only: the plan's patch fitted to the masks' objects (see
+        :func:`meddl.preprocess.segmentation.fit_patch_to_objects`) and the intensity normalisation
+        (:func:`meddl.preprocess.segmentation.fit_normalization`), which then normalises every case once."""
         assert self.plan is not None, "load() makes the plan"
         cases: list[SegmentationCase] = prepared.extra["cases"]
-        self.plan = fit_patch_to_objects(
+        if prepared.extra.get("normalised"):
+            raise MedDLError("the segmentation cases are already normalised; read the data again to refit")
+        plan = fit_patch_to_objects(
             self.plan,
             [cases[i].mask for i in train_index],
             divisor=self.divisor,
@@ -216,7 +221,19 @@ class SegmentationModality(ImageModality):
             patch_given=self.prep.patch_size is not None,
             batch_given="batch_size" in self.config.train.model_fields_set,
         )
+        given = self.prep.normalize if "normalize" in self.prep.model_fields_set else None
+        self.plan = fit_normalization(
+            plan,
+            [cases[i].image for i in train_index],
+            [cases[i].mask for i in train_index],
+            given=given,
+            seed=self.config.train.seed,
+        )
+        for case in cases:
+            case.image = normalise(case.image, self.plan)
+        prepared.extra["normalised"] = True
         prepared.extra["plan"] = self.plan
+        self.fitted = True
         self._record_plan()
 
     def object_sizes(self, cases: list[SegmentationCase]) -> dict[int, list[float]]:
@@ -260,6 +277,9 @@ class SegmentationModality(ImageModality):
             )
         indices = self._index_map(mask) if self.names else mask.astype(np.uint8)
         image, resampled = self._resampled(volume.array, volume.spacing)
+        if self.fitted:  # a bundle's plan (external evaluation); in training, fit() normalises after the split
+            assert self.plan is not None, "a fitted modality has its plan"
+            image = normalise(image, self.plan)
         grid_mask = self._resample_mask(indices, image.shape[1:]) if resampled else indices
         case = SegmentationCase(
             image=image,
@@ -279,7 +299,8 @@ class SegmentationModality(ImageModality):
         return tuple(max(1, round(n * s / t)) for n, s, t in zip(shape, spacing, self.plan.spacing, strict=True))
 
     def _resampled(self, array: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, bool]:
-        """The image at the plan's spacing (bilinear/trilinear), z-scored per channel; and whether it was resized."""
+        """The image at the plan's spacing (bilinear/trilinear), float32, not yet normalised; and whether it was
+        resized."""
         from monai.transforms import Resize
 
         target = self._target_shape(tuple(array.shape[1:]), tuple(spacing))
@@ -287,7 +308,7 @@ class SegmentationModality(ImageModality):
         if resized:
             mode = "bilinear" if self.data.spatial_dims == 2 else "trilinear"
             array = np.asarray(Resize(target, mode=mode)(torch.from_numpy(array)).numpy(), dtype=np.float32)
-        return zscore(array), resized
+        return np.asarray(array, dtype=np.float32), resized
 
     @staticmethod
     def _resample_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -398,6 +419,7 @@ class SegmentationModality(ImageModality):
         if not isinstance(saved, dict) or "plan" not in saved:
             raise MedDLError("preprocess state: the segmentation plan is missing (a damaged bundle?)")
         modality.plan = Plan.from_json(saved["plan"])
+        modality.fitted = True
         modality.names = {int(k): str(v) for k, v in saved["labels"].items()}
         return modality
 
@@ -416,7 +438,8 @@ class SegmentationModality(ImageModality):
                     raise MedDLError(
                         f"{path}: a {volume.spatial_dims}D image; the model segments {self.data.spatial_dims}D images"
                     )
-                image, _ = self._resampled(volume.array, volume.spacing)
+                assert self.plan is not None, "the plan is loaded with the bundle"
+                image = normalise(self._resampled(volume.array, volume.spacing)[0], self.plan)
             except MedDLError as exc:
                 notes.append(f"not scored: {exc}")
                 usable.append(False)

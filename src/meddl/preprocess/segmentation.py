@@ -30,7 +30,9 @@ __all__ = [
     "SegmentationCase",
     "choose_min_object_size",
     "drop_small_objects",
+    "fit_normalization",
     "fit_patch_to_objects",
+    "normalise",
     "plan_segmentation",
     "zscore",
 ]
@@ -48,6 +50,9 @@ _BACKGROUND_SITES = 20_000  # background voxels kept per case as patch centres
 _MIN_FOREGROUND_SHARE = 0.005  # the median object's share of a patch below which the plan shrinks the patch
 _CONTEXT = 3  # a shrunk patch still spans this many times the larger objects' extent per axis
 _PATCH_FLOOR = 32  # and at least this many voxels per axis
+# CT in Hounsfield units: air at about -1000 HU around the body; MR, PET or an already normalised image never goes there
+_CT_MIN_HU, _CT_MAX_HU = -900.0, 100.0  # the training images' median minimum at or below, median maximum at or above
+_FOREGROUND_SAMPLES = 10_000  # foreground voxels sampled per training case for the intensity fingerprint
 
 
 @dataclass
@@ -87,6 +92,10 @@ class Plan:
     why: dict[str, str] = field(default_factory=dict)
     # post-processing: per label index (1..K), predicted objects smaller than this (mm³; mm² in 2-D) are dropped
     min_object_size: dict[int, float] = field(default_factory=dict)
+    # intensity normalisation: "zscore" (each image on its own) or "ct" (clip to the training foreground's 0.5-99.5
+    # percentiles, then its mean and SD: nnU-Net's CT scheme); ``intensity`` holds those figures per channel
+    normalize: str = "zscore"
+    intensity: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +103,8 @@ class Plan:
             "patch_size": self.patch_size,
             "batch_size": self.batch_size,
             "min_object_size": {str(k): v for k, v in self.min_object_size.items()},
+            "normalize": self.normalize,
+            "intensity": {k: list(v) for k, v in self.intensity.items()},
             "why": dict(self.why),
         }
 
@@ -106,6 +117,8 @@ class Plan:
             int(saved["batch_size"]),
             dict(saved.get("why", {})),
             {int(k): float(v) for k, v in sizes.items()},
+            str(saved.get("normalize", "zscore")),  # bundles before the CT scheme z-scored every image
+            {k: [float(x) for x in v] for k, v in (saved.get("intensity") or {}).items()},
         )
 
 
@@ -215,7 +228,80 @@ def fit_patch_to_objects(plan: Plan, masks: Sequence[np.ndarray], *, divisor: in
     batch = plan.batch_size
     if not batch_given:
         batch, why["batch_size"] = _batch_for(fitted, spatial_dims)
-    return Plan(plan.spacing, fitted, batch, why, dict(plan.min_object_size))
+    return Plan(plan.spacing, fitted, batch, why, dict(plan.min_object_size), plan.normalize, dict(plan.intensity))
+
+
+def fit_normalization(
+    plan: Plan, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *, given: str | None, seed: int = 0
+) -> Plan:
+    """The plan's intensity normalisation, from the training cases only (nnU-Net's fingerprint).
+
+    ``ct`` (nnU-Net's CT scheme) when ``given`` says so, or, by default, when the images are CT in Hounsfield units
+    (their median minimum at or below -900, their median maximum at least 100): every image is clipped to the 0.5th
+    and 99.5th percentiles of the training foreground's intensities and scaled by that foreground's mean and SD, the
+    same figures for every image, so a lesion's contrast means the same in every scan. Otherwise ``zscore``: each
+    image by its own mean and SD (MR, microscopy, anything without an absolute scale).
+
+    Args:
+        plan: the plan so far.
+        images: the training images (C, *spatial) at the plan's spacing, not yet normalised.
+        masks: their label-index masks on the same grid.
+        given: ``preprocess.normalize`` when the experiment sets it, else None.
+        seed: seeds the sample of foreground voxels.
+    """
+    why = dict(plan.why)
+    if given is None:
+        low = float(np.median([float(image.min()) for image in images]))
+        high = float(np.median([float(image.max()) for image in images]))
+        choice = "ct" if low <= _CT_MIN_HU and high >= _CT_MAX_HU else "zscore"
+        why["normalize"] = f"the training images' median minimum {low:g} and maximum {high:g}: " + (
+            f"CT in Hounsfield units (minimum at or below {_CT_MIN_HU:g}), so nnU-Net's CT scheme: clipped to the "
+            "training foreground's 0.5-99.5th percentiles, scaled by its mean and SD"
+            if choice == "ct"
+            else f"no absolute intensity scale (CT in HU reaches {_CT_MIN_HU:g} and below), so each image is "
+            "z-scored on its own"
+        )
+    else:
+        choice = given
+        why.pop("normalize", None)
+    intensity: dict[str, list[float]] = {}
+    if choice == "ct":
+        rng = np.random.default_rng(seed)
+        channels = int(images[0].shape[0])
+        samples: list[list[np.ndarray]] = [[] for _ in range(channels)]
+        for image, mask in zip(images, masks, strict=True):
+            inside = np.flatnonzero(mask.reshape(-1) > 0)
+            if len(inside) > _FOREGROUND_SAMPLES:
+                inside = rng.choice(inside, _FOREGROUND_SAMPLES, replace=False)
+            for c in range(channels):
+                samples[c].append(image[c].reshape(-1)[inside])
+        pooled = [np.concatenate(s) if s else np.zeros(0) for s in samples]
+        if any(len(p) == 0 for p in pooled):  # no foreground in any training mask: the whole images stand in
+            pooled = [np.concatenate([image[c].reshape(-1) for image in images]) for c in range(channels)]
+        intensity = {
+            "low": [float(np.percentile(p, 0.5)) for p in pooled],
+            "high": [float(np.percentile(p, 99.5)) for p in pooled],
+            "mean": [float(p.mean()) for p in pooled],
+            "std": [float(max(p.std(), 1e-8)) for p in pooled],
+        }
+    return Plan(plan.spacing, list(plan.patch_size), plan.batch_size, why, dict(plan.min_object_size), choice,
+                intensity)  # fmt: skip
+
+
+def normalise(image: np.ndarray, plan: Plan) -> np.ndarray:
+    """``image`` (C, *spatial) normalised as the plan says (:func:`fit_normalization`), into a new float32 array."""
+    if plan.normalize != "ct":
+        return zscore(image)
+    figures = plan.intensity
+    if image.shape[0] != len(figures["mean"]):
+        from meddl.errors import MedDLError
+
+        raise MedDLError(f"an image with {image.shape[0]} channel(s); the model was trained on {len(figures['mean'])}")
+    out = np.empty(image.shape, dtype=np.float32)
+    for c in range(image.shape[0]):
+        clipped = np.clip(image[c], figures["low"][c], figures["high"][c])
+        out[c] = (clipped - figures["mean"][c]) / figures["std"][c]
+    return out
 
 
 def drop_small_objects(labels: np.ndarray, min_size: dict[int, float], spacing: Sequence[float]) -> np.ndarray:

@@ -68,6 +68,7 @@ def run_segmentation(run: Any, folder: RunFolder, context: Any, say: Any) -> Run
     if modality.plan.spacing is not None:
         cfg.preprocess.spacing = modality.plan.spacing  # type: ignore[attr-defined]
     cfg.preprocess.patch_size = modality.plan.patch_size  # type: ignore[attr-defined]
+    cfg.preprocess.normalize = modality.plan.normalize  # type: ignore[attr-defined]
     for setting, entry in derived.items():
         say(f"{setting}: {entry['value']} (from the data: {entry['why']})")
 
@@ -394,7 +395,20 @@ def _plan_section(modality: SegmentationModality) -> dict[str, Any]:
         ],
         ["patch size", " × ".join(map(str, plan.patch_size)), plan.why.get("patch_size", "given in the experiment")],
         ["batch size", str(plan.batch_size), plan.why.get("batch_size", "given in the experiment")],
-        ["normalisation", "z-score per image and channel", "MONAI NormalizeIntensity"],
+        [
+            "normalisation",
+            "CT: clip to "
+            + ", ".join(
+                f"[{lo:g}, {hi:g}]" for lo, hi in zip(plan.intensity["low"], plan.intensity["high"], strict=True)
+            )
+            + ", then (x − "
+            + ", ".join(f"{m:.4g}" for m in plan.intensity["mean"])
+            + ") / "
+            + ", ".join(f"{sd:.4g}" for sd in plan.intensity["std"])
+            if plan.normalize == "ct"
+            else "z-score per image and channel",
+            plan.why.get("normalize", "preprocess.normalize, given in the experiment"),
+        ],
         [
             f"smallest object kept ({'mm³' if modality.data.spatial_dims == 3 else 'mm²'})",
             ", ".join(f"{modality.names[modality.label_values[k - 1]]}: {v:g}" for k, v in plan.min_object_size.items())

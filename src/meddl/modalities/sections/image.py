@@ -101,7 +101,12 @@ class ImagePreprocessConfig(PreprocessSection):
     spacing: list[float] | None = Field(None, description="resample to this voxel spacing (mm), per spatial axis")
     size: list[int] = Field(default_factory=lambda: [64, 64], description="target size per spatial axis")
     resize_mode: Literal["resize", "crop_or_pad"] = "resize"
-    normalize: Literal["zscore", "percentile", "minmax", "none"] = "zscore"
+    normalize: Literal["zscore", "percentile", "minmax", "none", "ct"] = Field(
+        "zscore",
+        description="zscore: each image by its own mean and SD; ct (segmentation): nnU-Net's CT scheme, clipped to the "
+        "training foreground's 0.5-99.5th percentiles and scaled by its mean and SD; segmentation chooses between "
+        "the two from the training images when this is left out",
+    )
     channels: Literal[1, 3] | None = Field(None, description="force grey (1) or RGB (3); default: as read")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     cache: bool = True
