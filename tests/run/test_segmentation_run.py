@@ -170,6 +170,21 @@ def test_predict_drops_objects_under_the_plans_smallest_size(trained: tuple) -> 
     assert np.array_equal(modality.segment(bundle.model, case), raw)
 
 
+def test_a_3d_run_reloads_from_its_bundle_and_predicts(tmp_path: Path) -> None:
+    manifest = write_phantom_dataset(
+        tmp_path / "data", 16, spatial_dims=3, size=16, fmt="nifti", prevalence=0.9, seed=0, patients=16,
+        mask_column="mask",
+    )  # fmt: skip
+    raw = _experiment(manifest, spatial_dims=3)
+    raw["train"]["epochs"] = 1
+    result = Experiment.from_dict(raw).run(out=tmp_path / "run")
+    assert "size:\n  - 64\n  - 64\n  - 64" in (result.path / "config.yaml").read_text()  # the 3-D placeholder
+    bundle = load_bundle(result.path)  # the written config.yaml is valid again
+    image = sorted((manifest.parent / "images").glob("*.nii.gz"))[0]
+    table = bundle.predict([image], mask_dir=tmp_path / "masks")
+    assert table["note"].iloc[0] == "" and nib.load(table["mask_path"].iloc[0]).shape == (16, 16, 16)
+
+
 def test_the_ct_scheme_is_only_for_segmentation(tmp_path: Path) -> None:
     raw = _experiment(tmp_path / "m.csv", labels=None)
     raw["data"].pop("labels")

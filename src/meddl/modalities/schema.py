@@ -192,10 +192,12 @@ class ExperimentConfig(Section):
         }
         prep = self.preprocess
         # image-classification settings a segmentation run would otherwise ignore without a word; judged by value,
-        # not by whether they were written (a bundle's config.yaml writes every field with its default)
-        defaults = {"window": None, "window_level": None, "size": [64, 64],
-                    "resize_mode": "resize", "imbalance": "none"}  # fmt: skip
+        # not by whether they were written (a bundle's config.yaml writes every field with its default; an unset
+        # size is [64, 64], or the placeholder [64] per spatial axis that the image modality writes there)
+        defaults = {"window": None, "window_level": None, "resize_mode": "resize", "imbalance": "none"}
         ignored = {f"preprocess.{k}": getattr(prep, k, v) != v for k, v in defaults.items()}
+        dims = getattr(self.data, "spatial_dims", 2)
+        ignored["preprocess.size"] = getattr(prep, "size", [64, 64]) not in ([64, 64], [64] * dims)
         ignored["preprocess.normalize"] = getattr(prep, "normalize", "zscore") not in ("zscore", "ct")
         unsupported.update(ignored)
         for name, flag in unsupported.items():
