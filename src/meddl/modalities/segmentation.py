@@ -5,7 +5,8 @@ The image modality's variant for the segmentation task. A manifest names each im
 (:mod:`meddl.io.masks`). A plan step (:func:`meddl.preprocess.segmentation.plan_segmentation`) takes the target
 spacing, patch size and batch size from the images' headers (the patch then fitted to the training masks' objects
 by :meth:`SegmentationModality.fit`); each image is resampled to that spacing (MONAI
-``Resize``: bilinear for the image, nearest for the mask) and z-scored per channel. Training draws
+``Resize``: bilinear for the image, nearest for the mask) and normalised as the plan says (nnU-Net's CT scheme for
+CT in Hounsfield units, else a z-score per image and channel; fitted on the training split). Training draws
 foreground-balanced patches with MONAI augmentation; prediction slides the patch over the whole image
 (MONAI ``sliding_window_inference``, Gaussian-weighted overlap) and maps the result back to the original grid,
 where objects under the plan's smallest size are dropped and every metric and volume is measured.
