@@ -201,3 +201,23 @@ def test_images_without_an_absolute_scale_are_zscored_each_on_its_own_and_a_give
         normalise(np.zeros((2, 24, 24), np.float32), fit_normalization(plan, ct, masks, given="ct"))
     again = Plan.from_json(fitted.to_json())
     assert again.normalize == "zscore" and again.intensity == {}
+
+
+def test_the_dicom_modality_decides_before_the_intensities_on_real_scans() -> None:
+    from pydicom.data import get_testdata_file
+
+    from meddl.io.images import read_image
+
+    ct = read_image(get_testdata_file("CT_small.dcm"))  # a real CT slice whose field of view reaches only -896 HU
+    mr = read_image(get_testdata_file("MR_small.dcm"))
+    assert ct.meta["modality"] == "CT" and float(ct.array.min()) > -900
+    plan = plan_segmentation([(128, 128)], [(1.0, 1.0)], spatial_dims=2, divisor=4)
+    mask = (ct.array[0] > np.percentile(ct.array[0], 95)).astype(np.uint8)
+    by_tag = fit_normalization(plan, [ct.array], [mask], given=None, modalities=["CT"])
+    assert by_tag.normalize == "ct" and "DICOM Modality: CT" in by_tag.why["normalize"]
+    by_values = fit_normalization(plan, [ct.array], [mask], given=None)  # the same HU without the tag
+    assert by_values.normalize == "ct" and "median minimum -896" in by_values.why["normalize"]
+    mr_mask = (mr.array[0] > np.percentile(mr.array[0], 95)).astype(np.uint8)
+    assert fit_normalization(plan, [mr.array], [mr_mask], given=None, modalities=["MR"]).normalize == "zscore"
+    mixed = fit_normalization(plan, [ct.array, ct.array], [mask, mask], given=None, modalities=["CT", "PT"])
+    assert mixed.normalize == "zscore" and "CT, PT" in mixed.why["normalize"]

@@ -229,6 +229,7 @@ class SegmentationModality(ImageModality):
             [cases[i].mask for i in train_index],
             given=given,
             seed=self.config.train.seed,
+            modalities=[cases[i].modality for i in train_index],
         )
         for case in cases:
             case.image = normalise(case.image, self.plan)
@@ -290,6 +291,7 @@ class SegmentationModality(ImageModality):
             source=str(image_path),
             mask_source=str(mask_path),
             truth=indices if resampled else None,
+            modality=volume.meta.get("modality"),
         )
         return case, values
 

@@ -51,7 +51,8 @@ _MIN_FOREGROUND_SHARE = 0.005  # the median object's share of a patch below whic
 _CONTEXT = 3  # a shrunk patch still spans this many times the larger objects' extent per axis
 _PATCH_FLOOR = 32  # and at least this many voxels per axis
 # CT in Hounsfield units: air at about -1000 HU around the body; MR, PET or an already normalised image never goes there
-_CT_MIN_HU, _CT_MAX_HU = -900.0, 100.0  # the training images' median minimum at or below, median maximum at or above
+# (pydicom's real CT_small.dcm, whose field of view holds little air, reaches only -896: so -500, not -900)
+_CT_MIN_HU, _CT_MAX_HU = -500.0, 100.0  # the training images' median minimum at or below, median maximum at or above
 _FOREGROUND_SAMPLES = 10_000  # foreground voxels sampled per training case for the intensity fingerprint
 
 
@@ -67,6 +68,7 @@ class SegmentationCase:
         source: the image file (or DICOM series folder).
         mask_source: the mask file.
         truth: the mask on the original grid (label indices), for metrics; None when it is ``mask`` itself.
+        modality: the image's DICOM Modality, for the plan's choice of normalisation.
     """
 
     image: np.ndarray
@@ -76,6 +78,7 @@ class SegmentationCase:
     source: str
     mask_source: str
     truth: np.ndarray | None = None
+    modality: str | None = None  # the DICOM Modality (CT, MR, ...), None for a file without one
 
     @property
     def original_mask(self) -> np.ndarray:
@@ -232,12 +235,19 @@ def fit_patch_to_objects(plan: Plan, masks: Sequence[np.ndarray], *, divisor: in
 
 
 def fit_normalization(
-    plan: Plan, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], *, given: str | None, seed: int = 0
+    plan: Plan,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    *,
+    given: str | None,
+    seed: int = 0,
+    modalities: Sequence[str | None] = (),
 ) -> Plan:
     """The plan's intensity normalisation, from the training cases only (nnU-Net's fingerprint).
 
-    ``ct`` (nnU-Net's CT scheme) when ``given`` says so, or, by default, when the images are CT in Hounsfield units
-    (their median minimum at or below -900, their median maximum at least 100): every image is clipped to the 0.5th
+    ``ct`` (nnU-Net's CT scheme) when ``given`` says so, or, by default, when the images are CT in Hounsfield units:
+    their DICOM Modality says CT (every image that names one), or, where no image names one (NIfTI, PNG), their
+    median minimum is at or below -500 and their median maximum at least 100. Every image is then clipped to the 0.5th
     and 99.5th percentiles of the training foreground's intensities and scaled by that foreground's mean and SD, the
     same figures for every image, so a lesion's contrast means the same in every scan. Otherwise ``zscore``: each
     image by its own mean and SD (MR, microscopy, anything without an absolute scale).
@@ -248,9 +258,19 @@ def fit_normalization(
         masks: their label-index masks on the same grid.
         given: ``preprocess.normalize`` when the experiment sets it, else None.
         seed: seeds the sample of foreground voxels.
+        modalities: each training image's DICOM Modality (None where the file has none).
     """
     why = dict(plan.why)
-    if given is None:
+    named = sorted({m for m in modalities if m})
+    if given is None and named:
+        choice = "ct" if named == ["CT"] else "zscore"
+        why["normalize"] = f"the training images' DICOM Modality: {', '.join(named)}; " + (
+            "CT in Hounsfield units, so nnU-Net's CT scheme: clipped to the training foreground's 0.5-99.5th "
+            "percentiles, scaled by its mean and SD"
+            if choice == "ct"
+            else "not CT alone, so each image is z-scored on its own"
+        )
+    elif given is None:
         low = float(np.median([float(image.min()) for image in images]))
         high = float(np.median([float(image.max()) for image in images]))
         choice = "ct" if low <= _CT_MIN_HU and high >= _CT_MAX_HU else "zscore"
