@@ -36,6 +36,7 @@ from meddl.preprocess.segmentation import (
     drop_small_objects,
     fit_normalization,
     fit_patch_to_objects,
+    mask_objects,
     normalise,
     plan_segmentation,
 )
@@ -241,17 +242,11 @@ class SegmentationModality(ImageModality):
     def object_sizes(self, cases: list[SegmentationCase]) -> dict[int, list[float]]:
         """Per label index, the sizes (mm³; mm² for 2-D images) of the connected objects in the cases' masks, on
         their original grids."""
-        from scipy import ndimage
-
         sizes: dict[int, list[float]] = {k: [] for k in range(1, len(self.label_values) + 1)}
         for case in cases:
-            truth = case.original_mask
             voxel = float(np.prod(case.spacing))
-            structure = np.ones((3,) * truth.ndim)
-            for k in sizes:
-                components, n = ndimage.label(truth == k, structure=structure)
-                if n:
-                    sizes[k] += [float(v) * voxel for v in np.bincount(components.reshape(-1))[1:]]
+            for label, voxels, _ in mask_objects(case.original_mask):
+                sizes[label].append(voxels * voxel)
         return sizes
 
     def _plan(self, shapes: list[Any], spacings: list[Any]) -> Plan:

@@ -32,6 +32,7 @@ __all__ = [
     "drop_small_objects",
     "fit_normalization",
     "fit_patch_to_objects",
+    "mask_objects",
     "normalise",
     "plan_segmentation",
     "zscore",
@@ -181,7 +182,7 @@ def _batch_for(patch: Sequence[int], spatial_dims: int) -> tuple[int, str]:
     return size, why
 
 
-def _objects(mask: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
+def mask_objects(mask: np.ndarray) -> list[tuple[int, int, tuple[int, ...]]]:
     """The connected objects of a label-index map (full connectivity, per label): (label, voxels, extent per axis)."""
     from scipy import ndimage
 
@@ -207,7 +208,7 @@ def fit_patch_to_objects(plan: Plan, masks: Sequence[np.ndarray], *, divisor: in
     ``divisor`` and never larger than before, so that foreground-centred patches hold enough lesion for the loss to
     learn it; the batch size follows the patch unless the experiment gives it. A patch the experiment gives is kept.
     """
-    objects = [found for mask in masks for found in _objects(mask)]
+    objects = [found for mask in masks for found in mask_objects(mask)]
     if patch_given or not objects:
         return plan
     patch = list(plan.patch_size)
