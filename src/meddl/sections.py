@@ -263,6 +263,14 @@ class EarlyStoppingConfig(Section):
     monitor: str | None = Field(None, description="validation metric; default auroc / auroc_macro / rmse")
     patience: int = Field(10, ge=1)
     min_delta: float = Field(0.0, ge=0)
+    smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="an exponential moving average of the monitored score, s = smoothing * s + (1 - smoothing) * "
+        "score, is what picks the best epoch and stops early (nnU-Net smooths its validation Dice with 0.9); 0: "
+        "the raw score",
+    )
 
 
 class TrainConfig(Section):

@@ -112,6 +112,49 @@ def test_early_stopping_stops_and_restores_best_epoch_weights():
     assert not all(torch.equal(snapshots[3][k], snapshots[6][k]) for k in snapshots[3])
 
 
+def test_smoothed_monitor_picks_the_best_epoch_by_its_moving_average():
+    train, val = toy_data()
+    raw = [0.50, 0.90, 0.55, 0.80, 0.82, 0.84, 0.40, 0.40]  # a lucky spike at epoch 2, a steady rise after
+    scripted = iter(raw)
+
+    def metric(outputs, targets):
+        return {"dice": next(scripted)}
+
+    trainer = make_trainer(epochs=8, patience=2, monitor="dice", monitor_mode="max", metric_fn=metric)
+    trainer.settings.monitor_smoothing = 0.5
+    result = trainer.fit(train, val)
+    expected, smoothed = [], None
+    for score in raw[: len(result.history)]:
+        smoothed = score if smoothed is None else 0.5 * smoothed + 0.5 * score
+        expected.append(smoothed)
+    assert [row["val_monitor_smoothed"] for row in result.history] == pytest.approx(expected)
+    assert [row["val_dice"] for row in result.history] == pytest.approx(raw[: len(result.history)])
+    # raw: best at epoch 2 (0.90); smoothed: 0.5, 0.7, 0.625, 0.7125, 0.766, 0.803 → epoch 6
+    assert result.best_epoch == 6 and result.best_score == pytest.approx(expected[5])
+    assert result.stopped_early and result.epochs_run == 8
+
+
+def test_resume_with_a_smoothed_monitor_matches_an_uninterrupted_run(tmp_path: Path):
+    train, val = toy_data()
+    full = make_trainer(seed=2, checkpoint_dir=tmp_path / "full", monitor="accuracy", monitor_mode="max")
+    full.settings.monitor_smoothing = 0.7
+    full_result = full.fit(train, val)
+    killed = make_trainer(
+        seed=2, checkpoint_dir=tmp_path / "resumed", on_epoch_end=interrupt_at(3), monitor="accuracy",
+        monitor_mode="max",
+    )  # fmt: skip
+    killed.settings.monitor_smoothing = 0.7
+    with pytest.raises(Interrupt):
+        killed.fit(train, val)
+    resumed = make_trainer(
+        seed=2, model_seed=7, checkpoint_dir=tmp_path / "resumed", monitor="accuracy", monitor_mode="max"
+    )
+    resumed.settings.monitor_smoothing = 0.7
+    result = resumed.fit(train, val, resume=True)
+    assert result.history == full_result.history  # the smoothed column goes on from the checkpoint's history
+    assert result.best_epoch == full_result.best_epoch and result.best_score == full_result.best_score
+
+
 def test_min_mode_monitors_validation_loss():
     train, val = toy_data()
     result = make_trainer(epochs=4, monitor="loss").fit(train, val)

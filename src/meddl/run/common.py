@@ -120,6 +120,7 @@ def trainer_settings(config: ExperimentConfig) -> TrainerSettings:
         warmup_epochs=t.warmup_epochs,
         patience=t.early_stopping.patience,
         min_delta=t.early_stopping.min_delta,
+        monitor_smoothing=t.early_stopping.smoothing,
         monitor=monitor,
         monitor_mode="max" if monitor != "loss" and higher_is_better(monitor) else "min",
         seed=t.seed,

@@ -57,6 +57,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+SMOOTHED = "val_monitor_smoothed"  # history column: the smoothed monitored score (early_stopping.smoothing)
 LOG_EVERY_S = 5.0  # seconds between epoch lines in a log (non-terminal)
 
 
@@ -74,6 +75,7 @@ class TrainerSettings:
     min_delta: float = 0.0
     monitor: str = "loss"
     monitor_mode: Literal["max", "min"] = "min"
+    monitor_smoothing: float = 0.0  # EMA weight of the previous smoothed score (0: the raw score is compared)
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "32"
@@ -273,6 +275,9 @@ class Trainer:
                         f"train.early_stopping.monitor: {s.monitor!r} is not a validation metric; "
                         f"choose loss or one of {sorted(metrics)}"
                     )
+                if s.monitor_smoothing > 0:
+                    score = self._smoothed(score, result.history[:-1])
+                    row[SMOOTHED] = score
                 if self._improved(score, best_score):
                     best_score, bad_epochs, result.best_epoch = score, 0, epoch
                     best_state = copy.deepcopy(self.module.state_dict())
@@ -393,6 +398,17 @@ class Trainer:
         return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
 
     # -- helpers ------------------------------------------------------------------------------
+    def _smoothed(self, score: float, history: list[dict[str, float]]) -> float:
+        """The exponential moving average of the monitored score after this epoch's ``score``, continued from the
+        last epoch's (kept in the history, so a resumed run goes on exactly); the first epoch's is its raw score."""
+        previous = history[-1].get(SMOOTHED) if history else None
+        if previous is None or not np.isfinite(previous):
+            return float(score)
+        if not np.isfinite(score):
+            return float(previous)
+        weight = self.settings.monitor_smoothing
+        return float(weight * previous + (1.0 - weight) * score)
+
     def _improved(self, score: float, best: float) -> bool:
         if not np.isfinite(score):
             return False
