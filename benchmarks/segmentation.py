@@ -116,7 +116,7 @@ def run_meddl(
     train: PatchDataset, val: PatchDataset, dims: int, channels: list[int], epochs: int, batch: int
 ) -> RunTiming:
     def metric(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        return {"dice": dice_score(np.argmax(outputs, axis=1), targets, 2)}
+        return {"dice": dice_score(np.argmax(outputs, axis=1), targets, 2, val.tile_cases)}
 
     trainer = Trainer(_network(dims, channels), DiceCELoss(), _settings(epochs, batch), metric_fn=metric)
     return fit_timed(trainer, train, val)
@@ -157,7 +157,7 @@ def run_plain(
         model.eval()
         with torch.no_grad():
             outputs, targets = zip(*[(model(x), y) for x, y in DataLoader(val, batch_size=256)], strict=True)
-            dice_score(torch.cat(outputs).argmax(1), torch.cat(targets), 2)
+            dice_score(torch.cat(outputs).argmax(1), torch.cat(targets), 2, val.tile_cases)
         timing.validation_seconds += time.perf_counter() - started
         scheduler.step()
     timing.fit_seconds = time.perf_counter() - started_fit

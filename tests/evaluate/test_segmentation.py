@@ -417,3 +417,17 @@ def test_module_imports_without_monai():
     code = "import sys, meddl.evaluate.segmentation; print('monai' in sys.modules, 'torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.split() == ["False", "False"]
+
+
+def test_dice_score_pools_the_tiles_of_a_case():
+    truth = np.zeros((3, 4, 4), np.int64)
+    prediction = np.zeros((3, 4, 4), np.int64)
+    truth[0, :2, :2] = 1  # case 0: its lesion in tile 0, the prediction spills into tile 1
+    prediction[0, :2, :2] = 1
+    prediction[1, :2, :2] = 1
+    truth[2, 0, 0] = 1  # case 1: missed
+    # pooled: case 0 is 2·4 / (4 + 8) = 2/3, case 1 is 0; tile by tile it would be (1 + 0 + 0) / 3
+    assert dice_score(prediction, truth, 2, cases=[5, 5, 9]) == pytest.approx((2 / 3 + 0) / 2)
+    assert dice_score(prediction, truth, 2) == pytest.approx(1 / 3)
+    with pytest.raises(MedDLError, match="case index per map"):
+        dice_score(prediction, truth, 2, cases=[0, 1])

@@ -64,12 +64,31 @@ def test_training_patches_are_centred_on_foreground_as_often_as_asked_and_replay
 
 
 @pytest.mark.parametrize("with_lesion", [True, False])
-def test_validation_patch_is_fixed_and_centred_on_the_foreground(with_lesion: bool) -> None:
-    data = PatchDataset([_case(with_lesion)], (16, 16), train=False)
+def test_validation_tiles_every_case_whole_side_by_side(with_lesion: bool) -> None:
+    cases = [_case(with_lesion), _case(True, size=20)]
+    data = PatchDataset(cases, (16, 16), train=False)
+    assert len(data) == 9 + 4  # 40 px in tiles of 16: 3 × 3 tiles (the last padded); 20 px: 2 × 2
+    assert data.tile_cases.tolist() == [0] * 9 + [1] * 4
     image, mask = data[0]
     assert image.shape == (1, 16, 16) and mask.shape == (16, 16)
-    assert int(mask.sum()) == (16 if with_lesion else 0)  # the whole 4 × 4 lesion lies inside the patch
-    assert np.array_equal(data[0][0].numpy(), image.numpy())
+    # the tiles of a case hold its every voxel exactly once: the lesion's voxels are all there, none twice
+    assert sum(int(data[i][1].sum()) for i in range(9)) == int(cases[0].mask.sum())
+    assert sum(float(data[i][0].abs().sum()) for i in range(9)) == pytest.approx(float(np.abs(cases[0].image).sum()))
+    assert np.array_equal(data[0][0].numpy(), image.numpy())  # fixed: the same tile every time
+
+
+def test_validation_past_its_voxel_budget_keeps_the_foreground_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    import meddl.preprocess.segmentation as segmentation
+
+    monkeypatch.setattr(segmentation, "_VALIDATION_VOXELS", 4 * 16 * 16)  # room for 4 of the 18 tiles
+    cases = [_case(True), _case(False)]
+    data = PatchDataset(cases, (16, 16), train=False, seed=1)
+    assert len(data) == 4
+    held = [int(data[i][1].sum() > 0) for i in range(4)]
+    assert sum(held) == 2  # both tiles the lesion straddles (rows 30-33) are kept, then tiles without any
+    assert sorted(data.tiles) == data.tiles  # in case order, as the per-case Dice pools them
+    again = PatchDataset(cases, (16, 16), train=False, seed=1)
+    assert again.tiles == data.tiles
 
 
 def test_a_case_smaller_than_the_patch_is_padded() -> None:

@@ -429,7 +429,7 @@ def aggregate(
 # --------------------------------------------------------------------------- fast Dice for training
 
 
-def dice_score(prediction: object, truth: object, n_classes: int) -> float:
+def dice_score(prediction: object, truth: object, n_classes: int, cases: object | None = None) -> float:
     """Mean foreground Dice of a batch of label maps, fast enough to run at every validation step.
 
     The Dice of each case and each class ``1 .. n_classes - 1`` (0 is the background), averaged over both; a class
@@ -440,6 +440,8 @@ def dice_score(prediction: object, truth: object, n_classes: int) -> float:
         prediction: Predicted labels, shape ``(N, *spatial)``, integers in ``[0, n_classes)`` (tensor or array).
         truth: True labels of the same shape.
         n_classes: Number of classes including the background, at least 2.
+        cases: the case of each map, shape ``(N,)`` (non-negative integers): the maps of one case — the tiles of a
+            validation volume — are pooled into that case's Dice. Default: every map is a case of its own.
 
     Returns:
         The mean Dice as a Python float.
@@ -466,11 +468,19 @@ def dice_score(prediction: object, truth: object, n_classes: int) -> float:
                 f"{name} has labels outside [0, {n_classes}): min {int(maps.min())}, max {int(maps.max())}"
             )
     k = int(n_classes)
-    n_cases = predicted.shape[0]
-    case = torch.arange(n_cases, device=predicted.device)[:, None]  # (N, 1)
-    codes = case * k * k + true.reshape(n_cases, -1).long() * k + predicted.reshape(n_cases, -1).long()  # (N, V)
-    confusion = torch.bincount(codes.reshape(-1), minlength=n_cases * k * k).reshape(n_cases, k, k)  # (N, true, pred)
-    overlap = torch.diagonal(confusion, dim1=1, dim2=2).double()  # (N, K)
-    sizes = (confusion.sum(dim=2) + confusion.sum(dim=1)).double()  # (N, K): |truth| + |prediction|
-    dice = torch.where(sizes > 0, 2.0 * overlap / sizes.clamp(min=1.0), torch.ones_like(sizes))  # (N, K)
+    n_maps = predicted.shape[0]
+    if cases is None:
+        case = torch.arange(n_maps, device=predicted.device)
+    else:
+        case = torch.as_tensor(np.asarray(cases), device=predicted.device).long()
+        if case.shape != (n_maps,) or (n_maps and int(case.min()) < 0):
+            raise MedDLError(f"cases must give a non-negative case index per map ({n_maps}), got {tuple(case.shape)}")
+        case = torch.unique(case, return_inverse=True)[1]  # 0 .. n_cases - 1, empty cases never counted
+    n_cases = int(case.max()) + 1 if n_maps else 0
+    codes = case[:, None] * k * k + true.reshape(n_maps, -1).long() * k + predicted.reshape(n_maps, -1).long()
+    counts = torch.bincount(codes.reshape(-1), minlength=n_cases * k * k)
+    confusion = counts.reshape(n_cases, k, k)  # (case, true, predicted)
+    overlap = torch.diagonal(confusion, dim1=1, dim2=2).double()  # (cases, K)
+    sizes = (confusion.sum(dim=2) + confusion.sum(dim=1)).double()  # (cases, K): |truth| + |prediction|
+    dice = torch.where(sizes > 0, 2.0 * overlap / sizes.clamp(min=1.0), torch.ones_like(sizes))  # (cases, K)
     return float(dice[:, 1:].mean())

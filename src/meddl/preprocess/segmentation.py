@@ -7,11 +7,13 @@ the patch datasets a segmentation network trains on.
 * :class:`PatchDataset` draws one patch per case and epoch for training — centred on a foreground voxel with
   probability ``foreground_ratio`` (MONAI's ``RandCropByPosNegLabeld``), then MONAI's spatial and intensity
   augmentation applied to image and mask together — seeded by ``(seed, epoch, case)``, so a run replays exactly.
-  For validation it gives one fixed patch per case, centred on the case's foreground.
+  For validation it tiles each case whole (patches side by side, the last ones padded), so the monitored Dice is
+  each case's own (:func:`meddl.evaluate.segmentation.case_dice`), not one patch's.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -43,6 +45,11 @@ __all__ = [
 _BATCH_VOXELS = {2: 16 * 128 * 128, 3: 4 * 64 * 64 * 64}
 _PATCH_CAP = {2: 256, 3: 128}
 _BACKGROUND_SITES = 20_000  # background voxels kept per case as patch centres
+# Validation tiles every case whole. One patch per case (centred on its foreground) made the monitored Dice swing
+# from epoch to epoch with the 8 validation volumes of the 3-D benchmark, and early stopping stopped on a lucky peak.
+# The tiles' outputs are held in memory by the trainer (every class's logits, float32), so beyond this many voxels
+# the validation keeps every tile holding foreground and then as many others as fit, chosen once by the seed.
+_VALIDATION_VOXELS = 2**25
 # Patches around small objects. With the lesions of a 64³ phantom volume at 0.03 % of a whole-volume patch, the
 # U-Net never learnt the low-contrast (soft-tissue) half of them, not even on its training cases: the per-patch Dice
 # and cross-entropy pulled every voxel to background. With 32³ foreground-centred patches it found all of them (test
@@ -142,7 +149,8 @@ def plan_segmentation(
         shapes: spatial shape of each training image.
         spacings: its spacing in mm.
         spatial_dims: 2 or 3.
-        divisor: every patch axis is a multiple of this (the network halves the patch ``log2(divisor)`` times).
+        divisor: every patch axis is a multiple of this (the network halves the patch ``log2(divisor)`` times) and
+            at least twice it (the deepest feature map keeps more than one voxel per axis, as instance norm needs).
         spacing, patch_size, batch_size: the experiment's own settings (None: derived).
     """
     shape_array = np.asarray(shapes, dtype=float).reshape(-1, spatial_dims)
@@ -160,10 +168,10 @@ def plan_segmentation(
     if patch_size is None:
         at_target = np.median(shape_array * spacing_array / grid, axis=0)
         cap = _PATCH_CAP[spatial_dims]
-        patch = [int(max(divisor, min(cap, (round(v) // divisor) * divisor))) for v in at_target]
+        patch = [int(max(2 * divisor, min(cap, (round(v) // divisor) * divisor))) for v in at_target]
         why["patch_size"] = (
             f"median image size at the target spacing ({' × '.join(str(round(v)) for v in at_target)}), rounded "
-            f"down to a multiple of {divisor} (the network's halvings), at most {cap} per axis"
+            f"down to a multiple of {divisor} (the network's halvings), at least {2 * divisor}, at most {cap} per axis"
         )
     else:
         patch = [int(v) for v in patch_size]
@@ -216,7 +224,7 @@ def fit_patch_to_objects(plan: Plan, masks: Sequence[np.ndarray], *, divisor: in
     if share >= _MIN_FOREGROUND_SHARE:
         return plan
     extent = np.percentile(np.array([e for _, _, e in objects], dtype=float), 95, axis=0)
-    floor = max(_PATCH_FLOOR, divisor)
+    floor = max(_PATCH_FLOOR, 2 * divisor)
     fitted = [
         min(p, max(floor, math.ceil(_CONTEXT * e / divisor) * divisor)) for p, e in zip(patch, extent, strict=True)
     ]
@@ -407,13 +415,14 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     Args:
         cases: the cases (already resampled).
         patch_size: the patch's spatial size.
-        train: random patches and augmentation (training) or one fixed patch per case (validation).
+        train: random patches and augmentation (training), or every case tiled whole by patches side by side
+            (validation; see ``tile_cases``).
         foreground_ratio: training: share of patches centred on a foreground voxel.
         augment: training: MONAI's flips, small rotations/scaling, intensity shift and noise, on image and mask.
         seed: the run's seed; with the epoch and case it seeds each draw.
         length: training: patches per epoch (cases are drawn in turn, each patch from a fresh random crop), so a
             small data set still makes enough optimiser steps per epoch for validation to be worth its cost
-            (nnU-Net fixes 250 steps an epoch); default: one patch per case.
+            (nnU-Net fixes 250 steps an epoch); default: one patch per case. Validation: the number of tiles.
     """
 
     def __init__(
@@ -437,6 +446,14 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.epoch = 0
         self._transforms: Any = None
         self._sites: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.tiles: list[tuple[int, tuple[int, ...]]] = [] if train else _validation_tiles(self.cases, self.patch, seed)
+        if not train:
+            self.length = len(self.tiles)
+
+    @property
+    def tile_cases(self) -> np.ndarray:
+        """Validation: the case (index into ``cases``) of each item, in item order."""
+        return np.array([k for k, _ in self.tiles], dtype=np.int64)
 
     def __len__(self) -> int:
         return self.length
@@ -511,8 +528,8 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.train:
-            case = self.cases[index % len(self.cases)]
-            image, label = _fixed_patch(case.image, case.mask[None], self.patch)
+            k, start = self.tiles[index]
+            image, label = _tile(self.cases[k].image, self.cases[k].mask[None], start, self.patch)
             return torch.from_numpy(image), torch.from_numpy(label[0].astype(np.int64))
         if self._transforms is None:
             self._transforms = self._build()
@@ -536,14 +553,32 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return image_t, label_t
 
 
-def _fixed_patch(image: np.ndarray, label: np.ndarray, patch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The patch centred on the foreground's centre of mass (the image centre when there is none), padded."""
-    spatial = np.array(image.shape[1:])
-    foreground = np.argwhere(label[0] > 0)
-    centre = foreground.mean(axis=0).round().astype(int) if len(foreground) else spatial // 2
-    size = np.array(patch)
-    start = np.clip(centre - size // 2, 0, np.maximum(spatial - size, 0))
-    region = tuple(slice(int(s), int(s + n)) for s, n in zip(start, size, strict=True))
+def _validation_tiles(
+    cases: Sequence[SegmentationCase], patch: tuple[int, ...], seed: int
+) -> list[tuple[int, tuple[int, ...]]]:
+    """``(case, start)`` of every tile of every case, side by side from the origin (a last tile past the edge is
+    padded, so no voxel is counted twice); past ``_VALIDATION_VOXELS`` in all, the tiles holding foreground and then
+    others at random (by ``seed``), in case order."""
+    tiles, holds = [], []
+    for k, case in enumerate(cases):
+        axes = [range(0, max(n, 1), p) for n, p in zip(case.mask.shape, patch, strict=True)]
+        for start in itertools.product(*axes):
+            region = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
+            tiles.append((k, tuple(int(s) for s in start)))
+            holds.append(bool(case.mask[region].any()))
+    room = max(1, _VALIDATION_VOXELS // int(np.prod(patch)))
+    if len(tiles) <= room:
+        return tiles
+    order = np.random.default_rng(seed).permutation(len(tiles))
+    ranked = sorted(order, key=lambda t: not holds[t])  # foreground first; stable, so random within each kind
+    return [tiles[t] for t in sorted(ranked[:room])]
+
+
+def _tile(
+    image: np.ndarray, label: np.ndarray, start: tuple[int, ...], patch: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The patch at ``start``, zero-padded at the far edges to the full patch."""
+    region = tuple(slice(int(s), int(s + n)) for s, n in zip(start, patch, strict=True))
     image, label = image[(slice(None), *region)], label[(slice(None), *region)]
-    pad = [(0, 0), *[(0, int(n - have)) for n, have in zip(size, image.shape[1:], strict=True)]]
+    pad = [(0, 0), *[(0, int(n - have)) for n, have in zip(patch, image.shape[1:], strict=True)]]
     return np.pad(image, pad).astype(np.float32), np.pad(label, pad)

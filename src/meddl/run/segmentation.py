@@ -3,11 +3,11 @@ metrics for an evaluation.
 
 read (image + mask pairs, the plan) → patient-level split (stratified by whether a case has foreground) → the plan's
 patch fitted to the training masks' objects → patches of the training split (foreground-balanced, augmented) → the
-one trainer with MONAI's Dice + cross-entropy loss, early stopping on the validation patches' Dice → the smallest
-object kept per label, chosen on the validation cases → every test case segmented whole (sliding window) and measured on
-its original grid (Dice, IoU, HD95, mean surface distance, volume error, lesion-wise sensitivity and false
-positives), aggregated with patient-level bootstrap CIs → best, median and worst cases as overlays → run record,
-report, bundle (the plan travels in ``preprocess.json``).
+one trainer with MONAI's Dice + cross-entropy loss, early stopping on the validation cases' Dice (each case tiled
+whole by patches) → the smallest object kept per label, chosen on the validation cases → every test case segmented
+whole (sliding window) and measured on its original grid (Dice, IoU, HD95, mean surface distance, volume error,
+lesion-wise sensitivity and false positives), aggregated with patient-level bootstrap CIs → best, median and worst
+cases as overlays → run record, report, bundle (the plan travels in ``preprocess.json``).
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ _SPLITS = ("train", "validation", "test")
 _HEADLINE = ("dice", "iou", "hd95", "msd", "volume_error_pct", "lesion_sensitivity", "false_positive_lesions")
 
 
-def _validation_dice(n_classes: int) -> Any:
+def _validation_dice(n_classes: int, cases: np.ndarray) -> Any:
+    """The monitored metric: the mean Dice of the validation cases, each pooled from its tiles (``cases``: the case of
+    each validation item)."""
+
     def metric(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        return {"dice": dice_score(np.argmax(outputs, axis=1), targets, n_classes)}
+        return {"dice": dice_score(np.argmax(outputs, axis=1), targets, n_classes, cases)}
 
     return metric
 
@@ -336,7 +339,7 @@ def _fit(
         network,
         DiceCELoss(),
         trainer_settings(cfg),
-        metric_fn=_validation_dice(data_arguments["out_channels"]),
+        metric_fn=_validation_dice(data_arguments["out_channels"], datasets["validation"].tile_cases),  # type: ignore[attr-defined]
         checkpoint_dir=folder.staging / "checkpoints",
     )
     patch = "×".join(map(str, modality.plan.patch_size)) if modality.plan else "?"
