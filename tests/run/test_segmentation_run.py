@@ -185,6 +185,44 @@ def test_a_3d_run_reloads_from_its_bundle_and_predicts(tmp_path: Path) -> None:
     assert table["note"].iloc[0] == "" and nib.load(table["mask_path"].iloc[0]).shape == (16, 16, 16)
 
 
+@pytest.mark.parametrize(
+    ("arch", "params", "patch"),
+    [
+        ("unetr", {"feature_size": 4, "hidden_size": 24, "mlp_dim": 48, "num_heads": 2}, [32, 32]),
+        ("swin_unetr", {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4]}, [64, 64]),
+    ],
+)
+def test_transformer_networks_train_reload_and_predict(tmp_path: Path, arch: str, params: dict, patch: list) -> None:
+    manifest = write_phantom_dataset(
+        tmp_path / "data", 12, spatial_dims=2, size=32, fmt="nifti", prevalence=0.9, seed=0, patients=12,
+        mask_column="mask",
+    )  # fmt: skip
+    raw = _experiment(manifest)
+    raw["model"] = {"arch": arch, **params}
+    raw["train"]["epochs"] = 1
+    result = Experiment.from_dict(raw).run(out=tmp_path / "run")
+    plan = result.record["data"]["plan"]
+    assert plan["patch_size"] == patch  # the network's divisor, at least twice it (Swin UNETR: 64 on 32-px images)
+    bundle = load_bundle(result.path)
+    if arch == "unetr":  # built for the plan's patch, which the bundle records for the rebuild
+        assert json.loads((result.path / "model.json").read_text())["data_arguments"]["input_size"] == patch
+    image = sorted((manifest.parent / "images").glob("*.nii.gz"))[0]
+    table = bundle.predict([image], mask_dir=tmp_path / "masks")
+    assert table["note"].iloc[0] == ""
+    assert nib.load(table["mask_path"].iloc[0]).shape == nib.load(image).shape
+
+
+@pytest.mark.parametrize(("arch", "patch"), [("unet", [5, 5]), ("swin_unetr", [32, 32]), ("unet", [16])])
+def test_a_patch_the_network_cannot_take_is_an_error_before_any_data_is_read(
+    tmp_path: Path, arch: str, patch: list
+) -> None:
+    raw = _experiment(tmp_path / "absent.csv")
+    raw["model"] = {"arch": arch} if arch != "unet" else raw["model"]
+    raw["preprocess"] = {"patch_size": patch}
+    with pytest.raises(MedDLError, match=r"preprocess\.patch_size: .* does not fit model\.arch"):
+        Experiment.from_dict(raw).run(out=tmp_path / "run")
+
+
 def test_the_ct_scheme_is_only_for_segmentation(tmp_path: Path) -> None:
     raw = _experiment(tmp_path / "m.csv", labels=None)
     raw["data"].pop("labels")

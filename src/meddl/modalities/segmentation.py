@@ -14,6 +14,7 @@ where objects under the plan's smallest size are dropped and every metric and vo
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInpu
 from meddl.modalities.image import ImageModality, image_sources
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
+from meddl.models.registry import _constructor
 from meddl.preprocess.segmentation import (
     PatchDataset,
     Plan,
@@ -68,6 +70,20 @@ class SegmentationModality(ImageModality):
         self.names: dict[int, str] = dict(self.data.labels or {})  # label value → name
         self.plan: Plan | None = None
         self.fitted = False  # the plan's normalisation is known (after fit(), or from a bundle): normalise on reading
+        self._check_patch(self.prep.patch_size)
+
+    def _check_patch(self, patch: list[int] | None) -> None:
+        """A given ``preprocess.patch_size`` against the network, before any data is read: one size per axis, each
+        a multiple of the network's divisor and at least twice it."""
+        if patch is None:
+            return
+        divisor, dims = self.divisor, self.data.spatial_dims
+        if len(patch) != dims or any(int(v) % divisor or int(v) < 2 * divisor for v in patch):
+            raise MedDLError(
+                f"preprocess.patch_size: {list(patch)} does not fit model.arch {self.config.model.arch!r}; give "
+                f"{dims} sizes, each a multiple of {divisor} and at least {2 * divisor} (the network halves a patch "
+                f"{divisor.bit_length() - 1} times and its deepest feature map needs more than one voxel per axis)"
+            )
 
     @classmethod
     def example(cls, folder: Path) -> ModalityExample:
@@ -107,11 +123,9 @@ class SegmentationModality(ImageModality):
 
     @property
     def divisor(self) -> int:
-        """Every patch axis must be a multiple of this: 2 to the number of halvings of the network."""
-        params = self.config.model.params
-        if self.config.model.arch == "unet":
-            return 2 ** (len(params.get("channels", (16, 32, 64, 128))) - 1)
-        return 8
+        """Every patch axis must be a multiple of this: the network's own (2 to its number of halvings)."""
+        network = _constructor(self.config.model.arch, "model")
+        return int(network.patch_divisor(self.config.model.params))  # type: ignore[attr-defined]
 
     # -- training -----------------------------------------------------------------------------------
     def load(self, log: Log) -> Prepared:
@@ -347,12 +361,17 @@ class SegmentationModality(ImageModality):
         )
 
     def model_arguments(self, inputs: Any) -> dict[str, Any]:
+        """The data's dimensions, channels and labels; the plan's patch for a network built for one input size."""
         cases: list[SegmentationCase] = inputs
-        return {
+        arguments: dict[str, Any] = {
             "spatial_dims": self.data.spatial_dims,
             "in_channels": int(cases[0].image.shape[0]),
             "out_channels": len(self.names) + 1,
         }
+        if "input_size" in inspect.signature(_constructor(self.config.model.arch, "model").__init__).parameters:
+            assert self.plan is not None, "load() makes the plan"
+            arguments["input_size"] = list(self.plan.patch_size)
+        return arguments
 
     def features(self, prepared: Prepared) -> Any:
         return prepared.extra["cases"]

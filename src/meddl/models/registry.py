@@ -29,6 +29,7 @@ DATA_ARGUMENTS = (
     "atom_features",
     "bond_features",  # a molecule graph's packed layout (models/graph.py)
     "modalities",  # a fused model's packed layout of inputs (models/fusion.py)
+    "input_size",  # the segmentation plan's patch, for a network built for one input size (UNETR)
 )
 
 M = TypeVar("M", bound=type[nn.Module])

@@ -1,9 +1,11 @@
-"""Segmentation networks: MONAI's U-Net and SegResNet under MedDL's constructor convention.
+"""Segmentation networks: MONAI's U-Net, SegResNet, UNETR and Swin UNETR under MedDL's constructor convention.
 
 Every network is built as ``(spatial_dims, in_channels, out_channels, ...)`` and maps ``(B, C, *spatial)`` to
 ``(B, out_channels, *spatial)`` logits, one channel per label plus the background (channel 0). The input's spatial
-size must be divisible by ``2 ** depth`` (the plan step chooses patch sizes that are); sliding-window inference
-(:mod:`meddl.modalities.segmentation`) covers images of any size with such patches.
+size must be a multiple of the network's :meth:`patch_divisor` (``2 ** depth``, the plan step chooses patch sizes
+that are, and at least twice it, so that the deepest feature map keeps more than one voxel for instance norm);
+sliding-window inference (:mod:`meddl.modalities.segmentation`) covers images of any size with such patches. UNETR
+is built for one input size (its transformer's position embedding): the plan's patch, given as ``input_size``.
 
 ``head`` names the final convolution, whose shape depends on the number of labels: transfer learning
 (``model.pretrained``) swaps it when the labels differ and ``freeze: [encoder]`` freezes everything else.
@@ -12,16 +14,17 @@ MONAI is imported when a network is built, not with this module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from meddl.models.registry import register_model
 
-__all__ = ["SEGMENTATION_ARCHS", "SegResNet", "UNet"]
+__all__ = ["SEGMENTATION_ARCHS", "UNETR", "SegResNet", "SwinUNETR", "UNet"]
 
-SEGMENTATION_ARCHS = ("unet", "segresnet")
+SEGMENTATION_ARCHS = ("unet", "segresnet", "unetr", "swin_unetr")
 
 
 @register_model("unet")
@@ -66,7 +69,12 @@ class UNet(nn.Module):
             dropout=dropout,
             norm=norm,
         )
-        self.divisor = 2 ** (len(channels) - 1)
+        self.divisor = self.patch_divisor({"channels": channels})
+
+    @staticmethod
+    def patch_divisor(params: Mapping[str, Any]) -> int:
+        """2 to the number of halvings (``len(channels) - 1``)."""
+        return int(2 ** (len(params.get("channels", (16, 32, 64, 128))) - 1))
 
     @property
     def head(self) -> str:
@@ -106,12 +114,155 @@ class SegResNet(nn.Module):
             init_filters=init_filters,
             dropout_prob=dropout or None,
         )
-        self.divisor = 8
+        self.divisor = self.patch_divisor({})
+
+    @staticmethod
+    def patch_divisor(params: Mapping[str, Any]) -> int:
+        """Three halvings."""
+        return 8
 
     @property
     def head(self) -> str:
         """``net.conv_final``: the output convolution (its shape depends on the labels)."""
         return "net.conv_final"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *spatial) → (B, out_channels, *spatial) logits."""
+        return self.net(x)
+
+
+@register_model("unetr")
+class UNETR(nn.Module):
+    """MONAI's UNETR (Hatamizadeh 2022): a ViT encoder on 16-voxel patches, its hidden states at layers 3, 6, 9 and
+    12 decoded by convolutions. Built for one input size, the plan's patch (``input_size``, filled in by the
+    segmentation modality); the defaults are the paper's (about 90 M parameters: give a smaller ``hidden_size``
+    and ``mlp_dim`` to train on a CPU).
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: the labels plus the background.
+        input_size: the patch size the network is built for (a multiple of 16 per axis).
+        feature_size: feature maps of the convolutional decoder's top level.
+        hidden_size: the transformer's width.
+        mlp_dim: its feed-forward width.
+        num_heads: attention heads (dividing ``hidden_size``).
+        dropout: dropout rate in the transformer.
+    """
+
+    bf16 = True
+    segmentation = True
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        input_size: Sequence[int],
+        feature_size: int = 16,
+        hidden_size: int = 768,
+        mlp_dim: int = 3072,
+        num_heads: int = 12,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        from monai.networks.nets import UNETR as MonaiUNETR
+
+        size = [int(v) for v in input_size]
+        if len(size) != spatial_dims or any(v % 16 for v in size):
+            raise ValueError(f"input_size must give {spatial_dims} sizes, each a multiple of 16; got {size}")
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads})")
+        self.net = MonaiUNETR(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            img_size=size,
+            feature_size=feature_size,
+            hidden_size=hidden_size,
+            mlp_dim=mlp_dim,
+            num_heads=num_heads,
+            dropout_rate=dropout,
+            spatial_dims=spatial_dims,
+        )
+        self.divisor = self.patch_divisor({})
+
+    @staticmethod
+    def patch_divisor(params: Mapping[str, Any]) -> int:
+        """The ViT's 16-voxel patches."""
+        return 16
+
+    @property
+    def head(self) -> str:
+        """``net.out``: the output convolution (its shape depends on the labels)."""
+        return "net.out"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *input_size) → (B, out_channels, *input_size) logits."""
+        return self.net(x)
+
+
+@register_model("swin_unetr")
+class SwinUNETR(nn.Module):
+    """MONAI's Swin UNETR (Hatamizadeh 2022): a shifted-window transformer encoder over 2-voxel patches, merged
+    four times, with a convolutional decoder. Any input size that is a multiple of 32 (at least 64 per axis).
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: the labels plus the background.
+        feature_size: feature maps of the first stage (a multiple of 12; the paper's is 48, 24 trains on a CPU).
+        depths: Swin blocks per stage (four stages).
+        num_heads: attention heads per stage (each dividing that stage's width, ``feature_size * 2 ** stage``).
+        window_size: the attention window, in patches per axis.
+        dropout: dropout rate in the transformer.
+    """
+
+    bf16 = True
+    segmentation = True
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        feature_size: int = 24,
+        depths: Sequence[int] = (2, 2, 2, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        window_size: int = 7,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
+
+        if feature_size % 12:
+            raise ValueError(f"feature_size must be a multiple of 12, got {feature_size}")
+        if len(depths) != 4 or len(num_heads) != 4:
+            raise ValueError(f"depths and num_heads give the four stages; got {list(depths)} and {list(num_heads)}")
+        widths = [feature_size * 2**stage for stage in range(4)]
+        bad = [(w, h) for w, h in zip(widths, num_heads, strict=True) if w % int(h)]
+        if bad:
+            raise ValueError(f"num_heads must divide each stage's width {widths}; got {list(num_heads)}")
+        self.net = MonaiSwinUNETR(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            feature_size=feature_size,
+            depths=tuple(int(d) for d in depths),
+            num_heads=tuple(int(h) for h in num_heads),
+            window_size=int(window_size),
+            drop_rate=dropout,
+            spatial_dims=spatial_dims,
+        )
+        self.divisor = self.patch_divisor({})
+
+    @staticmethod
+    def patch_divisor(params: Mapping[str, Any]) -> int:
+        """The 2-voxel patch embedding merged four times."""
+        return 32
+
+    @property
+    def head(self) -> str:
+        """``net.out``: the output convolution (its shape depends on the labels)."""
+        return "net.out"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *spatial) → (B, out_channels, *spatial) logits."""

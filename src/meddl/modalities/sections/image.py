@@ -35,8 +35,10 @@ class ImageDataConfig(DataSection):
         "vit",
         "unet",
         "segresnet",
+        "unetr",
+        "swin_unetr",
     )
-    task_archs: ClassVar[dict[str, tuple[str, ...]]] = {"segmentation": ("unet", "segresnet")}
+    task_archs: ClassVar[dict[str, tuple[str, ...]]] = {"segmentation": ("unet", "segresnet", "unetr", "swin_unetr")}
 
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "segmentation")
     classical_baselines: ClassVar[bool] = False  # no classical baseline on raw pixels by default
