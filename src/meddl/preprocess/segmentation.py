@@ -8,7 +8,7 @@ the patch datasets a segmentation network trains on.
   probability ``foreground_ratio`` (MONAI's ``RandCropByPosNegLabeld``), then MONAI's spatial and intensity
   augmentation applied to image and mask together — seeded by ``(seed, epoch, case)``, so a run replays exactly.
   For validation it tiles each case whole (patches side by side, the last ones padded), so the monitored Dice is
-  each case's own (:func:`meddl.evaluate.segmentation.case_dice`), not one patch's.
+  each case's own (:func:`meddl.evaluate.segmentation.dice_score` with ``cases``), not one patch's.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ __all__ = [
 _BATCH_VOXELS = {2: 16 * 128 * 128, 3: 4 * 64 * 64 * 64}
 _PATCH_CAP = {2: 256, 3: 128}
 _BACKGROUND_SITES = 20_000  # background voxels kept per case as patch centres
-# Validation tiles every case whole. One patch per case (centred on its foreground) made the monitored Dice swing
-# from epoch to epoch with the 8 validation volumes of the 3-D benchmark, and early stopping stopped on a lucky peak.
+# Validation tiles every case whole. One patch per case (centred on its foreground) judged a case by one region (a
+# second lesion or a false positive elsewhere never counted); with the 8 validation volumes of the 3-D phantoms the
+# monitored Dice moved by 0.042 an epoch on average after epoch 15 (32³ patches), 0.026 with the tiles.
 # The tiles' outputs are held in memory by the trainer (every class's logits, float32), so beyond this many voxels
 # the validation keeps every tile holding foreground and then as many others as fit, chosen once by the seed.
 _VALIDATION_VOXELS = 2**25
