@@ -131,6 +131,7 @@ def test_smoothed_monitor_picks_the_best_epoch_by_its_moving_average():
     assert [row["val_dice"] for row in result.history] == pytest.approx(raw[: len(result.history)])
     # raw: best at epoch 2 (0.90); smoothed: 0.5, 0.7, 0.625, 0.7125, 0.766, 0.803 → epoch 6
     assert result.best_epoch == 6 and result.best_score == pytest.approx(expected[5])
+    assert result.as_dict("dice")["monitor_smoothing"] == 0.5  # the record says best_score is the smoothed one
     assert result.stopped_early and result.epochs_run == 8
 
 

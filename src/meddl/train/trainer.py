@@ -100,6 +100,7 @@ class TrainResult:
     data_workers: int = 0
     data_workers_note: str = ""
     loading_share: float | None = None  # of the training loop's time, spent waiting for batches (lazy datasets)
+    monitor_smoothing: float = 0.0  # > 0: best_score is the smoothed monitored score (history: val_monitor_smoothed)
 
     def as_dict(self, monitor: str) -> dict[str, Any]:
         return {
@@ -116,6 +117,7 @@ class TrainResult:
             "data_workers": self.data_workers,
             "data_workers_note": self.data_workers_note,
             "loading_share": None if self.loading_share is None else round(self.loading_share, 4),
+            "monitor_smoothing": self.monitor_smoothing,
             "resumed_from_epoch": self.resumed_from_epoch,
         }
 
@@ -237,6 +239,7 @@ class Trainer:
             precision_note=self.precision_note,
             data_workers=self.data_workers,
             data_workers_note=self.data_workers_note,
+            monitor_smoothing=s.monitor_smoothing,
         )
         best_state = copy.deepcopy(self.module.state_dict())
         best_score = -math.inf if s.monitor_mode == "max" else math.inf
@@ -398,6 +401,11 @@ class Trainer:
         return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
 
     # -- helpers ------------------------------------------------------------------------------
+    @property
+    def _monitor_label(self) -> str:
+        """The monitored score as the progress lines show it."""
+        return self.settings.monitor + (" (smoothed)" if self.settings.monitor_smoothing > 0 else "")
+
     def _smoothed(self, score: float, history: list[dict[str, float]]) -> float:
         """The exponential moving average of the monitored score after this epoch's ``score``, continued from the
         last epoch's (kept in the history, so a resumed run goes on exactly); the first epoch's is its raw score."""
@@ -518,7 +526,7 @@ class Trainer:
                     last = now
                     print(
                         f"  epoch {epoch}/{self.settings.epochs}  train loss {row['train_loss']:.4f}  "
-                        f"val {self.settings.monitor} {score:.4f}  ({now - started:.0f} s)",
+                        f"val {self._monitor_label} {score:.4f}  ({now - started:.0f} s)",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -541,7 +549,7 @@ class Trainer:
                 progress.update(
                     task,
                     advance=1,
-                    description=f"train loss {row['train_loss']:.4f}  val {self.settings.monitor} {score:.4f}",
+                    description=f"train loss {row['train_loss']:.4f}  val {self._monitor_label} {score:.4f}",
                 )
 
             yield advance
