@@ -27,8 +27,33 @@ __all__ = ["SEGMENTATION_ARCHS", "UNETR", "SegResNet", "SwinUNETR", "UNet"]
 SEGMENTATION_ARCHS = ("unet", "segresnet", "unetr", "swin_unetr")
 
 
+class _SegmentationNetwork(nn.Module):
+    """What the segmentation networks share: a MONAI network in ``net``, the head transfer learning swaps, the patch
+    divisor the plan rounds to, and one logit map per label."""
+
+    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it
+    segmentation = True  # outputs one map per label, the same size as the input
+    divisor = 8  # every patch axis a multiple of this (see patch_divisor)
+    head_name = "net.out"  # the output convolution (its shape depends on the labels)
+    net: nn.Module
+
+    @classmethod
+    def patch_divisor(cls, params: Mapping[str, Any]) -> int:
+        """Every patch axis must be a multiple of this, given the network's ``model.*`` parameters."""
+        return cls.divisor
+
+    @property
+    def head(self) -> str:
+        """The module whose shape depends on the labels (``model.pretrained`` swaps it when they differ)."""
+        return self.head_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *spatial) → (B, out_channels, *spatial) logits."""
+        return self.net(x)
+
+
 @register_model("unet")
-class UNet(nn.Module):
+class UNet(_SegmentationNetwork):
     """MONAI's residual U-Net (``monai.networks.nets.UNet``), the nnU-Net-like default.
 
     Args:
@@ -41,8 +66,7 @@ class UNet(nn.Module):
         norm: ``instance`` (nnU-Net's choice for small batches) or ``batch``.
     """
 
-    bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it
-    segmentation = True  # outputs one map per label, the same size as the input
+    head_name = "net.model.2"  # the top up-sampling block, whose convolutions output one map per label
 
     def __init__(
         self,
@@ -69,25 +93,16 @@ class UNet(nn.Module):
             dropout=dropout,
             norm=norm,
         )
-        self.divisor = self.patch_divisor({"channels": channels})
+        self.divisor = self.patch_divisor({"channels": channels})  # this network's, from its levels
 
-    @staticmethod
-    def patch_divisor(params: Mapping[str, Any]) -> int:
+    @classmethod
+    def patch_divisor(cls, params: Mapping[str, Any]) -> int:
         """2 to the number of halvings (``len(channels) - 1``)."""
         return int(2 ** (len(params.get("channels", (16, 32, 64, 128))) - 1))
 
-    @property
-    def head(self) -> str:
-        """``net.model.2``: the top up-sampling block, whose convolutions output one map per label."""
-        return "net.model.2"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *spatial) → (B, out_channels, *spatial) logits."""
-        return self.net(x)
-
 
 @register_model("segresnet")
-class SegResNet(nn.Module):
+class SegResNet(_SegmentationNetwork):
     """MONAI's SegResNet (Myronenko 2018: a residual encoder and a light decoder).
 
     Args:
@@ -98,8 +113,8 @@ class SegResNet(nn.Module):
         dropout: dropout rate after the first convolution.
     """
 
-    bf16 = True
-    segmentation = True
+    divisor = 8  # three halvings
+    head_name = "net.conv_final"
 
     def __init__(
         self, spatial_dims: int, in_channels: int, out_channels: int, init_filters: int = 16, dropout: float = 0.0
@@ -114,25 +129,10 @@ class SegResNet(nn.Module):
             init_filters=init_filters,
             dropout_prob=dropout or None,
         )
-        self.divisor = self.patch_divisor({})
-
-    @staticmethod
-    def patch_divisor(params: Mapping[str, Any]) -> int:
-        """Three halvings."""
-        return 8
-
-    @property
-    def head(self) -> str:
-        """``net.conv_final``: the output convolution (its shape depends on the labels)."""
-        return "net.conv_final"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *spatial) → (B, out_channels, *spatial) logits."""
-        return self.net(x)
 
 
 @register_model("unetr")
-class UNETR(nn.Module):
+class UNETR(_SegmentationNetwork):
     """MONAI's UNETR (Hatamizadeh 2022): a ViT encoder on 16-voxel patches, its hidden states at layers 3, 6, 9 and
     12 decoded by convolutions. Built for one input size, the plan's patch (``input_size``, filled in by the
     segmentation modality); the defaults are the paper's (about 90 M parameters: give a smaller ``hidden_size``
@@ -150,8 +150,7 @@ class UNETR(nn.Module):
         dropout: dropout rate in the transformer.
     """
 
-    bf16 = True
-    segmentation = True
+    divisor = 16  # the ViT's 16-voxel patches
 
     def __init__(
         self,
@@ -184,25 +183,10 @@ class UNETR(nn.Module):
             dropout_rate=dropout,
             spatial_dims=spatial_dims,
         )
-        self.divisor = self.patch_divisor({})
-
-    @staticmethod
-    def patch_divisor(params: Mapping[str, Any]) -> int:
-        """The ViT's 16-voxel patches."""
-        return 16
-
-    @property
-    def head(self) -> str:
-        """``net.out``: the output convolution (its shape depends on the labels)."""
-        return "net.out"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *input_size) → (B, out_channels, *input_size) logits."""
-        return self.net(x)
 
 
 @register_model("swin_unetr")
-class SwinUNETR(nn.Module):
+class SwinUNETR(_SegmentationNetwork):
     """MONAI's Swin UNETR (Hatamizadeh 2022): a shifted-window transformer encoder over 2-voxel patches, merged
     four times, with a convolutional decoder. Any input size that is a multiple of 32 (at least 64 per axis).
 
@@ -217,8 +201,7 @@ class SwinUNETR(nn.Module):
         dropout: dropout rate in the transformer.
     """
 
-    bf16 = True
-    segmentation = True
+    divisor = 32  # the 2-voxel patch embedding merged four times
 
     def __init__(
         self,
@@ -252,18 +235,3 @@ class SwinUNETR(nn.Module):
             drop_rate=dropout,
             spatial_dims=spatial_dims,
         )
-        self.divisor = self.patch_divisor({})
-
-    @staticmethod
-    def patch_divisor(params: Mapping[str, Any]) -> int:
-        """The 2-voxel patch embedding merged four times."""
-        return 32
-
-    @property
-    def head(self) -> str:
-        """``net.out``: the output convolution (its shape depends on the labels)."""
-        return "net.out"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *spatial) → (B, out_channels, *spatial) logits."""
-        return self.net(x)
