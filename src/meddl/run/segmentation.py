@@ -335,11 +335,12 @@ def _fit(
     pretrained = apply_pretrained(network, cfg.model.pretrained)
     if pretrained is not None:
         say(describe_pretrained(pretrained))
+    tiles = datasets["validation"].tile_cases  # type: ignore[attr-defined]  # the case of each validation tile
     trainer = Trainer(
         network,
         DiceCELoss(),
         trainer_settings(cfg),
-        metric_fn=_validation_dice(data_arguments["out_channels"], datasets["validation"].tile_cases),  # type: ignore[attr-defined]
+        metric_fn=_validation_dice(data_arguments["out_channels"], tiles),
         checkpoint_dir=folder.staging / "checkpoints",
     )
     patch = "×".join(map(str, modality.plan.patch_size)) if modality.plan else "?"
