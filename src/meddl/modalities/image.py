@@ -11,7 +11,6 @@ on lesion masks; external evaluation compares intensity, size and spacing with t
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +47,7 @@ from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInpu
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
 from meddl.modalities.sections.image import ImageDataConfig, ImagePreprocessConfig
-from meddl.models.registry import _constructor
+from meddl.models.registry import takes_argument
 from meddl.preprocess.images import ImagePipeline
 from meddl.train.runtime import laid_out
 
@@ -326,7 +325,7 @@ class ImageModality(Modality):
         image, _ = self._dataset(inputs, index, inputs.target[index], train=False)[0]
         arguments: dict[str, Any] = {"spatial_dims": self.data.spatial_dims, "in_channels": int(image.shape[0])}
         arch, params = self.config.model.arch, self.config.model.params
-        if "image_size" in inspect.signature(_constructor(arch, "model").__init__).parameters:
+        if takes_argument(arch, "image_size"):
             arguments["image_size"] = list(params.get("image_size", self.prep.size))
         return arguments
 

@@ -14,7 +14,6 @@ where objects under the plan's smallest size are dropped and every metric and vo
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,7 +29,7 @@ from meddl.modalities.base import Log, Modality, ModalityExample, PredictionInpu
 from meddl.modalities.image import ImageModality, image_sources
 from meddl.modalities.registry import register
 from meddl.modalities.schema import ExperimentConfig
-from meddl.models.registry import _constructor
+from meddl.models.registry import model_class, takes_argument
 from meddl.preprocess.segmentation import (
     PatchDataset,
     Plan,
@@ -124,7 +123,7 @@ class SegmentationModality(ImageModality):
     @property
     def divisor(self) -> int:
         """Every patch axis must be a multiple of this: the network's own (2 to its number of halvings)."""
-        network = _constructor(self.config.model.arch, "model")
+        network = model_class(self.config.model.arch)
         return int(network.patch_divisor(self.config.model.params))  # type: ignore[attr-defined]
 
     # -- training -----------------------------------------------------------------------------------
@@ -368,7 +367,7 @@ class SegmentationModality(ImageModality):
             "in_channels": int(cases[0].image.shape[0]),
             "out_channels": len(self.names) + 1,
         }
-        if "input_size" in inspect.signature(_constructor(self.config.model.arch, "model").__init__).parameters:
+        if takes_argument(self.config.model.arch, "input_size"):
             assert self.plan is not None, "load() makes the plan"
             arguments["input_size"] = list(self.plan.patch_size)
         return arguments

@@ -14,7 +14,15 @@ from torch import nn
 
 from meddl.errors import MedDLError
 
-__all__ = ["available_models", "build_model", "check_model_params", "output_argument", "register_model"]
+__all__ = [
+    "available_models",
+    "build_model",
+    "check_model_params",
+    "model_class",
+    "output_argument",
+    "register_model",
+    "takes_argument",
+]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 # Arguments the pipeline fills in from the data; a user does not set them in model.*.
@@ -55,6 +63,16 @@ def _constructor(arch: str, source: str) -> type[nn.Module]:
     if arch not in _REGISTRY:
         raise MedDLError(f"{source}: model.arch: unknown architecture {arch!r}; choose one of {available_models()}")
     return _REGISTRY[arch]
+
+
+def model_class(arch: str) -> type[nn.Module]:
+    """The network class registered as ``arch`` (a MedDLError naming ``model.arch`` when there is none)."""
+    return _constructor(arch, "model")
+
+
+def takes_argument(arch: str, name: str) -> bool:
+    """Whether ``arch``'s constructor has an argument ``name`` (one the data fills in for some networks only)."""
+    return name in inspect.signature(_constructor(arch, "model").__init__).parameters
 
 
 def user_parameters(arch: str, source: str = "model") -> dict[str, inspect.Parameter]:
