@@ -161,10 +161,14 @@ def _regression_inputs(y_true: object, y_score: object) -> tuple[np.ndarray, np.
     return truth, pred
 
 
-def _metric_function(task: str, y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> MetricFunction:
-    """A function of row indices computing the task's metrics on validated arrays."""
+def _metric_function(
+    task: str, y_true: np.ndarray, y_score: np.ndarray, threshold: float, only: str | None = None
+) -> MetricFunction:
+    """A function of row indices computing the task's metrics on validated arrays; with ``only`` (a caller that
+    reads one metric), a binary task skips the calibration fits unless that metric is one of them."""
     if task == "binary":
-        return lambda rows: _binary(y_true[rows], y_score[rows], threshold)
+        calibration = only is None or only.startswith("calibration_")
+        return lambda rows: _binary(y_true[rows], y_score[rows], threshold, calibration=calibration)
     if task == "multiclass":
         return lambda rows: _multiclass(y_true[rows], y_score[rows])
     if task == "multilabel":
@@ -399,14 +403,15 @@ def compare_to_baseline(
     n = truth.shape[0]
     group_array = _check_groups(groups, n)
     name = main_metric(task) if metric is None else metric
-    compute_model = _metric_function(task, truth, model_score, _check_threshold(threshold_model, "threshold_model"))
-    compute_baseline = _metric_function(
-        task, truth, baseline_score, _check_threshold(threshold_baseline, "threshold_baseline")
-    )
+    cut_model = _check_threshold(threshold_model, "threshold_model")
+    cut_baseline = _check_threshold(threshold_baseline, "threshold_baseline")
     everything = np.arange(n)
+    known = _metric_function(task, truth, model_score, cut_model)(everything)
+    if name not in known:
+        raise MedDLError(f"metric {name!r} is not a {task} metric; choose one of {sorted(known)}")
+    compute_model = _metric_function(task, truth, model_score, cut_model, only=name)
+    compute_baseline = _metric_function(task, truth, baseline_score, cut_baseline, only=name)
     model_point, baseline_point = compute_model(everything), compute_baseline(everything)
-    if name not in model_point:
-        raise MedDLError(f"metric {name!r} is not a {task} metric; choose one of {sorted(model_point)}")
     difference = paired_bootstrap_difference(
         compute_model,
         compute_baseline,

@@ -204,8 +204,12 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.nda
 # --------------------------------------------------------------------------- unchecked metrics
 
 
-def _binary(y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_bins: int = 10) -> dict[str, float]:
-    """Binary metrics on validated int 0/1 labels and float probabilities."""
+def _binary(
+    y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_bins: int = 10, *, calibration: bool = True
+) -> dict[str, float]:
+    """Binary metrics on validated int 0/1 labels and float probabilities. ``calibration=False`` leaves out the
+    calibration slope and intercept (two logistic fits, most of the time of a bootstrap replicate) for callers that
+    judge one other metric a thousand times (paired comparisons, robustness)."""
     n = y_true.size
     predicted = y_prob >= threshold
     actual = y_true == 1
@@ -221,7 +225,7 @@ def _binary(y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_bins: in
     # sklearn.balanced_accuracy_score averages recall over the classes present in y_true only
     present_recalls = [r for r, k in ((recall, tp + fn), (specificity, tn + fp)) if k > 0]
     auroc, auprc = _auroc_and_auprc(y_true, y_prob)
-    return {
+    metrics = {
         "accuracy": (tp + tn) / n,
         "balanced_accuracy": float(np.mean(present_recalls)),
         "precision": precision,
@@ -234,9 +238,11 @@ def _binary(y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_bins: in
         "auprc": auprc,
         "brier": float(np.mean((y_prob - y_true) ** 2)),
         "ece": _ece(y_true, y_prob, n_bins),
-        "calibration_slope": calibration_slope(y_true, y_prob),
-        "calibration_intercept": calibration_intercept(y_true, y_prob),
     }
+    if calibration:
+        metrics["calibration_slope"] = calibration_slope(y_true, y_prob)
+        metrics["calibration_intercept"] = calibration_intercept(y_true, y_prob)
+    return metrics
 
 
 def _multiclass(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> dict[str, float]:

@@ -59,22 +59,29 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 def _newton_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, slope: bool) -> tuple[float, float]:
     """(intercept, slope) of ``logit P(y) = intercept + slope·x + offset`` by Newton's method (slope fixed at 0
-    when ``slope`` is False); NaN when it does not converge (separated data)."""
-    beta = np.zeros(2 if slope else 1)
-    design = np.column_stack([np.ones_like(x), x]) if slope else np.ones((len(x), 1))
+    when ``slope`` is False); NaN when it does not converge (separated data).
+
+    The bootstrap calls this twice per replicate, so the 2×2 (or 1×1) Newton system is solved in closed form
+    from a few sums rather than through design matrices and ``np.linalg.solve``."""
+    a = b = 0.0
+    xx = x * x if slope else x
     for _ in range(50):
-        p = _sigmoid(design @ beta + offset)
-        gradient = design.T @ (y - p)
-        hessian = (design * (p * (1 - p))[:, None]).T @ design
-        try:
-            step = np.linalg.solve(hessian + 1e-12 * np.eye(len(beta)), gradient)
-        except np.linalg.LinAlgError:
+        p = _sigmoid(a + b * x + offset if slope else a + offset)
+        residual, weight = y - p, p * (1 - p)
+        g0, h00 = float(residual.sum()), float(weight.sum()) + 1e-12
+        if slope:
+            g1, h01, h11 = float(residual @ x), float(weight @ x), float(weight @ xx) + 1e-12
+            det = h00 * h11 - h01 * h01
+            if not det > 0:  # singular (or not finite): no unique fit
+                return math.nan, math.nan
+            step_a, step_b = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
+        else:
+            step_a, step_b = g0 / h00, 0.0
+        a, b = a + step_a, b + step_b
+        if not (math.isfinite(a) and math.isfinite(b)) or max(abs(a), abs(b)) > 1e3:
             return math.nan, math.nan
-        beta = beta + step
-        if not np.all(np.isfinite(beta)) or np.abs(beta).max() > 1e3:
-            return math.nan, math.nan
-        if np.abs(step).max() < 1e-8:
-            return float(beta[0]), float(beta[1]) if slope else 1.0
+        if max(abs(step_a), abs(step_b)) < 1e-8:
+            return a, b if slope else 1.0
     return math.nan, math.nan
 
 

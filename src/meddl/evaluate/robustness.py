@@ -305,10 +305,10 @@ def _metric_fn(task: str, y: np.ndarray, scores: np.ndarray, metric: str, cut: f
 
         return concordance
     truth, score = _validated_inputs(task, y, scores)
-    compute = _metric_function(task, truth, score, cut)
-    known = compute(np.arange(len(truth)))
+    known = _metric_function(task, truth, score, cut)(np.arange(len(truth)))
     if metric not in known:
         raise MedDLError(f"metric {metric!r} is not a {task} metric; choose one of {sorted(known)}")
+    compute = _metric_function(task, truth, score, cut, only=metric)
     return lambda rows: {metric: compute(rows)[metric]}
 
 
