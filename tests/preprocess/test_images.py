@@ -267,3 +267,25 @@ def test_from_state_rejects_foreign_or_invalid_state() -> None:
     state["config"]["normalize"] = "bogus"
     with pytest.raises(MedDLError, match="normalize"):
         ImagePipeline.from_state(state, ImagePreprocessConfig)
+
+
+def test_seeded_transform_gives_each_random_transform_its_own_stream_and_repeats_per_seed() -> None:
+    """Re-seeding in place (not MONAI's new generator per transform per item) keeps what set_random_state gave:
+    every random transform, wrapped ones included, holds a generator of its own; one seed, one augmentation."""
+    from monai.transforms import Compose, Randomizable, RandAffined, RandFlipd, RandGaussianNoised
+
+    from meddl.preprocess.images import SeededTransform
+
+    flip = RandFlipd(keys="image", prob=0.5, spatial_axis=0)
+    flip.R = Randomizable.R  # the class-wide default generator: must not be shared or re-seeded in place
+    compose = Compose(
+        [flip, RandAffined(keys="image", prob=1.0, rotate_range=[0.3]), RandGaussianNoised(keys="image", prob=1.0)]
+    )
+    compose.transforms[2].R = compose.transforms[1].R  # two transforms holding one generator get two
+    seeded = SeededTransform(compose)
+    generators = seeded._generators
+    assert len({id(g) for g in generators}) == len(generators) >= 6  # Compose, 3 wrappers, RandAffine, its grid
+    assert all(g is not Randomizable.R for g in generators)
+    image = np.random.default_rng(0).random((1, 24, 24)).astype(np.float32)
+    first, again, other = (np.asarray(seeded({"image": image}, s)["image"]) for s in (7, 7, 8))
+    assert np.array_equal(first, again) and not np.array_equal(first, other)

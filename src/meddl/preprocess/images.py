@@ -164,6 +164,49 @@ def augment_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([abs(int(seed)), int(epoch), int(index)]).generate_state(1)[0])
 
 
+class SeededTransform:
+    """A MONAI transform (a ``Compose``, however nested) called with the seed of one item: ``t(data, seed)``.
+
+    MONAI's ``set_random_state(seed)`` builds a new ``np.random.RandomState`` for every random transform and for
+    each one it wraps: about 75 µs each, a millisecond per item for a segmentation patch's six transforms, more
+    than the transforms themselves took on 2-D patches. This re-seeds the generators the transforms already hold
+    (about 1 µs each), each from its own draw of one generator seeded with the item's seed: the same seed gives the
+    same augmentation, and no two transforms share a stream."""
+
+    def __init__(self, transform: Any) -> None:
+        from monai.transforms import Randomizable
+
+        self.transform = transform
+        self._generators: list[np.random.RandomState] = []
+        seen: set[int] = set()
+        shared = {id(Randomizable.R)}
+
+        def visit(node: Any) -> None:
+            if isinstance(node, list | tuple):
+                for item in node:
+                    visit(item)
+                return
+            if not isinstance(node, Randomizable) or id(node) in seen:
+                return
+            seen.add(id(node))
+            if id(node.R) in shared:  # the class-wide default, or a generator another transform holds
+                node.R = np.random.RandomState()
+            shared.add(id(node.R))
+            self._generators.append(node.R)
+            for name in sorted(vars(node)):
+                visit(vars(node)[name])
+
+        visit(transform)
+        self._master = np.random.RandomState(0)
+
+    def __call__(self, data: Any, seed: int) -> Any:
+        self._master.seed(int(seed) % (2**32))
+        draws = self._master.randint(2**32, size=len(self._generators), dtype=np.uint32)
+        for generator, draw in zip(self._generators, draws.tolist(), strict=True):
+            generator.seed(draw)
+        return self.transform(data)
+
+
 def _to_numpy(data: Any) -> np.ndarray:
     """MONAI returns MetaTensors; the pipeline hands out plain contiguous float32 arrays."""
     if isinstance(data, torch.Tensor):
@@ -222,7 +265,7 @@ class ImagePipeline:
         self.spatial_dims = int(spatial_dims)
         self.seed = int(seed)
         self.window = hounsfield_window(config)
-        self._augment: Any = None  # the MONAI Compose, built on first use
+        self._augment: SeededTransform | None = None  # the MONAI Compose, built on first use
 
     # -- identity -----------------------------------------------------------------------------------
     @property
@@ -427,9 +470,8 @@ class ImagePipeline:
         if not self.augments:
             return array
         if self._augment is None:
-            self._augment = self._build_augment()
-        self._augment.set_random_state(seed=int(rng_seed) % (2**32))
-        out = _to_numpy(self._augment(array))
+            self._augment = SeededTransform(self._build_augment())
+        out = _to_numpy(self._augment(array, rng_seed))
         assert out.shape == array.shape, f"augmentation changed the shape {array.shape} → {out.shape}"
         return out
 

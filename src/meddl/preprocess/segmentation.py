@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from meddl.preprocess.images import augment_seed
+from meddl.preprocess.images import SeededTransform, augment_seed
 
 __all__ = [
     "PatchDataset",
@@ -533,9 +533,8 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             image, label = _tile(self.cases[k].image, self.cases[k].mask[None], start, self.patch)
             return torch.from_numpy(image), torch.from_numpy(label[0].astype(np.int64))
         if self._transforms is None:
-            self._transforms = self._build()
+            self._transforms = SeededTransform(self._build())
         image, label, foreground, background = self._case_sites(index % len(self.cases))
-        self._transforms.set_random_state(seed=augment_seed(self.seed, self.epoch, index) % (2**32))
         from monai.data import get_track_meta, set_track_meta
 
         tracking = get_track_meta()
@@ -544,7 +543,8 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             with warnings.catch_warnings():  # an empty mask: MONAI crops at random instead, as it should
                 warnings.filterwarnings("ignore", message="Num foregrounds 0")
                 out = self._transforms(
-                    {"image": image, "label": label, "foreground": foreground, "background": background}
+                    {"image": image, "label": label, "foreground": foreground, "background": background},
+                    augment_seed(self.seed, self.epoch, index),
                 )
         finally:
             set_track_meta(tracking)
