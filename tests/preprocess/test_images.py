@@ -272,7 +272,7 @@ def test_from_state_rejects_foreign_or_invalid_state() -> None:
 def test_seeded_transform_gives_each_random_transform_its_own_stream_and_repeats_per_seed() -> None:
     """Re-seeding in place (not MONAI's new generator per transform per item) keeps what set_random_state gave:
     every random transform, wrapped ones included, holds a generator of its own; one seed, one augmentation."""
-    from monai.transforms import Compose, Randomizable, RandAffined, RandFlipd, RandGaussianNoised
+    from monai.transforms import Compose, RandAffined, RandFlipd, RandGaussianNoised, Randomizable
 
     from meddl.preprocess.images import SeededTransform
 
