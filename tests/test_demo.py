@@ -105,3 +105,27 @@ def test_the_cli_offers_every_demo_part() -> None:
 
     option = next(p for p in app.commands["demo"].params if p.name == "only")
     assert tuple(option.type.choices) == DEMO_PARTS  # the CLI lists them by hand (importing the demo is slow)
+
+
+def test_demo_lanes_share_the_cores_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meddl.demo import demo_lanes
+    from meddl.train import runtime
+
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 2)
+    assert demo_lanes(9) == (2, 1)  # the CI runner and this machine: two parts at a time, one thread each
+    assert demo_lanes(1) == (1, 2)  # one part keeps every core
+    assert demo_lanes(9, lanes=1) == (1, 2)
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 16)
+    assert demo_lanes(9) == (4, 4)  # at most four lanes: each part's run holds up to a few GiB
+    assert demo_lanes(9, lanes=3) == (3, 5)
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 1)
+    assert demo_lanes(9) == (1, 1)
+
+
+def test_a_bad_lane_count_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from meddl.demo import run_demo
+    from meddl.errors import MedDLError
+
+    with pytest.raises(MedDLError, match="lanes must be at least 1, got 0"):
+        run_demo(tmp_path, lanes=0)
+    assert not any(tmp_path.iterdir())

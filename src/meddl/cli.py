@@ -153,13 +153,20 @@ def explain(bundle: Path, input_path: Path, out: Path) -> None:
     ),
     help="run only these parts (repeatable); default: all",
 )
-def demo(out: Path, quick: bool, only: tuple[str, ...]) -> None:
+@click.option(
+    "--lanes",
+    type=click.IntRange(1, None),
+    default=None,
+    help="parts run side by side, each in its own process on a share of the cores (default: one per core, at most "
+    "4); 1 runs them one after another",
+)
+def demo(out: Path, quick: bool, only: tuple[str, ...], lanes: int | None) -> None:
     """The embedded default: real cohorts and compounds shipped with installed packages (FreeSolv among them) and
     synthetic data with known answers (phantoms, planted motifs, ECGs, an EHR cohort), trained, evaluated and
     explained end to end."""
     from meddl.demo import run_demo
 
-    rows = run_demo(out, quick=quick, log=_log, parts=only or None)
+    rows = run_demo(out, quick=quick, log=_log, parts=only or None, lanes=lanes)
     from rich.table import Table
 
     table = Table(title="MedDL demo — test split, 95% bootstrap CIs")

@@ -48,6 +48,19 @@ def test_threads_are_set_from_the_budget_unless_the_user_chose() -> None:
     assert out.stdout.strip() == budget
 
 
+def test_a_share_of_the_cores_holds_for_every_network_and_the_record_says_why() -> None:
+    code = (
+        "from meddl.train import runtime as r; r.share_cores(1, 'a lane of the demo'); "
+        "from meddl.models.signal import SeedLSTM; "
+        "print(r.configure_threads(), r.configure_threads(SeedLSTM.__new__(SeedLSTM)), "
+        "r.runtime_record()['threads_from'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "1 1 a lane of the demo"
+    assert _in_a_fresh_process(code, OMP_NUM_THREADS="2").startswith("2 2 OMP_NUM_THREADS")  # the user's still wins
+
+
 def test_bf16_hardware_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     assert not runtime.bf16_supported("cpu")

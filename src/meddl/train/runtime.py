@@ -31,6 +31,7 @@ __all__ = [
     "laid_out",
     "memory_format",
     "runtime_record",
+    "share_cores",
     "tune_allocator",
 ]
 
@@ -135,6 +136,13 @@ def busy_cores() -> int:
     return max(0, int(statistics.median(counts)))
 
 
+def share_cores(threads: int, why: str) -> None:
+    """Give this process ``threads`` intra-op threads for good, whatever the network: a share of the cores that
+    other processes of the same job use beside it (``meddl demo`` runs its parts in lanes side by side).
+    :func:`configure_threads` keeps the share (``OMP_NUM_THREADS`` still wins) and the run record says ``why``."""
+    _STATE["shared"] = (max(1, int(threads)), why)
+
+
 def configure_threads(model: Any = None) -> int:
     """Intra-op threads = :func:`cpu_budget`, unless the user chose (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``):
     PyTorch's default counts every core of the machine, a cgroup quota included, and oversubscribed threads spin
@@ -143,8 +151,12 @@ def configure_threads(model: Any = None) -> int:
     684 samples/s on 1 thread and 318 on 2 (benchmarks/seed_parity.py). Returns the thread count in force."""
     import torch
 
-    _STATE["threads_note"] = "OMP_NUM_THREADS / MKL_NUM_THREADS"
-    if not (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        _STATE["threads_note"] = "OMP_NUM_THREADS / MKL_NUM_THREADS"
+        return int(torch.get_num_threads())
+    if "shared" in _STATE:
+        threads, _STATE["threads_note"] = _STATE["shared"]
+    else:
         budget = cpu_budget()
         threads, _STATE["threads_note"] = budget, f"the {budget} core(s) this process may use"
         if getattr(model, "recurrent", False):
@@ -155,8 +167,8 @@ def configure_threads(model: Any = None) -> int:
                     f"{threads} of {budget} core(s): other processes kept {busy} busy at start-up, and a recurrent "
                     "network's per-step barriers stall on shared cores"
                 )
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return int(torch.get_num_threads())
 
 
