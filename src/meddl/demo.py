@@ -178,7 +178,7 @@ def _segmentation_rows(out: Path, quick: bool, say: Callable[[str], None]) -> li
 
     say("lesion segmentation of DICOM phantoms — unet, Dice and lesion areas with CIs")
     path = segmentation_demo_experiment(out, quick=quick)
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "unet")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "unet", log=say)
     per_label = (result.metrics.get("per_label") or {}).get("lesion", {})
     note = f"median area error {fmt(per_label.get('volume_error_pct_median'))} %; HD95 {fmt(per_label.get('hd95'))} mm"
     return [_row("phantoms (DICOM, masks)", "unet", "Dice", result.metrics, "dice", result.path, note)]
@@ -213,7 +213,7 @@ def _fusion_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dic
 
     say("generated patients (table + scan + expression) — attention fusion against each input alone")
     path = fusion_demo_experiment(out, quick=quick)
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "fusion")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "fusion", log=say)
     models = result.metrics["comparison_models"]["models"]
     best = max(models, key=lambda name: models[name].get("baseline") or 0)
     entry = models[best]
@@ -430,7 +430,7 @@ def _table_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict
         say(f"{cohort.description} — {experiment.config.model.arch}")
         for note in cohort.notes:
             say(note)
-        result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch)
+        result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch, log=say)
         metrics = result.metrics
 
         rows.append(
@@ -454,7 +454,7 @@ def _image_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict
     rows = []
     say("synthetic DICOM phantoms (lesion vs normal) — small_cnn, with occlusion heat maps")
     experiment = Experiment.from_yaml(image_demo_experiment(out, quick=quick))
-    result = experiment.run(out=out / "phantoms" / "runs" / "small_cnn")
+    result = experiment.run(out=out / "phantoms" / "runs" / "small_cnn", log=say)
     game = result.metrics.get("localization") or {}
     methods = game.get("by_method") or ({game.get("method", "heat map"): game} if game else {})
     note = (
@@ -651,7 +651,7 @@ def _survival_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[d
     for label, path in survival_demo_experiments(out, quick=quick):
         experiment = Experiment.from_yaml(path)
         say(f"{label} — deepsurv against Cox and a random survival forest")
-        result = experiment.run(out=path.parent / "runs" / "deepsurv")
+        result = experiment.run(out=path.parent / "runs" / "deepsurv", log=say)
         metrics = result.metrics
         rows.append(
             {
@@ -744,14 +744,14 @@ def _genomics_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[d
     rows = []
     say("planted JASPAR motifs (synthetic DNA) — sequence_cnn, motifs matched to JASPAR")
     path, planted = sequence_demo_experiment(out, quick=quick)
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "sequence_cnn")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "sequence_cnn", log=say)
     recovery = motif_recovery_of(result.metrics, planted)
     note = f"planted motifs recovered as a top JASPAR match: {len(recovery['recovered'])}/{len(planted)}"
     rows.append(_row("planted motifs (DNA)", "sequence_cnn", "AUROC", result.metrics, "auroc", result.path, note))
     say("GSE7390 gene expression (scikit-survival) — distant metastasis within 5 years")
     for path in expression_demo_experiments(out, quick=quick):
         experiment = Experiment.from_yaml(path)
-        result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch)
+        result = experiment.run(out=path.parent / "runs" / experiment.config.model.arch, log=say)
         rows.append(
             _row("GSE7390 (expression)", experiment.config.model.arch, "AUROC", result.metrics, "auroc", result.path)
         )
@@ -763,7 +763,7 @@ def _signal_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dic
 
     say("synthetic ECG (neurokit2, WFDB records) — heart rate with seed_lstm")
     path = signal_demo_experiment(out, quick=quick)
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "seed_lstm")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "seed_lstm", log=say)
     return [_row("ECG heart rate (WFDB)", "seed_lstm", "MAE (bpm)", result.metrics, "mae", result.path)]
 
 
@@ -772,7 +772,7 @@ def _ehr_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[dict]:
 
     say("synthetic EHR event store (DuckDB) — in-hospital mortality with a GRU")
     path = ehr_demo_experiment(out, quick=quick)
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "gru")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "gru", log=say)
     return [_row("EHR mortality (DuckDB)", "gru", "AUROC", result.metrics, "auroc", result.path)]
 
 
@@ -816,7 +816,7 @@ def _molecule_rows(out: Path, quick: bool, say: Callable[[str], None]) -> list[d
         say(f"molecules part skipped: {exc}")
         return []
     say("FreeSolv hydration free energy (MoleculeNet) — mpnn on a scaffold split, atom attributions")
-    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "mpnn")
+    result = Experiment.from_yaml(path).run(out=path.parent / "runs" / "mpnn", log=say)
     row = _row("FreeSolv (molecules)", "mpnn", "RMSE (kcal/mol)", result.metrics, "rmse", result.path)
     baselines = result.metrics.get("baselines") or {}
     row["logistic_regression"] = "ridge " + fmt((baselines.get("linear_regression") or {}).get("rmse"))

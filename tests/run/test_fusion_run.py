@@ -230,6 +230,29 @@ def test_every_fusion_masks_a_missing_input(fusion: str) -> None:
     assert not torch.allclose(network(x), network(changed)), "a present input changes the output"
 
 
+@pytest.mark.parametrize("fusion", ["late", "attention", "gated"])
+def test_in_inference_an_encoder_sees_only_the_rows_that_have_its_input(fusion: str) -> None:
+    torch.manual_seed(0)
+    network = _network(fusion).eval()
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    for name, encoder in network.encoders.items():
+        encoder.register_forward_hook(lambda module, args, out, name=name: seen[name].append(len(args[0])))
+    x = torch.randn(6, 7)
+    x[:, 5:] = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    selected = network(x)
+    assert seen == {"a": [6], "b": [2]}
+    # the reference: every encoder on every row, as in training (and tracing for export) — here with the network
+    # flagged as training but every layer in it in inference, so nothing random runs
+    network.modality_dropout, network.training = 0.0, True
+    full = network(x)
+    assert seen == {"a": [6, 6], "b": [2, 6]}
+    torch.testing.assert_close(selected, full)
+    x[:, 6] = 0.0  # nobody has input b: its encoder does not run at all
+    network.eval()
+    network(x)
+    assert seen["b"] == [2, 6]
+
+
 def test_modality_dropout_never_hides_every_input_of_a_row() -> None:
     torch.manual_seed(0)
     network = _network("gated", modality_dropout=0.9).train()

@@ -156,12 +156,25 @@ class FusionNet(nn.Module):
             emptied = ~keep.any(dim=1)
             keep[emptied] = mask[emptied]  # a row keeps its inputs rather than lose all of them
             mask = keep
+        # In inference an encoder sees only the rows that have its input: a row without it is zeroed below anyway,
+        # and explaining one input (the others left out) or leaving one out no longer runs, say, the image
+        # encoder on blank images (most of the fusion demo's explanation time). Training keeps every row (the
+        # encoders' batch statistics), and so does tracing for export (no data-dependent branch in the graph).
+        select = not (self.training or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+        width = self.norm.normalized_shape[0]
         rows = []
-        for name, part, used in zip(self.names, parts, self.used, strict=True):
-            if used:
-                rows.append(self.norm(self.encoders[name](part).float()))
+        for k, (name, part, used) in enumerate(zip(self.names, parts, self.used, strict=True)):
+            blank = (x[:, :1] * 0).expand(-1, width)  # traced batch size stays free
+            if not used:
+                rows.append(blank)
+            elif select and not bool(mask[:, k].all()):
+                having = torch.nonzero(mask[:, k]).squeeze(1)
+                embedded = blank.to(torch.float32).clone()
+                if len(having):
+                    embedded[having] = self.norm(self.encoders[name](part[having]).float())
+                rows.append(embedded)
             else:
-                rows.append((x[:, :1] * 0).expand(-1, self.norm.normalized_shape[0]))  # traced batch size stays free
+                rows.append(self.norm(self.encoders[name](part).float()))
         embeddings = torch.stack(rows, dim=1) * mask.unsqueeze(-1)
         return embeddings, mask
 
