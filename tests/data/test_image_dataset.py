@@ -417,3 +417,68 @@ def test_an_entry_that_is_not_a_cache_entry_is_a_miss(tmp_path: Path) -> None:
     np.save(cache.path("fortran"), np.asfortranarray(np.ones((1, 3, 4), dtype=np.float32)))
     assert cache.get("text") is None and cache.get("fortran") is None
     assert cache.discarded == 2 and cache.misses == 2
+
+
+# -- writing on a thread of its own (the image modality's cache) -----------------------------------------
+
+
+def test_a_background_cache_serves_an_entry_before_its_file_exists_and_flush_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    cache = ImageCache.for_pipeline(tmp_path, make_pipeline(), background=True)
+    release = threading.Event()
+    write = cache._write
+
+    def slow_write(key: str, data: bytes) -> bool:
+        release.wait(10)
+        return write(key, data)
+
+    monkeypatch.setattr(cache, "_write", slow_write)
+    array = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    assert cache.put("abc", array) is True
+    assert not cache.path("abc").exists()  # still queued
+    served = cache.get("abc")
+    assert served is not None and served is not array
+    np.testing.assert_array_equal(served, array)
+    release.set()
+    cache.flush()
+    np.testing.assert_array_equal(np.load(cache.path("abc")), array)
+    assert cache.stats()["writes"] == 1 and cache.bytes == cache.path("abc").stat().st_size
+
+
+def test_a_failed_background_write_is_counted_and_leaves_no_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ImageCache.for_pipeline(tmp_path, make_pipeline(), background=True)
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    assert cache.put("abc", np.zeros((1, 4, 4), dtype=np.float32)) is True  # queued
+    cache.flush()
+    assert not list(cache.folder.glob("*abc*"))
+    assert cache.skipped_writes == 1 and cache.bytes == 0 and cache.get("abc") is None
+
+
+def test_a_background_cache_counts_like_a_direct_one(tmp_path: Path) -> None:
+    paths = write_pngs(tmp_path / "scans", 8)
+    pipeline = make_pipeline()
+    entry_size = 4 * SIZE[0] * SIZE[1] + 128
+    limit = 3 * entry_size + 10
+    cache = ImageCache.for_pipeline(tmp_path / "cache", pipeline, limit_bytes=limit, background=True)
+    dataset, reader = make_dataset(paths, pipeline, cache=cache)
+    first = every_item(dataset)
+    cache.flush()
+    on_disk = sum(p.stat().st_size for p in cache.folder.glob("*.npy"))
+    assert (cache.writes, cache.skipped_writes, cache.bytes) == (3, 5, on_disk) and on_disk <= limit
+    second = every_item(dataset)
+    assert cache.hits == 3 and reader.calls == 13
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(cache))  # what a spawned DataLoader worker gets: no thread, same folder
+    assert copy._writer is None and copy.get(source_key(paths[0])) is not None
