@@ -15,11 +15,9 @@ Three measurements on synthetic CT phantoms written as real DICOM files (``write
    count the training loop only; validation is reported as a share of the epoch. Repetitions alternate which side
    runs first; figures are medians, the ratio is the median of per-repetition ratios (MedDL / plain).
 2. **DICOM read + preprocess.** ``ImageDataset.__getitem__`` over every item (``train=False``: no augmentation)
-   with an empty cache (first pass: read, preprocess, write the cache entry — on the cache's writer thread, as the
-   image modality makes it, the pass's time including the wait for every write; ``cold_direct`` writes each entry
-   before reading the next file), then again with the cache full (second pass), and without a cache, against a
-   plain loop: ``pydicom.dcmread`` → ``pixel_array * RescaleSlope + RescaleIntercept`` → the same resize
-   (``area``, 128×128 → 64×64) and z-score normalisation with torch, no cache.
+   with an empty cache (first pass: read, preprocess, write the cache entry), then again with the cache full
+   (second pass), and without a cache, against a plain loop: ``pydicom.dcmread`` → ``pixel_array * RescaleSlope +
+   RescaleIntercept`` → the same resize (``area``, 128×128 → 64×64) and z-score normalisation with torch, no cache.
    The files are read once beforehand so every pass finds them in the OS page cache. Then the image pipeline's
    path up to the end of the first epoch: every file checked before the split, then every item read —
    ``checked`` (the check reads each file into the cache, the epoch reads the cache: one read per file) against
@@ -271,26 +269,15 @@ def compare_reading(
     )
 
     def meddl_passes(repeat: int) -> dict[str, float]:
-        seconds = {}
-        root = work / f"read-cache-direct-{repeat}"  # each entry written before the next file is read
-        dataset = ImageDataset(items, targets, pipeline, train=False, cache=ImageCache.for_pipeline(root, pipeline))
-        started = time.perf_counter()
-        for i in range(n):
-            dataset[i]
-        seconds["cold_direct"] = time.perf_counter() - started
-        shutil.rmtree(root, ignore_errors=True)
-        # as the image modality makes it: entries written on a thread of their own, every write waited for
         root = work / f"read-cache-{repeat}"
-        cache = ImageCache.for_pipeline(root, pipeline, background=True)
-        dataset = ImageDataset(items, targets, pipeline, train=False, cache=cache)
+        dataset = ImageDataset(items, targets, pipeline, train=False, cache=ImageCache.for_pipeline(root, pipeline))
+        seconds = {}
         for name in ("cold", "warm"):
             started = time.perf_counter()
             for i in range(n):
                 dataset[i]
-            cache.flush()
             seconds[name] = time.perf_counter() - started
-        assert cache.writes == n and len(list(cache.folder.glob("*.npy"))) == n, "the first pass did not write"
-        assert cache.hits == n, "the second pass did not come from the cache"
+        assert dataset.cache is not None and dataset.cache.hits == n, "the second pass did not come from the cache"
         started = time.perf_counter()
         for i in range(n):
             uncached[i]
@@ -309,12 +296,10 @@ def compare_reading(
         """
         seconds = {}
         root = work / f"check-cache-{repeat}"
-        cache = ImageCache.for_pipeline(root, pipeline, background=True)
-        dataset = ImageDataset(items, targets, pipeline, train=False, cache=cache)
+        dataset = ImageDataset(items, targets, pipeline, train=False, cache=ImageCache.for_pipeline(root, pipeline))
         started = time.perf_counter()
         for i in range(n):
             assert dataset.check_item(i) is None, f"{items[i].path} failed the check"
-        cache.flush()  # as the modality does after its check
         for i in range(n):
             dataset[i]
         seconds["checked"] = time.perf_counter() - started
@@ -344,15 +329,7 @@ def compare_reading(
         return time.perf_counter() - started
 
     runs: dict[str, list[float]] = {
-        name: []
-        for name in (
-            "meddl_cold",
-            "meddl_cold_direct",
-            "meddl_warm",
-            "meddl_nocache",
-            "meddl_checked",
-            "meddl_decode_checked",
-        )
+        name: [] for name in ("meddl_cold", "meddl_warm", "meddl_nocache", "meddl_checked", "meddl_decode_checked")
     }
     runs.update({"meddl_header_check": [], "plain": []})
     for repeat in range(repeats):
@@ -368,14 +345,7 @@ def compare_reading(
             + ", ".join(f"{name} {values[-1]:.0f} files/s" for name, values in runs.items())
         )
     figures: dict[str, Any] = {f"{name}_files_per_s": round(statistics.median(v), 1) for name, v in runs.items()}
-    for name in (
-        "meddl_cold",
-        "meddl_cold_direct",
-        "meddl_warm",
-        "meddl_nocache",
-        "meddl_checked",
-        "meddl_decode_checked",
-    ):
+    for name in ("meddl_cold", "meddl_warm", "meddl_nocache", "meddl_checked", "meddl_decode_checked"):
         per_repeat = [m / p for m, p in zip(runs[name], runs["plain"], strict=True)]
         figures[f"{name.removeprefix('meddl_')}_ratio"] = round(statistics.median(per_repeat), 4)
     figures.update(

@@ -253,10 +253,6 @@ class ImageCache:
             Each DataLoader worker counts its own writes, so with ``W`` workers the folder can overshoot the
             limit by up to ``W - 1`` workers' writes of one epoch.
         description: written once as ``pipeline.json`` in the folder, so a person can tell what it holds.
-        background: write entries on a thread of their own (in the process that made the cache; a DataLoader
-            worker writes its own at once), so that the first pass over a data set decodes the next image while
-            the file system creates the last one's file. An entry waiting to be written is served from memory;
-            :meth:`flush` (and :meth:`stats`, and the end of the process) waits for every write.
 
     Raises:
         MedDLError: the folder cannot be created.
@@ -269,7 +265,6 @@ class ImageCache:
         *,
         limit_bytes: int | None = None,
         description: dict[str, Any] | None = None,
-        background: bool = False,
     ) -> None:
         if limit_bytes is not None and limit_bytes < 0:
             raise MedDLError(f"cache limit_bytes must be at least 0, got {limit_bytes}")
@@ -289,32 +284,11 @@ class ImageCache:
         self.bytes = self._scan()
         if description is not None:
             self._write_description(description)
-        self.background = background
-        self._owner = os.getpid()
-        self._pending: dict[str, np.ndarray] = {}  # key → array queued for the writer thread
-        self._lock = threading.Lock()
-        self._queue: Any = None
-        self._writer: threading.Thread | None = None
 
     @classmethod
-    def for_pipeline(
-        cls, root: str | Path, pipeline: ImagePipeline, *, limit_bytes: int | None = None, background: bool = False
-    ) -> ImageCache:
+    def for_pipeline(cls, root: str | Path, pipeline: ImagePipeline, *, limit_bytes: int | None = None) -> ImageCache:
         """The cache of ``pipeline``'s deterministic output under ``root``."""
-        return cls(
-            root, pipeline.config_hash, limit_bytes=limit_bytes, description=pipeline.describe(), background=background
-        )
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A DataLoader worker gets the cache without the writer thread (it writes its own entries at once)."""
-        self.flush()
-        state = dict(self.__dict__)
-        state.update(_lock=None, _queue=None, _writer=None, _pending={})
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        return cls(root, pipeline.config_hash, limit_bytes=limit_bytes, description=pipeline.describe())
 
     def _scan(self) -> int:
         """Bytes held by entries; also removes temp files left by writers that died long ago."""
@@ -358,12 +332,6 @@ class ImageCache:
 
         An unreadable entry (truncated or corrupt file) is deleted so the next :meth:`put` replaces it.
         """
-        if self._pending and os.getpid() == self._owner:  # a forked child reads files: its copy is stale
-            with self._lock:
-                waiting = self._pending.get(key)
-            if waiting is not None:
-                self.hits += 1
-                return waiting.copy()
         target = self.path(key)
         try:
             array = _read_npy(target)
@@ -383,38 +351,21 @@ class ImageCache:
         with contextlib.suppress(FileNotFoundError):
             size = target.stat().st_size
             target.unlink()
-            with self._guard():
-                self.bytes = max(0, self.bytes - size)
-                self.discarded += 1
+            self.bytes = max(0, self.bytes - size)
+            self.discarded += 1
 
     def put(self, key: str, array: np.ndarray) -> bool:
         """Store ``array`` under ``key`` atomically.
 
         Returns:
-            ``True`` when written (or, with ``background``, queued: a write that then fails is counted in
-            ``skipped_writes``); ``False`` when ``limit_bytes`` would be exceeded or the disk refused (a full
-            disk slows training down, it does not stop it).
+            ``True`` when written; ``False`` when ``limit_bytes`` would be exceeded or the disk refused
+            (a full disk slows training down, it does not stop it).
         """
         array = np.ascontiguousarray(array)
         data = _npy_header(array.dtype.str, array.shape) + array.tobytes()
         if self.limit_bytes is not None and self.bytes + len(data) > self.limit_bytes:
-            with self._guard():
-                self.skipped_writes += 1
+            self.skipped_writes += 1
             return False
-        if self.background and os.getpid() == self._owner:
-            with self._lock:
-                self._pending[key] = array
-                self.bytes += len(data)  # counted now, so the limit holds while writes wait
-            self._start_writer().put((key, data))
-            return True
-        if not self._write(key, data):
-            return False
-        with self._guard():
-            self.bytes += len(data)
-        return True
-
-    def _write(self, key: str, data: bytes) -> bool:
-        """One entry to its file, through a temp name and a rename; counts the write or the failure."""
         # A name no other writer uses (process and thread): mkstemp's random names cost more than a small entry.
         temp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
@@ -427,45 +378,11 @@ class ImageCache:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            with self._guard():
-                self.skipped_writes += 1
+            self.skipped_writes += 1
             return False
-        with self._guard():
-            self.writes += 1
+        self.bytes += len(data)
+        self.writes += 1
         return True
-
-    def _guard(self) -> Any:
-        """The lock over the counters while a writer thread may run (only in the process that owns it: a forked
-        child's copy of a lock may be held by a thread that does not exist there)."""
-        return self._lock if self.background and os.getpid() == self._owner else contextlib.nullcontext()
-
-    def _start_writer(self) -> Any:
-        if self._writer is None or not self._writer.is_alive():
-            import atexit
-            import queue
-
-            self._queue = queue.Queue(maxsize=64)  # a slow disk holds the reader back, not the memory
-            self._writer = threading.Thread(target=self._drain, name="meddl-cache-writer", daemon=True)
-            self._writer.start()
-            atexit.register(self.flush)
-        return self._queue
-
-    def _drain(self) -> None:
-        while True:
-            key, data = self._queue.get()
-            try:
-                written = self._write(key, data)
-                with self._lock:
-                    self._pending.pop(key, None)
-                    if not written:
-                        self.bytes -= len(data)
-            finally:
-                self._queue.task_done()
-
-    def flush(self) -> None:
-        """Wait until every queued entry is written (a no-op without ``background``)."""
-        if self._queue is not None and self._writer is not None and self._writer.is_alive():
-            self._queue.join()
 
     def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached array of ``key``, computing and storing it on a miss."""
@@ -480,9 +397,7 @@ class ImageCache:
         """Hits, misses, writes, skipped writes, discarded (corrupt) entries and bytes on disk, as counted here.
 
         With DataLoader workers each worker counts in its own copy; the main process sees only its own calls.
-        Queued writes are waited for first.
         """
-        self.flush()
         return {
             "hits": self.hits,
             "misses": self.misses,

@@ -136,8 +136,6 @@ class ImageModality(Modality):
         self.cache = _cache(self.prep, self.data, self.pipeline)
         check, checking = self._file_check()
         items = load_image_items(self.data, self.config.task, log=log, check=check, checking=checking)
-        if self.cache is not None:
-            self.cache.flush()  # the check wrote every entry: on disk before training (and its workers) reads them
         if npz and not self._size_given and items.arrays:  # the arrays' own size (MedMNIST: 28 × 28 or 64 × 64)
             first = next(iter(items.arrays.values()))
             self._set_size([int(n) for n in first.shape[2:]], f"the size of the arrays in {self.data.path.name}")
@@ -696,7 +694,7 @@ def _cache(prep: ImagePreprocessConfig, data: ImageDataConfig, pipeline: ImagePi
     if not prep.cache:
         return None
     root = prep.cache_dir or (data.path.parent if data.path.is_file() else data.path) / ".meddl-cache"
-    return ImageCache.for_pipeline(root, pipeline, background=True)
+    return ImageCache.for_pipeline(root, pipeline)
 
 
 def _mask_on_grid(mask: np.ndarray, size: list[int]) -> np.ndarray:
