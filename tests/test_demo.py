@@ -129,3 +129,6 @@ def test_a_bad_lane_count_is_refused_before_anything_runs(tmp_path: Path) -> Non
     with pytest.raises(MedDLError, match="lanes must be at least 1, got 0"):
         run_demo(tmp_path, lanes=0)
     assert not any(tmp_path.iterdir())
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(MedDLError, match="taken/demo: cannot make the demo's folder there"):
+        run_demo(tmp_path / "taken" / "demo")

@@ -238,9 +238,9 @@ def _fusion_rankings(run: Path) -> tuple[list[str], list[str]]:
 
 
 DEMO_PARTS = ("tables", "survival", "images", "segmentation", "genomics", "signals", "ehr", "molecules", "fusion")
-# The order lanes take the parts in: longest first (times of a sequential run on 2 cores), so that the last part to
-# finish is a short one and no lane waits long on the other at the end.
-_LONGEST_FIRST = ("fusion", "tables", "images", "segmentation", "molecules", "signals", "genomics", "survival", "ehr")
+# The order lanes take the parts in: longest first (each part's time in a lane of one thread on 2 cores), so that the
+# last part to finish is a short one and no lane waits long on the other at the end.
+_LONGEST_FIRST = ("fusion", "images", "molecules", "segmentation", "signals", "tables", "survival", "genomics", "ehr")
 _MAX_LANES = 4  # a part's run holds up to a few GiB; more lanes would trade memory for little time
 
 
@@ -289,16 +289,18 @@ def run_demo(
 
     say = log or (lambda message: None)
     out = Path(out)
+    from meddl.errors import MedDLError
+
     chosen = tuple(parts) if parts else DEMO_PARTS
     unknown = [p for p in chosen if p not in DEMO_PARTS]
     if unknown:
-        from meddl.errors import MedDLError
-
         raise MedDLError(f"unknown demo part(s) {unknown}; choose from {list(DEMO_PARTS)}")
     if lanes is not None and lanes < 1:
-        from meddl.errors import MedDLError
-
         raise MedDLError(f"lanes must be at least 1, got {lanes}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MedDLError(f"--out {out}: cannot make the demo's folder there ({exc.strerror})") from None
     n_lanes, threads = demo_lanes(len(chosen), lanes)
     started = time.perf_counter()
     if n_lanes == 1:
@@ -355,8 +357,12 @@ def _run_in_lanes(
                     found, seconds, peak = future.result()
                     rows[part] = [{**row, "part": part, "part_seconds": round(seconds, 1)} for row in found]
                     say(f"demo part {part!r} done in {seconds:.0f} s (peak memory {peak / 1024:.1f} GiB)")
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # a part failed (or Ctrl-C): stop the others now rather than after their runs
+            for future in running:
+                future.cancel()
+            workers = getattr(pool, "_processes", None) or {}  # where ProcessPoolExecutor keeps its processes
+            for process in list(workers.values()):
+                process.terminate()
             raise
         finally:
             relay()
