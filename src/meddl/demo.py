@@ -395,14 +395,12 @@ class _Relayed:
 
 def _lane_start(messages: Any, threads: int) -> None:
     """A lane's process: a fixed share of the cores for torch and for NumPy's and scikit-learn's thread pools."""
-    import torch
     from threadpoolctl import threadpool_limits
 
     from meddl.train.runtime import share_cores
 
     _LANE["queue"] = messages
     share_cores(threads, f"{threads} thread(s): meddl demo runs its parts side by side")
-    torch.set_num_threads(threads)
     _LANE["limits"] = threadpool_limits(threads)
 
 

@@ -139,8 +139,13 @@ def busy_cores() -> int:
 def share_cores(threads: int, why: str) -> None:
     """Give this process ``threads`` intra-op threads for good, whatever the network: a share of the cores that
     other processes of the same job use beside it (``meddl demo`` runs its parts in lanes side by side).
-    :func:`configure_threads` keeps the share (``OMP_NUM_THREADS`` still wins) and the run record says ``why``."""
+    :func:`configure_threads` keeps the share (``OMP_NUM_THREADS`` still wins) and the run record says ``why``.
+    Takes effect at once, for what runs before a network is configured (reading, baselines)."""
     _STATE["shared"] = (max(1, int(threads)), why)
+    if not (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+        import torch
+
+        torch.set_num_threads(_STATE["shared"][0])
 
 
 def configure_threads(model: Any = None) -> int:
