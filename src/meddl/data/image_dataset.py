@@ -8,16 +8,9 @@ after the cache, per ``(seed, epoch, index)``.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import json
-import math
 import os
 import stat
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from meddl.data.image_cache import ImageCache
 from meddl.errors import MedDLError
 
 if TYPE_CHECKING:
@@ -37,8 +31,6 @@ __all__ = ["ArraySource", "ArrayVolume", "ImageCache", "ImageDataset", "ImageIte
 
 ImageReader = Callable[[Path, str], "VolumeLike"]
 """Reads one image: ``(path, format) -> ImageVolume``; the default is :func:`meddl.io.images.read_image`."""
-
-_STALE_TMP_SECONDS = 3600.0  # a temp file older than this belongs to a writer that died
 
 
 def _sha256(parts: Sequence[str]) -> str:
@@ -190,225 +182,6 @@ def _content_key(array: np.ndarray) -> str:
     pixels = np.ascontiguousarray(array)
     digest = hashlib.sha256(pixels.tobytes()).hexdigest()
     return _sha256(["array", str(pixels.dtype), str(pixels.shape), digest])
-
-
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-@functools.cache
-def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
-    """The ``.npy`` (version 1.0) header of a C-ordered array, as ``np.save`` writes it; cached, as a cache holds
-    many arrays of one shape."""
-    import io
-
-    stream = io.BytesIO()
-    np.lib.format.write_array_header_1_0(stream, {"descr": descr, "fortran_order": False, "shape": shape})
-    return stream.getvalue()
-
-
-@functools.cache
-def _parse_npy_header(header: bytes) -> tuple[np.dtype[Any], tuple[int, ...]]:
-    import io
-
-    stream = io.BytesIO(header)
-    np.lib.format.read_magic(stream)
-    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-    if fortran_order or dtype.hasobject:
-        raise ValueError("not an entry this cache writes")
-    return dtype, tuple(shape)
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    """A ``.npy`` file this cache wrote, read in one call and parsed with a cached header (``np.load`` parses the
-    header's text on every read, which costs more than reading a small entry).
-
-    Raises:
-        FileNotFoundError: no entry.
-        ValueError: not a ``.npy`` file of this cache's kind, or truncated.
-    """
-    with open(path, "rb") as stream:
-        data = bytearray(stream.read())  # writable: the dataset hands it to torch without a copy
-    if data[:6] != _NPY_MAGIC or data[6:8] != b"\x01\x00" or len(data) < 10:
-        raise ValueError(f"{path}: not a version 1.0 .npy file")
-    end = 10 + int.from_bytes(data[8:10], "little")
-    dtype, shape = _parse_npy_header(bytes(data[:end]))
-    count = math.prod(shape)
-    if len(data) != end + count * dtype.itemsize:
-        raise ValueError(f"{path}: {len(data) - end} bytes of data, expected {count * dtype.itemsize}")
-    return np.frombuffer(data, dtype, count, offset=end).reshape(shape)
-
-
-class ImageCache:
-    """Preprocessed arrays on disk, one ``.npy`` per image under ``root / config_hash /``.
-
-    Writes go to a temp file in the same folder and are renamed into place (``os.replace``), so an interrupted
-    write never leaves a half-written entry under a real name; an entry that cannot be read (truncated,
-    corrupt) is deleted and recomputed. A different ``config_hash`` is a different folder, so entries are never
-    reused across configurations.
-
-    Args:
-        root: the cache folder (``preprocess.cache_dir``).
-        config_hash: the pipeline's :func:`~meddl.preprocess.images.config_hash`.
-        limit_bytes: stop writing new entries once the folder holds this many bytes (reads still work).
-            Each DataLoader worker counts its own writes, so with ``W`` workers the folder can overshoot the
-            limit by up to ``W - 1`` workers' writes of one epoch.
-        description: written once as ``pipeline.json`` in the folder, so a person can tell what it holds.
-
-    Raises:
-        MedDLError: the folder cannot be created.
-    """
-
-    def __init__(
-        self,
-        root: str | Path,
-        config_hash: str,
-        *,
-        limit_bytes: int | None = None,
-        description: dict[str, Any] | None = None,
-    ) -> None:
-        if limit_bytes is not None and limit_bytes < 0:
-            raise MedDLError(f"cache limit_bytes must be at least 0, got {limit_bytes}")
-        self.root = Path(root)
-        self.config_hash = config_hash
-        self.folder = self.root / config_hash
-        self.limit_bytes = limit_bytes
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MedDLError(f"preprocess.cache_dir: cannot create the cache folder {self.folder}: {exc}") from None
-        self.hits = 0
-        self.misses = 0
-        self.writes = 0
-        self.skipped_writes = 0
-        self.discarded = 0
-        self.bytes = self._scan()
-        if description is not None:
-            self._write_description(description)
-
-    @classmethod
-    def for_pipeline(cls, root: str | Path, pipeline: ImagePipeline, *, limit_bytes: int | None = None) -> ImageCache:
-        """The cache of ``pipeline``'s deterministic output under ``root``."""
-        return cls(root, pipeline.config_hash, limit_bytes=limit_bytes, description=pipeline.describe())
-
-    def _scan(self) -> int:
-        """Bytes held by entries; also removes temp files left by writers that died long ago."""
-        total = 0
-        now = time.time()
-        with os.scandir(self.folder) as entries:
-            for entry in entries:
-                try:
-                    if entry.name.endswith(".npy"):
-                        total += entry.stat().st_size
-                    elif entry.name.endswith(".tmp") and now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
-                        os.unlink(entry.path)
-                except FileNotFoundError:  # another process renamed or removed it meanwhile
-                    continue
-        return total
-
-    def _write_description(self, description: dict[str, Any]) -> None:
-        target = self.folder / "pipeline.json"
-        if target.exists():
-            return
-        with contextlib.suppress(OSError):  # informational only: never fail a run over it
-            self._atomic_write(target, json.dumps(description, indent=2, sort_keys=True).encode("utf-8"))
-
-    def _atomic_write(self, target: Path, payload: bytes) -> None:
-        handle, temp = tempfile.mkstemp(dir=self.folder, prefix=f".{target.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-
-    def path(self, key: str) -> Path:
-        """Where the entry of ``key`` lives (whether or not it exists)."""
-        return self.folder / f"{key}.npy"
-
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached array of ``key``, or ``None`` (a miss) when absent or unreadable.
-
-        An unreadable entry (truncated or corrupt file) is deleted so the next :meth:`put` replaces it.
-        """
-        target = self.path(key)
-        try:
-            array = _read_npy(target)
-        except FileNotFoundError:
-            self.misses += 1
-            return None
-        except (OSError, ValueError, EOFError):
-            self.discard(key)
-            self.misses += 1
-            return None
-        self.hits += 1
-        return array
-
-    def discard(self, key: str) -> None:
-        """Delete the entry of ``key`` (e.g. it is corrupt or has the wrong shape)."""
-        target = self.path(key)
-        with contextlib.suppress(FileNotFoundError):
-            size = target.stat().st_size
-            target.unlink()
-            self.bytes = max(0, self.bytes - size)
-            self.discarded += 1
-
-    def put(self, key: str, array: np.ndarray) -> bool:
-        """Store ``array`` under ``key`` atomically.
-
-        Returns:
-            ``True`` when written; ``False`` when ``limit_bytes`` would be exceeded or the disk refused
-            (a full disk slows training down, it does not stop it).
-        """
-        array = np.ascontiguousarray(array)
-        data = _npy_header(array.dtype.str, array.shape) + array.tobytes()
-        if self.limit_bytes is not None and self.bytes + len(data) > self.limit_bytes:
-            self.skipped_writes += 1
-            return False
-        # A name no other writer uses (process and thread): mkstemp's random names cost more than a small entry.
-        temp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(handle, data)
-            finally:
-                os.close(handle)
-            os.replace(temp, self.path(key))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            self.skipped_writes += 1
-            return False
-        self.bytes += len(data)
-        self.writes += 1
-        return True
-
-    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """The cached array of ``key``, computing and storing it on a miss."""
-        cached = self.get(key)
-        if cached is not None:
-            return cached
-        array = compute()
-        self.put(key, array)
-        return array
-
-    def stats(self) -> dict[str, int]:
-        """Hits, misses, writes, skipped writes, discarded (corrupt) entries and bytes on disk, as counted here.
-
-        With DataLoader workers each worker counts in its own copy; the main process sees only its own calls.
-        """
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "writes": self.writes,
-            "skipped_writes": self.skipped_writes,
-            "discarded": self.discarded,
-            "bytes": self.bytes,
-        }
-
-    def __repr__(self) -> str:
-        return f"ImageCache({str(self.folder)!r}, limit_bytes={self.limit_bytes})"
 
 
 def _default_reader(path: Path, format: str) -> VolumeLike:
