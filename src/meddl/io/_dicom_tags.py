@@ -102,6 +102,10 @@ def _parse_elements(dataset: Any, path: Path, keywords: frozenset[str] | None = 
             and the element.
         Exception: whatever pydicom raises on a corrupt element; the caller turns it into a MedDLError.
     """
+    if isinstance(dataset, FastValues):  # its own conversions first; pydicom converts what they leave
+        fast = dataset
+        dataset = fast.dataset
+        keywords = frozenset(k for k in keywords or () if not fast.convert(k))
     file_meta = getattr(dataset, "file_meta", None)
     if keywords is not None:
         for source, tags in ((file_meta, _FILE_META_TAGS), (dataset, _tags(keywords))):
@@ -145,6 +149,149 @@ def _check_numbers(element: Any, keyword: str, path: Path) -> None:
             f"{path}: the DICOM file is truncated or corrupt: {keyword} {element.tag} holds {shown} "
             f"(value representation {element.VR}); expected {expected}"
         )
+
+
+# Elements whose raw bytes :class:`FastValues` converts itself, by their standard value representation; the VR
+# a file states must match it (anything else, e.g. UN, is left to pydicom).
+_FAST_VR = {
+    "Rows": "US",
+    "Columns": "US",
+    "BitsAllocated": "US",
+    "BitsStored": "US",
+    "HighBit": "US",
+    "SamplesPerPixel": "US",
+    "PixelRepresentation": "US",
+    "PlanarConfiguration": "US",
+    "NumberOfFrames": "IS",
+    "RescaleSlope": "DS",
+    "RescaleIntercept": "DS",
+    "PixelSpacing": "DS",
+    "ImagerPixelSpacing": "DS",
+    "SliceThickness": "DS",
+    "SpacingBetweenSlices": "DS",
+    "ImageOrientationPatient": "DS",
+    "ImagePositionPatient": "DS",
+    "Modality": "CS",
+    "PhotometricInterpretation": "CS",
+    "PatientID": "LO",
+    "StudyInstanceUID": "UI",
+    "SeriesInstanceUID": "UI",
+    "SOPClassUID": "UI",
+    "SOPInstanceUID": "UI",
+}
+_NOT_FAST = object()  # "leave this element to pydicom"
+_ABSENT = object()
+
+
+@functools.cache
+def _fast_tag(keyword: str) -> int | None:
+    from pydicom.datadict import tag_for_keyword
+
+    return tag_for_keyword(keyword)
+
+
+def _fast_value(raw: Any, vr: str) -> Any:
+    """The value of a raw element of value representation ``vr`` as pydicom would give it (a number or a list of
+    them, a str, a UID), converted from its bytes; ``_NOT_FAST`` when that is not plainly safe (big-endian, a
+    stated VR that is not ``vr``, text that is not ASCII, a value that does not parse, several text values)."""
+    from pydicom.uid import UID
+
+    data = raw.value
+    stated = raw.VR
+    if not isinstance(data, bytes) or (stated is not None and str(stated) != vr):
+        return _NOT_FAST
+    if vr == "US":
+        if not raw.is_little_endian or len(data) != 2:
+            return _NOT_FAST
+        return data[0] | (data[1] << 8)
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return _NOT_FAST
+    if vr in ("DS", "IS"):
+        items = text.strip(" \x00").split("\\")
+        if items == [""]:
+            return None  # an empty number: pydicom's None
+        try:
+            numbers = [float(item) if vr == "DS" else int(item) for item in items]
+        except ValueError:
+            return _NOT_FAST  # pydicom says what is wrong, and the check names the element
+        if not all(math.isfinite(n) for n in numbers):
+            return _NOT_FAST
+        return numbers[0] if len(numbers) == 1 else numbers
+    text = text.rstrip(" \x00") if vr != "CS" else text.strip(" \x00")
+    if "\\" in text:
+        return _NOT_FAST  # several values: pydicom's MultiValue
+    return UID(text) if vr == "UI" else text
+
+
+class FastValues:
+    """A pydicom dataset, read as the image reader reads it: the values in :data:`_FAST_VR` are converted from
+    their raw bytes once each (about 1 µs, against about 10 µs for pydicom's conversion, which also builds a data
+    element), everything else is the dataset's own (``pixel_array``, sequences, ``file_meta``…).
+
+    Numbers come back as ``int``/``float`` or lists of them where pydicom gives ``DSfloat``/``IS``/``MultiValue``;
+    the readers compute with them the same way (tested against pydicom on every file the tests write).
+    """
+
+    __slots__ = ("_values", "dataset")
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self._values: dict[str, Any] = {}
+
+    def _fast(self, keyword: str) -> Any:
+        """The keyword's value, ``_ABSENT`` when the dataset lacks it, ``_NOT_FAST`` when pydicom must convert it."""
+        value = self._values.get(keyword, _NOT_FAST)
+        if value is not _NOT_FAST:
+            return value
+        tag = _fast_tag(keyword) if keyword in _FAST_VR else None
+        if tag is None:
+            return _NOT_FAST
+        raw = self.dataset.get_item(tag)
+        if raw is None:
+            value = _ABSENT
+        elif not getattr(raw, "is_raw", False):
+            return _NOT_FAST  # already a data element: the dataset has it converted
+        else:
+            value = _fast_value(raw, _FAST_VR[keyword])
+            if value is _NOT_FAST:
+                return value
+        self._values[keyword] = value
+        return value
+
+    def convert(self, keyword: str) -> bool:
+        """Convert ``keyword`` now (checking a number); ``False`` when pydicom must (then the caller does)."""
+        value = self._fast(keyword)
+        if value is _NOT_FAST:
+            return False
+        if keyword in _ONE_NUMBER and isinstance(value, list):
+            del self._values[keyword]
+            return False  # several numbers where one belongs: pydicom's value, and the check's error
+        return True
+
+    def get(self, keyword: Any, default: Any = None) -> Any:
+        value = self._fast(keyword) if isinstance(keyword, str) else _NOT_FAST
+        if value is _NOT_FAST:
+            return self.dataset.get(keyword, default)
+        return default if value is _ABSENT else value
+
+    def __contains__(self, keyword: Any) -> bool:
+        value = self._fast(keyword) if isinstance(keyword, str) else _NOT_FAST
+        if value is _NOT_FAST:
+            return keyword in self.dataset
+        return value is not _ABSENT
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._fast(name) if name in _FAST_VR else _NOT_FAST
+        if value is _NOT_FAST:
+            return getattr(self.dataset, name)
+        if value is _ABSENT:
+            raise AttributeError(name)
+        return value
+
+    def __len__(self) -> int:
+        return len(self.dataset)
 
 
 _validation_lock = threading.Lock()
