@@ -53,19 +53,24 @@ def test_each_fast_value_is_pydicoms(path: Path) -> None:
             assert same(fast.get(keyword), expected), (keyword, fast.get(keyword), expected)
 
 
+SERIES = sorted({p.parent for p in (SHIPPED[0].parent / "dicomdirtests").rglob("*") if p.is_file()})
+
+
 def read(path: Path, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     real = dicom._read_dataset
     monkeypatch.setattr(dicom, "_read_dataset", lambda p, **kw: real(p, **{**kw, "fast": fast}))
     try:
-        return dicom.read_dicom_file(path)
+        return dicom.read_dicom_series(path) if path.is_dir() else dicom.read_dicom_file(path)
     except MedDLError as exc:
         return str(exc)
     finally:
         monkeypatch.setattr(dicom, "_read_dataset", real)
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_read_dicom_file_is_the_same_with_and_without_fast_values(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("path", SHIPPED + SERIES, ids=lambda p: p.name)
+def test_file_and_series_reads_are_the_same_with_and_without_fast_values(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fast, slow = read(path, fast=True, monkeypatch=monkeypatch), read(path, fast=False, monkeypatch=monkeypatch)
     if isinstance(slow, str):
         assert fast == slow
@@ -77,8 +82,11 @@ def test_read_dicom_file_is_the_same_with_and_without_fast_values(path: Path, mo
 
 
 def test_phantoms_read_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    manifest = write_phantom_dataset(tmp_path, 4, size=32, fmt="dicom", seed=0)
-    for path in sorted((manifest.parent).rglob("*.dcm")):
+    flat = write_phantom_dataset(tmp_path / "2d", 4, size=32, fmt="dicom", seed=0)
+    volumes = write_phantom_dataset(tmp_path / "3d", 2, size=16, spatial_dims=3, fmt="dicom", seed=0)
+    series = sorted({p.parent for p in volumes.parent.rglob("*.dcm")})
+    assert series and all(len(list(folder.iterdir())) > 1 for folder in series)
+    for path in [*sorted(flat.parent.rglob("*.dcm")), *series]:
         fast, slow = read(path, fast=True, monkeypatch=monkeypatch), read(path, fast=False, monkeypatch=monkeypatch)
         np.testing.assert_array_equal(fast.array, slow.array)
         assert (fast.spacing, fast.meta) == (slow.spacing, slow.meta)

@@ -110,7 +110,7 @@ def read_dicom_series(folder: str | Path) -> ImageVolume:
     folder = Path(folder)
     files, ignored = _series_files(folder)
     with values_unvalidated():
-        datasets = [(path, _read_dataset(path, keywords=_IMAGE_KEYWORDS)) for path in files]
+        datasets = [(path, _read_dataset(path, keywords=_IMAGE_KEYWORDS, fast=True)) for path in files]
     _check_one_series(folder, datasets)
     if len(datasets) == 1:
         volume = read_dicom_file(files[0])
