@@ -223,7 +223,10 @@ def test_each_image_is_read_once_and_undecodable_files_are_listed(
     config = image_config(manifest)
     config["data"].update({"patient_id": None, "on_bad_file": "skip"})
     config["train"]["epochs"] = 2
-    result = Experiment.from_dict(config).run(out=tmp_path / "run")
+    messages: list[str] = []
+    result = Experiment.from_dict(config).run(out=tmp_path / "run", log=messages.append)
+    assert any("reading and preprocessing 24 image(s) into the cache" in m for m in messages)
+    assert [m for m in messages if m.startswith("checked ")] == [f"checked {n}/24 image(s)" for n in range(3, 24, 3)]
     # The check before the split reads each file into the cache; both epochs, evaluation and heat maps read the
     # cache: one read per file.
     assert {path: reads.get(path) for path in paths} == dict.fromkeys(paths, 1)

@@ -149,7 +149,10 @@ def load_image_items(
     skipped: list[tuple[str, str]] = []
     say(checking.format(n=n_read))
     keep = np.ones(n_read, dtype=bool)
+    every = max(1, -(-n_read // 10))  # a line per tenth of the files: checking may read every image in full
     for i, item in enumerate(manifest["path"]):
+        if i and i % every == 0:
+            say(f"checked {i}/{n_read} image(s)")
         reason = check(str(item))
         if reason is not None:
             if data.on_bad_file == "error":
