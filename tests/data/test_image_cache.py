@@ -208,3 +208,13 @@ def test_dataset_over_a_cache_is_picklable_with_the_index(tmp_path: Path) -> Non
     every_item(make_dataset(paths, pipeline, cache=cache)[0])
     copy = pickle.loads(pickle.dumps(ImageDataset(paths, np.zeros(2), pipeline, train=False, cache=cache)))
     assert copy.cache is not None and sorted(copy.cache.keys()) == sorted(cache.keys())
+
+
+def test_long_and_non_ascii_keys(tmp_path: Path) -> None:
+    cache = ImageCache(tmp_path, "hash")
+    keys = ["k" * 2000, "bild-ü-图像"]
+    for i, key in enumerate(keys):
+        assert cache.put(key, array(float(i), (1, 2, 3, 4, 5, 6)))
+    reopened = ImageCache(tmp_path, "hash")
+    assert sorted(reopened.keys()) == sorted(keys)
+    np.testing.assert_array_equal(reopened.get(keys[0]), array(0.0, (1, 2, 3, 4, 5, 6)))

@@ -3,7 +3,7 @@
 Layout: ``root / config_hash /`` holds ``pipeline.json`` (what the entries are) and ``pack-<pid>-<token>.bin`` files.
 A pack is a sequence of records, each::
 
-    b"MDLc" | key length (u16 LE) | payload length (u64 LE) | key (ASCII) | payload (a version 1.0 .npy file)
+    b"MDLc" | key length (u16 LE) | payload length (u64 LE) | key (UTF-8) | payload (a version 1.0 .npy file)
 
 Why packs, not a file per entry: creating, writing and renaming one small file per image cost 0.1–0.3 ms on the
 virtual disks measured (a third of reading and preprocessing a 128×128 DICOM slice, more on network file systems,
@@ -55,7 +55,7 @@ __all__ = ["ImageCache"]
 _MAGIC = b"MDLc"
 _RECORD = struct.Struct("<4sHQ")  # magic, key length, payload length
 _NPY_MAGIC = b"\x93NUMPY"
-_PROBE_BYTES = 512  # one read at a record's start covers its header, key and .npy header (128 bytes as NumPy pads)
+_PROBE_BYTES = 512  # read past a record's key: covers its .npy header (128 bytes as NumPy pads, more for many axes)
 _REFRESH_SECONDS = 1.0  # a miss looks for other processes' new records at most this often
 _OPEN_PACKS = 64  # packs held open for reading at once (least recently used closed first)
 
@@ -236,10 +236,13 @@ class ImageCache:
                     end = payload + payload_length
                     if end > size:
                         break  # being written, or cut short by a writer that died: look again later
+                    wanted = min(end - offset, _RECORD.size + key_length + _PROBE_BYTES)
+                    if len(probe) < wanted:  # the key and the .npy header, however long the key
+                        probe += stream.read(wanted - len(probe))
                     key = probe[_RECORD.size : _RECORD.size + key_length]
                     try:
                         _npy_layout(probe[_RECORD.size + key_length :], payload_length)
-                        self._index[key.decode("ascii")] = (name, payload, payload_length)
+                        self._index[key.decode("utf-8")] = (name, payload, payload_length)
                     except (ValueError, UnicodeDecodeError):
                         pass  # a corrupt record: passed over, its key recomputed
                     offset = end
@@ -290,7 +293,7 @@ class ImageCache:
             read = _pread_into(self._reader(name), data, offset)
             if read != length:
                 raise ValueError(f"{read} of {length} bytes")
-            end, dtype, shape = _npy_layout(data[:_PROBE_BYTES], length)
+            end, dtype, shape = _npy_layout(data, length)
         except (OSError, ValueError):
             self.discard(key)
             self.misses += 1
@@ -315,7 +318,7 @@ class ImageCache:
         """
         array = np.ascontiguousarray(array)
         header = _npy_header(array.dtype.str, array.shape)
-        encoded = key.encode("ascii")
+        encoded = key.encode("utf-8")
         payload_length = len(header) + array.nbytes
         pixels = array.reshape(-1).view(np.uint8).data  # the array's bytes, not copied
         parts: list[bytes | memoryview] = [_RECORD.pack(_MAGIC, len(encoded), payload_length), encoded, header, pixels]
