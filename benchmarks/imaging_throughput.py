@@ -34,7 +34,7 @@ Three measurements on synthetic CT phantoms written as real DICOM files (``write
 Torch runs on one thread by default (``--threads``), ``num_workers=0`` on both sides. Prints one JSON line to
 stdout; progress goes to stderr.
 
-    .venv/bin/python benchmarks/imaging_throughput.py            # full run, about 3 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/imaging_throughput.py            # full run, under 2 minutes on 2 CPU cores
     .venv/bin/python benchmarks/imaging_throughput.py --quick    # smoke run, well under a minute
 """
 
