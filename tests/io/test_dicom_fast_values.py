@@ -110,6 +110,7 @@ def test_fast_value_leaves_to_pydicom_what_it_cannot_plainly_read() -> None:
         _fast_value(raw("DS", b"nan"), "DS"),
         _fast_value(raw("LO", "Müller".encode("latin-1")), "LO"),  # not ASCII: the character set decides
         _fast_value(raw("CS", b"ORIGINAL\\PRIMARY"), "CS"),  # several values: pydicom's MultiValue
+        _fast_value(raw("LO", b"\x1b$B9)\x1b(B"), "LO"),  # ISO 2022 escapes: the character set decides
     ]
     assert all(value is not None and not isinstance(value, int | float | str | list) for value in not_fast)
 

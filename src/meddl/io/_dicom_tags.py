@@ -220,8 +220,8 @@ def _fast_value(raw: Any, vr: str) -> Any:
             return _NOT_FAST
         return numbers[0] if len(numbers) == 1 else numbers
     text = text.rstrip(" \x00") if vr != "CS" else text.strip(" \x00")
-    if "\\" in text:
-        return _NOT_FAST  # several values: pydicom's MultiValue
+    if "\\" in text or not text.isprintable():
+        return _NOT_FAST  # several values (pydicom's MultiValue), or control codes (ISO 2022 escapes): pydicom's
     return UID(text) if vr == "UI" else text
 
 
