@@ -16,7 +16,7 @@ reported.
 
 Prints one JSON line to stdout; progress goes to stderr.
 
-    .venv/bin/python benchmarks/segmentation.py           # ~32 min on 2 CPU cores
+    .venv/bin/python benchmarks/segmentation.py           # ~25 min on 2 CPU cores
     .venv/bin/python benchmarks/segmentation.py --quick   # smoke run: few epochs, small data
 """
 
