@@ -231,7 +231,7 @@ class FastValues:
     element), everything else is the dataset's own (``pixel_array``, sequences, ``file_meta``…).
 
     Numbers come back as ``int``/``float`` or lists of them where pydicom gives ``DSfloat``/``IS``/``MultiValue``;
-    the readers compute with them the same way (tested against pydicom on every file the tests write).
+    the readers compute with them the same way (tested against pydicom on every DICOM file and series pydicom ships).
     """
 
     __slots__ = ("_values", "dataset")
