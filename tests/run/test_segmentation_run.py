@@ -65,6 +65,11 @@ def test_run_measures_every_test_case_with_patient_level_cis(trained: tuple) -> 
     assert set(plan["min_object_size"]) == {"1"} and plan["min_object_size"]["1"] >= 0
     assert "validation Dice" in plan["why"]["min_object_size"]
     assert "preprocess.min_object_size" in result.record["derived_defaults"]
+    # no early stopping in the experiment: a quarter of the epochs (at least 10) and a smoothed Dice, written down
+    derived = result.record["derived_defaults"]
+    assert derived["train.early_stopping.patience"]["value"] == 10
+    assert derived["train.early_stopping.smoothing"]["value"] == 0.8
+    assert "smoothing: 0.8" in (result.path / "config.yaml").read_text()
     # the phantoms are CT in HU: nnU-Net's CT scheme, from the training foreground, written back to config.yaml
     assert plan["normalize"] == "ct" and plan["intensity"]["low"][0] < plan["intensity"]["high"][0]
     assert "Hounsfield" in plan["why"]["normalize"]
@@ -328,3 +333,20 @@ def test_robustness_suite_segments_the_test_cases_again_under_corruptions(traine
             assert 0.0 <= row["value"] <= 1.0
             assert row["drop"] == pytest.approx(suite["clean"]["value"] - row["value"], abs=1e-9)
     assert "Robustness" in (result.path / "report.html").read_text()
+
+
+def test_early_stopping_defaults_only_where_the_experiment_sets_none(tmp_path: Path) -> None:
+    from meddl.config import ExperimentConfig, parse_config
+    from meddl.run.segmentation import _early_stopping_defaults
+
+    def config(**train: object) -> ExperimentConfig:
+        raw = _experiment(tmp_path / "manifest.csv")
+        raw["train"].update(train)
+        return parse_config(raw)
+
+    long = config(epochs=200)
+    assert _early_stopping_defaults(long)["train.early_stopping.patience"]["value"] == 50
+    assert (long.train.early_stopping.patience, long.train.early_stopping.smoothing) == (50, 0.8)
+    given = config(epochs=200, early_stopping={"patience": 7})
+    assert _early_stopping_defaults(given) == {}
+    assert (given.train.early_stopping.patience, given.train.early_stopping.smoothing) == (7, 0.0)
