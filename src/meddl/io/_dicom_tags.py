@@ -102,10 +102,6 @@ def _parse_elements(dataset: Any, path: Path, keywords: frozenset[str] | None = 
             and the element.
         Exception: whatever pydicom raises on a corrupt element; the caller turns it into a MedDLError.
     """
-    if isinstance(dataset, FastValues):  # its own conversions first; pydicom converts what they leave
-        fast = dataset
-        dataset = fast.dataset
-        keywords = frozenset(k for k in keywords or () if not fast.convert(k))
     file_meta = getattr(dataset, "file_meta", None)
     if keywords is not None:
         for source, tags in ((file_meta, _FILE_META_TAGS), (dataset, _tags(keywords))):
@@ -194,8 +190,6 @@ def _fast_value(raw: Any, vr: str) -> Any:
     """The value of a raw element of value representation ``vr`` as pydicom would give it (a number or a list of
     them, a str, a UID), converted from its bytes; ``_NOT_FAST`` when that is not plainly safe (big-endian, a
     stated VR that is not ``vr``, text that is not ASCII, a value that does not parse, several text values)."""
-    from pydicom.uid import UID
-
     data = raw.value
     stated = raw.VR
     if not isinstance(data, bytes) or (stated is not None and str(stated) != vr):
@@ -222,7 +216,11 @@ def _fast_value(raw: Any, vr: str) -> Any:
     text = text.rstrip(" \x00") if vr != "CS" else text.strip(" \x00")
     if "\\" in text or not text.isprintable():
         return _NOT_FAST  # several values (pydicom's MultiValue), or control codes (ISO 2022 escapes): pydicom's
-    return UID(text) if vr == "UI" else text
+    if vr != "UI":
+        return text
+    from pydicom.uid import UID  # here, not at the top: the other values skip the import on every read
+
+    return UID(text)
 
 
 class FastValues:
@@ -269,6 +267,10 @@ class FastValues:
             del self._values[keyword]
             return False  # several numbers where one belongs: pydicom's value, and the check's error
         return True
+
+    def convert_all(self, keywords: frozenset[str]) -> frozenset[str]:
+        """Convert (and check) each of ``keywords`` this can; the rest, for pydicom (:func:`_parse_elements`)."""
+        return frozenset(k for k in keywords if not self.convert(k))
 
     def get(self, keyword: Any, default: Any = None) -> Any:
         value = self._fast(keyword) if isinstance(keyword, str) else _NOT_FAST

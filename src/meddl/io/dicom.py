@@ -194,9 +194,12 @@ def _read_dataset(
 
     try:
         dataset: Any = pydicom.dcmread(path, defer_size=_DEFER_BYTES if header_only else None)
-        if fast:
-            dataset = FastValues(dataset)
+        values = FastValues(dataset) if fast else None
+        if values is not None and keywords is not None:
+            keywords = values.convert_all(keywords)  # its own conversions first; pydicom converts what they leave
         _parse_elements(dataset, path, keywords)  # pydicom converts values lazily: those used now, in this try
+        if values is not None:
+            dataset = values
     except MedDLError:
         raise
     except Exception as exc:  # pydicom's parser raises many types (EOFError, struct.error, ValueError…) on bad bytes
