@@ -13,7 +13,7 @@ from torch.utils.data import Subset, TensorDataset
 from meddl.errors import MedDLError
 from meddl.models import MLP
 from meddl.train import Trainer, TrainerSettings, make_loss, resolve_device, seed_everything, subset
-from meddl.train.trainer import CHECKPOINT_NAME
+from meddl.train.trainer import CHECKPOINT_NAME, _grad_norm
 
 
 class Interrupt(Exception):
@@ -338,3 +338,54 @@ def test_history_rows_record_epoch_losses_and_learning_rate():
     assert all({"train_loss", "val_loss", "lr", "val_accuracy"} <= row.keys() for row in rows)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     assert rows[0]["lr"] > rows[-1]["lr"]  # cosine schedule decays the learning rate
+
+
+def test_grad_norm_matches_the_float64_norm_for_every_layout():
+    generator = torch.Generator().manual_seed(0)
+    grads = [
+        torch.randn(300, 700, generator=generator),  # contiguous: the dot-product path
+        torch.randn(4, 8, 5, 5, generator=generator).contiguous(memory_format=torch.channels_last),
+        torch.randn(64, generator=generator).to(torch.bfloat16),
+        torch.randn(30, 20, generator=generator).t(),  # a transposed view
+    ]
+    expected = torch.sqrt(sum(g.double().square().sum() for g in grads))
+    assert float(_grad_norm(grads)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(_grad_norm([])) == 0.0
+
+
+@pytest.mark.parametrize("clip", [0.01, 1e6])  # clipping active, and a bound the gradients stay under
+def test_clipping_inside_the_fused_step_matches_clip_grad_norm(clip: float):
+    train, _ = toy_data()
+    trainer = make_trainer(grad_clip=clip)
+    assert trainer._fused_clip  # fused AdamW on the CPU: the path under test
+    reference = make_trainer(grad_clip=clip)
+    reference.module.load_state_dict(trainer.module.state_dict())
+    x, y = train.tensors
+    trainer.model.eval(), reference.model.eval()  # no dropout: the same gradients on both sides
+    for _ in range(3):
+        for t in (trainer, reference):
+            t.optimizer.zero_grad(set_to_none=True)
+            t.loss_fn(t.model(x[:16]), y[:16]).backward()
+        norm = torch.nn.utils.clip_grad_norm_(reference.module.parameters(), clip)
+        assert (float(norm) > clip) == (clip < 1)
+        reference.optimizer.step()
+        trainer._step()
+        assert not hasattr(trainer.optimizer, "grad_scale")  # left for no other step
+    for key, value in weights(trainer).items():
+        torch.testing.assert_close(value, weights(reference)[key], rtol=1e-5, atol=1e-6)
+
+
+def test_best_weights_snapshot_is_written_over_and_never_aliases_the_network():
+    trainer = make_trainer()
+    first = trainer._snapshot(None)
+    assert_same_weights(first, weights(trainer))
+    with torch.no_grad():
+        for p in trainer.module.parameters():
+            p.add_(1.0)
+    changed = {name for name, _ in trainer.module.named_parameters()}
+    assert not any(torch.equal(first[k], v) for k, v in weights(trainer).items() if k in changed)
+    again = trainer._snapshot(first)
+    assert again is first  # the same tensors, copied into: no new allocation each improving epoch
+    assert_same_weights(again, weights(trainer))
+    other = {k: v[:1].clone() for k, v in first.items()}  # another shape (e.g. a resumed foreign state): a new copy
+    assert trainer._snapshot(other) is not other
