@@ -30,6 +30,27 @@ def test_seed_cnn_3d_and_1d() -> None:
         assert signal(torch.randn(3, 12, 64)).shape == (3, 2)
 
 
+@pytest.mark.parametrize(("dims", "size"), [(1, (40,)), (2, (30, 34)), (3, (24, 26, 28))])
+def test_seed_cnn_trains_pool_first_with_the_same_outputs_and_gradients(dims: int, size: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    model = SeedCNN(spatial_dims=dims, in_channels=2, out_channels=3, image_size=size, dense=8)
+    x = torch.randn(3, 2, *size)
+    results, relu_sizes = [], []
+    model.features[0][1].register_forward_hook(lambda m, inputs, out: relu_sizes.append(tuple(out.shape[2:])))
+    for training in (True, False):  # pool → ReLU in training, the Keras order in evaluation
+        model.train(training)
+        model.zero_grad()
+        out = model(x)
+        (out * torch.arange(1.0, 4.0)).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (out_train, grads_train), (out_eval, grads_eval) = results
+    assert torch.equal(out_train, out_eval)
+    assert all(torch.equal(a, b) for a, b in zip(grads_train, grads_eval, strict=True))
+    assert any(float(g.abs().sum()) > 0 for g in grads_train)
+    convolved = tuple(s - 2 for s in size)
+    assert relu_sizes == [tuple(s // 2 for s in convolved), convolved]  # the first ReLU ran on pooled maps
+
+
 def test_seed_cnn_rejects_wrong_sizes() -> None:
     model = SeedCNN(spatial_dims=2, in_channels=1, out_channels=1, image_size=(32, 32), dense=8)
     with pytest.raises(ValueError, match=r"built for image_size \(32, 32\)"):

