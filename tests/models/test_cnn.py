@@ -49,6 +49,10 @@ def test_seed_cnn_trains_pool_first_with_the_same_outputs_and_gradients(dims: in
     assert any(float(g.abs().sum()) > 0 for g in grads_train)
     convolved = tuple(s - 2 for s in size)
     assert relu_sizes == [tuple(s // 2 for s in convolved), convolved]  # the first ReLU ran on pooled maps
+    model.pool_first = False  # the Keras order in training too (benchmarks/cpu_speedups.py's earlier variants)
+    model.train()
+    assert torch.equal(model(x).detach(), out_train)
+    assert relu_sizes[-1] == convolved
 
 
 def test_seed_cnn_rejects_wrong_sizes() -> None:

@@ -78,6 +78,7 @@ class SeedCNN(nn.Module):
 
     channels_last = True  # the trainer and inference lay 2-D/3-D inputs out NHWC for oneDNN (runtime.py)
     bf16 = True  # train.precision: auto trains it in bf16 where the hardware has it (benchmarks/precision.py)
+    pool_first = True  # in training, pool before the ReLU (see forward); False keeps the Keras order throughout
 
     def __init__(
         self,
@@ -131,11 +132,11 @@ class SeedCNN(nn.Module):
         the Keras order, so Grad-CAM still sees the last block's rectified maps before pooling."""
         if tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"seed_cnn was built for image_size {self.image_size}, got input {tuple(x.shape[2:])}")
-        if not self.training:
+        if not (self.training and self.pool_first):
             return self.head(self.features(x))
         for i in range(0, len(self.features), 2):
-            conv, relu = self.features[i]
-            x = relu(self.features[i + 1](conv(x)))
+            block: nn.Sequential = self.features[i]  # type: ignore[assignment]  # (conv, ReLU), then the pool
+            x = block[1](self.features[i + 1](block[0](x)))
         return self.head(x)
 
 
