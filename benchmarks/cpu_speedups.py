@@ -7,6 +7,8 @@ Variants, each adding to the one before:
   fused           + AdamW(fused=True)
   channels_last   + channels-last memory format for the network and its inputs
   bf16            + bf16 autocast (only where the CPU has AVX-512 BF16 or AMX)
+  pool_first      + seed_cnn's training order: max pool before ReLU (the same outputs and gradients; the
+                  variants before it train in the Keras order)
 
 Per variant: samples/s (steady, after a warm-up step), minor page faults per sample, the share of CPU time spent
 in the kernel, and the process's peak RSS. Prints one JSON line.
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("base", "allocator", "fused", "channels_last", "bf16")
+VARIANTS = ("base", "allocator", "fused", "channels_last", "bf16", "pool_first")
 
 
 def _child(variant: str, steps: int, batch: int) -> dict[str, float]:
@@ -40,6 +42,7 @@ def _child(variant: str, steps: int, batch: int) -> dict[str, float]:
 
     torch.manual_seed(0)
     model = SeedCNN(2, 3, 1, image_size=(224, 224))
+    model.pool_first = level >= 5
     x = torch.randn(batch, 3, 224, 224)
     y = torch.randint(0, 2, (batch, 1)).float()
     if level >= 3:
