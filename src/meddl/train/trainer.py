@@ -329,9 +329,9 @@ class Trainer:
 
     @torch.no_grad()
     def _snapshot(self, into: dict | None) -> dict:
-        """A copy of the network's weights, written over ``into`` when it holds tensors of the same shapes: a new
-        copy each improving epoch grew the heap by the network's size and paid a page fault per 4 KiB touched
-        (model A: 177 MB, ~60 ms an epoch on 2 cores)."""
+        """A copy of the network's weights, written over ``into`` when it holds tensors of the same shapes. A new
+        copy each improving epoch (model A: 177 MB) grew the heap: a 2-epoch fit after a warm-up paid 65,000 page
+        faults and 0.8 s of kernel time with new copies, 14,000 and 0.16 s with one snapshot."""
         state = self.module.state_dict()
         same = (
             into is not None
