@@ -138,7 +138,7 @@ def _grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
         else torch.linalg.vector_norm(g.float()).square()
         for g in grads
     ]
-    return torch.stack([s.to(squares[0].dtype) for s in squares]).sum().sqrt()
+    return torch.stack([s.float() for s in squares]).sum().sqrt()  # float32, as the fused step's grad_scale
 
 
 class Trainer:
