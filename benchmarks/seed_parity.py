@@ -19,7 +19,10 @@ TensorFlow is never a MedDL dependency. The script runs Keras in a throw-away vi
     .venv/bin/python benchmarks/seed_parity.py --keras-python /tmp/keras-env/bin/python [--pairs 3] [--threads 2]
 
 ``--meddl-threads auto`` lets MedDL choose its threads (beside busy neighbours a recurrent network takes only the
-idle cores). ``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement.
+idle cores). ``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement; after
+each MedDL run a control then runs beside the same neighbours: a bare loop of fixed work per step (matmuls, no
+autograd, no trainer) on MedDL's threads, its fastest steps as long as MedDL's, as many steps. Its share of steps
+over 2× the median is what the operating system's scheduling alone gives.
 Prints one JSON line.
 """
 
@@ -151,9 +154,33 @@ def _meddl_child(model_name: str, threads: int, n: int, epochs: int, precision: 
         "precision": trainer.precision,
         "threads": torch.get_num_threads(),
         "step_p50_ms": float(np.median(steps) * 1000),
+        "step_p10_ms": float(np.quantile(steps, 0.1) * 1000),
+        "steps": len(steps),
         "step_max_over_median": float(steps.max() / np.median(steps)),
         "steps_over_2x_median": float((steps > 2 * np.median(steps)).mean()),
     }
+
+
+def _control_child(step_ms: float, threads: int, steps: int) -> dict[str, Any]:
+    """A fixed amount of work per step (256×256 fp32 matmuls in a bare loop, no autograd, no trainer), sized so that
+    its fastest steps take ``step_ms``, run for ``steps`` steps on ``threads`` threads: what the operating system
+    alone does to a job's step times beside the same neighbours."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.randn(256, 256)
+
+    def kernel(k: int) -> float:
+        started = time.perf_counter()
+        for _ in range(k):
+            a @ a
+        return time.perf_counter() - started
+
+    one = min(kernel(8) for _ in range(20)) / 8  # the fastest of several: the step time while alone on the cores
+    k = max(1, round(step_ms / 1000 / one))
+    times = np.array([kernel(k) for _ in range(steps)])
+    return {"steps_over_2x_median": float((times > 2 * np.median(times)).mean()), "matmuls_per_step": k}
 
 
 def _forward_flops_model_a() -> float:
@@ -202,7 +229,12 @@ def main() -> None:
     parser.add_argument("--models", default="ABC")
     parser.add_argument("--busy", type=int, default=0, help="busy neighbours spinning during the measurement")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--control", nargs=3, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.control:
+        step_ms, threads, steps = args.control
+        print(json.dumps(_control_child(step_ms, int(threads), int(steps))))
+        return
     if args.child:
         model, n, epochs = args.child, SHAPES[args.child]["n"], SHAPES[args.child]["epochs"]
         print(json.dumps(_meddl_child(model, args.threads, n, epochs, args.precision)))
@@ -219,8 +251,8 @@ def main() -> None:
         for model in args.models:
             n, epochs = SHAPES[model]["n"], SHAPES[model]["epochs"]
             for pair in range(args.pairs):
-                sides = ("meddl", "keras") if pair % 2 == 0 else ("keras", "meddl")
-                for side in sides:
+                order = ("meddl", "keras") if pair % 2 == 0 else ("keras", "meddl")
+                for side in order:
                     if side == "keras":
                         command = [args.keras_python, "-c", KERAS_CHILD, model, str(args.threads), str(n), str(epochs)]
                     else:
@@ -241,6 +273,17 @@ def main() -> None:
                     if side == "meddl":
                         precision_used[model] = figure["precision"]
                         threads_used[model] = figure["threads"]
+                        if args.busy:  # the same neighbours, the same threads, the same step time and count
+                            shape = [str(figure["step_p10_ms"]), str(figure["threads"]), str(figure["steps"])]
+                            control = subprocess.run(
+                                [sys.executable, __file__, "--control", *shape],
+                                capture_output=True,
+                                text=True,
+                                check=True,
+                            )
+                            outliers.setdefault(f"{model} control", []).append(
+                                json.loads(control.stdout.strip().splitlines()[-1])["steps_over_2x_median"]
+                            )
                     print(f"{model} {side}: {figure['samples_per_s']:.1f} samples/s", file=sys.stderr, flush=True)
         fp32_peak, bf16_peak = _matmul_peak(args.threads, "fp32"), _matmul_peak(args.threads, "bf16")
     finally:
@@ -259,6 +302,8 @@ def main() -> None:
             "meddl_share_of_steps_over_2x_median": round(max(outliers[f"{model} meddl"]), 4),
             "keras_share_of_steps_over_2x_median": round(max(outliers[f"{model} keras"]), 4),
         }
+        if f"{model} control" in outliers:  # a bare fixed-work loop's share beside the same neighbours
+            summary[model]["control_share_of_steps_over_2x_median"] = round(max(outliers[f"{model} control"]), 4)
     if "A" in runs:
         train_gflop = 3 * _forward_flops_model_a() / 1e9
         for side in ("meddl", "keras"):
