@@ -278,7 +278,6 @@ def main() -> None:
                     outliers.setdefault(f"{model} {side}", []).append(figure["steps_over_2x_median"])
                     if side == "meddl":
                         outliers.setdefault(f"{model} meddl cpu", []).append(figure["cpu_steps_over_2x_median"])
-                    if side == "meddl":
                         precision_used[model] = figure["precision"]
                         threads_used[model] = figure["threads"]
                         if args.busy:  # the same neighbours, the same threads, the same step time and count
