@@ -18,8 +18,8 @@ TensorFlow is never a MedDL dependency. The script runs Keras in a throw-away vi
     python3 -m venv /tmp/keras-env && /tmp/keras-env/bin/pip install tensorflow-cpu
     .venv/bin/python benchmarks/seed_parity.py --keras-python /tmp/keras-env/bin/python [--pairs 3] [--threads 2]
 
-``--meddl-threads auto`` lets MedDL choose its threads (beside busy neighbours a recurrent network takes only the
-idle cores). ``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement; after
+``--meddl-threads auto`` lets MedDL choose its threads (beside busy neighbours it takes only the idle
+cores). ``--busy N`` adds N busy neighbours (processes spinning on the CPU) for the whole measurement; after
 each MedDL run a control then runs beside the same neighbours: a bare loop of fixed work per step (matmuls, no
 autograd, no trainer) on MedDL's threads, its fastest steps as long as MedDL's, as many steps. Its share of steps
 over 2× the median is what the operating system's scheduling alone gives. MedDL's steps are also timed in the

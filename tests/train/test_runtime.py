@@ -40,7 +40,8 @@ def test_the_cpu_budget_follows_affinity_and_a_cgroup_quota(monkeypatch: pytest.
 
 
 def test_threads_are_set_from_the_budget_unless_the_user_chose() -> None:
-    code = "from meddl.train.runtime import configure_threads as c; print(c())"
+    # no other process busy (mocked), so the threads are the budget whatever else runs on this machine
+    code = "from meddl.train import runtime as r; r.busy_cores = lambda: 0; print(r.configure_threads())"
     assert _in_a_fresh_process(code, OMP_NUM_THREADS="1") == "1"
     budget = _in_a_fresh_process("from meddl.train.runtime import cpu_budget; print(cpu_budget())")
     env = {k: v for k, v in os.environ.items() if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}}
@@ -50,10 +51,8 @@ def test_threads_are_set_from_the_budget_unless_the_user_chose() -> None:
 
 def test_a_share_of_the_cores_holds_for_every_network_and_the_record_says_why() -> None:
     code = (
-        "from meddl.train import runtime as r; r.share_cores(1, 'a lane of the demo'); "
-        "from meddl.models.signal import SeedLSTM; "
-        "print(r.configure_threads(), r.configure_threads(SeedLSTM.__new__(SeedLSTM)), "
-        "r.runtime_record()['threads_from'])"
+        "from meddl.train import runtime as r; r.share_cores(1, 'a lane of the demo'); r.busy_cores = lambda: 0; "
+        "print(r.configure_threads(), r.configure_threads(), r.runtime_record()['threads_from'])"
     )
     env = {k: v for k, v in os.environ.items() if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
@@ -173,23 +172,61 @@ def test_seed_attention_trains_under_an_explicit_bf16_mixed() -> None:
     assert np.isfinite(trainer.fit(data, data).history[0]["train_loss"])
 
 
-def test_a_recurrent_network_takes_only_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    from meddl.models import MLP, SeedLSTM
-
+def test_every_network_takes_only_the_idle_cores_of_its_affinity_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_affinity", lambda: 4)
     monkeypatch.setattr(runtime, "cpu_budget", lambda: 4)
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr(runtime, "busy_cores", lambda: 3)
-        assert runtime.configure_threads(SeedLSTM(1, 1)) == 1
-        assert "other processes kept 3 busy" in runtime.runtime_record()["threads_from"]
-        assert runtime.configure_threads(MLP(in_features=4, out_features=1)) == 4  # not recurrent: all of them
+        assert runtime.configure_threads() == 1
+        assert "other processes kept 3 of the 4 it may run on busy" in runtime.runtime_record()["threads_from"]
+        monkeypatch.setattr(runtime, "busy_cores", lambda: 9)  # more than it may run on: still one thread
+        assert runtime.configure_threads() == 1
         monkeypatch.setattr(runtime, "busy_cores", lambda: 0)
-        assert runtime.configure_threads(SeedLSTM(1, 1)) == 4
+        assert runtime.configure_threads() == 4
+        assert runtime.runtime_record()["threads_from"] == "the 4 core(s) this process may use"
+        # a cgroup quota of 2 cores on a 64-core node with 50 of them busy: 14 are free, the quota allows 2
+        monkeypatch.setattr(runtime, "_affinity", lambda: 64)
+        monkeypatch.setattr(runtime, "cpu_budget", lambda: 2)
+        monkeypatch.setattr(runtime, "busy_cores", lambda: 50)
+        assert runtime.configure_threads() == 2
+        monkeypatch.setattr(runtime, "busy_cores", lambda: 63)
+        assert runtime.configure_threads() == 1
     finally:
         torch.set_num_threads(before)
-    assert runtime.busy_cores() >= 0
+
+
+def test_busy_cores_counts_only_the_affinity_set_and_not_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    # cpu0 busy all the window, cpu1 idle, cpu2 busy but outside the affinity set (another job's core)
+    snapshots = iter([{0: (0, 0), 1: (0, 0), 2: (0, 0)}, {0: (10, 10), 1: (0, 10), 2: (10, 10)}])
+    clock = iter([0.0, 0.0])
+    monkeypatch.setattr(runtime, "_cpu_ticks", lambda: next(snapshots))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "process_time", lambda: next(clock))
+    assert runtime.busy_cores() == 1
+    # the same ticks, but this process spent the whole window on a core itself: nobody else is busy
+    snapshots = iter([{0: (0, 0), 1: (0, 0)}, {0: (10, 10), 1: (0, 10)}])
+    clock = iter([0.0, 0.1])
+    assert runtime.busy_cores(window=0.1) == 0
+    monkeypatch.setattr(runtime, "_cpu_ticks", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    assert runtime.busy_cores() == 0  # unreadable: nobody busy, the whole budget
+
+
+def test_busy_cores_sees_a_spinning_neighbour() -> None:
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # the interpreter is up and spinning
+        assert runtime.busy_cores(window=0.3) >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_data_workers_auto_load_beside_a_gpu_and_stay_off_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -446,7 +446,7 @@ def load_bundle(path: str | Path) -> Bundle:
     load_weights(model, folder / "model.safetensors", info["arch"])
     model.eval()
     tune_allocator()  # inference on large images reuses its buffers too (meddl.train.runtime)
-    configure_threads(model)
+    configure_threads()
     bundle = Bundle(folder, config, info, modality, model, metrics, bundle_hash)
     modality.target_scale_ = bundle.target_scale  # what explanations of a survival model's risk need
     return bundle

@@ -54,8 +54,6 @@ class RecurrentClassifier(nn.Module):
         cell: ``gru`` or ``lstm``.
     """
 
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
-
     onnx_unsupported = (
         "it packs each stay to its own length (pack_padded_sequence), which the ONNX exporter cannot trace"
     )
@@ -156,8 +154,6 @@ class Retain(nn.Module):
         dropout: on the GRUs' input and on the context before the head (training only, so ``explain`` is exact
             in eval mode).
     """
-
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
 
     onnx_unsupported = (
         "it packs each stay to its own length (pack_padded_sequence), which the ONNX exporter cannot trace"

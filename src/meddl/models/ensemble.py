@@ -47,10 +47,6 @@ class Ensemble(nn.Module):
         return getattr(self.members[0], "embedding", None)
 
     @property
-    def recurrent(self) -> bool:
-        return bool(getattr(self.members[0], "recurrent", False))
-
-    @property
     def bf16(self) -> bool:
         return bool(getattr(self.members[0], "bf16", False))
 

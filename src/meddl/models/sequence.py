@@ -118,8 +118,6 @@ class DanQ(nn.Module):
         dense: width of the dense layer.
     """
 
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
-
     def __init__(
         self,
         in_channels: int = 4,
@@ -250,7 +248,6 @@ class SeedAttention(nn.Module):
         units: LSTM width (64 in the founding document).
     """
 
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
     # Under train.precision: auto, training runs the attention (not the LSTM) in bf16 autocast on bf16 hardware:
     # the (B, T, T) products are most of a step (benchmarks/precision.py checks the test metrics stay in the fp32 CI)
     bf16_attention = True

@@ -84,8 +84,6 @@ class SeedLSTM(nn.Module):
         dropout: dropout between the LSTM layers and before the output (0 in the founding document).
     """
 
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
-
     def __init__(
         self, in_channels: int, out_channels: int, units: int = 64, downsample: int = 1, dropout: float = 0.0
     ) -> None:
@@ -218,8 +216,6 @@ class CNNLSTM(nn.Module):
     Attributes:
         target_layer: the last convolution block.
     """
-
-    recurrent = True  # fewer threads when other processes hold the cores (meddl.train.runtime.configure_threads)
 
     def __init__(
         self,

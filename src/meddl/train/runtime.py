@@ -83,12 +83,17 @@ def _cgroup_quota() -> float | None:
     return None
 
 
+def _affinity() -> int:
+    """How many cores this process may run on (its affinity set; every core where that cannot be read)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_budget() -> int:
     """The cores this process may use: its affinity set, bounded by a cgroup quota (at least 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = _affinity()
     quota = _cgroup_quota()
     if quota is not None:
         cores = min(cores, max(1, math.floor(quota)))
@@ -119,21 +124,36 @@ def bf16_supported(device: Any) -> bool:
     return False
 
 
-def busy_cores() -> int:
-    """How many cores other processes keep busy right now: the median of a few samples of the kernel's count of
-    runnable tasks (``procs_running`` in ``/proc/stat``), less this process; 0 where it cannot be read."""
-    import statistics
+def _cpu_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU, clock ticks spent busy and in all since boot (``cpuN`` lines of ``/proc/stat``)."""
+    ticks = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit():
+            fields = [int(x) for x in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
+            ticks[int(name[3:])] = (sum(fields) - fields[3] - fields[4], sum(fields))
+    return ticks
+
+
+def busy_cores(window: float = 0.1) -> int:
+    """How many of the cores this process may run on (its affinity set) other processes keep busy: the busy
+    share of each one over ``window`` seconds (``/proc/stat``), summed and rounded, less this process's own CPU
+    time; 0 where it cannot be read. Counting only the cores of the affinity set keeps a batch job's share of a
+    large node (Slurm, ``taskset``) from counting the rest of the node's load."""
     import time
 
-    counts = []
-    for _ in range(5):
-        try:
-            line = next(x for x in Path("/proc/stat").read_text().splitlines() if x.startswith("procs_running"))
-            counts.append(int(line.split()[1]) - 1)
-        except (OSError, StopIteration, ValueError):
-            return 0
-        time.sleep(0.01)
-    return max(0, int(statistics.median(counts)))
+    try:
+        allowed = os.sched_getaffinity(0)
+        before, own = _cpu_ticks(), time.process_time()
+        time.sleep(window)
+        after, own = _cpu_ticks(), time.process_time() - own
+    except (OSError, AttributeError, ValueError, IndexError):
+        return 0
+    busy = 0.0
+    for cpu in allowed & before.keys() & after.keys():
+        spent, elapsed = (after[cpu][i] - before[cpu][i] for i in (0, 1))
+        busy += spent / elapsed if elapsed > 0 else 0.0
+    return max(0, round(busy - own / window))
 
 
 def share_cores(threads: int, why: str) -> None:
@@ -148,12 +168,15 @@ def share_cores(threads: int, why: str) -> None:
         torch.set_num_threads(_STATE["shared"][0])
 
 
-def configure_threads(model: Any = None) -> int:
-    """Intra-op threads = :func:`cpu_budget`, unless the user chose (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``):
-    PyTorch's default counts every core of the machine, a cgroup quota included, and oversubscribed threads spin
-    at barriers. A network that declares ``recurrent = True`` (small per-step matmuls, one barrier per time step)
-    gets only the cores no other process is running on: beside two busy neighbours on 2 cores, seed_lstm ran at
-    684 samples/s on 1 thread and 318 on 2 (benchmarks/seed_parity.py). Returns the thread count in force."""
+def configure_threads() -> int:
+    """Intra-op threads = the cores no other process keeps busy, at most :func:`cpu_budget`, unless the user chose
+    (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``) or :func:`share_cores` set a share. PyTorch's default counts every
+    core of the machine, a cgroup quota included, and a thread on a core another process holds stalls the others
+    at every operation's barrier. Beside one busy neighbour on 2 cores, model A (seed_cnn) trained at 68.7
+    samples/s on 1 thread and 51.9 on 2; beside two, seed_lstm at 684 on 1 and 318 on 2, and seed_cnn at 46.1 on 1
+    and 43-50 on 2 (benchmarks/seed_parity.py). The rule holds for every family measured, so it takes no model.
+    The cores are counted when a trainer or a bundle starts: a cgroup quota caps the threads, not which of the
+    node's cores are free. Returns the thread count in force."""
     import torch
 
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
@@ -162,16 +185,14 @@ def configure_threads(model: Any = None) -> int:
     if "shared" in _STATE:
         threads, _STATE["threads_note"] = _STATE["shared"]
     else:
-        budget = cpu_budget()
-        threads, _STATE["threads_note"] = budget, f"the {budget} core(s) this process may use"
-        if getattr(model, "recurrent", False):
-            busy = busy_cores()
-            threads = max(1, min(budget, budget - busy))
-            if threads < budget:
-                _STATE["threads_note"] = (
-                    f"{threads} of {budget} core(s): other processes kept {busy} busy at start-up, and a recurrent "
-                    "network's per-step barriers stall on shared cores"
-                )
+        budget, allowed, busy = cpu_budget(), _affinity(), busy_cores()
+        threads = max(1, min(budget, allowed - busy))
+        _STATE["threads_note"] = f"the {budget} core(s) this process may use"
+        if threads < budget:
+            _STATE["threads_note"] = (
+                f"{threads} of {budget} core(s): other processes kept {busy} of the {allowed} it may run on busy at "
+                "start-up, and a thread on a shared core stalls the others at every barrier"
+            )
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return int(torch.get_num_threads())

@@ -172,7 +172,7 @@ class Trainer:
         self.context: DistributedContext = current_context()
         self.device = self.context.device if self.context.enabled else resolve_device(settings.device)
         tune_allocator()  # large activation buffers stay on the heap: no page faults per step (runtime.py)
-        configure_threads(model)
+        configure_threads()
         self.model = model.to(self.device)
         self.module = self.model  # the unwrapped network, for saving and evaluation
         self._format: torch.memory_format | None = None  # channels-last, set on the first batch (conv families)
