@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ import torch
 # Two pytest workers share two cores: one intra-op thread each keeps them from oversubscribing.
 torch.set_num_threads(1)
 os.environ.setdefault("MEDDL_DEBUG", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads_independent_of_the_other_worker() -> Iterator[None]:
+    """A trainer takes the cores no other process keeps busy when it starts (meddl.train.runtime), so beside the
+    other pytest worker its thread count, and the last bits of its losses, would change from run to run. Tests
+    that compare two runs need one count: here every trainer, module-scoped fixtures' too, sees no other process
+    busy (the whole budget, as before that rule). tests/train/test_runtime.py measures the real thing."""
+    from meddl.train import runtime
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "busy_cores", lambda window=0.1: 0)
+        yield
 
 
 @pytest.fixture

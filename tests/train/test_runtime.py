@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 
 from meddl.models import SmallCNN
 from meddl.train import Trainer, TrainerSettings, make_loss, runtime
+from meddl.train.runtime import busy_cores as measured_busy_cores  # conftest stubs runtime.busy_cores per test
 
 
 def _in_a_fresh_process(code: str, **env: str) -> str:
@@ -198,6 +199,23 @@ def test_every_network_takes_only_the_idle_cores_of_its_affinity_set(monkeypatch
         torch.set_num_threads(before)
 
 
+def test_a_resumed_run_takes_the_checkpoints_threads_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert runtime.resume_threads(1, "the checkpoint c.pt") == 1
+        assert runtime.runtime_record()["threads_from"].startswith("1 thread(s), as the checkpoint c.pt was trained")
+        assert runtime.resume_threads(16, "the checkpoint big.pt") == 2  # from a larger machine: the budget
+        assert "trained on 16, more than the 2 core(s) here" in runtime.runtime_record()["threads_from"]
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert runtime.resume_threads(1, "the checkpoint c.pt") == 2  # the user's choice still wins
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_busy_cores_counts_only_the_affinity_set_and_not_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
@@ -208,13 +226,13 @@ def test_busy_cores_counts_only_the_affinity_set_and_not_this_process(monkeypatc
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     monkeypatch.setattr(time, "process_time", lambda: next(clock))
-    assert runtime.busy_cores() == 1
+    assert measured_busy_cores() == 1
     # the same ticks, but this process spent the whole window on a core itself: nobody else is busy
     snapshots = iter([{0: (0, 0), 1: (0, 0)}, {0: (10, 10), 1: (0, 10)}])
     clock = iter([0.0, 0.1])
-    assert runtime.busy_cores(window=0.1) == 0
+    assert measured_busy_cores(window=0.1) == 0
     monkeypatch.setattr(runtime, "_cpu_ticks", lambda: (_ for _ in ()).throw(OSError("no /proc")))
-    assert runtime.busy_cores() == 0  # unreadable: nobody busy, the whole budget
+    assert measured_busy_cores() == 0  # unreadable: nobody busy, the whole budget
 
 
 def test_busy_cores_sees_a_spinning_neighbour() -> None:
@@ -223,7 +241,7 @@ def test_busy_cores_sees_a_spinning_neighbour() -> None:
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)  # the interpreter is up and spinning
-        assert runtime.busy_cores(window=0.3) >= 1
+        assert measured_busy_cores(window=0.3) >= 1
     finally:
         spinner.kill()
         spinner.wait()

@@ -12,7 +12,7 @@ from torch.utils.data import Subset, TensorDataset
 
 from meddl.errors import MedDLError
 from meddl.models import MLP
-from meddl.train import Trainer, TrainerSettings, make_loss, resolve_device, seed_everything, subset
+from meddl.train import Trainer, TrainerSettings, make_loss, resolve_device, runtime, seed_everything, subset
 from meddl.train.trainer import CHECKPOINT_NAME, _grad_norm
 
 
@@ -202,6 +202,33 @@ def test_resume_with_a_non_tensor_dataset(tmp_path: Path):
     resumed = make_trainer(seed=1, model_seed=7, checkpoint_dir=tmp_path / "b", epochs=4)
     assert resumed.fit(train, val, resume=True).history == full_result.history
     assert_same_weights(weights(resumed), weights(full))
+
+
+@pytest.mark.skipif(runtime.cpu_budget() < 2, reason="needs two cores to train on two thread counts")
+def test_a_resumed_run_takes_the_checkpoints_threads_whatever_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    train, val = toy_data()
+    try:
+        monkeypatch.setattr(runtime, "busy_cores", lambda window=0.1: 0)  # started on an idle machine
+        full = make_trainer(seed=3, checkpoint_dir=tmp_path / "full", epochs=4)
+        threads = torch.get_num_threads()  # every core of the budget, 2 or more
+        full_result = full.fit(train, val)
+        with pytest.raises(Interrupt):
+            make_trainer(seed=3, checkpoint_dir=tmp_path / "b", epochs=4, on_epoch_end=interrupt_at(2)).fit(train, val)
+        monkeypatch.setattr(runtime, "busy_cores", lambda window=0.1: 1 << 10)  # resumed beside busy neighbours
+        resumed = make_trainer(seed=3, model_seed=7, checkpoint_dir=tmp_path / "b", epochs=4)
+        assert torch.get_num_threads() == 1  # what the load alone would give
+        result = resumed.fit(train, val, resume=True)
+        assert torch.get_num_threads() == threads
+        assert "as the checkpoint" in runtime.runtime_record()["threads_from"]
+        assert result.history == full_result.history
+        assert_same_weights(weights(resumed), weights(full))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_resume_without_a_checkpoint_starts_fresh(tmp_path: Path):

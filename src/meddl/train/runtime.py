@@ -30,6 +30,7 @@ __all__ = [
     "cpu_flags",
     "laid_out",
     "memory_format",
+    "resume_threads",
     "runtime_record",
     "share_cores",
     "tune_allocator",
@@ -195,6 +196,28 @@ def configure_threads() -> int:
             )
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
+
+
+def resume_threads(threads: int, source: str) -> int:
+    """Train on ``threads`` intra-op threads, the count a checkpoint was written with, so a resumed run replays the
+    interrupted one's arithmetic bit for bit: a different count splits reductions differently and changes the
+    last bits of every loss. The user's ``OMP_NUM_THREADS`` and a :func:`share_cores` share still win, and a
+    count above :func:`cpu_budget` (a checkpoint from a larger machine) is cut to it: oversubscribed threads spin
+    at barriers, and a run moved to other hardware does not replay bit for bit anyway. Returns the thread count
+    in force."""
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS") or "shared" in _STATE:
+        return int(torch.get_num_threads())
+    wanted, budget = max(1, int(threads)), cpu_budget()
+    if wanted > budget:
+        note = f"{budget} thread(s): {source} was trained on {wanted}, more than the {budget} core(s) here"
+    else:
+        note = f"{wanted} thread(s), as {source} was trained: a resumed run replays it exactly"
+    if torch.get_num_threads() != min(wanted, budget):
+        torch.set_num_threads(min(wanted, budget))
+        _STATE["threads_note"] = note
     return int(torch.get_num_threads())
 
 

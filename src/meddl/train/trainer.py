@@ -1,8 +1,11 @@
 """One trainer for every model: AdamW, LR schedule, early stopping, checkpoints, exact resume, DDP.
 
 Determinism: the order of training samples in epoch ``e`` is a permutation drawn from a generator seeded
-with ``seed + e``, and the global torch RNG state (dropout) is saved in every checkpoint. A run killed after
-epoch ``k`` and resumed therefore replays epochs ``k+1…`` exactly as the uninterrupted run would (on CPU).
+with ``seed + e``, and the global torch RNG state (dropout) and the intra-op thread count are saved in every
+checkpoint. A run killed after epoch ``k`` and resumed therefore replays epochs ``k+1…`` exactly as the
+uninterrupted run would (on CPU), on the interrupted run's threads. Two separate runs agree bit for bit when
+they train on the same thread count; MedDL takes the cores other processes leave idle (runtime.py), so pin it
+with ``OMP_NUM_THREADS`` to compare runs started under different loads.
 
 Distributed: under ``torchrun`` each of the W processes takes every W-th sample of the same permutation, in
 batches of ``batch_size / W``; DDP averages the gradients, so one optimiser step sees the same samples as a
@@ -30,7 +33,14 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from meddl.errors import MedDLError
 from meddl.train.distributed import DistributedContext, current_context
-from meddl.train.runtime import bf16_supported, configure_threads, cpu_budget, memory_format, tune_allocator
+from meddl.train.runtime import (
+    bf16_supported,
+    configure_threads,
+    cpu_budget,
+    memory_format,
+    resume_threads,
+    tune_allocator,
+)
 
 __all__ = ["TrainResult", "Trainer", "TrainerSettings", "resolve_device", "seed_everything"]
 
@@ -538,6 +548,7 @@ class Trainer:
             "stopped": stopped,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "threads": torch.get_num_threads(),  # a resumed run takes the same count (runtime.resume_threads)
         }
         target = self.checkpoint_dir / CHECKPOINT_NAME
         partial = target.with_suffix(".pt.partial")
@@ -567,6 +578,8 @@ class Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if isinstance(state.get("threads"), int) and self.device.type == "cpu":  # absent before 2026-12
+            resume_threads(state["threads"], f"the checkpoint {path}")
         torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
