@@ -7,7 +7,8 @@
   ``M_TRIM_THRESHOLD``), so steps reuse the same pages. Peak RSS can grow by what a step frees and reallocates.
   ``MEDDL_ALLOCATOR=system`` leaves glibc as it is.
 * **Cores.** :func:`cpu_budget` counts the cores this process may run on: its CPU affinity, bounded by a cgroup CPU
-  quota (containers, CI runners), which ``os.cpu_count()`` ignores.
+  quota (containers, CI runners), which ``os.cpu_count()`` ignores. :func:`configure_threads` takes those that no
+  other process keeps busy (:func:`busy_cores`), and :func:`resume_threads` a checkpoint's count.
 * **bf16.** :func:`bf16_supported` says whether bf16 autocast runs on fast hardware: AVX-512 BF16 or AMX on a
   CPU, bf16 support on a CUDA GPU.
 """
@@ -217,7 +218,7 @@ def resume_threads(threads: int, source: str) -> int:
         note = f"{wanted} thread(s), as {source} was trained: a resumed run replays it exactly"
     if torch.get_num_threads() != min(wanted, budget):
         torch.set_num_threads(min(wanted, budget))
-        _STATE["threads_note"] = note
+    _STATE["threads_note"] = note
     return int(torch.get_num_threads())
 
 
