@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from functools import partial
 from typing import Any
@@ -89,6 +90,9 @@ def main() -> None:
     if args.quick:
         args.n_train, args.n_val, args.mlp_epochs, args.ft_epochs = 2_000, 500, 2, 1
         args.mlp_repeats, args.ft_repeats = 1, 1
+    # The user's choice, as MedDL reads it: without it the Trainer would take the idle cores (and the plain loop,
+    # run after it, the same count), so the two sides would not be on --threads.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     torch.set_num_threads(args.threads)
 
     x, y = synthetic_binary_table(args.n_train + args.n_val, args.features, args.seed)
