@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from meddl.models import SmallCNN
 from meddl.train import Trainer, TrainerSettings, make_loss, runtime
-from meddl.train.runtime import busy_cores as measured_busy_cores  # conftest stubs runtime.busy_cores per test
+from meddl.train.runtime import busy_cores as measured_busy_cores  # conftest stubs runtime.busy_cores
 
 
 def _in_a_fresh_process(code: str, **env: str) -> str:
