@@ -158,13 +158,29 @@ def busy_cores(window: float = 0.1) -> int:
     return max(0, round(busy - own / window))
 
 
+def _user_chose_threads() -> bool:
+    """Whether the user set the thread count (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``), which always wins."""
+    return bool(os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"))
+
+
+def _use_threads(threads: int, note: str) -> int:
+    """Set PyTorch's intra-op threads (only when they change: setting them restarts its pool) and the record's
+    note. Returns the thread count in force."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    _STATE["threads_note"] = note
+    return int(torch.get_num_threads())
+
+
 def share_cores(threads: int, why: str) -> None:
     """Give this process ``threads`` intra-op threads for good, whatever the network: a share of the cores that
     other processes of the same job use beside it (``meddl demo`` runs its parts in lanes side by side).
     :func:`configure_threads` keeps the share (``OMP_NUM_THREADS`` still wins) and the run record says ``why``.
     Takes effect at once, for what runs before a network is configured (reading, baselines)."""
     _STATE["shared"] = (max(1, int(threads)), why)
-    if not (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+    if not _user_chose_threads():
         import torch
 
         torch.set_num_threads(_STATE["shared"][0])
@@ -181,23 +197,20 @@ def configure_threads() -> int:
     node's cores are free. Returns the thread count in force."""
     import torch
 
-    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+    if _user_chose_threads():
         _STATE["threads_note"] = "OMP_NUM_THREADS / MKL_NUM_THREADS"
         return int(torch.get_num_threads())
     if "shared" in _STATE:
-        threads, _STATE["threads_note"] = _STATE["shared"]
-    else:
-        budget, allowed, busy = cpu_budget(), _affinity(), busy_cores()
-        threads = max(1, min(budget, allowed - busy))
-        _STATE["threads_note"] = f"the {budget} core(s) this process may use"
-        if threads < budget:
-            _STATE["threads_note"] = (
-                f"{threads} of {budget} core(s): other processes kept {busy} of the {allowed} it may run on busy at "
-                "start-up, and a thread on a shared core stalls the others at every barrier"
-            )
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return int(torch.get_num_threads())
+        return _use_threads(*_STATE["shared"])
+    budget, allowed, busy = cpu_budget(), _affinity(), busy_cores()
+    threads = max(1, min(budget, allowed - busy))
+    if threads == budget:
+        return _use_threads(threads, f"the {budget} core(s) this process may use")
+    return _use_threads(
+        threads,
+        f"{threads} of {budget} core(s): other processes kept {busy} of the {allowed} it may run on busy at "
+        "start-up, and a thread on a shared core stalls the others at every barrier",
+    )
 
 
 def resume_threads(threads: int, source: str) -> int:
@@ -209,17 +222,14 @@ def resume_threads(threads: int, source: str) -> int:
     in force."""
     import torch
 
-    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS") or "shared" in _STATE:
+    if _user_chose_threads() or "shared" in _STATE:
         return int(torch.get_num_threads())
     wanted, budget = max(1, int(threads)), cpu_budget()
     if wanted > budget:
-        note = f"{budget} thread(s): {source} was trained on {wanted}, more than the {budget} core(s) here"
-    else:
-        note = f"{wanted} thread(s), as {source} was trained: a resumed run replays it exactly"
-    if torch.get_num_threads() != min(wanted, budget):
-        torch.set_num_threads(min(wanted, budget))
-    _STATE["threads_note"] = note
-    return int(torch.get_num_threads())
+        return _use_threads(
+            budget, f"{budget} thread(s): {source} was trained on {wanted}, more than the {budget} core(s) here"
+        )
+    return _use_threads(wanted, f"{wanted} thread(s), as {source} was trained: a resumed run replays it exactly")
 
 
 def memory_format(model: Any, inputs: Any) -> Any:
