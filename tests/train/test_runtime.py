@@ -238,9 +238,12 @@ def test_busy_cores_counts_only_the_affinity_set_and_not_this_process(monkeypatc
 def test_busy_cores_sees_a_spinning_neighbour() -> None:
     import time
 
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "print('up', flush=True)\nwhile True: pass"], stdout=subprocess.PIPE, text=True
+    )
     try:
-        time.sleep(0.5)  # the interpreter is up and spinning
+        assert spinner.stdout is not None and spinner.stdout.readline().strip() == "up"  # spinning from here on
+        time.sleep(0.1)
         assert measured_busy_cores(window=0.3) >= 1
     finally:
         spinner.kill()
